@@ -1,0 +1,31 @@
+/**
+ * Two projects:
+ * - unit: plain classes, the consensus simulator and the storage tests. Fast, deterministic, run in parallel.
+ * - e2e: suites that start real node processes (test/e2e, test/chaos). Run serially (--runInBand), so two
+ *   clusters never compete for the machine's two cores.
+ */
+const moduleNameMapper = {
+  '^@app/consensus$': '<rootDir>/libs/consensus/src',
+  '^@app/storage$': '<rootDir>/libs/storage/src',
+  '^@app/cluster-rpc$': '<rootDir>/libs/cluster-rpc/src',
+  '^@app/kv$': '<rootDir>/libs/kv/src',
+  '^@app/config$': '<rootDir>/config',
+};
+const transform = { '^.+\\.ts$': ['@swc/jest'] };
+const common = { rootDir: __dirname, moduleFileExtensions: ['ts', 'js', 'json'], transform, moduleNameMapper, testEnvironment: 'node' };
+
+module.exports = {
+  projects: [
+    {
+      ...common,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts', '<rootDir>/config/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
+      testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/e2e/', '<rootDir>/test/chaos/'],
+    },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/test/e2e/**/*.e2e-spec.ts', '<rootDir>/test/chaos/**/*.e2e-spec.ts'],
+    },
+  ],
+};

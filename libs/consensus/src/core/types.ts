@@ -1,0 +1,149 @@
+/**
+ * The vocabulary of the Raft core: entries, hard state, messages and the Ready hand-off.
+ *
+ * These types are the contract between the pure core (this folder), the storage library (which persists
+ * entries and hard state), the cluster RPC library (which carries messages between nodes) and the driver
+ * (which runs the core with real timers). Names follow the Raft paper and etcd-io/raft.
+ */
+
+/** Opaque identity of a cluster member. The empty string means "none" (no vote, no known leader). */
+export type NodeId = string;
+export const None: NodeId = '';
+
+export enum StateType {
+  Follower = 'StateFollower',
+  PreCandidate = 'StatePreCandidate',
+  Candidate = 'StateCandidate',
+  Leader = 'StateLeader',
+}
+
+/**
+ * Kind of a log entry. A leader's no-op at the start of its term is a Normal entry with empty data.
+ * ConfChange is reserved for membership changes (not implemented yet; the slot keeps the log format stable).
+ */
+export enum EntryType {
+  Normal = 0,
+  ConfChange = 1,
+}
+
+export interface Entry {
+  term: number;
+  index: number;
+  type: EntryType;
+  /** Opaque command for the state machine; empty for the leader's no-op. */
+  data: Uint8Array;
+}
+
+/** The state that must be durable before any message that depends on it is sent. */
+export interface HardState {
+  term: number;
+  /** Candidate this node voted for in `term`, or None. */
+  vote: NodeId;
+  commit: number;
+}
+
+/** The cluster configuration. Only voters exist today; learners keep room for membership changes. */
+export interface ConfState {
+  voters: NodeId[];
+  learners?: NodeId[];
+}
+
+export interface SnapshotMetadata {
+  index: number;
+  term: number;
+  confState: ConfState;
+}
+
+/** Reserved for log compaction / InstallSnapshot (later work). */
+export interface Snapshot {
+  metadata: SnapshotMetadata;
+  data: Uint8Array;
+}
+
+/**
+ * Message types. Local ones (Hup, Beat, Prop, TransferLeader, ReadIndex from the local node, Unreachable,
+ * SnapStatus, CheckQuorum) never cross the network; step() rejects local types coming from the network
+ * except where noted in the core.
+ */
+export enum MessageType {
+  MsgHup = 0,
+  MsgBeat = 1,
+  MsgProp = 2,
+  MsgApp = 3,
+  MsgAppResp = 4,
+  MsgVote = 5,
+  MsgVoteResp = 6,
+  MsgSnap = 7,
+  MsgHeartbeat = 8,
+  MsgHeartbeatResp = 9,
+  MsgUnreachable = 10,
+  MsgSnapStatus = 11,
+  MsgCheckQuorum = 12,
+  MsgTransferLeader = 13,
+  MsgTimeoutNow = 14,
+  MsgReadIndex = 15,
+  MsgReadIndexResp = 16,
+  MsgPreVote = 17,
+  MsgPreVoteResp = 18,
+}
+
+/**
+ * A Raft message. Field meanings by type (as in etcd-io/raft):
+ * - MsgApp: `index`/`logTerm` identify the entry preceding `entries`; `commit` is the leader's commit.
+ * - MsgAppResp: `index` is the last index now matching (accept) or the rejected `index` (reject), with
+ *   `rejectHint` (the follower's last index or conflict index) and `logTerm` (the follower's term at the
+ *   hint) for fast backtracking.
+ * - MsgVote / MsgPreVote: `index`/`logTerm` are the candidate's last log index and term; `context` is
+ *   "transfer" for a campaign forced by leadership transfer.
+ * - MsgHeartbeat: `commit` is min(leader commit, follower match); `context` carries a ReadIndex round id.
+ * - MsgReadIndex / MsgReadIndexResp: `context` is the caller's request context; the response's `index`
+ *   is the read index.
+ */
+export interface Message {
+  type: MessageType;
+  to: NodeId;
+  from: NodeId;
+  term: number;
+  logTerm: number;
+  index: number;
+  commit: number;
+  reject: boolean;
+  rejectHint: number;
+  entries?: Entry[];
+  context?: string;
+  snapshot?: Snapshot;
+}
+
+/** Volatile state, reported in Ready when it changes. */
+export interface SoftState {
+  lead: NodeId;
+  raftState: StateType;
+}
+
+/** A linearizable read became safe: once applied >= index, the state machine may serve `requestCtx`. */
+export interface ReadState {
+  index: number;
+  requestCtx: string;
+}
+
+/**
+ * What the driver must do, in this order:
+ * 1. Persist `hardState` (if present) and `entries` durably (fsync). If entries[0].index is at or below the
+ *    last stored index, first discard the stored suffix from entries[0].index on (a new leader overwrote
+ *    uncommitted entries). Persist `snapshot` too when present (later work).
+ * 2. Send `messages`. Messages that acknowledge something (votes, append responses) are only correct once
+ *    step 1 is durable; the simple rule is: never send a Ready's messages before its persistence finished.
+ * 3. Apply `committedEntries` to the state machine, in order, and serve `readStates` once applied >= index.
+ * 4. Call advance().
+ */
+export interface Ready {
+  softState?: SoftState;
+  hardState?: HardState;
+  entries: Entry[];
+  snapshot?: Snapshot;
+  committedEntries: Entry[];
+  messages: Message[];
+  readStates: ReadState[];
+  /** True when hardState or entries must be fsynced before messages go out. */
+  mustSync: boolean;
+}

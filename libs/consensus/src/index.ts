@@ -1,0 +1,2 @@
+export * from './core/types';
+export * from './core/storage';
