@@ -1,0 +1,222 @@
+import { createHash } from 'node:crypto';
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  MaxLength,
+  Min,
+  MinLength,
+  validateSync,
+  ValidationError,
+} from 'class-validator';
+
+/** The validated configuration of one node. Built once at start by loadNodeConfig(). */
+export interface NodeConfig {
+  /** Human name of this node (the seed's NODE_ID), reported as `leader` in the API. */
+  nodeId: string;
+  httpPort: number;
+  bindHost: string;
+  /** URL at which peers and clients reach this node; its identity inside the Raft group. */
+  advertiseUrl: string;
+  /** The other members' URLs, normalized, without this node's own URL. */
+  peerUrls: string[];
+  /** Every member's URL (this node's included), sorted. */
+  members: string[];
+  /** Fingerprint of the member set: nodes configured with different member sets refuse each other. */
+  clusterId: string;
+  walDir: string;
+  heartbeatIntervalMs: number;
+  /** Base election timeout; each election waits a random time in [base, 2 x base). */
+  electionTimeoutMs: number;
+  requestTimeoutMs: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  clusterToken?: string;
+  logLevel: LogLevelName;
+  logFormat: 'text' | 'json';
+}
+
+export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'verbose'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+/** Nest DI token under which the validated NodeConfig is provided. */
+export const NODE_CONFIG = Symbol('NODE_CONFIG');
+
+/** A configuration problem, stated in one line that names the variable. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const toInt = ({ value }: { value: unknown }) =>
+  typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
+
+/** The environment as the node reads it; defaults are the seed's where the seed has one. */
+class EnvironmentVariables {
+  @IsString()
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+    message: 'NODE_ID must be 1-63 characters of letters, digits, ".", "_" or "-", starting with a letter or digit',
+  })
+  NODE_ID = 'node1';
+
+  @Transform(toInt)
+  @IsInt({ message: 'HTTP_PORT must be an integer between 1 and 65535' })
+  @Min(1, { message: 'HTTP_PORT must be an integer between 1 and 65535' })
+  @Max(65535, { message: 'HTTP_PORT must be an integer between 1 and 65535' })
+  HTTP_PORT: number = 3001;
+
+  @IsString()
+  PEER_URLS = '';
+
+  @IsString()
+  @MinLength(1, { message: 'WAL_DIR must not be empty' })
+  WAL_DIR = './data';
+
+  @IsString()
+  @MinLength(1, { message: 'BIND_HOST must not be empty' })
+  BIND_HOST = '0.0.0.0';
+
+  @IsOptional()
+  @IsString()
+  ADVERTISE_URL?: string;
+
+  @Transform(toInt)
+  @IsInt({ message: 'HEARTBEAT_INTERVAL_MS must be an integer number of milliseconds (10-10000)' })
+  @Min(10, { message: 'HEARTBEAT_INTERVAL_MS must be an integer number of milliseconds (10-10000)' })
+  @Max(10000, { message: 'HEARTBEAT_INTERVAL_MS must be an integer number of milliseconds (10-10000)' })
+  HEARTBEAT_INTERVAL_MS: number = 100;
+
+  @Transform(toInt)
+  @IsInt({ message: 'ELECTION_TIMEOUT_MS must be an integer number of milliseconds (50-60000)' })
+  @Min(50, { message: 'ELECTION_TIMEOUT_MS must be an integer number of milliseconds (50-60000)' })
+  @Max(60000, { message: 'ELECTION_TIMEOUT_MS must be an integer number of milliseconds (50-60000)' })
+  ELECTION_TIMEOUT_MS: number = 1000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'REQUEST_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Min(100, { message: 'REQUEST_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Max(600000, { message: 'REQUEST_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  REQUEST_TIMEOUT_MS: number = 5000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'MAX_KEY_BYTES must be an integer between 1 and 65536' })
+  @Min(1, { message: 'MAX_KEY_BYTES must be an integer between 1 and 65536' })
+  @Max(65536, { message: 'MAX_KEY_BYTES must be an integer between 1 and 65536' })
+  MAX_KEY_BYTES: number = 1024;
+
+  @Transform(toInt)
+  @IsInt({ message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
+  @Min(1, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
+  @Max(16 * 1024 * 1024, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
+  MAX_VALUE_BYTES: number = 1024 * 1024;
+
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'CLUSTER_TOKEN must be at least 16 characters when set' })
+  @MaxLength(1024, { message: 'CLUSTER_TOKEN must be at most 1024 characters' })
+  CLUSTER_TOKEN?: string;
+
+  @IsIn(LOG_LEVELS as unknown as string[], { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
+  LOG_LEVEL: LogLevelName = 'info';
+
+  @IsIn(['text', 'json'], { message: 'LOG_FORMAT must be one of: text, json' })
+  LOG_FORMAT: 'text' | 'json' = 'text';
+}
+
+/**
+ * Normalizes a member URL so that every node derives the same identity from it: lower-case scheme and
+ * host, no trailing slash. Paths, queries and credentials are refused: a member is a base URL.
+ */
+export function normalizeMemberUrl(raw: string, variable: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw.trim());
+  } catch {
+    throw new ConfigError(`${variable} has an invalid URL '${raw}' (expected e.g. http://localhost:3002)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${variable} has '${raw}': only http:// and https:// URLs are supported`);
+  }
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`${variable} has '${raw}': give a base URL (scheme, host, port) without path, query or credentials`);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+/** A stable fingerprint of the member set, the same on every correctly configured node. */
+export function clusterIdOf(members: string[]): string {
+  return createHash('sha256').update([...members].sort().join('\n')).digest('hex').slice(0, 16);
+}
+
+function firstConstraint(error: ValidationError): string {
+  if (error.constraints) {
+    const [message] = Object.values(error.constraints);
+    const got = error.value === undefined ? '' : ` (got '${String(error.value)}')`;
+    return `${message}${got}`;
+  }
+  const child = error.children?.[0];
+  return child ? firstConstraint(child) : `${error.property} is invalid`;
+}
+
+/**
+ * Reads and validates the node's configuration from an environment. Unset or empty variables take their
+ * defaults. Throws ConfigError with a one-line message naming the variable at the first problem.
+ */
+export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(new EnvironmentVariables())) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  // PEER_URLS may be set but empty (the seed's single node: `PEER_URLS= npm run dev`).
+  const vars = plainToInstance(EnvironmentVariables, raw);
+  const errors = validateSync(vars, { forbidUnknownValues: false });
+  if (errors.length > 0) throw new ConfigError(firstConstraint(errors[0]));
+
+  const advertiseUrl = normalizeMemberUrl(vars.ADVERTISE_URL ?? `http://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
+  const peerUrls: string[] = [];
+  for (const part of vars.PEER_URLS.split(',')) {
+    if (part.trim() === '') continue;
+    const url = normalizeMemberUrl(part, 'PEER_URLS');
+    // Listing this node itself is tolerated (a shared member list on every node), not counted twice.
+    if (url === advertiseUrl) continue;
+    if (peerUrls.includes(url)) throw new ConfigError(`PEER_URLS lists ${url} twice`);
+    peerUrls.push(url);
+  }
+  const members = [advertiseUrl, ...peerUrls].sort();
+  return {
+    nodeId: vars.NODE_ID,
+    httpPort: vars.HTTP_PORT,
+    bindHost: vars.BIND_HOST,
+    advertiseUrl,
+    peerUrls,
+    members,
+    clusterId: clusterIdOf(members),
+    walDir: vars.WAL_DIR,
+    heartbeatIntervalMs: vars.HEARTBEAT_INTERVAL_MS,
+    electionTimeoutMs: checkElection(vars.ELECTION_TIMEOUT_MS, vars.HEARTBEAT_INTERVAL_MS),
+    requestTimeoutMs: vars.REQUEST_TIMEOUT_MS,
+    maxKeyBytes: vars.MAX_KEY_BYTES,
+    maxValueBytes: vars.MAX_VALUE_BYTES,
+    clusterToken: vars.CLUSTER_TOKEN,
+    logLevel: vars.LOG_LEVEL,
+    logFormat: vars.LOG_FORMAT,
+  };
+}
+
+function checkElection(electionMs: number, heartbeatMs: number): number {
+  // The core counts time in heartbeat ticks; fewer than 3 heartbeats per election timeout makes a healthy
+  // leader look dead after a single delayed heartbeat.
+  if (electionMs < 3 * heartbeatMs) {
+    throw new ConfigError(
+      `ELECTION_TIMEOUT_MS (${electionMs}) must be at least 3 x HEARTBEAT_INTERVAL_MS (${heartbeatMs})`,
+    );
+  }
+  return electionMs;
+}
