@@ -1,0 +1,258 @@
+import type { ConfState, Entry, HardState } from '@app/consensus';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { fileIo, fsyncDir } from './durable-fs';
+import { WalCorruptionError } from './errors';
+import { LogIndex } from './log-index';
+import { PayloadCache } from './payload-cache';
+import { decodeRecord, findNextRecord, RecordType } from './record';
+import {
+  decodeBatchEnd,
+  decodeConfState,
+  decodeEntry,
+  decodeHardState,
+  decodeSegmentHeader,
+  decodeTruncate,
+  PayloadError,
+  SegmentHeader,
+} from './record-payloads';
+import { listSegments, SegmentName, segmentFileName } from './wal-segment';
+
+export interface RecoveredSegment extends SegmentName {
+  /** Bytes of intact, complete batches: the file's length after recovery. */
+  size: number;
+  /** End of the segment's first batch (its header batch). */
+  headerEnd: number;
+}
+
+export interface RecoveryResult {
+  /** The surviving segments, in order; the last is the one to append to. Empty for a new log. */
+  segments: RecoveredSegment[];
+  hardState: HardState;
+  confState: ConfState;
+}
+
+/** The subset of a logger recovery uses. */
+export interface RecoveryLogger {
+  warn(message: string): void;
+}
+
+type Staged =
+  | { type: RecordType.SegmentHeader; offset: number; value: SegmentHeader }
+  | { type: RecordType.Entry; offset: number; value: Entry }
+  | { type: RecordType.HardState; offset: number; value: HardState }
+  | { type: RecordType.ConfState; offset: number; value: ConfState }
+  | { type: RecordType.Truncate; offset: number; value: number };
+
+/**
+ * Rebuilds the durable state from the segments in `dir` into `index` and `cache` (docs/storage.md,
+ * "Recovery"). Each segment is read whole and replayed batch by batch: a batch takes effect at its BatchEnd
+ * record, all of it at once.
+ *
+ * The one damage a crash explains is at the end of the last segment: an incomplete or invalid record, or
+ * records without their BatchEnd, with no intact record after them. That torn tail is cut off (file
+ * truncated to the last complete batch and fsynced; a last segment left with no complete batch is deleted)
+ * and reported through `logger.warn`. Any other damage, and any logical inconsistency, throws
+ * WalCorruptionError naming the file and the offset.
+ */
+export async function recoverLog(
+  dir: string,
+  index: LogIndex,
+  cache: PayloadCache,
+  logger: RecoveryLogger,
+): Promise<RecoveryResult> {
+  const names = await listSegments(dir);
+  for (let k = 1; k < names.length; k++) {
+    if (names[k].seq !== names[k - 1].seq + 1) {
+      throw new WalCorruptionError(
+        join(dir, names[k].name),
+        0,
+        `segment ${names[k - 1].seq + 1} is missing: ${names[k - 1].name} is followed by ${names[k].name}`,
+      );
+    }
+  }
+  const replay = new Replay(index, cache);
+  const segments: RecoveredSegment[] = [];
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k];
+    const path = join(dir, name.name);
+    const isLast = k === names.length - 1;
+    const buf = await fs.promises.readFile(path);
+    const scan = replay.segment(buf, name, path, isLast);
+    if (scan.tornAt !== undefined) {
+      const discarded = buf.length - scan.size;
+      if (scan.size === 0) {
+        await fs.promises.unlink(path);
+        await fsyncDir(dir);
+        logger.warn(
+          `torn write at the end of the write-ahead log: ${path} holds no complete batch (${scan.reason} at offset ` +
+            `${scan.tornAt}); deleted it (${discarded} bytes). Expected after a crash while a segment was being created.`,
+        );
+        continue;
+      }
+      await truncateFile(path, scan.size);
+      logger.warn(
+        `torn write at the end of the write-ahead log: ${path}: ${scan.reason} at offset ${scan.tornAt}; ` +
+          `discarded ${discarded} bytes after the last complete batch, which ends at offset ${scan.size}. ` +
+          'Expected after a crash: that batch was never reported durable.',
+      );
+    }
+    segments.push({ ...name, size: scan.size, headerEnd: scan.headerEnd });
+  }
+  return { segments, hardState: replay.hardState, confState: replay.confState };
+}
+
+interface SegmentScan {
+  size: number;
+  headerEnd: number;
+  /** Set when the segment ends with a torn write, cut at `size`. */
+  tornAt?: number;
+  reason?: string;
+}
+
+class Replay {
+  hardState: HardState = { term: 0, vote: '', commit: 0 };
+  confState: ConfState = { voters: [] };
+  private started = false;
+
+  constructor(
+    private readonly index: LogIndex,
+    private readonly cache: PayloadCache,
+  ) {}
+
+  segment(buf: Buffer, name: SegmentName, path: string, isLast: boolean): SegmentScan {
+    const corrupt = (offset: number, reason: string): WalCorruptionError => new WalCorruptionError(path, offset, reason);
+    let p = 0;
+    let committed = 0;
+    let headerEnd = 0;
+    let staged: Staged[] = [];
+    let damage: string | undefined;
+    while (p < buf.length) {
+      const rec = decodeRecord(buf, p);
+      if (!rec.ok) {
+        damage = rec.reason;
+        break;
+      }
+      if ((p === 0) !== (rec.type === RecordType.SegmentHeader)) {
+        throw corrupt(p, p === 0 ? 'segment does not start with a segment header' : 'segment header in mid-segment');
+      }
+      try {
+        if (rec.type === RecordType.BatchEnd) {
+          const count = decodeBatchEnd(rec.payload);
+          if (count !== staged.length) {
+            throw corrupt(p, `batch end counts ${count} records, the batch has ${staged.length}`);
+          }
+          this.apply(staged, name, corrupt);
+          staged = [];
+          committed = rec.end;
+          if (headerEnd === 0) headerEnd = committed;
+        } else {
+          staged.push(decodeStaged(rec.type, rec.payload, p));
+        }
+      } catch (err) {
+        if (err instanceof PayloadError) throw corrupt(p, err.message);
+        throw err;
+      }
+      p = rec.end;
+    }
+
+    if (damage === undefined && staged.length === 0 && committed > 0) return { size: committed, headerEnd };
+    const at = damage !== undefined ? p : staged.length > 0 ? staged[0].offset : 0;
+    const reason = damage ?? (staged.length > 0 ? 'batch without its batch end record' : 'empty segment');
+    if (!isLast) throw corrupt(at, `${reason}; only the last segment can end with a torn write`);
+    if (damage !== undefined) {
+      const next = findNextRecord(buf, p + 1);
+      if (next >= 0) {
+        throw corrupt(p, `${reason}, yet an intact record follows at offset ${next}, so this is not a torn final write`);
+      }
+    }
+    return { size: committed, headerEnd, tornAt: at, reason };
+  }
+
+  /** Applies one complete batch, checking it against the log so far. */
+  private apply(batch: Staged[], name: SegmentName, corrupt: (o: number, r: string) => WalCorruptionError): void {
+    const { index } = this;
+    for (const rec of batch) {
+      switch (rec.type) {
+        case RecordType.SegmentHeader: {
+          const h = rec.value;
+          if (h.seq !== name.seq || h.firstIndex !== name.firstIndex) {
+            throw corrupt(rec.offset, `header says ${segmentFileName(h.seq, h.firstIndex)}, the file is ${name.name}`);
+          }
+          if (!this.started) {
+            index.reset(h.firstIndex, h.prevTerm);
+            this.cache.clear(h.firstIndex);
+            this.started = true;
+          } else if (h.firstIndex !== index.last + 1 || h.prevTerm !== index.term(index.last)) {
+            throw corrupt(
+              rec.offset,
+              `segment continues the log at index ${h.firstIndex} (previous term ${h.prevTerm}), but the previous ` +
+                `segments end at index ${index.last} (term ${index.term(index.last)})`,
+            );
+          }
+          break;
+        }
+        case RecordType.Entry: {
+          const e = rec.value;
+          if (e.index !== index.last + 1) {
+            throw corrupt(rec.offset, `entry ${e.index} does not follow the last index ${index.last}`);
+          }
+          if (e.term < index.term(index.last)) {
+            throw corrupt(rec.offset, `entry ${e.index} has term ${e.term}, lower than its predecessor's`);
+          }
+          index.append(e.index, e.term, name.seq, rec.offset, e.data.length);
+          this.cache.append({ ...e, data: Buffer.from(e.data) });
+          break;
+        }
+        case RecordType.Truncate: {
+          const from = rec.value;
+          if (from < index.first || from > index.last + 1) {
+            throw corrupt(rec.offset, `truncation at ${from} outside the log [${index.first}, ${index.last}]`);
+          }
+          if (from <= this.hardState.commit) {
+            throw corrupt(rec.offset, `truncation at ${from} would discard committed entries (commit ${this.hardState.commit})`);
+          }
+          index.truncateFrom(from);
+          this.cache.truncateFrom(from);
+          break;
+        }
+        case RecordType.HardState:
+          this.hardState = rec.value;
+          break;
+        case RecordType.ConfState:
+          this.confState = rec.value;
+          break;
+      }
+    }
+    if (this.hardState.commit > index.last) {
+      throw corrupt(batch[batch.length - 1]?.offset ?? 0, `commit ${this.hardState.commit} beyond the last index ${index.last}`);
+    }
+  }
+}
+
+function decodeStaged(type: RecordType, payload: Buffer, offset: number): Staged {
+  switch (type) {
+    case RecordType.SegmentHeader:
+      return { type, offset, value: decodeSegmentHeader(payload) };
+    case RecordType.Entry:
+      return { type, offset, value: decodeEntry(payload) };
+    case RecordType.HardState:
+      return { type, offset, value: decodeHardState(payload) };
+    case RecordType.ConfState:
+      return { type, offset, value: decodeConfState(payload) };
+    case RecordType.Truncate:
+      return { type, offset, value: decodeTruncate(payload) };
+    default:
+      throw new PayloadError(`unexpected record type ${type}`);
+  }
+}
+
+async function truncateFile(path: string, size: number): Promise<void> {
+  const handle = await fs.promises.open(path, 'r+');
+  try {
+    await handle.truncate(size);
+    await fileIo.fsync(handle.fd);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,115 @@
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { fileIo } from './durable-fs';
+
+/**
+ * One segment file of the write-ahead log: `<seq>-<firstIndex>.wal`, both 16 lowercase hex digits, so the
+ * names sort in log order. `seq` counts segments from 1 without gaps; `firstIndex` is the index the next
+ * entry appended after the segment's header gets. Segments are append-only; the last one is the active one.
+ */
+
+const NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+
+export interface SegmentName {
+  seq: number;
+  firstIndex: number;
+  name: string;
+}
+
+export function segmentFileName(seq: number, firstIndex: number): string {
+  return `${hex16(seq)}-${hex16(firstIndex)}.wal`;
+}
+
+export function parseSegmentFileName(name: string): SegmentName | undefined {
+  const m = NAME.exec(name);
+  if (!m) return undefined;
+  const seq = parseInt(m[1], 16);
+  const firstIndex = parseInt(m[2], 16);
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(firstIndex)) return undefined;
+  return { seq, firstIndex, name };
+}
+
+/** The segment files in `dir`, in sequence order. Other files are ignored. */
+export async function listSegments(dir: string): Promise<SegmentName[]> {
+  const names = await fs.promises.readdir(dir);
+  return names
+    .map(parseSegmentFileName)
+    .filter((s): s is SegmentName => s !== undefined)
+    .sort((a, b) => a.seq - b.seq);
+}
+
+export class WalSegment {
+  private fd: number | undefined;
+
+  private constructor(
+    readonly path: string,
+    readonly seq: number,
+    readonly firstIndex: number,
+    /** Bytes in the file that belong to the log (the file may not be longer). */
+    public size: number,
+    fd: number | undefined,
+    private readonly writable: boolean,
+  ) {
+    this.fd = fd;
+  }
+
+  /** Creates a new, empty segment file; fails if it exists. Not durable until fsyncDir(dir) after a sync. */
+  static async create(dir: string, seq: number, firstIndex: number): Promise<WalSegment> {
+    const path = join(dir, segmentFileName(seq, firstIndex));
+    return new WalSegment(path, seq, firstIndex, 0, await openFd(path, 'wx+'), true);
+  }
+
+  /**
+   * A segment already on disk, `size` bytes long. `writable` opens it for appending (the active segment);
+   * otherwise it is opened for reading on first use.
+   */
+  static async open(dir: string, name: SegmentName, size: number, writable: boolean): Promise<WalSegment> {
+    const path = join(dir, name.name);
+    const fd = writable ? await openFd(path, 'r+') : undefined;
+    return new WalSegment(path, name.seq, name.firstIndex, size, fd, writable);
+  }
+
+  /** Writes `buffers` (`bytes` in total) at the end of the segment. Not durable until sync(). */
+  async append(buffers: Buffer[], bytes: number): Promise<void> {
+    const written = await fileIo.writev(this.requireFd(), buffers, this.size);
+    if (written !== bytes) throw new Error(`short write to ${this.path}: ${written} of ${bytes} bytes`);
+    this.size += bytes;
+  }
+
+  /** fdatasync: the appended bytes (and the file size) are on disk when this resolves. */
+  async sync(): Promise<void> {
+    await fileIo.fdatasync(this.requireFd());
+  }
+
+  /** Reads `length` bytes at `offset`, synchronously (the Raft core's reads are synchronous). */
+  readSync(offset: number, length: number): Buffer {
+    if (this.fd === undefined) this.fd = fs.openSync(this.path, 'r');
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const n = fs.readSync(this.fd, buf, done, length - done, offset + done);
+      if (n === 0) throw new Error(`unexpected end of ${this.path} at offset ${offset + done}`);
+      done += n;
+    }
+    return buf;
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private requireFd(): number {
+    if (this.fd === undefined || !this.writable) throw new Error(`segment ${this.path} is not open for writing`);
+    return this.fd;
+  }
+}
+
+/** A raw descriptor (not a FileHandle, which would close it when garbage-collected). */
+function openFd(path: string, flags: string): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(16, '0');
+}
