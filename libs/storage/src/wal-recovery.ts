@@ -161,9 +161,9 @@ class Replay {
     const reason = damage ?? (staged.length > 0 ? 'batch without its batch end record' : 'empty segment');
     if (!isLast) throw corrupt(at, `${reason}; only the last segment can end with a torn write`);
     if (damage !== undefined) {
-      const next = findNextRecord(buf, p + 1);
-      if (next >= 0) {
-        throw corrupt(p, `${reason}, yet an intact record follows at offset ${next}, so this is not a torn final write`);
+      const later = laterBatchAfter(buf, p, staged.length + 1);
+      if (later >= 0) {
+        throw corrupt(p, `${reason}, yet a later batch follows (intact record at offset ${later}), so this is not a torn final write`);
       }
     }
     return { size: committed, headerEnd, tornAt: at, reason };
@@ -228,6 +228,35 @@ class Replay {
       throw corrupt(batch[batch.length - 1]?.offset ?? 0, `commit ${this.hardState.commit} beyond the last index ${index.last}`);
     }
   }
+}
+
+/**
+ * After damage at `p` in the last segment, looks for proof that a later batch was written: then the damaged
+ * batch had been fsynced before it (batches are written one after the other, each after the previous one's
+ * fsync), so the damage is not a torn write. The proof is an intact record after the first intact BatchEnd
+ * following `p`, or that BatchEnd itself when it counts fewer records than the damaged batch already has
+ * (`seen`: its records before `p`, the damaged one, and the intact ones between). Returns the offset of the
+ * proof, or -1 when everything after `p` may belong to the damaged (final, torn) batch.
+ */
+function laterBatchAfter(buf: Buffer, p: number, seen: number): number {
+  let q = findNextRecord(buf, p + 1);
+  while (q >= 0) {
+    const rec = decodeRecord(buf, q);
+    if (!rec.ok) return q; // cannot happen: findNextRecord returns intact records only
+    if (rec.type === RecordType.BatchEnd) {
+      let count = -1;
+      try {
+        count = decodeBatchEnd(rec.payload);
+      } catch {
+        // an intact record with a malformed payload: not something a torn write produces
+      }
+      if (count < seen) return q;
+      return findNextRecord(buf, rec.end);
+    }
+    seen++;
+    q = findNextRecord(buf, rec.end);
+  }
+  return -1;
 }
 
 function decodeStaged(type: RecordType, payload: Buffer, offset: number): Staged {

@@ -1,0 +1,48 @@
+import { Injectable, Module } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { entry, MemoryLogger, TempDirs } from '../test/wal-test-helpers';
+import { StorageModule, WAL } from './storage.module';
+import { Wal } from './wal';
+
+const dirs = new TempDirs();
+afterEach(() => dirs.cleanup());
+
+@Injectable()
+class WalDirConfig {
+  static dir = '';
+  readonly dir = WalDirConfig.dir;
+}
+
+@Module({ providers: [WalDirConfig], exports: [WalDirConfig] })
+class ConfigModule {}
+
+describe('StorageModule', () => {
+  it('provides the opened Wal under WAL, built from injected configuration, and closes it on shutdown', async () => {
+    WalDirConfig.dir = join(dirs.make(), 'data');
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        StorageModule.forRootAsync({
+          imports: [ConfigModule],
+          inject: [WalDirConfig],
+          useFactory: (config: WalDirConfig) => ({ dir: config.dir, segmentSize: 1 << 20, logger: new MemoryLogger() }),
+        }),
+      ],
+    }).compile();
+    const app = await moduleRef.init();
+
+    const wal = app.get<Wal>(WAL);
+    expect(wal).toBeInstanceOf(Wal);
+    expect(wal.dir).toBe(WalDirConfig.dir);
+    await wal.save({ term: 1, vote: '', commit: 0 }, [entry(1, 1)]);
+    expect(existsSync(join(WalDirConfig.dir, 'LOCK'))).toBe(true);
+
+    await app.close();
+    expect(existsSync(join(WalDirConfig.dir, 'LOCK'))).toBe(false);
+    await expect(wal.save(undefined, [entry(2, 1)])).rejects.toThrow('is closed');
+    const again = await Wal.open(WalDirConfig.dir, { logger: new MemoryLogger() });
+    expect(again.storage.lastIndex()).toBe(1);
+    await again.close();
+  });
+});
