@@ -24,6 +24,11 @@ export class Progress {
   msgAppFlowPaused = false;
   /** Highest commit index sent to the follower (MsgApp or heartbeat); avoids redundant commit-only MsgApps. */
   sentCommit = 0;
+  /**
+   * Heartbeat responses received, in Replicate state with MsgApps in flight, since the last MsgAppResp.
+   * The follower is alive but our MsgApps get no answer: they were probably lost.
+   */
+  stalledHeartbeats = 0;
   readonly inflights: Inflights;
 
   constructor(match: number, next: number, maxInflight: number) {
@@ -34,6 +39,7 @@ export class Progress {
 
   private resetState(state: ProgressState): void {
     this.msgAppFlowPaused = false;
+    this.stalledHeartbeats = 0;
     this.pendingSnapshot = 0;
     this.state = state;
     this.inflights.reset();

@@ -21,6 +21,9 @@ export enum CampaignType {
 
 const EMPTY = new Uint8Array(0);
 
+/** Heartbeat rounds answered without any MsgAppResp, with MsgApps in flight, before they count as lost. */
+const STALLED_HEARTBEATS = 2;
+
 /**
  * The Raft state machine (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
  * and Ongaro's thesis), after etcd-io/raft. Pure and deterministic: all input comes from tick(), step(),
@@ -557,6 +560,7 @@ export class Raft {
 
   private handleAppendResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
+    pr.stalledHeartbeats = 0;
     if (m.reject) {
       let nextProbeIdx = m.rejectHint;
       if (m.logTerm > 0) {
@@ -585,11 +589,17 @@ export class Raft {
   private handleHeartbeatResponse(m: Message, pr: Progress): void {
     pr.recentActive = true;
     pr.msgAppFlowPaused = false;
-    // Lost responses could leave the window full forever; a live follower frees one slot per heartbeat.
-    if (pr.state === 'Replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
-    if (pr.match < this.raftLog.lastIndex() || pr.canBumpCommit(this.raftLog.committed)) {
-      // Possibly lost MsgApps: an (empty if need be) MsgApp makes the follower reveal where it is.
-      this.sendAppend(m.from, pr, true);
+    if (pr.match < this.raftLog.lastIndex()) {
+      if (pr.state === 'Replicate' && pr.inflights.count > 0 && ++pr.stalledHeartbeats < STALLED_HEARTBEATS) {
+        // MsgApps are in flight and may simply be slower than heartbeats: give them time.
+      } else {
+        // In Probe state this is the once-per-heartbeat probe. In Replicate state our MsgApps went
+        // unanswered while the follower answers heartbeats: they were probably lost. An (empty if need
+        // be) MsgApp makes the follower reveal where it is; a full window gives up its oldest slot.
+        pr.stalledHeartbeats = 0;
+        if (pr.state === 'Replicate' && pr.inflights.full()) pr.inflights.freeFirstOne();
+        this.sendAppend(m.from, pr, true);
+      }
     }
     if (m.context === undefined) return;
     const acks = this.readOnly.recvAck(m.from, m.context);

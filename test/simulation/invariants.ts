@@ -1,0 +1,290 @@
+import { Entry, Message, MessageType, None, NodeId, Ready, StateType } from '@app/consensus';
+
+/** A broken Raft safety property. The message says which one, where and when. */
+export class InvariantViolation extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvariantViolation';
+  }
+}
+
+/** Identity of an entry's payload in the simulator: the proposal id in its first 4 bytes, 0 for a no-op. */
+export function entryIdent(e: Entry): number {
+  const d = e.data;
+  if (d.byteLength < 4) return 0;
+  return (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) >>> 0;
+}
+
+const HASH_SEED = 0x811c9dc5;
+
+/**
+ * Hash of a log prefix, extended one entry at a time. Two logs with equal hashes at index i hold the same
+ * entries up to i (up to 2^-32 collisions), so Log Matching and "committed entries never change" are
+ * checked in O(1) per entry instead of comparing whole logs.
+ */
+export function chainHash(prev: number, term: number, ident: number): number {
+  let h = Math.imul(prev ^ term, 0x01000193);
+  h = Math.imul(h ^ ident, 0x5bd1e995);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x27d4eb2d);
+  return (h ^ (h >>> 13)) >>> 0;
+}
+
+/** What the checker knows of one node: its durable log (as hashes) and what its Readies said. */
+class NodeTrack {
+  /** durable[i] = hash of the durable log prefix up to i; durable[0] is the empty prefix. */
+  durable: number[] = [HASH_SEED];
+  term = 0;
+  vote: NodeId = None;
+  state: StateType = StateType.Follower;
+  /** Last index of the node's log as of its last Ready (durable log plus that Ready's entries). */
+  viewLast = 0;
+  /** Index the node's state machine applied last (in this incarnation, or durably). */
+  applied = 0;
+
+  get durableLast(): number {
+    return this.durable.length - 1;
+  }
+}
+
+/** Hashes of a Ready's entries chained onto the node's durable log; kept for the persistence step. */
+export interface ReadyHashes {
+  first: number;
+  hashes: number[];
+}
+
+/**
+ * The safety checker of the simulator. The cluster calls it at every point where a node's externally
+ * visible state changes; each check costs O(1) or O(entries involved), so it runs after every step.
+ *
+ * Properties (Raft paper, Figure 3, plus the ones the driver contract adds):
+ * - Election Safety: at most one leader per term (from Readies and from who sends MsgApp/MsgHeartbeat),
+ *   and no node grants two different votes in one term, across crashes.
+ * - Leader Append-Only: a leader never overwrites or deletes entries of its log during its term.
+ * - Log Matching: two durable entries with the same index and term have identical prefixes, on any nodes
+ *   at any times.
+ * - Leader Completeness: a new leader's log contains every entry committed so far.
+ * - State Machine Safety: no two nodes apply different entries at an index; nodes apply in order, only
+ *   committed entries.
+ * - Durability: every committed entry is durable on a quorum when its commit is first reported, and
+ *   every acknowledged proposal is durable on a quorum when acknowledged; committed entries never vanish
+ *   from or change in a node's durable log.
+ */
+export class InvariantChecker {
+  private readonly nodes = new Map<NodeId, NodeTrack>();
+  private readonly leaders = new Map<number, NodeId>();
+  private readonly votes = new Map<string, NodeId>();
+  /** Hash of every durable (index, term) ever seen: the Log Matching witness. */
+  private readonly entryHashes = new Map<number, number>();
+  /** committed[i] = hash of the committed prefix up to i. */
+  private readonly committed: number[] = [HASH_SEED];
+  /** Identity (term:ident) of the entry applied at each index. */
+  private readonly appliedIdent: string[] = [''];
+  private readonly quorum: number;
+  now = 0;
+
+  constructor(ids: readonly NodeId[]) {
+    for (const id of ids) this.nodes.set(id, new NodeTrack());
+    this.quorum = Math.floor(ids.length / 2) + 1;
+  }
+
+  /** The highest index reported committed by any node: every acknowledged write is at or below it. */
+  get commitIndex(): number {
+    return this.committed.length - 1;
+  }
+
+  private fail(what: string): never {
+    throw new InvariantViolation(`${what} (at t=${this.now})`);
+  }
+
+  private track(id: NodeId): NodeTrack {
+    return this.nodes.get(id)!;
+  }
+
+  /** A node (re)started from its durable storage. */
+  onRestart(id: NodeId, term: number, vote: NodeId, durableApplied: number): void {
+    const t = this.track(id);
+    t.term = term;
+    t.vote = vote;
+    t.state = StateType.Follower;
+    t.viewLast = t.durableLast;
+    t.applied = durableApplied;
+  }
+
+  /** A node's volatile state is gone. Its durable log stays as it is. */
+  onCrash(id: NodeId): void {
+    const t = this.track(id);
+    t.state = StateType.Follower;
+    t.viewLast = t.durableLast;
+  }
+
+  onReady(id: NodeId, rd: Ready): ReadyHashes {
+    const t = this.track(id);
+    const ents = rd.entries;
+    const first = ents.length > 0 ? ents[0].index : t.viewLast + 1;
+    if (ents.length > 0) {
+      if (first > t.durableLast + 1) this.fail(`${id}: Ready entries start at ${first}, after durable last ${t.durableLast}`);
+      for (let k = 1; k < ents.length; k++) {
+        if (ents[k].index !== first + k) this.fail(`${id}: Ready entries are not consecutive at ${ents[k].index}`);
+      }
+    }
+    const hashes: number[] = new Array(ents.length);
+    let h = ents.length > 0 ? t.durable[first - 1] : 0;
+    for (let k = 0; k < ents.length; k++) {
+      h = chainHash(h, ents[k].term, entryIdent(ents[k]));
+      hashes[k] = h;
+    }
+    const viewLast = ents.length > 0 ? ents[ents.length - 1].index : t.durableLast;
+    const viewHash = (i: number): number | undefined => {
+      if (i > viewLast) return undefined;
+      if (ents.length > 0 && i >= first) return hashes[i - first];
+      return t.durable[i];
+    };
+
+    const wasLeaderTerm = t.state === StateType.Leader ? t.term : -1;
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      if (hs.term < t.term) this.fail(`${id}: term went back from ${t.term} to ${hs.term}`);
+      if (hs.term === t.term && t.vote !== None && hs.vote !== t.vote) {
+        this.fail(`${id}: vote changed within term ${hs.term} from ${t.vote} to ${hs.vote}`);
+      }
+      t.term = hs.term;
+      t.vote = hs.vote;
+    }
+    if (rd.softState) t.state = rd.softState.raftState;
+
+    if (t.state === StateType.Leader) {
+      const other = this.leaders.get(t.term);
+      if (other !== undefined && other !== id) this.fail(`election safety: ${other} and ${id} both leaders in term ${t.term}`);
+      this.leaders.set(t.term, id);
+      if (wasLeaderTerm === t.term) {
+        if (ents.length > 0 && first <= t.viewLast) {
+          this.fail(`leader append-only: ${id} (term ${t.term}) overwrote its log from ${first} (last was ${t.viewLast})`);
+        }
+      } else {
+        const g = this.commitIndex;
+        if (g > 0 && viewHash(g) !== this.committed[g]) {
+          this.fail(`leader completeness: new leader ${id} (term ${t.term}) lacks committed entries up to ${g}`);
+        }
+      }
+    }
+
+    if (rd.hardState) {
+      const c = rd.hardState.commit;
+      if (c > viewLast) this.fail(`${id}: commit ${c} beyond its log (last ${viewLast})`);
+      const g = this.commitIndex;
+      // One index suffices: the hash covers the whole prefix.
+      const known = Math.min(c, g);
+      if (known > 0 && viewHash(known) !== this.committed[known]) {
+        this.fail(`${id}: committed prefix at ${known} differs from the cluster's`);
+      }
+      for (let i = g + 1; i <= c; i++) {
+        this.committed.push(viewHash(i)!);
+        this.checkDurableOnQuorum(i, `commit ${c} reported by ${id}`);
+      }
+    }
+    t.viewLast = viewLast;
+    return { first, hashes };
+  }
+
+  private checkDurableOnQuorum(i: number, what: string): void {
+    const want = this.committed[i];
+    let n = 0;
+    for (const t of this.nodes.values()) if (t.durable[i] === want) n++;
+    if (n < this.quorum) this.fail(`durability: entry ${i} of ${what} is durable on ${n} nodes, quorum is ${this.quorum}`);
+  }
+
+  /** A prefix (count entries, all when torn is false) of a Ready's entries became durable. */
+  onPersist(id: NodeId, ents: readonly Entry[], rh: ReadyHashes, count: number): void {
+    if (count === 0) return;
+    const t = this.track(id);
+    const first = ents[0].index;
+    const prevLast = t.durableLast;
+    const lastNew = first + count - 1;
+    const g = this.commitIndex;
+    if (first > prevLast + 1) this.fail(`${id}: durable log gap: append at ${first} after ${prevLast}`);
+    // Committed entries this node holds must survive the write: a node never loses or changes an entry of
+    // its committed prefix (the new entries may differ from the committed ones only above that prefix,
+    // e.g. when a lagging node takes entries from a deposed leader).
+    const top = Math.min(prevLast, g);
+    if (first <= top) {
+      const held = this.heldCommittedPrefix(t, top);
+      if (held >= first) {
+        if (lastNew < held) this.fail(`${id}: persisting entries ${first}..${lastNew} truncates committed entries up to ${held}`);
+        if (rh.hashes[held - first] !== this.committed[held]) this.fail(`${id}: persisting entries from ${first} overwrites committed entry ${held}`);
+      }
+    }
+    t.durable.length = first;
+    for (let k = 0; k < count; k++) {
+      const e = ents[k];
+      const h = rh.hashes[k];
+      t.durable.push(h);
+      if (e.term >= 1 << 20) this.fail('term too large for the checker');
+      const key = e.index * (1 << 20) + e.term;
+      const seen = this.entryHashes.get(key);
+      if (seen === undefined) this.entryHashes.set(key, h);
+      else if (seen !== h) this.fail(`log matching: entry (index ${e.index}, term ${e.term}) on ${id} has a different prefix than elsewhere`);
+    }
+    if (t.viewLast < t.durableLast) t.viewLast = t.durableLast;
+  }
+
+  /** Largest i <= top with durable[i] === committed[i]; matching is prefix-closed, so binary search. */
+  private heldCommittedPrefix(t: NodeTrack, top: number): number {
+    let lo = 0;
+    let hi = top;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (t.durable[mid] === this.committed[mid]) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /** The node's state machine applied `e` (after its Ready's persistence). */
+  onApply(id: NodeId, e: Entry): void {
+    const t = this.track(id);
+    if (e.index !== t.applied + 1) this.fail(`${id}: applied ${e.index} after ${t.applied} (out of order)`);
+    t.applied = e.index;
+    if (e.index > this.commitIndex) this.fail(`${id}: applied ${e.index} beyond the commit index ${this.commitIndex}`);
+    if (t.durable[e.index] !== this.committed[e.index]) this.fail(`${id}: applied entry ${e.index} is not the committed one`);
+    const ident = `${e.term}:${entryIdent(e)}`;
+    const prev = this.appliedIdent[e.index];
+    if (prev === undefined) {
+      if (e.index !== this.appliedIdent.length) this.fail(`${id}: applied ${e.index} with a gap in the applied log`);
+      this.appliedIdent.push(ident);
+    } else if (prev !== ident) {
+      this.fail(`state machine safety: ${id} applied ${ident} at ${e.index}, another node applied ${prev}`);
+    }
+  }
+
+  /** A client was told its proposal at `index` succeeded. */
+  onAck(index: number): void {
+    this.checkDurableOnQuorum(index, 'an acknowledged proposal');
+  }
+
+  /** Leadership as seen on the wire: only the leader of a term sends MsgApp/MsgHeartbeat in it. */
+  onSend(m: Message): void {
+    if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
+      const other = this.leaders.get(m.term);
+      if (other !== undefined && other !== m.from) this.fail(`election safety: ${other} and ${m.from} both act as leader in term ${m.term}`);
+      if (other === undefined) this.leaders.set(m.term, m.from);
+    } else if (m.type === MessageType.MsgVoteResp && !m.reject) {
+      const key = `${m.from}@${m.term}`;
+      const prev = this.votes.get(key);
+      if (prev !== undefined && prev !== m.to) this.fail(`${m.from} voted for ${prev} and ${m.to} in term ${m.term}`);
+      this.votes.set(key, m.to);
+    }
+  }
+
+  /** Final check after healing: every node applied every committed entry. */
+  checkAllApplied(ids: readonly NodeId[]): void {
+    for (const id of ids) {
+      const t = this.track(id);
+      if (t.applied < this.commitIndex) this.fail(`${id} applied ${t.applied} of ${this.commitIndex} committed entries after healing`);
+    }
+  }
+
+  appliedIndex(id: NodeId): number {
+    return this.track(id).applied;
+  }
+}
