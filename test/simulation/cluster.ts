@@ -1,6 +1,7 @@
 import {
   canSendBeforePersist,
   Entry,
+  HardState,
   MemoryStorage,
   Message,
   MessageType,
@@ -48,6 +49,11 @@ export interface ClusterOptions {
   tornWrites?: boolean;
   /** The state machine is durable (restart with applied = what it applied), or volatile (applied = 0). */
   durableStateMachine?: boolean | 'mixed';
+  /**
+   * A hard state that changes only the commit index (Ready.mustSync false) is not fsynced: it becomes
+   * durable with the next synced write, and a crash before that loses it.
+   */
+  lazyCommit?: boolean;
   /** Keep the last N trace lines, printed with a failure. 0 disables. */
   traceSize?: number;
 }
@@ -88,6 +94,8 @@ export class SimNode {
   readonly pending = new Map<number, PendingProposal>();
   /** The driver is held (a client is mid-batch): no Ready is taken. */
   held = false;
+  /** A commit-only hard state written but not yet fsynced (lazyCommit). */
+  unsyncedHardState: HardState | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -127,6 +135,8 @@ export class Cluster {
   readonly reads = new Map<string, ReadRequest>();
   /** Proposals acknowledged to their client: index and ident. */
   readonly acked: { index: number; ident: number }[] = [];
+  /** Drops the messages for which it returns true (targeted faults in scenario tests). */
+  dropIf: ((m: Message) => boolean) | undefined;
   now = 0;
   private readonly opts: Required<Omit<ClusterOptions, 'net'>>;
   private readonly queue = new EventQueue<SimEvent>();
@@ -149,6 +159,7 @@ export class Cluster {
       persistDelay: [0, 3],
       tornWrites: false,
       durableStateMachine: false,
+      lazyCommit: false,
       traceSize: 0,
       ...options,
     };
@@ -262,15 +273,28 @@ export class Cluster {
       else deferred.push(m);
     }
     n.inflight = { rd, hashes, deferred };
+    // Writing takes time; a Ready with nothing to write is handled at once (still as a separate event).
     const [lo, hi] = this.opts.persistDelay;
-    this.queue.push(this.now + this.rng.range(lo, hi), { kind: 'persist', node: n, incarnation: n.incarnation });
+    const delay = rd.hardState || rd.entries.length > 0 ? this.rng.range(lo, hi) : 0;
+    this.queue.push(this.now + delay, { kind: 'persist', node: n, incarnation: n.incarnation });
   }
 
   private completePersist(n: SimNode): void {
     const f = n.inflight;
     if (!f || !n.raw) return;
     const { rd } = f;
-    if (rd.hardState) n.storage.setHardState(rd.hardState);
+    if (rd.hardState) {
+      if (this.opts.lazyCommit && !rd.mustSync) {
+        n.unsyncedHardState = rd.hardState;
+      } else {
+        n.storage.setHardState(rd.hardState);
+        n.unsyncedHardState = undefined;
+      }
+    } else if (n.unsyncedHardState && rd.mustSync) {
+      // The fsync of this Ready's entries makes the earlier commit-only write durable too.
+      n.storage.setHardState(n.unsyncedHardState);
+      n.unsyncedHardState = undefined;
+    }
     if (rd.entries.length > 0) {
       n.storage.append(rd.entries);
       this.checker.onPersist(n.id, rd.entries, f.hashes, rd.entries.length);
@@ -319,7 +343,7 @@ export class Cluster {
       Object.freeze(m.entries);
       for (const e of m.entries) if (!Object.isFrozen(e)) Object.freeze(e);
     }
-    if (!this.net.connected(m.from, m.to)) return;
+    if (!this.net.connected(m.from, m.to) || (this.dropIf && this.dropIf(m))) return;
     for (const at of this.net.fate(m.from, m.to, this.now)) this.queue.push(at, { kind: 'deliver', msg: m });
   }
 
@@ -340,6 +364,7 @@ export class Cluster {
       }
     }
     this.log(`${id} crash`);
+    n.unsyncedHardState = undefined;
     n.raw = undefined;
     n.inflight = undefined;
     n.incarnation++;
@@ -458,6 +483,23 @@ export class Cluster {
     this.reads.set(ctx, r);
     this.pump(n);
     return r;
+  }
+
+  /** Issues `count` reads on `id` back to back (one driver turn). */
+  readMany(id: NodeId, count: number): ReadRequest[] {
+    const n = this.node(id);
+    const out: ReadRequest[] = [];
+    n.held = true;
+    try {
+      for (let i = 0; i < count; i++) {
+        const r = this.readIndex(id);
+        if (r) out.push(r);
+      }
+    } finally {
+      n.held = false;
+    }
+    this.pump(n);
+    return out;
   }
 
   transferLeadership(from: NodeId, to: NodeId): void {
