@@ -3,10 +3,10 @@ import { PayloadCache } from './payload-cache';
 
 describe('PayloadCache', () => {
   it('keeps the newest entries within its byte budget, evicting the oldest', () => {
-    const cache = new PayloadCache(10 * (100 + 64));
+    const cache = new PayloadCache(10 * (100 + 160));
     for (let i = 1; i <= 3000; i++) cache.append(entry(i, 1));
     expect(cache.size).toBe(10);
-    expect(cache.byteSize).toBe(10 * 164);
+    expect(cache.byteSize).toBe(10 * 260);
     expect(cache.get(2990)).toBeUndefined();
     expect(cache.get(2991)?.index).toBe(2991);
     expect(cache.get(3000)?.index).toBe(3000);

@@ -1,7 +1,5 @@
 import type { Entry } from '@app/consensus';
 
-/** Accounted per cached entry besides its data, so a log of empty entries is bounded too. */
-const ENTRY_OVERHEAD = 64;
 
 /**
  * The most recent entries, whole, up to `maxBytes`: the Raft core mostly reads the tail of the log
@@ -11,6 +9,12 @@ const ENTRY_OVERHEAD = 64;
  * The cached entries always form one contiguous window [lo, lo + count) that ends at the log's last index.
  */
 export class PayloadCache {
+  /**
+   * Accounted per cached entry besides its data (roughly the entry object, its Buffer and the array slot),
+   * so a log of empty entries is bounded too.
+   */
+  static readonly ENTRY_OVERHEAD = 160;
+
   private items: Array<Entry | undefined> = [];
   private head = 0;
   private lo = 1;
@@ -35,7 +39,7 @@ export class PayloadCache {
   append(entry: Entry): void {
     if (entry.index !== this.lo + this.size) this.clear(entry.index);
     this.items.push(entry);
-    this.bytes += entry.data.length + ENTRY_OVERHEAD;
+    this.bytes += entry.data.length + PayloadCache.ENTRY_OVERHEAD;
     while (this.bytes > this.maxBytes && this.size > 0) this.evictOldest();
   }
 
@@ -43,7 +47,7 @@ export class PayloadCache {
   truncateFrom(index: number): void {
     while (this.size > 0 && this.lo + this.size - 1 >= index) {
       const e = this.items.pop() as Entry;
-      this.bytes -= e.data.length + ENTRY_OVERHEAD;
+      this.bytes -= e.data.length + PayloadCache.ENTRY_OVERHEAD;
     }
     if (this.size === 0) this.clear(index);
   }
@@ -60,7 +64,7 @@ export class PayloadCache {
     this.items[this.head] = undefined;
     this.head++;
     this.lo++;
-    this.bytes -= e.data.length + ENTRY_OVERHEAD;
+    this.bytes -= e.data.length + PayloadCache.ENTRY_OVERHEAD;
     // Drop the evicted prefix now and then, so eviction stays O(1) amortised.
     if (this.head >= 1024 && this.head * 2 >= this.items.length) {
       this.items = this.items.slice(this.head);

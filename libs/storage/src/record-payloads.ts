@@ -53,6 +53,13 @@ export function decodeEntry(payload: Buffer): Entry {
   };
 }
 
+/** The fixed fields of an Entry payload, without touching its data (recovery needs no more). */
+export function decodeEntryHeader(payload: Buffer): { index: number; term: number; dataLength: number } {
+  if (payload.length < ENTRY_FIXED) throw new PayloadError(`entry payload of ${payload.length} bytes is too short`);
+  if (EntryType[payload[16]] === undefined) throw new PayloadError(`unknown entry type ${payload[16]}`);
+  return { index: readU64(payload, 0), term: readU64(payload, 8), dataLength: payload.length - ENTRY_FIXED };
+}
+
 export function encodeHardState(hs: HardState): Buffer {
   const vote = Buffer.from(hs.vote, 'utf8');
   checkStringLength(vote, 'vote');

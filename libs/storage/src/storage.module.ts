@@ -1,4 +1,5 @@
 import { DynamicModule, FactoryProvider, Inject, Injectable, Module, ModuleMetadata, OnApplicationShutdown } from '@nestjs/common';
+import { RAFT_STORAGE } from '@app/consensus';
 import { Wal, WalOptions } from './wal';
 
 /** Injection token of the opened Wal. */
@@ -30,7 +31,8 @@ class WalCloser implements OnApplicationShutdown {
 }
 
 /**
- * Provides the write-ahead log, opened (locked and recovered) during module initialisation, under `WAL`.
+ * Provides the write-ahead log, opened (locked and recovered) during module initialisation, under `WAL`
+ * (and as the consensus driver's RAFT_STORAGE port).
  * Opening fails the application's start with WalLockedError or WalCorruptionError, whose messages say what
  * to do.
  */
@@ -44,9 +46,11 @@ export class StorageModule {
       providers: [
         { provide: WAL_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         { provide: WAL, useFactory: (o: WalModuleOptions) => Wal.open(o.dir, o), inject: [WAL_MODULE_OPTIONS] },
+        // The consensus driver's storage port is the Wal itself.
+        { provide: RAFT_STORAGE, useExisting: WAL },
         WalCloser,
       ],
-      exports: [WAL],
+      exports: [WAL, RAFT_STORAGE],
     };
   }
 }

@@ -1,15 +1,14 @@
-import type { ConfState, Entry, HardState } from '@app/consensus';
+import type { ConfState, HardState } from '@app/consensus';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fileIo, fsyncDir } from './durable-fs';
 import { WalCorruptionError } from './errors';
 import { LogIndex } from './log-index';
-import { PayloadCache } from './payload-cache';
 import { decodeRecord, findNextRecord, RecordType } from './record';
 import {
   decodeBatchEnd,
   decodeConfState,
-  decodeEntry,
+  decodeEntryHeader,
   decodeHardState,
   decodeSegmentHeader,
   decodeTruncate,
@@ -39,13 +38,13 @@ export interface RecoveryLogger {
 
 type Staged =
   | { type: RecordType.SegmentHeader; offset: number; value: SegmentHeader }
-  | { type: RecordType.Entry; offset: number; value: Entry }
+  | { type: RecordType.Entry; offset: number; value: { index: number; term: number; dataLength: number } }
   | { type: RecordType.HardState; offset: number; value: HardState }
   | { type: RecordType.ConfState; offset: number; value: ConfState }
   | { type: RecordType.Truncate; offset: number; value: number };
 
 /**
- * Rebuilds the durable state from the segments in `dir` into `index` and `cache` (docs/storage.md,
+ * Rebuilds the durable state from the segments in `dir` into `index` (docs/storage.md,
  * "Recovery"). Each segment is read whole and replayed batch by batch: a batch takes effect at its BatchEnd
  * record, all of it at once.
  *
@@ -58,7 +57,6 @@ type Staged =
 export async function recoverLog(
   dir: string,
   index: LogIndex,
-  cache: PayloadCache,
   logger: RecoveryLogger,
 ): Promise<RecoveryResult> {
   const names = await listSegments(dir);
@@ -71,7 +69,7 @@ export async function recoverLog(
       );
     }
   }
-  const replay = new Replay(index, cache);
+  const replay = new Replay(index);
   const segments: RecoveredSegment[] = [];
   for (let k = 0; k < names.length; k++) {
     const name = names[k];
@@ -115,10 +113,7 @@ class Replay {
   confState: ConfState = { voters: [] };
   private started = false;
 
-  constructor(
-    private readonly index: LogIndex,
-    private readonly cache: PayloadCache,
-  ) {}
+  constructor(private readonly index: LogIndex) {}
 
   segment(buf: Buffer, name: SegmentName, path: string, isLast: boolean): SegmentScan {
     const corrupt = (offset: number, reason: string): WalCorruptionError => new WalCorruptionError(path, offset, reason);
@@ -181,7 +176,6 @@ class Replay {
           }
           if (!this.started) {
             index.reset(h.firstIndex, h.prevTerm);
-            this.cache.clear(h.firstIndex);
             this.started = true;
           } else if (h.firstIndex !== index.last + 1 || h.prevTerm !== index.term(index.last)) {
             throw corrupt(
@@ -200,8 +194,7 @@ class Replay {
           if (e.term < index.term(index.last)) {
             throw corrupt(rec.offset, `entry ${e.index} has term ${e.term}, lower than its predecessor's`);
           }
-          index.append(e.index, e.term, name.seq, rec.offset, e.data.length);
-          this.cache.append({ ...e, data: Buffer.from(e.data) });
+          index.append(e.index, e.term, name.seq, rec.offset, e.dataLength);
           break;
         }
         case RecordType.Truncate: {
@@ -213,7 +206,6 @@ class Replay {
             throw corrupt(rec.offset, `truncation at ${from} would discard committed entries (commit ${this.hardState.commit})`);
           }
           index.truncateFrom(from);
-          this.cache.truncateFrom(from);
           break;
         }
         case RecordType.HardState:
@@ -264,7 +256,7 @@ function decodeStaged(type: RecordType, payload: Buffer, offset: number): Staged
     case RecordType.SegmentHeader:
       return { type, offset, value: decodeSegmentHeader(payload) };
     case RecordType.Entry:
-      return { type, offset, value: decodeEntry(payload) };
+      return { type, offset, value: decodeEntryHeader(payload) };
     case RecordType.HardState:
       return { type, offset, value: decodeHardState(payload) };
     case RecordType.ConfState:

@@ -85,6 +85,7 @@ export class Wal {
   private readonly cache: PayloadCache;
   private readonly segments = new Map<number, WalSegment>();
   private readonly segmentSize: number;
+  private readonly cacheBytes: number;
   private active!: WalSegment;
   /** End of the active segment's header batch: a segment with no more than that is never rolled. */
   private activeHeaderEnd = 0;
@@ -113,7 +114,8 @@ export class Wal {
     private readonly lock: DirLock,
   ) {
     this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
-    this.cache = new PayloadCache(options.payloadCacheBytes ?? DEFAULT_CACHE_BYTES);
+    this.cacheBytes = options.payloadCacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.cache = new PayloadCache(this.cacheBytes);
     const self = this;
     const log: DurableLog = {
       index: this.index,
@@ -231,7 +233,7 @@ export class Wal {
 
   private async recover(): Promise<void> {
     this.metaValue = await readMeta(this.dir);
-    const result = await recoverLog(this.dir, this.index, this.cache, this.logger);
+    const result = await recoverLog(this.dir, this.index, this.logger);
     this.hardState = result.hardState;
     this.confState = result.confState;
     const { segments } = result;
@@ -255,6 +257,7 @@ export class Wal {
       this.active = segment;
       this.activeHeaderEnd = header.length;
     }
+    this.warmCache();
     this.tailLast = this.index.last;
     this.tailCommit = this.hardState.commit;
     this.tailTerm = this.hardState.term;
@@ -262,6 +265,21 @@ export class Wal {
       `opened ${this.dir}: entries [${this.index.first}, ${this.index.last}], term ${this.hardState.term}, ` +
         `commit ${this.hardState.commit}, ${this.segments.size} segment(s)`,
     );
+  }
+
+  /**
+   * Loads the newest entries that fit the payload cache, as if they had just been written: recovery only
+   * rebuilds the index, so that it never holds payloads it would evict again at once.
+   */
+  private warmCache(): void {
+    const { first, last } = this.index;
+    let lo = last + 1;
+    let bytes = 0;
+    while (lo > first && (bytes += this.index.dataLength(lo - 1) + PayloadCache.ENTRY_OVERHEAD) <= this.cacheBytes) lo--;
+    this.cache.clear(lo);
+    for (let i = lo; i <= last; i += 4096) {
+      for (const e of this.storage.entries(i, Math.min(last, i + 4095) + 1)) this.cache.append(e);
+    }
   }
 
   /** Checks a save against the tail of the log and frames its records into one buffer. */
@@ -419,7 +437,10 @@ export class Wal {
       for (let k = 0; k < w.entries.length; k++) {
         const e = w.entries[k];
         this.index.append(e.index, e.term, segment.seq, position + w.offsets[k], e.data.length);
-        this.cache.append(e);
+        // Cache a view of the bytes just written rather than the caller's array, which may be a view of a
+        // much larger buffer (a network message) that the cache would otherwise keep alive.
+        const at = w.offsets[k] + HEADER_SIZE + ENTRY_FIXED;
+        this.cache.append({ index: e.index, term: e.term, type: e.type, data: w.buf.subarray(at, at + e.data.length) });
       }
       if (w.hardState) this.hardState = w.hardState;
       if (w.confState) this.confState = w.confState;
