@@ -46,6 +46,7 @@ export function randomClusterOptions(seed: number, rng: Rng): ClusterOptions {
     persistDelay: [0, rng.pick([0, 2, 5, 20])],
     net: rng.pick([RELIABLE, UNRELIABLE, UNRELIABLE, LOSSY, SLOW]),
     tornWrites: rng.chance(0.5),
+    lazyCommit: rng.chance(0.5),
     durableStateMachine: 'mixed',
   };
 }

@@ -159,7 +159,7 @@ export class Raft {
     this.cfg.logger.info(`${this.id} became follower at term ${this.term}`);
   }
 
-  private becomePreCandidate(): void {
+  becomePreCandidate(): void {
     if (this.state === StateType.Leader) throw new Error('invalid transition [leader -> pre-candidate]');
     // Neither the term nor the vote changes: a pre-vote round leaves no trace if it fails.
     this.trk.resetVotes();
@@ -168,7 +168,7 @@ export class Raft {
     this.cfg.logger.info(`${this.id} became pre-candidate at term ${this.term}`);
   }
 
-  private becomeCandidate(): void {
+  becomeCandidate(): void {
     if (this.state === StateType.Leader) throw new Error('invalid transition [leader -> candidate]');
     this.reset(this.term + 1);
     this.vote = this.id;
@@ -176,7 +176,7 @@ export class Raft {
     this.cfg.logger.info(`${this.id} became candidate at term ${this.term}`);
   }
 
-  private becomeLeader(): void {
+  becomeLeader(): void {
     if (this.state === StateType.Follower) throw new Error('invalid transition [follower -> leader]');
     this.reset(this.term);
     this.lead = this.id;

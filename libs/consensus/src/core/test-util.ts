@@ -1,0 +1,26 @@
+// Helpers shared by the core's unit tests (spec files only; not exported from the library).
+import { Entry, EntryType } from './types';
+
+/** An entry with the given index and term and optional payload. */
+export function ent(index: number, term: number, data = ''): Entry {
+  return { index, term, type: EntryType.Normal, data: new TextEncoder().encode(data) };
+}
+
+/** Entries with consecutive indices from `first`, with the given terms. */
+export function ents(first: number, terms: number[]): Entry[] {
+  return terms.map((t, k) => ent(first + k, t));
+}
+
+/** [index, term] pairs, for compact assertions. */
+export function it2(es: readonly Entry[]): [number, number][] {
+  return es.map((e) => [e.index, e.term]);
+}
+
+/** A deterministic generator of values in [0, 1) for tests. */
+export function seededRandom(seed = 1): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 4294967296;
+  };
+}

@@ -1,0 +1,128 @@
+/**
+ * The long randomized property run (soak). Each seed is one random schedule (see random-schedule.ts)
+ * with every invariant checked after every step.
+ *
+ *   npm run test:sim -- --seeds 100000            # seeds 0..99999, on all cores
+ *   npm run test:sim -- --seeds 5000 --start 1e6  # another range
+ *   npm run test:sim -- --seed 4242               # replay one seed (prints its summary or failure)
+ *   npm run test:sim -- --long ...                # 150-round schedules instead of 40
+ *   npm run test:sim -- --workers 1 ...           # one worker thread (default: one per core)
+ *
+ * Exits with status 1 if any seed fails, after printing each failing seed and its replay command.
+ */
+import { cpus } from 'node:os';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { runRandomSchedule, ScheduleLength } from './random-schedule';
+
+interface Job {
+  start: number;
+  count: number;
+  stride: number;
+  offset: number;
+  length: ScheduleLength;
+}
+
+interface Report {
+  seeds: number;
+  failures: { seed: number; message: string }[];
+  committed: number;
+  acked: number;
+  readsServed: number;
+  messages: number;
+}
+
+function runJob(job: Job, progress?: (done: number) => void): Report {
+  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0 };
+  for (let i = job.offset; i < job.count; i += job.stride) {
+    const seed = job.start + i;
+    try {
+      const s = runRandomSchedule(seed, job.length);
+      report.committed += s.committed;
+      report.acked += s.acked;
+      report.readsServed += s.readsServed;
+      report.messages += s.messages;
+    } catch (e) {
+      report.failures.push({ seed, message: (e as Error).message });
+    }
+    report.seeds++;
+    if (progress && report.seeds % 1000 === 0) progress(report.seeds);
+  }
+  return report;
+}
+
+function parseArgs(argv: string[]): { seeds: number; start: number; seed?: number; length: ScheduleLength; workers: number } {
+  const out = { seeds: 10000, start: 0, seed: undefined as number | undefined, length: 'normal' as ScheduleLength, workers: cpus().length };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const next = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v)) throw new Error(`${a} needs a number`);
+      return v;
+    };
+    if (a === '--seeds') out.seeds = next();
+    else if (a === '--start') out.start = next();
+    else if (a === '--seed') out.seed = next();
+    else if (a === '--workers') out.workers = Math.max(1, next());
+    else if (a === '--long') out.length = 'long';
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.seed !== undefined) {
+    try {
+      console.log(runRandomSchedule(args.seed, args.length));
+    } catch (e) {
+      console.error((e as Error).message);
+      process.exitCode = 1;
+    }
+    return;
+  }
+  const t0 = Date.now();
+  const workers = Math.min(args.workers, args.seeds);
+  console.log(`soak: ${args.seeds} ${args.length} schedules from seed ${args.start}, ${workers} worker(s)`);
+  const reports = await Promise.all(
+    Array.from({ length: workers }, (_, w) => {
+      const job: Job = { start: args.start, count: args.seeds, stride: workers, offset: w, length: args.length };
+      return new Promise<Report>((resolve, reject) => {
+        const worker = new Worker(__filename, { workerData: job, execArgv: process.execArgv });
+        worker.on('message', (m: { progress?: number; report?: Report }) => {
+          if (m.progress !== undefined && w === 0) console.log(`  ~${m.progress * workers} seeds (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+          if (m.report) resolve(m.report);
+        });
+        worker.on('error', reject);
+      });
+    }),
+  );
+  const total = reports.reduce(
+    (a, r) => ({
+      seeds: a.seeds + r.seeds,
+      failures: [...a.failures, ...r.failures],
+      committed: a.committed + r.committed,
+      acked: a.acked + r.acked,
+      readsServed: a.readsServed + r.readsServed,
+      messages: a.messages + r.messages,
+    }),
+    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0 } as Report,
+  );
+  const secs = (Date.now() - t0) / 1000;
+  console.log(
+    `soak: ${total.seeds} seeds in ${secs.toFixed(1)} s, ${total.failures.length} failed; ` +
+      `${total.committed} entries committed, ${total.acked} proposals acknowledged, ${total.readsServed} reads served, ` +
+      `${total.messages} messages`,
+  );
+  for (const f of total.failures.sort((a, b) => a.seed - b.seed)) console.error(`\n${f.message}`);
+  if (total.failures.length > 0) process.exitCode = 1;
+}
+
+if (isMainThread) {
+  main().catch((e) => {
+    console.error(e);
+    process.exitCode = 1;
+  });
+} else {
+  const report = runJob(workerData as Job, (done) => parentPort!.postMessage({ progress: done }));
+  parentPort!.postMessage({ report });
+}
