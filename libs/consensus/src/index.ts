@@ -9,3 +9,12 @@ export { ProposalDroppedError, StepLocalMessageError, ReadyProtocolError, RaftCo
 export { canSendBeforePersist } from './core/message';
 export type { ProgressState } from './core/progress';
 // ---- end of Raft core exports --------------------------------------------------------------------------
+
+// ---- The Nest side: ports the other libraries implement, the driver and its module ---------------------
+export * from './ports';
+export * from './errors';
+export { RaftNodeService, CONSENSUS_OPTIONS } from './raft-node.service';
+export type { Applied, ConsensusOptions, NodeStatus, PeerStatus } from './raft-node.service';
+export { RaftMetrics } from './raft.metrics';
+export { ConsensusModule } from './consensus.module';
+export type { ConsensusModuleAsyncOptions } from './consensus.module';

@@ -1,0 +1,126 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { MessageType, StateType } from './core/types';
+
+/** What the metrics read from the node at scrape time (nothing is computed on the hot path). */
+export interface RaftMetricsSnapshot {
+  term: number;
+  state: StateType;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+}
+
+const MESSAGE_TYPES = Object.keys(MessageType).filter((k) => Number.isNaN(Number(k)));
+
+/**
+ * Prometheus metrics of the Raft node. Label children are bound once, so counting a message or a proposal
+ * costs one increment.
+ */
+@Injectable()
+export class RaftMetrics {
+  private snapshot: () => RaftMetricsSnapshot | undefined = () => undefined;
+  readonly leaderChanges: Counter;
+  readonly elections: Counter;
+  readonly proposalDuration: Histogram;
+  readonly readIndexDuration: Histogram;
+  private readonly proposals: Counter<'outcome'>;
+  private readonly sent: Counter.Internal[] = [];
+  private readonly received: Counter.Internal[] = [];
+
+  constructor(registry: Registry) {
+    const read = <K extends keyof RaftMetricsSnapshot>(key: K) => () => this.snapshot()?.[key];
+    const gauge = (name: string, help: string, value: () => unknown) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect(this: Gauge) {
+          const v = value();
+          if (typeof v === 'number') this.set(v);
+        },
+      });
+    gauge('raftkv_raft_term', 'Current Raft term of this node.', read('term'));
+    gauge('raftkv_raft_commit_index', 'Highest log index known to be committed.', read('commit'));
+    gauge('raftkv_raft_applied_index', 'Highest log index applied to the state machine.', read('applied'));
+    gauge('raftkv_raft_last_log_index', 'Index of the last entry in the log.', read('lastIndex'));
+    gauge('raftkv_raft_is_leader', '1 if this node is the leader, else 0.', () => {
+      const s = this.snapshot();
+      return s ? Number(s.state === StateType.Leader) : undefined;
+    });
+    const snapshotState = () => this.snapshot()?.state;
+    new Gauge({
+      name: 'raftkv_raft_state',
+      help: 'Raft role of this node: 1 for the current state, 0 for the others.',
+      labelNames: ['state'],
+      registers: [registry],
+      collect(this: Gauge<'state'>) {
+        const current = snapshotState();
+        if (current === undefined) return;
+        for (const state of Object.values(StateType)) this.set({ state }, Number(state === current));
+      },
+    });
+    this.leaderChanges = new Counter({
+      name: 'raftkv_raft_leader_changes_total',
+      help: 'Times this node saw the leader change (including to no leader).',
+      registers: [registry],
+    });
+    this.elections = new Counter({
+      name: 'raftkv_raft_elections_total',
+      help: 'Elections this node started (transitions to candidate).',
+      registers: [registry],
+    });
+    this.proposals = new Counter({
+      name: 'raftkv_raft_proposals_total',
+      help: 'Client proposals by outcome: committed, lost (overwritten), timeout (outcome unknown), rejected.',
+      labelNames: ['outcome'],
+      registers: [registry],
+    });
+    this.proposalDuration = new Histogram({
+      name: 'raftkv_raft_proposal_duration_seconds',
+      help: 'Time from proposal to apply on the leader.',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.readIndexDuration = new Histogram({
+      name: 'raftkv_raft_read_index_duration_seconds',
+      help: 'Time for a linearizable read to confirm leadership and catch up the state machine.',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    const sent = new Counter({
+      name: 'raftkv_raft_messages_sent_total',
+      help: 'Raft messages handed to the transport, by type.',
+      labelNames: ['type'],
+      registers: [registry],
+    });
+    const received = new Counter({
+      name: 'raftkv_raft_messages_received_total',
+      help: 'Raft messages received from peers, by type.',
+      labelNames: ['type'],
+      registers: [registry],
+    });
+    for (const name of MESSAGE_TYPES) {
+      const type = MessageType[name as keyof typeof MessageType];
+      this.sent[type] = sent.labels(name);
+      this.received[type] = received.labels(name);
+    }
+  }
+
+  /** Connects the scrape-time gauges to the node. */
+  bind(snapshot: () => RaftMetricsSnapshot): void {
+    this.snapshot = snapshot;
+  }
+
+  messageSent(type: MessageType): void {
+    this.sent[type]?.inc();
+  }
+
+  messageReceived(type: MessageType): void {
+    this.received[type]?.inc();
+  }
+
+  proposal(outcome: 'committed' | 'lost' | 'timeout' | 'rejected'): void {
+    this.proposals.inc({ outcome });
+  }
+}
