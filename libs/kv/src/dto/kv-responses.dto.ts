@@ -1,0 +1,109 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+
+export class WriteResultDto {
+  @ApiProperty({ example: true })
+  success: true;
+
+  @ApiProperty({ description: 'Log index at which the write was committed.', example: 42 })
+  index: number;
+}
+
+export class DeleteResultDto extends WriteResultDto {
+  @ApiProperty({ description: 'Whether the key existed before the delete (deleting a missing key succeeds).', example: true })
+  existed: boolean;
+}
+
+export class KeyValueDto {
+  @ApiProperty({ example: 'username' })
+  key: string;
+
+  @ApiProperty({ example: 'alice' })
+  value: string;
+}
+
+export class ErrorDto {
+  @ApiProperty({ example: 'Key not found' })
+  error: string;
+
+  @ApiPropertyOptional({ example: 'username' })
+  key?: string;
+}
+
+export class NotLeaderDto {
+  @ApiProperty({ example: 'Not leader' })
+  error: string;
+
+  @ApiProperty({ description: 'NODE_ID of the leader.', example: 'node1' })
+  leader: string;
+
+  @ApiProperty({ description: 'Base URL of the leader; the Location header points at the same path there.', example: 'http://localhost:3001' })
+  leaderUrl: string;
+}
+
+export class UnavailableDto {
+  @ApiProperty({ example: 'No leader' })
+  error: string;
+
+  @ApiPropertyOptional({
+    enum: ['unknown', 'failed'],
+    description:
+      '`unknown`: the write was proposed but not seen committed in time; it may still commit later. ' +
+      '`failed`: it definitely did not take effect; safe to retry.',
+  })
+  outcome?: 'unknown' | 'failed';
+}
+
+export class PeerStatusDto {
+  @ApiPropertyOptional({ example: 'node2' })
+  nodeId?: string;
+
+  @ApiProperty({ example: 'http://localhost:3002' })
+  url: string;
+
+  @ApiProperty({ description: 'Highest log index known to be replicated on the peer.', example: 42 })
+  matchIndex: number;
+
+  @ApiProperty({ example: 43 })
+  nextIndex: number;
+
+  @ApiProperty({ enum: ['Probe', 'Replicate', 'Snapshot'], example: 'Replicate' })
+  replication: string;
+
+  @ApiPropertyOptional({ description: 'Milliseconds since the leader last heard from the peer.', example: 12 })
+  lastContactMs?: number;
+}
+
+export class StatusDto {
+  @ApiProperty({ enum: ['LEADER', 'FOLLOWER', 'CANDIDATE', 'PRE_CANDIDATE'], example: 'LEADER' })
+  state: string;
+
+  @ApiProperty({ example: 5 })
+  term: number;
+
+  @ApiProperty({ description: 'NODE_ID of the known leader, or null.', example: 'node1', nullable: true, type: String })
+  leader: string | null;
+
+  @ApiProperty({ example: true })
+  isLeader: boolean;
+
+  @ApiProperty({ example: 'node1' })
+  nodeId: string;
+
+  @ApiProperty({ example: 'http://localhost:3001' })
+  url: string;
+
+  @ApiProperty({ description: 'Base URL of the known leader, or null.', example: 'http://localhost:3001', nullable: true, type: String })
+  leaderUrl: string | null;
+
+  @ApiProperty({ example: 42 })
+  commitIndex: number;
+
+  @ApiProperty({ example: 42 })
+  appliedIndex: number;
+
+  @ApiProperty({ example: 42 })
+  lastLogIndex: number;
+
+  @ApiPropertyOptional({ type: [PeerStatusDto], description: 'Replication state of each peer (leader only).' })
+  peers?: PeerStatusDto[];
+}

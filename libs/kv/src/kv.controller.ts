@@ -1,0 +1,96 @@
+import { Body, Controller, Delete, Get, HttpCode, Param, Put, Query, UseFilters, UsePipes } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiBody,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiPayloadTooLargeResponse,
+  ApiResponse,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import { DeleteResultDto, ErrorDto, KeyValueDto, NotLeaderDto, UnavailableDto, WriteResultDto } from './dto/kv-responses.dto';
+import { PutValueDto } from './dto/put-value.dto';
+import { ReadQueryDto } from './dto/read-query.dto';
+import { KeyNotFoundError } from './kv.errors';
+import { KvErrorsFilter } from './kv-errors.filter';
+import { KvService } from './kv.service';
+import { kvValidationPipe } from './validation';
+
+const keyParam = ApiParam({
+  name: 'key',
+  description: 'The key (1 to MAX_KEY_BYTES bytes of UTF-8; percent-encode "/" and other reserved characters).',
+  example: 'username',
+});
+const notLeader = ApiResponse({
+  status: 307,
+  description: 'This node is a follower: the Location header points at the same request on the leader.',
+  type: NotLeaderDto,
+});
+const unavailable = ApiServiceUnavailableResponse({
+  description: 'No leader, no quorum in time, or shutting down. For writes, `outcome` says whether it may still take effect.',
+  type: UnavailableDto,
+});
+
+@ApiTags('kv')
+@Controller('kv')
+@UseFilters(KvErrorsFilter)
+@UsePipes(kvValidationPipe())
+export class KvController {
+  constructor(private readonly kv: KvService) {}
+
+  @Put(':key')
+  @HttpCode(200)
+  @ApiOperation({
+    summary: 'Write a value',
+    description: 'Answers 200 only once the write is committed by a quorum and applied on the leader.',
+  })
+  @keyParam
+  @ApiBody({ type: PutValueDto, examples: { seed: { value: { value: 'alice' } } } })
+  @ApiOkResponse({ type: WriteResultDto })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key' })
+  @ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'Value longer than MAX_VALUE_BYTES' })
+  @notLeader
+  @unavailable
+  async put(@Param('key') key: string, @Body() body: PutValueDto): Promise<WriteResultDto> {
+    const { index } = await this.kv.put(key, body.value);
+    return { success: true, index };
+  }
+
+  @Get(':key')
+  @ApiOperation({
+    summary: 'Read a value',
+    description:
+      'Linearizable by default: the leader confirms its leadership with a quorum (ReadIndex) and answers from a ' +
+      'state at least as new as every write acknowledged before the request. `?consistency=stale` answers from ' +
+      "this node's local copy at once, on any node, possibly behind.",
+  })
+  @keyParam
+  @ApiOkResponse({ type: KeyValueDto })
+  @ApiNotFoundResponse({ type: ErrorDto, description: 'Key not found' })
+  @ApiBadRequestResponse({ type: ErrorDto })
+  @notLeader
+  @unavailable
+  async get(@Param('key') key: string, @Query() query: ReadQueryDto): Promise<KeyValueDto> {
+    const value = await this.kv.get(key, query.consistency);
+    if (value === undefined) throw new KeyNotFoundError(key);
+    return { key, value };
+  }
+
+  @Delete(':key')
+  @ApiOperation({
+    summary: 'Delete a key',
+    description: 'Answers 200 once the delete is committed; deleting a missing key succeeds with `existed: false`.',
+  })
+  @keyParam
+  @ApiOkResponse({ type: DeleteResultDto })
+  @ApiBadRequestResponse({ type: ErrorDto })
+  @notLeader
+  @unavailable
+  async delete(@Param('key') key: string): Promise<DeleteResultDto> {
+    const { index, existed } = await this.kv.delete(key);
+    return { success: true, index, existed };
+  }
+}

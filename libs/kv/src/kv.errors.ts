@@ -1,0 +1,26 @@
+/** The key is empty or longer than MAX_KEY_BYTES. */
+export class InvalidKeyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidKeyError';
+  }
+}
+
+/** The value is longer than MAX_VALUE_BYTES. */
+export class ValueTooLargeError extends Error {
+  constructor(
+    readonly bytes: number,
+    readonly limit: number,
+  ) {
+    super(`value is ${bytes} bytes; the limit is ${limit} (MAX_VALUE_BYTES)`);
+    this.name = 'ValueTooLargeError';
+  }
+}
+
+/** GET of a key that does not exist. */
+export class KeyNotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`key not found: ${key}`);
+    this.name = 'KeyNotFoundError';
+  }
+}

@@ -1,0 +1,48 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { RaftNodeService, StateType } from '@app/consensus';
+import { StatusDto } from './dto/kv-responses.dto';
+
+const STATE_NAMES: Record<StateType, string> = {
+  [StateType.Leader]: 'LEADER',
+  [StateType.Follower]: 'FOLLOWER',
+  [StateType.Candidate]: 'CANDIDATE',
+  [StateType.PreCandidate]: 'PRE_CANDIDATE',
+};
+
+@ApiTags('status')
+@Controller('status')
+export class StatusController {
+  constructor(private readonly raft: RaftNodeService) {}
+
+  @Get()
+  @ApiOperation({ summary: "This node's view of the cluster: role, term, leader, log indexes, and (on the leader) each peer" })
+  @ApiOkResponse({ type: StatusDto })
+  status(): StatusDto {
+    const s = this.raft.status();
+    const isLeader = s.state === StateType.Leader;
+    const status: StatusDto = {
+      state: STATE_NAMES[s.state],
+      term: s.term,
+      leader: s.lead ? (s.leaderName ?? null) : null,
+      isLeader,
+      nodeId: s.name,
+      url: s.id,
+      leaderUrl: s.lead || null,
+      commitIndex: s.commit,
+      appliedIndex: s.applied,
+      lastLogIndex: s.lastIndex,
+    };
+    if (isLeader) {
+      status.peers = s.peers.map((p) => ({
+        nodeId: p.name,
+        url: p.id,
+        matchIndex: p.match,
+        nextIndex: p.next,
+        replication: p.state,
+        lastContactMs: p.lastContactMs,
+      }));
+    }
+    return status;
+  }
+}
