@@ -1,10 +1,85 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
+import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
+import { HttpErrorsFilter } from './http-errors.filter';
+import { createLogger } from './logger';
+import { setupSwagger } from './swagger';
+
+/** Errors whose message already says what is wrong and what to do: printed as one line, exit code 1. */
+function isOperatorError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  const code = (error as NodeJS.ErrnoException).code;
+  return (
+    error instanceof ConfigError ||
+    error instanceof IdentityMismatchError ||
+    /^(WalLockedError|WalCorruptionError|WalError)$/.test(error.name) ||
+    code === 'EADDRINUSE' ||
+    code === 'EACCES' ||
+    code === 'EADDRNOTAVAIL'
+  );
+}
+
+function describe(error: Error, config?: NodeConfig): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return `HTTP_PORT ${config?.httpPort} is already in use on ${config?.bindHost}`;
+  if (code === 'EADDRNOTAVAIL') return `BIND_HOST ${config?.bindHost} is not an address of this machine`;
+  return error.message;
+}
 
 async function bootstrap(): Promise<void> {
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule, new FastifyAdapter());
-  await app.listen(Number(process.env.HTTP_PORT ?? 3001), '0.0.0.0');
+  let config: NodeConfig | undefined;
+  try {
+    config = loadNodeConfig(process.env);
+    const logger = createLogger(config);
+    const app = await NestFactory.create<NestFastifyApplication>(
+      AppModule.forRoot(config),
+      new FastifyAdapter({ bodyLimit: 2 * config.maxValueBytes + 64 * 1024 }),
+      { logger, abortOnError: false },
+    );
+    app.useGlobalFilters(new HttpErrorsFilter());
+    setupSwagger(app);
+    await app.listen(config.httpPort, config.bindHost);
+    Logger.log(
+      `${config.nodeId} serving on ${config.bindHost}:${config.httpPort} as ${config.advertiseUrl}; ` +
+        `Swagger UI at ${config.advertiseUrl}/docs`,
+      'Main',
+    );
+    installSignalHandlers(app);
+  } catch (error) {
+    if (isOperatorError(error)) {
+      process.stderr.write(`${config?.nodeId ?? 'kv-node'}: cannot start: ${describe(error, config)}\n`);
+    } else {
+      process.stderr.write(`${config?.nodeId ?? 'kv-node'}: failed to start: ${(error as Error)?.stack ?? String(error)}\n`);
+    }
+    process.exit(1);
+  }
 }
+
+/**
+ * SIGTERM / SIGINT: hand leadership over if this node leads, stop the Raft node (so nothing more is written),
+ * close the HTTP server and the WAL, exit 0. A second signal exits at once.
+ */
+function installSignalHandlers(app: NestFastifyApplication): void {
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    Logger.log(`${signal}: shutting down`, 'Main');
+    try {
+      await app.get(RaftNodeService).stop({ transferLeadership: true });
+      await app.close();
+      process.exit(0);
+    } catch (error) {
+      Logger.error(`shutdown failed: ${(error as Error).message}`, 'Main');
+      process.exit(1);
+    }
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
 void bootstrap();

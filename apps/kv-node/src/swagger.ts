@@ -1,0 +1,25 @@
+import { INestApplication } from '@nestjs/common';
+import { DocumentBuilder, OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+
+export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('raft-kv')
+    .setDescription(
+      'A distributed key-value store on Raft. Writes and default reads go to the leader (followers answer 307 ' +
+        'with a Location header); every acknowledged write is committed on a quorum and fsynced.',
+    )
+    .setVersion('0.1.0')
+    .addTag('kv', 'The replicated map')
+    .addTag('status', "This node's view of the cluster")
+    .addTag('operations', 'Health checks and Prometheus metrics')
+    .addTag('raft (peer)', 'Cluster-internal: Raft messages between members (not for clients)')
+    .addSecurity('cluster-token', { type: 'http', scheme: 'bearer', description: 'CLUSTER_TOKEN, peers only' })
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** Swagger UI at /docs and the OpenAPI JSON at /docs-json. */
+export function setupSwagger(app: INestApplication, options: { ui: boolean } = { ui: true }): void {
+  const document = buildOpenApiDocument(app);
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json', swaggerUiEnabled: options.ui });
+}

@@ -1,0 +1,168 @@
+/**
+ * Misconfiguration is stopped or reported, never left to split silently: invalid variables, a second
+ * process on one WAL_DIR, a data directory of another node, peers with different member lists, two nodes
+ * with one NODE_ID, and a wrong cluster token.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ClusterNode, eventually, freePorts, http, LocalCluster, NODE_MAIN } from '../support/local-cluster';
+
+jest.setTimeout(60_000);
+
+const dirs: string[] = [];
+const extra: ClusterNode[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'raftkv-misconfig-'));
+  dirs.push(dir);
+  return dir;
+}
+
+afterAll(async () => {
+  await Promise.all(extra.map((n) => n.kill()));
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs the node with `env` and expects it to refuse to start. */
+function startFails(env: Record<string, string>): { status: number | null; stderr: string } {
+  const result = spawnSync(process.execPath, [NODE_MAIN], {
+    env: { ...process.env, LOG_LEVEL: 'error', ...env },
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { status: result.status, stderr: result.stderr };
+}
+
+describe('invalid configuration stops the process with one clear line and exit code 1', () => {
+  it.each([
+    [{ HTTP_PORT: 'abc' }, "node1: cannot start: HTTP_PORT must be an integer between 1 and 65535 (got 'abc')"],
+    [{ NODE_ID: 'a b' }, 'node1: cannot start: NODE_ID must be'],
+    [{ PEER_URLS: 'localhost:3002' }, "PEER_URLS has 'localhost:3002': only http:// and https:// URLs are supported"],
+    [{ ELECTION_TIMEOUT_MS: '100' }, 'ELECTION_TIMEOUT_MS (100) must be at least 3 x HEARTBEAT_INTERVAL_MS (100)'],
+    [{ CLUSTER_TOKEN: 'x' }, 'CLUSTER_TOKEN must be at least 16 characters when set'],
+  ])('%j', (env, message) => {
+    const { status, stderr } = startFails({ WAL_DIR: tempDir(), ...env });
+    expect(status).toBe(1);
+    expect(stderr).toContain(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+    expect(stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('a port already in use', async () => {
+    const cluster = await LocalCluster.start({ nodes: 1 });
+    try {
+      await cluster.waitForLeader();
+      const { status, stderr } = startFails({ HTTP_PORT: String(cluster.nodes[0].port), BIND_HOST: '127.0.0.1', WAL_DIR: tempDir() });
+      expect(status).toBe(1);
+      expect(stderr).toContain(`HTTP_PORT ${cluster.nodes[0].port} is already in use`);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('data directory', () => {
+  it('a second process on the same WAL_DIR exits with a clear error, and the first keeps serving', async () => {
+    const cluster = await LocalCluster.start({ nodes: 1 });
+    try {
+      const node = await cluster.waitForLeader();
+      const [port] = await freePorts(1);
+      const { status, stderr } = startFails({ HTTP_PORT: String(port), WAL_DIR: node.dir, NODE_ID: 'node1' });
+      expect(status).toBe(1);
+      expect(stderr).toContain(node.dir);
+      expect(stderr).toMatch(/in use|locked/i);
+      expect((await http('PUT', `${node.url}/kv/k`, { value: 'v' })).status).toBe(200);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it("a node pointed at another node's directory refuses to start", async () => {
+    const cluster = await LocalCluster.start({ nodes: 1 });
+    const node = cluster.nodes[0];
+    try {
+      await cluster.waitForLeader();
+      await node.kill();
+      const { status, stderr } = startFails({ ...node.env, NODE_ID: 'node2' });
+      expect(status).toBe(1);
+      expect(stderr).toContain("it belongs to node 'node1', this process is 'node2'");
+      const moved = startFails({ ...node.env, PEER_URLS: 'http://127.0.0.1:1' });
+      expect(moved.status).toBe(1);
+      expect(moved.stderr).toMatch(/it belongs to a cluster of \[.*\], this node is configured for \[.*\]/);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
+
+describe('peers that disagree are refused and reported', () => {
+  it('a node with a different member list is refused (409) and both sides log the mismatch', async () => {
+    const cluster = await LocalCluster.start({ nodes: 2 });
+    try {
+      // node2 also lists a third member that node1 does not know: their member sets differ.
+      const [a, b] = cluster.nodes;
+      await b.kill();
+      const [ghost] = await freePorts(1);
+      const odd = new ClusterNode('node2', b.port, tempDir(), { ...b.env, WAL_DIR: tempDir(), PEER_URLS: `${a.url},http://127.0.0.1:${ghost}` });
+      extra.push(odd);
+      odd.start();
+      await eventually('node1 to report the mismatch', async () => (/cluster mismatch/.test(a.logs()) ? true : undefined));
+      await eventually('node2 to report the refusal', async () => (/refused our messages \(409\).*cluster mismatch/.test(odd.logs()) ? true : undefined));
+      const status = await a.status();
+      expect(status.isLeader).toBe(false);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('two nodes with the same NODE_ID are refused and reported', async () => {
+    const cluster = await LocalCluster.start({ nodes: 2, env: { NODE_ID: 'twin' } });
+    try {
+      const [a, b] = cluster.nodes;
+      await eventually('the duplicate to be reported', async () =>
+        /duplicate NODE_ID: .* are both 'twin'/.test(a.logs() + b.logs()) ? true : undefined,
+      );
+      expect((await a.status()).isLeader || (await b.status()).isLeader).toBe(false);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('with CLUSTER_TOKEN set, peer requests without it get 401, and the cluster works with it', async () => {
+    const token = 'a-shared-secret-of-32-characters';
+    const cluster = await LocalCluster.start({ nodes: 3, env: { CLUSTER_TOKEN: token } });
+    try {
+      const leader = await cluster.waitForLeader();
+      expect((await http('PUT', `${leader.url}/kv/k`, { value: 'v' })).status).toBe(200);
+      const anonymous = await http('POST', `${leader.url}/raft/messages`, undefined, {
+        raw: 'x',
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.body.error).toMatch(/cluster token/);
+      const wrong = await http('POST', `${leader.url}/raft/messages`, undefined, {
+        raw: 'x',
+        headers: { 'content-type': 'application/octet-stream', authorization: 'Bearer wrong' },
+      });
+      expect(wrong.status).toBe(401);
+    } finally {
+      await cluster.stop();
+    }
+  });
+
+  it('without CLUSTER_TOKEN, a node warns that peer traffic is unauthenticated', async () => {
+    const cluster = await LocalCluster.start({ nodes: 2 });
+    try {
+      await eventually('the warning', async () => (/CLUSTER_TOKEN is not set/.test(cluster.nodes[0].logs()) ? true : undefined));
+      const garbage = await http('POST', `${cluster.nodes[0].url}/raft/messages`, undefined, {
+        raw: 'not a batch',
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      expect(garbage.status).toBeGreaterThanOrEqual(400);
+      expect(garbage.status).toBeLessThan(500);
+    } finally {
+      await cluster.stop();
+    }
+  });
+});
