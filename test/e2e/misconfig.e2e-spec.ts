@@ -36,8 +36,8 @@ function startFails(env: Record<string, string>): { status: number | null; stder
 
 describe('invalid configuration stops the process with one clear line and exit code 1', () => {
   it.each([
-    [{ HTTP_PORT: 'abc' }, "node1: cannot start: HTTP_PORT must be an integer between 1 and 65535 (got 'abc')"],
-    [{ NODE_ID: 'a b' }, 'node1: cannot start: NODE_ID must be'],
+    [{ HTTP_PORT: 'abc' }, "kv-node: cannot start: HTTP_PORT must be an integer between 1 and 65535 (got 'abc')"],
+    [{ NODE_ID: 'a b' }, 'kv-node: cannot start: NODE_ID must be'],
     [{ PEER_URLS: 'localhost:3002' }, "PEER_URLS has 'localhost:3002': only http:// and https:// URLs are supported"],
     [{ ELECTION_TIMEOUT_MS: '100' }, 'ELECTION_TIMEOUT_MS (100) must be at least 3 x HEARTBEAT_INTERVAL_MS (100)'],
     [{ CLUSTER_TOKEN: 'x' }, 'CLUSTER_TOKEN must be at least 16 characters when set'],
@@ -155,6 +155,7 @@ describe('peers that disagree are refused and reported', () => {
     const cluster = await LocalCluster.start({ nodes: 2 });
     try {
       await eventually('the warning', async () => (/CLUSTER_TOKEN is not set/.test(cluster.nodes[0].logs()) ? true : undefined));
+      await eventually('node1 to serve', () => cluster.nodes[0].status());
       const garbage = await http('POST', `${cluster.nodes[0].url}/raft/messages`, undefined, {
         raw: 'not a batch',
         headers: { 'content-type': 'application/octet-stream' },
