@@ -2,7 +2,7 @@ import { Entry, EntryType } from '@app/consensus';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { WalLogger } from '../src/wal';
+import type { WalLogger } from '@app/storage';
 
 /** Temporary directories for a test file, removed by cleanup() (call it in afterEach/afterAll). */
 export class TempDirs {

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { TempDirs } from '../test/wal-test-helpers';
+import { TempDirs } from '../../../test/support/wal-test-helpers';
 import { DirLock, LOCK_FILE } from './dir-lock';
 import { WalLockedError } from './errors';
 

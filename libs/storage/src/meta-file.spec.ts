@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TempDirs } from '../test/wal-test-helpers';
+import { TempDirs } from '../../../test/support/wal-test-helpers';
 import { WalCorruptionError } from './errors';
 import { META_FILE, readMeta, writeMeta } from './meta-file';
 

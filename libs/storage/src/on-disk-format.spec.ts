@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { entries, MemoryLogger, plain, TempDirs } from '../test/wal-test-helpers';
+import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
 import { Wal } from './wal';
 
 /**

@@ -1,4 +1,4 @@
-import { entry } from '../test/wal-test-helpers';
+import { entry } from '../../../test/support/wal-test-helpers';
 import { PayloadCache } from './payload-cache';
 
 describe('PayloadCache', () => {

@@ -2,7 +2,7 @@ import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { entry, MemoryLogger, TempDirs } from '../test/wal-test-helpers';
+import { entry, MemoryLogger, TempDirs } from '../../../test/support/wal-test-helpers';
 import { StorageModule, WAL } from './storage.module';
 import { Wal } from './wal';
 

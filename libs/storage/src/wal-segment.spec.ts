@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { TempDirs } from '../test/wal-test-helpers';
+import { TempDirs } from '../../../test/support/wal-test-helpers';
 import { listSegments, parseSegmentFileName, segmentFileName, WalSegment } from './wal-segment';
 
 const dirs = new TempDirs();

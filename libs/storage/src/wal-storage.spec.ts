@@ -1,7 +1,7 @@
 import { CompactedError, UnavailableError } from '@app/consensus';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { entries, entry, MemoryLogger, plain, TempDirs } from '../test/wal-test-helpers';
+import { entries, entry, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
 import { WalClosedError, WalCorruptionError } from './errors';
 import { Wal, WalOptions } from './wal';
 
