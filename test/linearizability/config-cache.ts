@@ -9,13 +9,13 @@
  * probing maps hashes to entries. The caller supplies the hash.
  */
 export class ConfigCache<S> {
-  private words = new Uint32Array(1 << 16);
+  private words = new Uint32Array(256);
   private used = 0;
-  private offsets = new Int32Array(1024 + 1); // entry e's key is words[offsets[e], offsets[e + 1])
-  private hashes = new Int32Array(1024);
+  private offsets = new Int32Array(64 + 1); // entry e's key is words[offsets[e], offsets[e + 1])
+  private hashes = new Int32Array(64);
   private readonly states: S[] = [];
-  private table = new Int32Array(2048); // entry index + 1; 0 = empty
-  private mask = 2047;
+  private table = new Int32Array(128); // entry index + 1; 0 = empty
+  private mask = 127;
   private count = 0;
 
   constructor(private readonly equal: (a: S, b: S) => boolean) {}

@@ -70,6 +70,9 @@ export interface SearchResult<S> {
 }
 
 const BUDGET_CHECK_MASK = 0x3ff;
+// A module binding rather than a global lookup in the hot loop (globals are slow inside jest's sandbox).
+const imul = Math.imul;
+const INFINITY = Infinity;
 const USEFUL_INDEX_BYTES = 64 * 1024 * 1024;
 
 export function searchPartition<S, I, O>(
@@ -81,12 +84,17 @@ export function searchPartition<S, I, O>(
   const prune = options.prune ?? true;
 
   // Number operations as LinearizedSet wants: known outcomes in call order, then unknown ones in call order.
-  const order = history.map((_, i) => i);
-  const isUnknown = (k: number) => history[k].ret === Infinity;
-  order.sort((a, b) => Number(isUnknown(a)) - Number(isUnknown(b)) || history[a].call - history[b].call || a - b);
+  const sortKey = new Float64Array(n);
+  const calls = new Float64Array(n);
+  for (let k = 0; k < n; k++) {
+    calls[k] = history[k].call;
+    sortKey[k] = history[k].ret === INFINITY ? 1 : 0;
+  }
+  const order = Array.from({ length: n }, (_, i) => i);
+  order.sort((a, b) => sortKey[a] - sortKey[b] || calls[a] - calls[b] || a - b);
   const ops = order.map((k) => history[k]);
   let required = 0;
-  while (required < n && ops[required].ret !== Infinity) required++;
+  while (required < n && ops[required].ret !== INFINITY) required++;
   const original = (i: number) => order[i];
 
   const readOnly = new Uint8Array(n);
@@ -102,8 +110,13 @@ export function searchPartition<S, I, O>(
   const HEAD = 2 * n;
   const events: number[] = [];
   for (let i = 0; i < required; i++) events.push(i, n + i);
-  const timeOf = (node: number) => (node < n ? ops[node].call : ops[node - n].ret);
-  events.sort((a, b) => timeOf(a) - timeOf(b) || (a < n ? 0 : 1) - (b < n ? 0 : 1) || a - b);
+  const time = new Float64Array(2 * n);
+  for (let i = 0; i < required; i++) {
+    time[i] = ops[i].call;
+    time[n + i] = ops[i].ret;
+  }
+  // Node numbers put calls (< n) before returns (>= n) at equal times, as closed intervals need.
+  events.sort((a, b) => time[a] - time[b] || a - b);
   const next = new Int32Array(2 * n + 1).fill(-1);
   const prev = new Int32Array(2 * n + 1).fill(-1);
   let last = HEAD;
@@ -196,7 +209,7 @@ export function searchPartition<S, I, O>(
   const key = new Uint32Array(linearized.maxKeyWords);
   const cache = new ConfigCache<S>((a, b) => model.equal(a, b));
   const memoize = (state: S) =>
-    cache.add(key, linearized.key(key), linearized.hash ^ Math.imul(model.hash(state), 0x9e3779b1), state);
+    cache.add(key, linearized.key(key), linearized.hash ^ imul(model.hash(state), 0x9e3779b1), state);
 
   // The stack of moves; for an unknown-outcome move, also where its configuration's scan was.
   const moveOp = new Int32Array(n);
@@ -249,7 +262,7 @@ export function searchPartition<S, I, O>(
       }
     }
     blocking = node;
-    limit = node === -1 ? Infinity : ops[node - n].ret;
+    limit = node === -1 ? INFINITY : ops[node - n].ret;
   };
   const startScan = () => {
     useful = usefulIn(state);
@@ -259,23 +272,32 @@ export function searchPartition<S, I, O>(
   };
   startScan();
 
-  let best: Pick<SearchResult<S>, 'sequence' | 'state' | 'blocked' | 'candidates'> | undefined;
+  // The deepest dead end so far, in internal numbering (mapped back once, in the result).
+  let best: { sequence: Int32Array; state: S; blocking: number; candidates: number[] } | undefined;
   const result = (verdict: SearchResult<S>['verdict'], reason?: string): SearchResult<S> => {
-    if (verdict === 'linearizable' || !best) best = { sequence: Array.from(moveOp.subarray(0, depth), original), state };
-    return { verdict, ...best, reason, configurations: cache.size, steps };
+    if (verdict === 'linearizable' || !best) best = { sequence: moveOp.slice(0, depth), state, blocking: -1, candidates: [] };
+    return {
+      verdict,
+      sequence: Array.from(best.sequence, original),
+      state: best.state,
+      blocked: best.blocking === -1 ? undefined : original(best.blocking - n),
+      candidates: best.blocking === -1 ? undefined : best.candidates.map(original),
+      reason,
+      configurations: cache.size,
+      steps,
+    };
   };
   const recordDeadEnd = () => {
     if (best && depth <= best.sequence.length) return;
     const candidates: number[] = [];
     for (let node = next[HEAD]; node !== blocking && node !== -1; node = next[node]) {
-      if (node < n) candidates.push(original(node));
+      if (node < n) candidates.push(node);
     }
     for (let c = nextClass[NO_CLASS]; c !== NO_CLASS && classFirstCall[c] <= limit; c = nextClass[c]) {
       const head = members[c][linearizedInClass[c]];
-      if (ops[head].call <= limit) candidates.push(original(head));
+      if (ops[head].call <= limit) candidates.push(head);
     }
-    const sequence = Array.from(moveOp.subarray(0, depth), original);
-    best = { sequence, state, blocked: blocking === -1 ? undefined : original(blocking - n), candidates };
+    best = { sequence: moveOp.slice(0, depth), state, blocking, candidates };
   };
 
   for (;;) {
