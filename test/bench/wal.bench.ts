@@ -4,14 +4,15 @@
  * - baseline: a raw 4 KiB append + fdatasync, and the same with the bytes of a 64-entry batch, straight
  *   through Node's fs (no WAL): the floor the WAL sits on.
  * - sequential: one save() of B entries of 100 bytes (plus a hard state) at a time, awaited: entries/s,
- *   fsyncs/s and the time from save() to durable, for B = 1, 16, 64, 256.
+ *   fsyncs/s and the time from save() to durable, for B = 1, 16, 64, 256; and B = 1, 64 with the
+ *   `fdatasync` sync method instead of the default O_DSYNC writes.
  * - group commit: C writers each saving 1 entry in a loop: how many saves share an fsync.
  * - recovery: Wal.open() on a log of 200,000 entries.
  *
  * Options (env): WAL_BENCH_DIR (default: the OS temp dir), WAL_BENCH_SECONDS per case (default 3).
  */
 import { Entry, EntryType } from '@app/consensus';
-import { Wal } from '@app/storage';
+import { SyncMethod, Wal } from '@app/storage';
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
@@ -69,10 +70,10 @@ function batch(from: number, count: number): Entry[] {
   return out;
 }
 
-async function sequential(size: number): Promise<Row> {
+async function sequential(size: number, syncMethod: SyncMethod): Promise<Row> {
   const dir = tempDir();
   let fsyncs = 0;
-  const wal = await Wal.open(dir, { logger: quiet, onFsync: () => fsyncs++ });
+  const wal = await Wal.open(dir, { logger: quiet, onFsync: () => fsyncs++, syncMethod });
   try {
     let next = 1;
     const lat: number[] = [];
@@ -93,7 +94,7 @@ async function sequential(size: number): Promise<Row> {
     const secs = (Date.now() - started) / 1000;
     lat.sort((a, b) => a - b);
     return {
-      case: `sequential, batch of ${size}`,
+      case: `sequential, batch of ${size}${syncMethod === 'dsync' ? '' : ' (fdatasync)'}`,
       entriesPerSec: (next - first) / secs,
       fsyncsPerSec: fsyncs / secs,
       p50: percentile(lat, 0.5),
@@ -190,7 +191,8 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   rows.push(rawFsync('raw fs: write 4 KiB + fdatasync', 4096));
   rows.push(rawFsync('raw fs: write 8,320 B (64 entries framed) + fdatasync', 64 * 130));
-  for (const size of [1, 16, 64, 256]) rows.push(await sequential(size));
+  for (const size of [1, 16, 64, 256]) rows.push(await sequential(size, 'dsync'));
+  for (const size of [1, 64]) rows.push(await sequential(size, 'fdatasync'));
   for (const writers of [8, 64]) rows.push(await groupCommit(writers));
   console.log('');
   console.log('| case | entries/s | fsyncs/s | p50 ms | p99 ms | note |');

@@ -2,6 +2,7 @@
 export { Wal } from './wal';
 export type { WalLogger, WalOptions } from './wal';
 export type { WalMeta } from './meta-file';
+export type { SyncMethod } from './wal-segment';
 export { WalClosedError, WalCorruptionError, WalFailedError, WalLockedError } from './errors';
 
 // The Nest module that opens it and provides it by DI.

@@ -28,19 +28,18 @@ describe('segment files', () => {
     expect((await listSegments(dir)).map((s) => s.seq)).toEqual([2, 9, 10]);
   });
 
-  it('are created exclusively, appended to and read back at any offset', async () => {
+  it.each(['dsync', 'fdatasync'] as const)('are created exclusively, appended to and read back at any offset (%s)', async (sync) => {
     const dir = dirs.make();
-    const segment = await WalSegment.create(dir, 1, 1);
-    await expect(WalSegment.create(dir, 1, 1)).rejects.toThrow('EEXIST');
-    await segment.append([Buffer.from('hello '), Buffer.from('world')], 11);
-    await segment.sync();
+    const segment = await WalSegment.create(dir, 1, 1, sync);
+    await expect(WalSegment.create(dir, 1, 1, sync)).rejects.toThrow('EEXIST');
+    await segment.appendDurably([Buffer.from('hello '), Buffer.from('world')], 11);
     expect(segment.size).toBe(11);
     expect(segment.readSync(6, 5).toString()).toBe('world');
     expect(() => segment.readSync(6, 10)).toThrow('unexpected end');
     segment.close();
-    const reopened = await WalSegment.open(dir, parseSegmentFileName(segmentFileName(1, 1))!, 11, false);
+    const reopened = await WalSegment.open(dir, parseSegmentFileName(segmentFileName(1, 1))!, 11);
     expect(reopened.readSync(0, 5).toString()).toBe('hello');
-    await expect(reopened.append([Buffer.from('x')], 1)).rejects.toThrow('not open for writing');
+    await expect(reopened.appendDurably([Buffer.from('x')], 1)).rejects.toThrow('not open for writing');
     reopened.close();
   });
 });

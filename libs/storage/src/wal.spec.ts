@@ -122,13 +122,13 @@ describe('Wal', () => {
     it('group commit: saves made while an fsync is in flight share the next fsync', async () => {
       const fsyncs: number[] = [];
       const { wal } = await open(dirs.make(), { onFsync: (_s, bytes) => fsyncs.push(bytes) });
-      const realSync = fileIo.fdatasync;
+      const realWrite = fileIo.writev;
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
       let calls = 0;
-      jest.spyOn(fileIo, 'fdatasync').mockImplementation(async (fd) => {
+      jest.spyOn(fileIo, 'writev').mockImplementation(async (fd, buffers, position) => {
         if (calls++ === 0) await gate;
-        return realSync(fd);
+        return realWrite(fd, buffers, position);
       });
       const first = wal.save(hs(1, 0), [entry(1, 1)]);
       await new Promise((r) => setTimeout(r, 20)); // the first batch is now waiting in its fsync
@@ -219,11 +219,24 @@ describe('Wal', () => {
   });
 
   describe('failures', () => {
-    it('after a failed fsync, rejects the batch and every later save, and recovers on reopen', async () => {
+    it.each([
+      ['fdatasync', 'fdatasync'],
+      ['dsync', 'writev'],
+    ] as const)('after a failed fsync (%s), rejects the batch and every later save, and recovers on reopen', async (syncMethod, call) => {
       const dir = dirs.make();
-      const { wal, logger } = await open(dir);
+      const { wal, logger } = await open(dir, { syncMethod });
       await wal.save(hs(1, 0), entries(1, 2, 1));
-      jest.spyOn(fileIo, 'fdatasync').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+      const eio = Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' });
+      if (call === 'writev') {
+        // With O_DSYNC, the write itself reports the failed flush; let the bytes reach the page cache.
+        const realWrite = fileIo.writev;
+        jest.spyOn(fileIo, 'writev').mockImplementationOnce(async (fd, buffers, position) => {
+          await realWrite(fd, buffers, position);
+          throw eio;
+        });
+      } else {
+        jest.spyOn(fileIo, 'fdatasync').mockRejectedValueOnce(eio);
+      }
       const failed = wal.save(hs(1, 1), [entry(3, 1)]);
       const queued = wal.save(undefined, [entry(4, 1)]);
       await expect(failed).rejects.toThrow(WalFailedError);
@@ -296,9 +309,9 @@ describe('Wal', () => {
   });
 
   describe('restart', () => {
-    it('reproduces exactly the same log, hard state and configuration, after close or after a crash', async () => {
+    it.each(['dsync', 'fdatasync'] as const)('reproduces exactly the same log, hard state and configuration, after close or after a crash (%s)', async (syncMethod) => {
       const dir = dirs.make();
-      const { wal } = await open(dir, { segmentSize: 4096, payloadCacheBytes: 2048 });
+      const { wal } = await open(dir, { segmentSize: 4096, payloadCacheBytes: 2048, syncMethod });
       await wal.setConfState({ voters: ['n1', 'n2', 'n3'], learners: ['n4'] });
       // A deterministic workload: batches of random size, term changes that overwrite the uncommitted
       // suffix, several saves in flight at once.

@@ -18,7 +18,7 @@ import {
   writeEntryRecord,
 } from './record-payloads';
 import { recoverLog } from './wal-recovery';
-import { WalSegment } from './wal-segment';
+import { SyncMethod, WalSegment } from './wal-segment';
 import { DurableLog, WalStorage } from './wal-storage';
 
 /** Where the WAL reports. Nest's Logger fits; the default is `new Logger('Wal')`. */
@@ -41,6 +41,11 @@ export interface WalOptions {
   onFsync?: (seconds: number, bytes: number) => void;
   /** See DirLockOptions.staleAfterMs. 10 s. */
   lockStaleAfterMs?: number;
+  /**
+   * How a batch is made durable: `dsync` (default) writes through an O_DSYNC descriptor, `fdatasync` writes
+   * then calls fdatasync(2). Same guarantee; `dsync` saves a system call per batch.
+   */
+  syncMethod?: SyncMethod;
 }
 
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
@@ -86,6 +91,7 @@ export class Wal {
   private readonly segments = new Map<number, WalSegment>();
   private readonly segmentSize: number;
   private readonly cacheBytes: number;
+  private readonly syncMethod: SyncMethod;
   private active!: WalSegment;
   /** End of the active segment's header batch: a segment with no more than that is never rolled. */
   private activeHeaderEnd = 0;
@@ -115,6 +121,7 @@ export class Wal {
   ) {
     this.segmentSize = options.segmentSize ?? DEFAULT_SEGMENT_SIZE;
     this.cacheBytes = options.payloadCacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.syncMethod = options.syncMethod ?? 'dsync';
     this.cache = new PayloadCache(this.cacheBytes);
     const self = this;
     const log: DurableLog = {
@@ -143,6 +150,9 @@ export class Wal {
     }
     const cacheBytes = options.payloadCacheBytes ?? DEFAULT_CACHE_BYTES;
     if (!(cacheBytes >= 0)) throw new RangeError(`payloadCacheBytes must be >= 0, got ${cacheBytes}`);
+    if (options.syncMethod !== undefined && options.syncMethod !== 'dsync' && options.syncMethod !== 'fdatasync') {
+      throw new RangeError(`syncMethod must be 'dsync' or 'fdatasync', got ${String(options.syncMethod)}`);
+    }
 
     const abs = resolve(dir);
     const logger = options.logger ?? new Logger('Wal');
@@ -239,7 +249,7 @@ export class Wal {
     const { segments } = result;
     for (let k = 0; k < segments.length; k++) {
       const isLast = k === segments.length - 1;
-      const segment = await WalSegment.open(this.dir, segments[k], segments[k].size, isLast);
+      const segment = await WalSegment.open(this.dir, segments[k], segments[k].size, isLast ? this.syncMethod : undefined);
       this.segments.set(segment.seq, segment);
       if (isLast) {
         this.active = segment;
@@ -248,10 +258,9 @@ export class Wal {
     }
     if (segments.length === 0) {
       // A new log: its first segment, made durable (file and directory entry) before anyone relies on it.
-      const segment = await WalSegment.create(this.dir, 1, this.index.last + 1);
+      const segment = await WalSegment.create(this.dir, 1, this.index.last + 1, this.syncMethod);
       const header = this.headerBatch(segment);
-      await segment.append([header], header.length);
-      await segment.sync();
+      await segment.appendDurably([header], header.length);
       await fsyncDir(this.dir);
       this.segments.set(segment.seq, segment);
       this.active = segment;
@@ -411,7 +420,7 @@ export class Wal {
     let rolled = false;
     if (this.active.size > this.activeHeaderEnd && this.active.size + bytes > this.segmentSize) {
       // Roll over: the new segment's header batch goes out with this batch, under the same fsync.
-      const segment = await WalSegment.create(this.dir, this.active.seq + 1, this.index.last + 1);
+      const segment = await WalSegment.create(this.dir, this.active.seq + 1, this.index.last + 1, this.syncMethod);
       this.segments.set(segment.seq, segment);
       this.active = segment;
       const header = this.headerBatch(segment);
@@ -422,8 +431,7 @@ export class Wal {
     }
     const segment = this.active;
     let position = segment.size + (rolled ? this.activeHeaderEnd : 0);
-    await segment.append(buffers, bytes);
-    await segment.sync();
+    await segment.appendDurably(buffers, bytes);
     if (rolled) await fsyncDir(this.dir); // the new file's name must be durable too
     this.reportFsync(Number(process.hrtime.bigint() - started) / 1e9, bytes);
 
