@@ -46,9 +46,9 @@ export interface Model<S, I, O> {
    */
   isBlindWrite?(input: I, output: O): boolean;
   /**
-   * Optional. Two operations of unknown outcome with the same symmetry key are interchangeable (same
-   * input, same output): the checker then only tries them in the order of their calls, which prunes
-   * permutations that cannot lead anywhere new. Return undefined for "no symmetry".
+   * Optional. Operations with the same symmetry key must have the same input and output, hence the same
+   * effect on every state: the search then tries only one of each group at a time (search.ts, rule 3),
+   * which prunes orders that cannot lead anywhere new. Return undefined for "no symmetry".
    */
   symmetryKey?(input: I, output: O): string | undefined;
   describeOperation(input: I, output: O): string;

@@ -158,7 +158,7 @@ export class RegisterKvModel implements Model<number, RegisterInput, RegisterOut
   }
 
   symmetryKey(input: RegisterInput, output: RegisterOutput): string {
-    return `${input.kind}:${input.value}:${input.expected}:${output}`;
+    return `${input.kind}:${input.value}:${input.expected}:${output}:${input.key}`;
   }
 
   describeState(state: number): string {

@@ -30,8 +30,10 @@ import { Model, Operation } from './model';
  *    same and respects real time (every operation that returned before its call is already linearized).
  *    Being a no-op in the current state is not enough: a delete of an absent key is one, but moved before
  *    a put it would change what follows.
- * 3. Unknown-outcome operations with equal `symmetryKey` are linearized in call order only: once both are
- *    called they are interchangeable (the earlier one can take the later one's place).
+ * 3. Interchangeable operations (equal `symmetryKey`: same input, same output) are not all tried. Of
+ *    unknown-outcome ones, only the earliest-called one not yet linearized: once called, they can take
+ *    each other's places. Of known-outcome ones the list offers, only the one that returns first: it can
+ *    take the place of any later-returning one (its deadline is earlier, and it is already called).
  * 4. Right after an unknown-outcome operation, no blind write (`isBlindWrite`: accepted in every state,
  *    and the state after it does not depend on the state before) is tried: the blind write would erase
  *    its effect, and a shortest linearization has no such pair. This is what keeps timed-out writes that
