@@ -131,6 +131,7 @@ export interface Violation {
 
 export interface CheckResult {
   verdict: Verdict;
+  /** Every key with operations left to check (keys with only failed operations or unknown reads are absent). */
   perKey: Record<string, KeyResult>;
   /** The first violation found (on the smallest violating key), if any. */
   violation?: Violation;
@@ -181,8 +182,12 @@ function explainViolation(
   const blocked = history[p.blocked as number];
   const candidates = (p.candidates ?? []).map((ref) => {
     const op = byRef.get(ref) as Operation<never, never>;
-    const [ok] = model.step(p.state, op.input, op.output);
-    const why = ok ? 'taking effect here leads only to dead ends' : `cannot take effect when the register is ${stateAfterPrefix}`;
+    const [ok, after] = model.step(p.state, op.input, op.output);
+    const why = !ok
+      ? `cannot take effect when the register is ${stateAfterPrefix}`
+      : after === p.state && history[ref].outcome === 'unknown'
+        ? 'taking effect here would change nothing'
+        : 'taking effect here leads only to dead ends';
     return { op: history[ref], why };
   });
   const line = (op: HistoryOp) =>
