@@ -204,10 +204,14 @@ export class Cluster {
   /** Runs every event up to now + duration (time units). */
   runFor(duration: number): void {
     const end = this.now + duration;
+    let sameTime = 0;
     for (;;) {
       const time = this.queue.peekTime();
       if (time > end) break;
       const ev = this.queue.pop()!;
+      sameTime = time === this.now ? sameTime + 1 : 0;
+      // Virtual time must move: a node that always has another Ready (a livelock) would spin forever.
+      if (sameTime > 100_000) throw new InvariantViolation(`livelock: 100000 events at t=${time} without time moving`);
       this.now = time;
       this.checker.now = time;
       this.handle(ev);
@@ -262,6 +266,16 @@ export class Cluster {
   private pump(n: SimNode): void {
     if (!n.raw || n.inflight || n.held || !n.raw.hasReady()) return;
     const rd = n.raw.ready();
+    if (
+      !rd.softState &&
+      !rd.hardState &&
+      rd.entries.length === 0 &&
+      rd.committedEntries.length === 0 &&
+      rd.messages.length === 0 &&
+      rd.readStates.length === 0
+    ) {
+      throw new InvariantViolation(`${n.id}: hasReady() was true but the Ready is empty (at t=${this.now})`);
+    }
     const hashes = this.checker.onReady(n.id, rd);
     if (this.opts.traceSize > 0 && (rd.softState || rd.hardState || rd.entries.length > 0)) {
       const ents = rd.entries.length > 0 ? ` entries ${rd.entries[0].index}..${rd.entries[rd.entries.length - 1].index}@${rd.entries[rd.entries.length - 1].term}` : '';

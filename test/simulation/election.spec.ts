@@ -92,7 +92,8 @@ describe('leader election', () => {
       c.disconnect(leader);
       // check-quorum runs every electionTick ticks: at most two rounds to notice.
       c.runTicks(2 * 10 + 2);
-      expect(stateOf(c, leader)).toBe(StateType.Follower);
+      // (It may be pre-campaigning by now, in vain.)
+      expect(stateOf(c, leader)).not.toBe(StateType.Leader);
       expect(() => c.node(leader).raw!.readIndex('x')).toThrow('no leader');
       c.connect(leader);
       c.checkOneLeader();

@@ -19,7 +19,7 @@ export function describeSeedRange(from: number, to: number, length: ScheduleLeng
           }
         }
         if (failures.length > 0) throw new Error(`${failures.length} seed(s) failed; the first:\n${failures[0]}`);
-      });
+      }, 120_000);
     }
   });
 }

@@ -97,7 +97,9 @@ class Net {
   }
 
   deliver(q: Message[]): void {
+    let budget = 100_000;
     while (q.length > 0) {
+      if (--budget === 0) throw new Error('the network never went quiet (a message storm)');
       const m = q.shift()!;
       this.log.push(m);
       if (this.cut.has(`${m.from}>${m.to}`) || this.cut.has(`*>${m.to}`) || this.cut.has(`${m.from}>*`)) continue;

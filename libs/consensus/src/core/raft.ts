@@ -62,10 +62,16 @@ export class Raft {
   private appendsDirty = false;
   /** A ReadIndex request needs a heartbeat round: flush() sends one round for all of them. */
   private readHeartbeatDirty = false;
+  /**
+   * Tags the reads this incarnation forwards to the leader, so that an answer meant for a previous
+   * incarnation (before a restart) is never taken for a new request that reuses its context.
+   */
+  private readonly readNonce: string;
 
   constructor(cfg: ResolvedRaftConfig) {
     this.cfg = cfg;
     this.id = cfg.id;
+    this.readNonce = `${Math.floor(cfg.random() * 0x100000000).toString(36)}:`;
     const { hardState, confState } = cfg.storage.initialState();
     const voters = confState.voters.length > 0 ? confState.voters : cfg.peers;
     if (voters.length === 0) throw new RaftConfigError('no voters: peers is empty and storage holds no configuration');
@@ -448,9 +454,11 @@ export class Raft {
         // The leader is handing over to us: campaign at once, skipping pre-vote and leases.
         this.hup(CampaignType.Transfer);
         return;
-      case MessageType.MsgReadIndexResp:
-        this.readStates.push({ index: m.index, requestCtx: m.context ?? '' });
+      case MessageType.MsgReadIndexResp: {
+        const ctx = m.context ?? '';
+        if (ctx.startsWith(this.readNonce)) this.readStates.push({ index: m.index, requestCtx: ctx.slice(this.readNonce.length) });
         return;
+      }
       // MsgReadIndex and MsgTransferLeader from other nodes are not relayed (no forwarding loops); local
       // ones are forwarded by readIndex() and transferLeadership().
     }
@@ -697,7 +705,7 @@ export class Raft {
     }
     if (this.lead === None) throw new ProposalDroppedError('no leader known to serve the read');
     const m = newMessage(MessageType.MsgReadIndex, this.lead, this.id, 0);
-    m.context = ctx;
+    m.context = this.readNonce + ctx;
     this.send(m);
   }
 
