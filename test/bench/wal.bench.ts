@@ -9,7 +9,8 @@
  * - group commit: C writers each saving 1 entry in a loop: how many saves share an fsync.
  * - recovery: Wal.open() on a log of 200,000 entries.
  *
- * Options (env): WAL_BENCH_DIR (default: the OS temp dir), WAL_BENCH_SECONDS per case (default 3).
+ * Every case runs WAL_BENCH_ROUNDS times (default 5) for WAL_BENCH_SECONDS (default 1), the cases taking
+ * turns, and the figures pool all rounds. WAL_BENCH_DIR: where to write (default: the OS temp dir).
  */
 import { Entry, EntryType } from '@app/consensus';
 import { SyncMethod, Wal } from '@app/storage';
@@ -19,17 +20,25 @@ import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 
 const BASE = process.env.WAL_BENCH_DIR ?? tmpdir();
-const SECONDS = Number(process.env.WAL_BENCH_SECONDS ?? 3);
+const SECONDS = Number(process.env.WAL_BENCH_SECONDS ?? 1);
+const ROUNDS = Number(process.env.WAL_BENCH_ROUNDS ?? 5);
 const PAYLOAD = Buffer.alloc(100, 0x61);
 const quiet = { log: () => undefined, warn: (m: string) => console.error(m), error: (m: string) => console.error(m) };
 
-interface Row {
-  case: string;
-  entriesPerSec: number;
-  fsyncsPerSec: number;
-  p50: number;
-  p99: number;
-  note?: string;
+interface Sample {
+  /** Latency of each operation, ms. */
+  lat: number[];
+  entries: number;
+  fsyncs: number;
+  seconds: number;
+  saves?: number;
+}
+
+interface Case {
+  name: string;
+  run: () => Promise<Sample>;
+  raw?: boolean;
+  note?: (s: Sample) => string;
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -40,15 +49,15 @@ function tempDir(): string {
   return fs.mkdtempSync(join(BASE, 'wal-bench-'));
 }
 
-function rawFsync(label: string, size: number): Row {
+async function rawFsync(size: number): Promise<Sample> {
   const dir = tempDir();
   try {
     const fd = fs.openSync(join(dir, 'raw'), 'w');
     const buf = Buffer.alloc(size, 1);
     const lat: number[] = [];
-    const end = Date.now() + SECONDS * 1000;
+    const started = Date.now();
     let position = 0;
-    while (Date.now() < end) {
+    while (Date.now() - started < SECONDS * 1000) {
       const t = process.hrtime.bigint();
       fs.writeSync(fd, buf, 0, size, position);
       fs.fdatasyncSync(fd);
@@ -56,9 +65,7 @@ function rawFsync(label: string, size: number): Row {
       position += size;
     }
     fs.closeSync(fd);
-    lat.sort((a, b) => a - b);
-    const perSec = lat.length / SECONDS;
-    return { case: label, entriesPerSec: NaN, fsyncsPerSec: perSec, p50: percentile(lat, 0.5), p99: percentile(lat, 0.99) };
+    return { lat, entries: 0, fsyncs: lat.length, seconds: (Date.now() - started) / 1000 };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
@@ -70,16 +77,15 @@ function batch(from: number, count: number): Entry[] {
   return out;
 }
 
-async function sequential(size: number, syncMethod: SyncMethod): Promise<Row> {
+async function sequential(size: number, syncMethod: SyncMethod): Promise<Sample> {
   const dir = tempDir();
   let fsyncs = 0;
   const wal = await Wal.open(dir, { logger: quiet, onFsync: () => fsyncs++, syncMethod });
   try {
     let next = 1;
     const lat: number[] = [];
-    // Warm up, then measure for SECONDS.
-    for (let i = 0; i < 50; i++) {
-      await wal.save({ term: 1, vote: 'n1', commit: next - 1 }, batch(next, size));
+    for (let i = 0; i < 20; i++) {
+      await wal.save({ term: 1, vote: 'n1', commit: next - 1 }, batch(next, size)); // warm-up
       next += size;
     }
     fsyncs = 0;
@@ -91,22 +97,14 @@ async function sequential(size: number, syncMethod: SyncMethod): Promise<Row> {
       lat.push(Number(process.hrtime.bigint() - t) / 1e6);
       next += size;
     }
-    const secs = (Date.now() - started) / 1000;
-    lat.sort((a, b) => a - b);
-    return {
-      case: `sequential, batch of ${size}${syncMethod === 'dsync' ? '' : ' (fdatasync)'}`,
-      entriesPerSec: (next - first) / secs,
-      fsyncsPerSec: fsyncs / secs,
-      p50: percentile(lat, 0.5),
-      p99: percentile(lat, 0.99),
-    };
+    return { lat, entries: next - first, fsyncs, seconds: (Date.now() - started) / 1000 };
   } finally {
     await wal.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-async function groupCommit(writers: number): Promise<Row> {
+async function groupCommit(writers: number): Promise<Sample> {
   const dir = tempDir();
   let fsyncs = 0;
   const wal = await Wal.open(dir, { logger: quiet, onFsync: () => fsyncs++ });
@@ -115,10 +113,9 @@ async function groupCommit(writers: number): Promise<Row> {
     let saves = 0;
     const lat: number[] = [];
     const started = Date.now();
-    const deadline = started + SECONDS * 1000;
     await Promise.all(
       Array.from({ length: writers }, async () => {
-        while (Date.now() < deadline) {
+        while (Date.now() - started < SECONDS * 1000) {
           const t = process.hrtime.bigint();
           await wal.save(undefined, batch(next++, 1)); // the index is taken synchronously, so saves stay in order
           lat.push(Number(process.hrtime.bigint() - t) / 1e6);
@@ -126,16 +123,7 @@ async function groupCommit(writers: number): Promise<Row> {
         }
       }),
     );
-    const secs = (Date.now() - started) / 1000;
-    lat.sort((a, b) => a - b);
-    return {
-      case: `group commit, ${writers} writers × 1 entry`,
-      entriesPerSec: saves / secs,
-      fsyncsPerSec: fsyncs / secs,
-      p50: percentile(lat, 0.5),
-      p99: percentile(lat, 0.99),
-      note: `${(saves / fsyncs).toFixed(1)} saves per fsync`,
-    };
+    return { lat, entries: saves, fsyncs, seconds: (Date.now() - started) / 1000, saves };
   } finally {
     await wal.close();
     fs.rmSync(dir, { recursive: true, force: true });
@@ -178,28 +166,51 @@ function machine(): string {
     `cpu: ${cpus()[0]?.model ?? 'unknown'} × ${cpus().length}, memory ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `kernel: Linux ${release()}, node ${process.version}`,
     `directory: ${BASE} on ${fsType}`,
-    `seconds per case: ${SECONDS}`,
+    `each case: ${ROUNDS} rounds of ${SECONDS} s, taking turns with the others`,
   ].join('\n');
 }
 
 function fmt(n: number, digits = 0): string {
-  return Number.isNaN(n) ? '–' : n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+  return n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 }
 
 async function main(): Promise<void> {
   console.log(machine());
-  const rows: Row[] = [];
-  rows.push(rawFsync('raw fs: write 4 KiB + fdatasync', 4096));
-  rows.push(rawFsync('raw fs: write 8,320 B (64 entries framed) + fdatasync', 64 * 130));
-  for (const size of [1, 16, 64, 256]) rows.push(await sequential(size, 'dsync'));
-  for (const size of [1, 64]) rows.push(await sequential(size, 'fdatasync'));
-  for (const writers of [8, 64]) rows.push(await groupCommit(writers));
+  const cases: Case[] = [
+    { name: 'raw fs: write 4 KiB + fdatasync', run: () => rawFsync(4096), raw: true },
+    { name: 'raw fs: write 8,320 B (64 framed entries) + fdatasync', run: () => rawFsync(64 * 130), raw: true },
+    ...[1, 16, 64, 256].map((n) => ({ name: `save(), batch of ${n}`, run: () => sequential(n, 'dsync') })),
+    ...[1, 64].map((n) => ({ name: `save(), batch of ${n}, syncMethod fdatasync`, run: () => sequential(n, 'fdatasync') })),
+    ...[8, 64].map((w) => ({
+      name: `group commit: ${w} writers × 1 entry`,
+      run: () => groupCommit(w),
+      note: (s: Sample) => `${((s.saves ?? 0) / s.fsyncs).toFixed(1)} saves per fsync`,
+    })),
+  ];
+  // Rounds, each running every case in turn, so that noise from other work on the machine is spread over
+  // all cases instead of hitting one.
+  const pooled = cases.map(() => ({ lat: [] as number[], entries: 0, fsyncs: 0, seconds: 0, saves: 0 }));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [k, c] of cases.entries()) {
+      const s = await c.run();
+      const p = pooled[k];
+      p.lat.push(...s.lat);
+      p.entries += s.entries;
+      p.fsyncs += s.fsyncs;
+      p.seconds += s.seconds;
+      p.saves += s.saves ?? 0;
+    }
+  }
   console.log('');
   console.log('| case | entries/s | fsyncs/s | p50 ms | p99 ms | note |');
   console.log('| --- | ---: | ---: | ---: | ---: | --- |');
-  for (const r of rows) {
+  for (const [k, c] of cases.entries()) {
+    const p = pooled[k];
+    p.lat.sort((a, b) => a - b);
+    const entries = c.raw ? '–' : fmt(p.entries / p.seconds);
     console.log(
-      `| ${r.case} | ${fmt(r.entriesPerSec)} | ${fmt(r.fsyncsPerSec)} | ${fmt(r.p50, 3)} | ${fmt(r.p99, 3)} | ${r.note ?? ''} |`,
+      `| ${c.name} | ${entries} | ${fmt(p.fsyncs / p.seconds)} | ${fmt(percentile(p.lat, 0.5), 3)} | ` +
+        `${fmt(percentile(p.lat, 0.99), 3)} | ${c.note?.(p) ?? ''} |`,
     );
   }
   console.log('');

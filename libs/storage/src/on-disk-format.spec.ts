@@ -27,10 +27,10 @@ function readWalFromTheDocs(dir: string) {
     const buf = readFileSync(join(dir, name));
     let batch: Array<{ type: number; p: Buffer }> = [];
     for (let o = 0; o < buf.length; ) {
-      const n = buf.readUInt32LE(o);
-      const type = buf[o + 4];
+      const n = buf.readUInt32LE(o + 4);
+      const type = buf[o + 8];
       const payload = buf.subarray(o + 12, o + 12 + n);
-      if (buf.readUInt32LE(o + 8) !== crc32(payload, crc32(buf.subarray(o, o + 8)))) throw new Error('crc');
+      if (buf.readUInt32LE(o) !== crc32(buf.subarray(o + 4, o + 12 + n))) throw new Error('crc');
       o += 12 + n;
       if (type !== 6) {
         batch.push({ type, p: payload });

@@ -30,14 +30,14 @@ describe('record framing', () => {
     expect(out.ok && Buffer.compare(out.payload, payload)).toBe(0);
   });
 
-  it('lays the header out as documented: length, type, three zero bytes, CRC-32 of header and payload', () => {
+  it('lays the header out as documented: CRC-32 of all that follows, length, type, three zero bytes', () => {
     const rec = encodeRecord(RecordType.Truncate, Buffer.from([1, 2, 3]));
-    expect(rec.readUInt32LE(0)).toBe(3);
-    expect(rec[4]).toBe(RecordType.Truncate);
-    expect([...rec.subarray(5, 8)]).toEqual([0, 0, 0]);
-    // zlib.crc32 is the standard CRC-32: crc32(header[0..8] ++ payload) computed in one go must agree.
+    expect(rec.readUInt32LE(4)).toBe(3);
+    expect(rec[8]).toBe(RecordType.Truncate);
+    expect([...rec.subarray(9, 12)]).toEqual([0, 0, 0]);
     const { crc32 } = jest.requireActual<typeof import('node:zlib')>('node:zlib');
-    expect(rec.readUInt32LE(8)).toBe(crc32(Buffer.concat([rec.subarray(0, 8), rec.subarray(12)])));
+    expect(crc32('123456789')).toBe(0xcbf43926); // the standard CRC-32, as docs/storage.md says
+    expect(rec.readUInt32LE(0)).toBe(crc32(rec.subarray(4)));
   });
 
   it('decodes records packed back to back', () => {
@@ -77,13 +77,13 @@ describe('record framing', () => {
   it('rejects unknown types, non-zero reserved bytes and implausible lengths before the checksum', () => {
     const rec = encodeRecord(RecordType.Entry, Buffer.from('x'));
     const unknown = Buffer.from(rec);
-    unknown[4] = 99;
+    unknown[8] = 99;
     expect(decodeRecord(unknown, 0)).toMatchObject({ ok: false, reason: 'unknown record type 99' });
     const reserved = Buffer.from(rec);
-    reserved[6] = 1;
+    reserved[10] = 1;
     expect(decodeRecord(reserved, 0)).toMatchObject({ ok: false, reason: 'non-zero reserved header bytes' });
     const huge = Buffer.from(rec);
-    huge.writeUInt32LE(0xffffffff, 0);
+    huge.writeUInt32LE(0xffffffff, 4);
     expect(decodeRecord(huge, 0)).toMatchObject({ ok: false, incomplete: false });
   });
 
