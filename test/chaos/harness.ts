@@ -1,0 +1,266 @@
+/**
+ * One chaos run, start to verdict: build the network, start the cluster, run clients and the nemesis for
+ * the given duration, heal everything, let the cluster recover and converge, read every key everywhere,
+ * tear everything down, check the history, write the report. See docs/chaos.md.
+ *
+ * The run fails (`ok: false`, with the reasons in `problems`) when the history is not linearizable (or the
+ * checker could not decide within its budget), a replica differs after healing, an acknowledged write is
+ * lost, a node exits on its own, a node answers something the API does not allow, the cluster does not
+ * elect a leader or converge after healing, or too few operations succeeded to mean anything.
+ */
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, WriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { checkHistory } from '../linearizability/checker';
+import { HistoryOp } from '../linearizability/history';
+import { Rng } from '../simulation/rng';
+import { http, sleep } from '../support/local-cluster';
+import { countOps, findDivergence, findLostWrites, Value } from './checks';
+import { ClientPool } from './clients';
+import { ChaosCluster, CHAOS_TIMINGS, NodeTimings } from './cluster';
+import { ClusterNet, NetKind, openNet } from './cluster-net';
+import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
+import { ChaosReport, formatReport, writeReport } from './report';
+
+export interface ChaosOptions {
+  nodes: number;
+  clients: number;
+  keys: number;
+  /** Seconds of load and faults (startup, recovery and checking come on top). */
+  durationS: number;
+  seed: number;
+  faults: readonly FaultKind[];
+  net?: NetKind | 'auto';
+  /** Parent directory of the run directory (default: the OS temp dir). */
+  outDir?: string;
+  timings?: NodeTimings;
+  /** Quiet time before each fault and duration of each fault, ms. */
+  quietMs?: [number, number];
+  holdMs?: [number, number];
+  /** Seconds the clients keep going after everything healed (default 3). */
+  recoveryS?: number;
+  /** Time budget of the linearizability checker, ms (default 300 s). */
+  checkBudgetMs?: number;
+  /** Client request timeout, ms (default: the node's request timeout + 1 s). */
+  clientTimeoutMs?: number;
+  /** Self-test only: stale (non-linearizable) reads; a correct suite then finds violations. */
+  staleReads?: boolean;
+  /** Keep the nodes' data directories after a passing run (they are always kept after a failure). */
+  keepData?: boolean;
+  command?: string;
+  log?: (line: string) => void;
+}
+
+export interface ChaosResult {
+  ok: boolean;
+  report: ChaosReport;
+  runDir: string;
+  history: HistoryOp[];
+}
+
+/** At least this many acknowledged writes and reads, or the run proved nothing. */
+const MIN_OK = 20;
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const t0 = performance.now();
+  const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
+  const timings = options.timings ?? CHAOS_TIMINGS;
+  const keys = Array.from({ length: options.keys }, (_, i) => `k${i + 1}`);
+  const faults = applicableFaults(options.faults, options.nodes);
+  const parent = options.outDir ?? tmpdir();
+  mkdirSync(parent, { recursive: true });
+  const runDir = resolve(mkdtempSync(join(parent, `raftkv-chaos-${options.seed}-`)));
+  log(`chaos: seed ${options.seed}; run directory ${runDir}`);
+
+  const files = {
+    history: join(runDir, 'history.jsonl'),
+    faults: join(runDir, 'faults.jsonl'),
+    report: join(runDir, 'report.txt'),
+    logs: join(runDir, 'node*.log'),
+  };
+  const history: HistoryOp[] = [];
+  const historyOut = createWriteStream(files.history);
+  const faultsOut = createWriteStream(files.faults);
+  const problems: string[] = [];
+  const rng = new Rng(options.seed);
+  // Separate streams: the nemesis's schedule does not depend on how many operations the clients made.
+  const nemesisRng = rng.fork();
+  const clientRng = rng.fork();
+
+  let net: ClusterNet | undefined;
+  let cluster: ChaosCluster | undefined;
+  let nemesis: Nemesis | undefined;
+  let clients: ClientPool | undefined;
+  let loadMs = 0;
+  let convergeMs: number | undefined;
+  let healedAt = Infinity;
+  const convergence: ChaosReport['convergence'] = {};
+  const finalState: Record<string, Value> = {};
+  let divergence: ChaosReport['divergence'] = [];
+  let lostWrites: ChaosReport['lostWrites'] = [];
+
+  try {
+    net = await openNet(options.net ?? 'auto', options.nodes, log);
+    log(`chaos: ${net.describe()}`);
+    cluster = new ChaosCluster({ net, runDir, timings, now });
+    cluster.start();
+    const first = await cluster.waitForLeader(60_000);
+    log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys; faults ${faults.join(', ')}`);
+
+    clients = new ClientPool({
+      clients: options.clients,
+      keys,
+      endpoints: net.endpoints,
+      timeoutMs: options.clientTimeoutMs ?? timings.requestMs + 1000,
+      rng: clientRng,
+      now,
+      record: (op) => {
+        history.push(op);
+        historyOut.write(JSON.stringify(op) + '\n');
+      },
+      staleReads: options.staleReads,
+    });
+    nemesis = new Nemesis({
+      cluster,
+      net,
+      rng: nemesisRng,
+      faults,
+      now,
+      quietMs: options.quietMs ?? [1000, 4000],
+      holdMs: options.holdMs ?? [1500, 6000],
+      onEvent: (e: FaultEvent) => {
+        faultsOut.write(JSON.stringify(e) + '\n');
+        log(`chaos: ${(e.at / 1000).toFixed(1)} s ${e.event === 'start' ? 'inject' : 'heal  '} ${e.kind} ${e.target} ${e.nodes.join(',')}`);
+      },
+    });
+    const loadStart = performance.now();
+    clients.start();
+    if (faults.length > 0) nemesis.start();
+    await sleep(options.durationS * 1000);
+    await nemesis.stop();
+    healedAt = now();
+    log(`chaos: ${(healedAt / 1000).toFixed(1)} s all faults healed; ${history.length} operations so far`);
+
+    try {
+      await cluster.waitForLeader(30_000);
+    } catch (error) {
+      problems.push(`no leader that every node agrees on within 30 s after healing: ${(error as Error).message}`);
+    }
+    await sleep((options.recoveryS ?? 3) * 1000);
+    await clients.stop();
+    loadMs = performance.now() - loadStart;
+
+    const convergeStart = performance.now();
+    try {
+      convergence.commitIndex = await cluster.waitConverged(30_000);
+      convergeMs = performance.now() - convergeStart;
+    } catch (error) {
+      convergence.error = (error as Error).message;
+      problems.push(`the nodes did not converge within 30 s after healing: ${convergence.error}`);
+    }
+
+    // The final state: a linearizable read of every key (recorded, so the checker sees it), then every
+    // replica's own copy, which must all agree once every node has applied the same log.
+    const finalValues = new Map<string, Value>();
+    for (const key of keys) {
+      const op = await finalRead(cluster, clients, key);
+      if (op) {
+        finalValues.set(key, op.result!.found ? op.result!.value! : null);
+        finalState[key] = finalValues.get(key)!;
+      } else {
+        problems.push(`no linearizable read of ${key} succeeded after healing`);
+      }
+    }
+    const replicas: Record<string, Map<string, Value>> = { 'linearizable read': finalValues };
+    for (const node of cluster.nodes) {
+      const data = new Map<string, Value>();
+      for (const key of keys) {
+        const r = await http('GET', `${node.endpoint.clientUrl}/kv/${key}?consistency=stale`, undefined, { timeoutMs: 5000 }).catch(() => undefined);
+        if (r?.status === 200) data.set(key, r.body.value);
+        else if (r?.status === 404) data.set(key, null);
+        else problems.push(`${node.name} did not answer a stale read of ${key}`);
+      }
+      replicas[node.name] = data;
+    }
+    divergence = findDivergence(replicas, keys);
+    if (divergence.length > 0) problems.push(`replicas differ on ${divergence.map((d) => d.key).join(', ')}`);
+    lostWrites = findLostWrites(history, finalValues);
+    if (lostWrites.length > 0) problems.push(`acknowledged writes lost on ${lostWrites.map((l) => l.key).join(', ')}`);
+  } catch (error) {
+    problems.push(`the run failed: ${(error as Error).stack ?? String(error)}`);
+  } finally {
+    await nemesis?.stop({ heal: false }).catch(() => undefined);
+    await clients?.stop().catch(() => undefined);
+    await cluster?.stop().catch(() => undefined);
+    await net?.close().catch(() => undefined);
+    await Promise.all([endStream(historyOut), endStream(faultsOut)]);
+  }
+
+  const crashes = cluster?.crashes ?? [];
+  for (const c of crashes) problems.push(`${c.node} exited on its own at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`);
+  const unexpected = clients?.unexpected ?? [];
+  if (unexpected.length > 0) problems.push(`${unexpected.length} answers the API does not allow (first: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)})`);
+  const ops = countOps(history);
+  const okWrites = (ops.byKind.put?.ok ?? 0) + (ops.byKind.delete?.ok ?? 0);
+  const okReads = ops.byKind.get?.ok ?? 0;
+  if (okWrites < MIN_OK || okReads < MIN_OK) problems.push(`too few successful operations to prove anything (${okWrites} writes, ${okReads} reads)`);
+  const okAfterHeal = history.filter((op) => op.outcome === 'ok' && op.start > healedAt && op.client !== 'final').length;
+  if (healedAt !== Infinity && okAfterHeal === 0) problems.push('no operation succeeded after everything was healed');
+
+  log(`chaos: checking ${history.length} operations...`);
+  const check = checkHistory(history, { timeBudgetMs: options.checkBudgetMs ?? 300_000 });
+  if (check.verdict === 'violation') problems.push(`the history is not linearizable (key ${check.violation!.key})`);
+  if (check.verdict === 'unknown') problems.push('the checker could not decide within its budget');
+
+  const report: ChaosReport = {
+    verdict: problems.length === 0 ? 'PASS' : 'FAIL',
+    problems,
+    seed: options.seed,
+    command: options.command,
+    nodes: options.nodes,
+    clients: options.clients,
+    keys,
+    network: net?.describe() ?? 'none',
+    faultsEnabled: [...faults],
+    timings: { totalMs: performance.now() - t0, loadMs, convergeMs, checkMs: check.elapsedMs },
+    ops,
+    okAfterHeal,
+    faults: { rounds: nemesis?.rounds ?? 0, counts: nemesis?.counts ?? {} },
+    crashes,
+    unexpected: { count: unexpected.length, samples: unexpected.slice(0, 5) },
+    convergence,
+    finalState,
+    divergence,
+    lostWrites,
+    check: {
+      verdict: check.verdict,
+      checkedOps: Object.values(check.perKey).reduce((n, k) => n + k.ops, 0),
+      dropped: check.dropped,
+      elapsedMs: check.elapsedMs,
+      perKey: check.perKey,
+      explanation: check.violation?.explanation,
+    },
+    runDir,
+    files,
+  };
+  writeReport(report);
+  if (report.verdict === 'PASS' && !options.keepData) rmSync(join(runDir, 'data'), { recursive: true, force: true });
+  log(formatReport(report));
+  return { ok: report.verdict === 'PASS', report, runDir, history };
+}
+
+/** A linearizable read of `key` after healing, retried (at the current leader) until one succeeds. */
+async function finalRead(cluster: ChaosCluster, clients: ClientPool, key: string): Promise<HistoryOp | undefined> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const leader = await cluster.leader();
+    const op = await clients.read('final', key, leader?.index ?? attempt % cluster.nodes.length);
+    if (op.outcome === 'ok') return op;
+    await sleep(250);
+  }
+  return undefined;
+}
+
+function endStream(stream: WriteStream): Promise<void> {
+  return new Promise((resolve) => stream.end(resolve));
+}

@@ -1,0 +1,239 @@
+/**
+ * The nemesis: in rounds, a quiet period, then one fault (sometimes a partition and a process fault
+ * together) held for a while, then healed.
+ *
+ * Fault kinds:
+ * - kill     SIGKILL, restarted at heal: the leader (most often), one random node, a minority, a majority,
+ *            or every node at once (the last two test durability: acknowledged writes must survive).
+ * - pause    SIGSTOP, SIGCONT at heal: the leader (most often), a random node or a minority.
+ * - isolate  cut the leader off from every other node.
+ * - split    a random minority and majority that cannot reach each other.
+ * - bridge   two halves that cannot reach each other and one node that reaches both (Jepsen's bridge).
+ * - ring     (5+ nodes) every node reaches its neighbours on a ring, a majority, but no two nodes see the
+ *            same majority (Jepsen's majorities-ring).
+ *
+ * Every choice (kind, targets, durations) comes from the seeded generator in a fixed order, so a seed
+ * replays the same schedule; which node is "the leader" is whatever the cluster says at that moment.
+ */
+import { Rng } from '../simulation/rng';
+import { ChaosCluster } from './cluster';
+import { ClusterNet } from './cluster-net';
+
+export const FAULT_KINDS = ['kill', 'pause', 'isolate', 'split', 'bridge', 'ring'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+export const PARTITION_KINDS: readonly FaultKind[] = ['isolate', 'split', 'bridge', 'ring'];
+const PROCESS_KINDS: readonly FaultKind[] = ['kill', 'pause'];
+
+/** Parses `kill,pause,partition,...` (`partition` = every partition kind, `all` = everything). */
+export function parseFaults(spec: string): FaultKind[] {
+  const kinds = new Set<FaultKind>();
+  for (const word of spec.split(',').map((w) => w.trim()).filter(Boolean)) {
+    if (word === 'all') FAULT_KINDS.forEach((k) => kinds.add(k));
+    else if (word === 'partition') PARTITION_KINDS.forEach((k) => kinds.add(k));
+    else if ((FAULT_KINDS as readonly string[]).includes(word)) kinds.add(word as FaultKind);
+    else throw new Error(`unknown fault '${word}'; choose from ${[...FAULT_KINDS, 'partition', 'all'].join(', ')}`);
+  }
+  if (kinds.size === 0) throw new Error('no faults given');
+  return FAULT_KINDS.filter((k) => kinds.has(k));
+}
+
+/** The fault kinds that make sense for a cluster of n nodes (a ring of 3 cuts nothing). */
+export function applicableFaults(kinds: readonly FaultKind[], n: number): FaultKind[] {
+  return kinds.filter((k) => k !== 'ring' || n >= 5);
+}
+
+export interface FaultPlan {
+  kind: FaultKind;
+  /** How the nodes were chosen: leader, random, minority, majority, all; for partitions, the shape. */
+  target: string;
+  /** Nodes killed or paused (process faults), or the isolated / minority / bridge nodes (partitions). */
+  nodes: number[];
+  /** Pairs of nodes that cannot reach each other (partitions). */
+  cuts: [number, number][];
+}
+
+/**
+ * One round's faults, from the generator. Draws the same number of values whatever `leader` is, so that a
+ * seed gives the same schedule of kinds and durations in every run.
+ */
+export function planRound(rng: Rng, kinds: readonly FaultKind[], n: number, leader: number | undefined): FaultPlan[] {
+  const kind = rng.pick(kinds);
+  const plans = [plan(rng, kind, n, leader)];
+  const processKinds = kinds.filter((k) => PROCESS_KINDS.includes(k));
+  const compose = rng.chance(0.2);
+  const extra = processKinds.length > 0 ? rng.pick(processKinds) : undefined;
+  const extraNode = rng.int(n);
+  if (compose && extra && PARTITION_KINDS.includes(kind)) {
+    plans.push({ kind: extra, target: 'random', nodes: [extraNode], cuts: [] });
+  }
+  return plans;
+}
+
+function plan(rng: Rng, kind: FaultKind, n: number, leader: number | undefined): FaultPlan {
+  const order = rng.shuffle(Array.from({ length: n }, (_, i) => i));
+  const r = rng.next();
+  const minority = Math.floor((n - 1) / 2);
+  const majority = Math.floor(n / 2) + 1;
+  const across = (a: number[], b: number[]) => a.flatMap((x) => b.map((y) => [x, y] as [number, number]));
+  const leaderOr = (fallback: number) => leader ?? fallback;
+  switch (kind) {
+    case 'kill':
+      if (r < 0.55 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
+      if (r < 0.8) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
+      if (r < 0.9) return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
+      if (r < 0.95) return { kind, target: 'majority', nodes: order.slice(0, majority), cuts: [] };
+      return { kind, target: 'all', nodes: order, cuts: [] };
+    case 'pause':
+      if (r < 0.6 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
+      if (r < 0.9) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
+      return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
+    case 'isolate': {
+      const node = leaderOr(order[0]);
+      const others = order.filter((i) => i !== node);
+      return { kind, target: leader === undefined ? 'random' : 'leader', nodes: [node], cuts: across([node], others) };
+    }
+    case 'split': {
+      const small = order.slice(0, Math.max(1, Math.floor(n / 2)));
+      return { kind, target: 'minority', nodes: small, cuts: across(small, order.slice(small.length)) };
+    }
+    case 'bridge': {
+      const half = Math.floor((n - 1) / 2);
+      const a = order.slice(0, half);
+      const b = order.slice(half + 1);
+      return { kind, target: 'bridge', nodes: [order[half]], cuts: across(a, b) };
+    }
+    case 'ring': {
+      // Each node keeps its k nearest neighbours on each side: 2k + 1 >= a majority.
+      const k = Math.ceil((majority - 1) / 2);
+      const cuts: [number, number][] = [];
+      for (let x = 0; x < n; x++) {
+        for (let y = x + 1; y < n; y++) {
+          const d = Math.min(y - x, n - (y - x));
+          if (d > k) cuts.push([order[x], order[y]]);
+        }
+      }
+      return { kind, target: 'ring', nodes: order, cuts };
+    }
+  }
+}
+
+export interface FaultEvent {
+  /** Harness clock (ms since the run started). */
+  at: number;
+  event: 'start' | 'end';
+  round: number;
+  kind: FaultKind;
+  target: string;
+  nodes: string[];
+  cuts?: string[];
+}
+
+export interface NemesisOptions {
+  cluster: ChaosCluster;
+  net: ClusterNet;
+  rng: Rng;
+  faults: readonly FaultKind[];
+  now: () => number;
+  /** Quiet time before each fault, ms (uniform in the range). */
+  quietMs: [number, number];
+  /** How long each fault lasts, ms (uniform in the range). */
+  holdMs: [number, number];
+  onEvent: (event: FaultEvent) => void;
+}
+
+export class Nemesis {
+  private stopping = false;
+  private wake?: () => void;
+  private running?: Promise<void>;
+  private error?: Error;
+  /** Faults injected, by kind and by `kind:target`. */
+  readonly counts: Record<string, number> = {};
+  rounds = 0;
+
+  constructor(private readonly options: NemesisOptions) {}
+
+  /** Starts the rounds; they go on until stop(). */
+  start(): void {
+    this.running = this.loop().catch((error: Error) => {
+      this.error = error;
+    });
+  }
+
+  /**
+   * Ends the current round (healing it at once) and, with `heal` (the default), heals everything: every
+   * node runs, unpaused, fully connected. Rethrows what made the rounds fail, if anything did.
+   */
+  async stop(options: { heal?: boolean } = {}): Promise<void> {
+    this.stopping = true;
+    this.wake?.();
+    await this.running;
+    if (options.heal ?? true) await this.healAll();
+    if (this.error) throw this.error;
+  }
+
+  async healAll(): Promise<void> {
+    const { cluster, net } = this.options;
+    await net.setCuts([]);
+    for (const node of cluster.nodes) {
+      if (node.paused) node.resume();
+      if (!node.running) node.start();
+    }
+  }
+
+  private async loop(): Promise<void> {
+    const { rng, cluster, now } = this.options;
+    const nodes = cluster.nodes;
+    while (!this.stopping) {
+      const quiet = rng.range(...this.options.quietMs);
+      const hold = rng.range(...this.options.holdMs);
+      await this.sleep(quiet);
+      if (this.stopping) break;
+      const leader = await cluster.leader();
+      const plans = planRound(rng, this.options.faults, nodes.length, leader?.index);
+      const round = ++this.rounds;
+      for (const p of plans) {
+        await this.inject(p);
+        this.counts[p.kind] = (this.counts[p.kind] ?? 0) + 1;
+        this.counts[`${p.kind}:${p.target}`] = (this.counts[`${p.kind}:${p.target}`] ?? 0) + 1;
+        this.options.onEvent({ at: now(), event: 'start', round, ...this.describe(p) });
+      }
+      await this.sleep(hold);
+      for (const p of plans.reverse()) {
+        await this.heal(p);
+        this.options.onEvent({ at: now(), event: 'end', round, ...this.describe(p) });
+      }
+    }
+  }
+
+  private async inject(p: FaultPlan): Promise<void> {
+    const nodes = p.nodes.map((i) => this.options.cluster.nodes[i]);
+    if (p.kind === 'kill') await Promise.all(nodes.map((n) => n.kill()));
+    else if (p.kind === 'pause') nodes.forEach((n) => n.pause());
+    else await this.options.net.setCuts(p.cuts);
+  }
+
+  private async heal(p: FaultPlan): Promise<void> {
+    const nodes = p.nodes.map((i) => this.options.cluster.nodes[i]);
+    if (p.kind === 'kill') nodes.forEach((n) => n.start());
+    else if (p.kind === 'pause') nodes.forEach((n) => n.resume());
+    else await this.options.net.setCuts([]);
+  }
+
+  private describe(p: FaultPlan): Pick<FaultEvent, 'kind' | 'target' | 'nodes' | 'cuts'> {
+    const name = (i: number) => this.options.cluster.nodes[i].name;
+    const cuts = p.cuts.length > 0 ? p.cuts.map(([a, b]) => `${name(a)}-${name(b)}`) : undefined;
+    return { kind: p.kind, target: p.target, nodes: p.nodes.map(name), cuts };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The report of a chaos run: report.json (everything) and report.txt (the summary printed at the end).
+ * docs/chaos.md explains how to read it.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describeOp, HistoryOp } from '../linearizability/history';
+import { CheckResult } from '../linearizability/checker';
+import { Crash } from './cluster';
+import { Divergence, LostWrite, OpCounts, Value } from './checks';
+import { Unexpected } from './clients';
+
+export interface ChaosReport {
+  verdict: 'PASS' | 'FAIL';
+  problems: string[];
+  seed: number;
+  command?: string;
+  nodes: number;
+  clients: number;
+  keys: string[];
+  network: string;
+  faultsEnabled: string[];
+  /** Wall time of the whole run and of its phases, ms. */
+  timings: { totalMs: number; loadMs: number; convergeMs?: number; checkMs?: number };
+  ops: OpCounts;
+  /** ok operations after everything was healed: the cluster serves again. */
+  okAfterHeal: number;
+  faults: { rounds: number; counts: Record<string, number> };
+  crashes: Crash[];
+  unexpected: { count: number; samples: Unexpected[] };
+  convergence: { commitIndex?: number; error?: string };
+  finalState: Record<string, Value>;
+  divergence: Divergence[];
+  lostWrites: LostWrite[];
+  check?: {
+    verdict: CheckResult['verdict'];
+    checkedOps: number;
+    dropped: CheckResult['dropped'];
+    elapsedMs: number;
+    perKey: CheckResult['perKey'];
+    explanation?: string;
+  };
+  runDir: string;
+  files: Record<string, string>;
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+export function formatReport(r: ChaosReport): string {
+  const o = r.ops;
+  const kinds = Object.entries(o.byKind)
+    .map(([k, c]) => `${k} ${c.ok}/${c.fail}/${c.unknown}`)
+    .join(', ');
+  const faultKinds = Object.entries(r.faults.counts).filter(([k]) => !k.includes(':'));
+  const faultDetail = (kind: string) =>
+    Object.entries(r.faults.counts)
+      .filter(([k]) => k.startsWith(`${kind}:`))
+      .map(([k, n]) => `${k.slice(kind.length + 1)} ${n}`)
+      .join(', ');
+  const lines = [
+    `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
+    `  network:     ${r.network}`,
+    `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
+    `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +
+      `ok after healing: ${r.okAfterHeal}`,
+    `  faults:      ${plural(r.faults.rounds, 'round')}; ` +
+      (faultKinds.length === 0 ? 'none' : faultKinds.map(([k, n]) => `${k} ${n} (${faultDetail(k)})`).join(', ')),
+    `  crashes:     ${r.crashes.length === 0 ? 'none' : r.crashes.map((c) => `${c.node} at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`).join('; ')}`,
+    `  unexpected answers: ${r.unexpected.count}`,
+    `  convergence: ${r.convergence.error ?? `every node applied up to index ${r.convergence.commitIndex}` + (r.timings.convergeMs !== undefined ? ` (${(r.timings.convergeMs / 1000).toFixed(1)} s after the clients stopped)` : '')}`,
+    `  replicas:    ${r.divergence.length === 0 ? `all equal on ${plural(Object.keys(r.finalState).length, 'key')}` : `${plural(r.divergence.length, 'key')} differ`}`,
+    `  lost writes: ${r.lostWrites.length === 0 ? 'none' : r.lostWrites.map((l) => l.key).join(', ')}`,
+  ];
+  if (r.check) {
+    const c = r.check;
+    lines.push(
+      `  checker:     ${c.verdict} (${c.checkedOps} operations checked in ${(c.elapsedMs / 1000).toFixed(2)} s; ` +
+        `dropped ${c.dropped.failed} failed and ${c.dropped.unknownReads} unknown reads)`,
+    );
+    for (const [key, k] of Object.entries(c.perKey)) {
+      lines.push(`    ${key}: ${k.verdict}, ${k.ops} ops, ${k.elapsedMs.toFixed(0)} ms, ${k.configurations} configurations${k.reason ? ` (${k.reason})` : ''}`);
+    }
+  } else {
+    lines.push('  checker:     not run');
+  }
+  for (const p of r.problems) lines.push(`  PROBLEM: ${p}`);
+  if (r.check?.explanation) lines.push('', r.check.explanation);
+  for (const l of r.lostWrites) {
+    lines.push('', `Key ${JSON.stringify(l.key)} ends ${l.final === null ? 'absent' : JSON.stringify(l.final)}; the last acknowledged writes were:`);
+    for (const w of l.expected) lines.push(`  #${w.id} client ${w.client} [${w.start}, ${w.end}] ${describeOp(w)}`);
+  }
+  for (const d of r.divergence) lines.push('', `Key ${JSON.stringify(d.key)} differs: ${JSON.stringify(d.values)}`);
+  for (const c of r.crashes) lines.push('', `${c.node} exited on its own (code ${c.code}, signal ${c.signal}); its last lines:`, c.tail);
+  for (const u of r.unexpected.samples) {
+    lines.push('', `unexpected answer to ${describeOp(u.op)}: ${u.status ?? ''} ${u.error ?? JSON.stringify(u.body)}`);
+  }
+  lines.push('', `run directory: ${r.runDir}`, ...Object.entries(r.files).map(([k, f]) => `  ${k}: ${f}`));
+  return lines.join('\n');
+}
+
+export function writeReport(r: ChaosReport): void {
+  writeFileSync(join(r.runDir, 'report.json'), JSON.stringify(r, null, 2) + '\n');
+  writeFileSync(join(r.runDir, 'report.txt'), formatReport(r) + '\n');
+}
+
+/** The operations of one key around an instant: for a reader who wants to see a violation in context. */
+export function excerpt(history: readonly HistoryOp[], key: string, from: number, to: number): string {
+  return history
+    .filter((op) => op.key === key && op.start <= to && (op.end ?? Infinity) >= from)
+    .map((op) => `#${op.id} ${op.client} [${op.start}, ${op.outcome === 'unknown' ? '…' : op.end}] ${describeOp(op)}`)
+    .join('\n');
+}
