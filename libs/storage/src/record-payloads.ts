@@ -10,7 +10,8 @@ import { HEADER_SIZE, RecordType, sealRecord } from './record';
 export const SEGMENT_MAGIC = 0x4c415752;
 export const FORMAT_VERSION = 1;
 
-const ENTRY_FIXED = 17;
+/** Bytes of an Entry payload before the entry's data: index, term, type. */
+export const ENTRY_FIXED = 17;
 const TWO_32 = 0x1_0000_0000;
 
 /** A payload that passed its checksum but does not parse: a bug or a format this code does not know. */

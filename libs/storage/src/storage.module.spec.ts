@@ -1,3 +1,4 @@
+import { RAFT_STORAGE } from '@app/consensus';
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { existsSync } from 'node:fs';
@@ -19,7 +20,7 @@ class WalDirConfig {
 class ConfigModule {}
 
 describe('StorageModule', () => {
-  it('provides the opened Wal under WAL, built from injected configuration, and closes it on shutdown', async () => {
+  it('provides the opened Wal under WAL and RAFT_STORAGE, built from injected configuration, and closes it on shutdown', async () => {
     WalDirConfig.dir = join(dirs.make(), 'data');
     const moduleRef = await Test.createTestingModule({
       imports: [
@@ -34,6 +35,7 @@ describe('StorageModule', () => {
 
     const wal = app.get<Wal>(WAL);
     expect(wal).toBeInstanceOf(Wal);
+    expect(app.get(RAFT_STORAGE)).toBe(wal); // the consensus driver's port
     expect(wal.dir).toBe(WalDirConfig.dir);
     await wal.save({ term: 1, vote: '', commit: 0 }, [entry(1, 1)]);
     expect(existsSync(join(WalDirConfig.dir, 'LOCK'))).toBe(true);

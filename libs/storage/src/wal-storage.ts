@@ -11,11 +11,11 @@ import { WalCorruptionError } from './errors';
 import { LogIndex } from './log-index';
 import { PayloadCache } from './payload-cache';
 import { decodeRecord, HEADER_SIZE, RecordType } from './record';
-import { decodeEntry, PayloadError } from './record-payloads';
+import { decodeEntry, ENTRY_FIXED, PayloadError } from './record-payloads';
 import { WalSegment } from './wal-segment';
 
 /** Entry record size beyond its data: record header + index, term, type. */
-const ENTRY_RECORD_OVERHEAD = HEADER_SIZE + 17;
+const ENTRY_RECORD_OVERHEAD = HEADER_SIZE + ENTRY_FIXED;
 /** Consecutive records of one segment are read with one pread up to this span. */
 const MAX_READ_SPAN = 4 * 1024 * 1024;
 

@@ -14,6 +14,7 @@ import {
   encodeHardState,
   encodeSegmentHeader,
   encodeTruncate,
+  ENTRY_FIXED,
   entryRecordSize,
   writeEntryRecord,
 } from './record-payloads';
@@ -31,7 +32,10 @@ export interface WalLogger {
 export interface WalOptions {
   /** A segment is closed and a new one started once the next batch would take it past this size. 64 MiB. */
   segmentSize?: number;
-  /** Entries kept in memory, newest first, up to this many data bytes; older ones are re-read from disk. 64 MiB. */
+  /**
+   * The newest entries are kept in memory up to about this many bytes (data plus 160 bytes an entry); older
+   * ones are re-read from disk. 64 MiB; 0 keeps none.
+   */
   payloadCacheBytes?: number;
   logger?: WalLogger;
   /**
@@ -50,7 +54,6 @@ export interface WalOptions {
 
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
-const ENTRY_FIXED = 17;
 
 /** One save() or setConfState() waiting for the next batch. */
 interface PendingWrite {
