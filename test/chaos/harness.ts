@@ -63,6 +63,7 @@ const MIN_OK = 20;
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
+  const startedAt = new Date().toISOString();
   const t0 = performance.now();
   const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
   const timings = options.timings ?? CHAOS_TIMINGS;
@@ -218,6 +219,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     problems,
     seed: options.seed,
     command: options.command,
+    startedAt,
     nodes: options.nodes,
     clients: options.clients,
     keys,

@@ -12,8 +12,9 @@
  * - ring     (5+ nodes) every node reaches its neighbours on a ring, a majority, but no two nodes see the
  *            same majority (Jepsen's majorities-ring).
  *
- * Every choice (kind, targets, durations) comes from the seeded generator in a fixed order, so a seed
- * replays the same schedule; which node is "the leader" is whatever the cluster says at that moment.
+ * Kinds come in cycles (each enabled kind once per cycle, in a shuffled order), so that even a short run
+ * sees every kind. Every choice (kind, targets, durations) comes from the seeded generator in a fixed order,
+ * so a seed replays the same schedule; which node is "the leader" is whatever the cluster says then.
  */
 import { Rng } from '../simulation/rng';
 import { ChaosCluster } from './cluster';
@@ -53,14 +54,32 @@ export interface FaultPlan {
 }
 
 /**
- * One round's faults, from the generator. Draws the same number of values whatever `leader` is, so that a
- * seed gives the same schedule of kinds and durations in every run.
+ * The kinds of the next rounds: every kind once, in a seeded random order, then again in another order.
+ * A short run still sees every kind; a long one sees them equally often.
  */
-export function planRound(rng: Rng, kinds: readonly FaultKind[], n: number, leader: number | undefined): FaultPlan[] {
-  const kind = rng.pick(kinds);
+export class FaultCycle {
+  private queue: FaultKind[] = [];
+
+  constructor(
+    private readonly rng: Rng,
+    private readonly kinds: readonly FaultKind[],
+  ) {}
+
+  next(): FaultKind {
+    if (this.queue.length === 0) this.queue = this.rng.shuffle([...this.kinds]);
+    return this.queue.shift()!;
+  }
+}
+
+/**
+ * One round's faults: `kind`, and with some chance, when it is a partition, a process fault (of the
+ * enabled `kinds`) on a random node at the same time. Draws the same number of values whatever `leader` is,
+ * so that a seed gives the same schedule of kinds and durations in every run.
+ */
+export function planRound(rng: Rng, kind: FaultKind, kinds: readonly FaultKind[], n: number, leader: number | undefined): FaultPlan[] {
   const plans = [plan(rng, kind, n, leader)];
   const processKinds = kinds.filter((k) => PROCESS_KINDS.includes(k));
-  const compose = rng.chance(0.2);
+  const compose = rng.chance(0.25);
   const extra = processKinds.length > 0 ? rng.pick(processKinds) : undefined;
   const extraNode = rng.int(n);
   if (compose && extra && PARTITION_KINDS.includes(kind)) {
@@ -120,6 +139,8 @@ function plan(rng: Rng, kind: FaultKind, n: number, leader: number | undefined):
 export interface FaultEvent {
   /** Harness clock (ms since the run started). */
   at: number;
+  /** Wall clock, to find the moment in the nodes' logs. */
+  wall: string;
   event: 'start' | 'end';
   round: number;
   kind: FaultKind;
@@ -183,24 +204,25 @@ export class Nemesis {
   private async loop(): Promise<void> {
     const { rng, cluster, now } = this.options;
     const nodes = cluster.nodes;
+    const cycle = new FaultCycle(rng, this.options.faults);
     while (!this.stopping) {
       const quiet = rng.range(...this.options.quietMs);
       const hold = rng.range(...this.options.holdMs);
       await this.sleep(quiet);
       if (this.stopping) break;
       const leader = await cluster.leader();
-      const plans = planRound(rng, this.options.faults, nodes.length, leader?.index);
+      const plans = planRound(rng, cycle.next(), this.options.faults, nodes.length, leader?.index);
       const round = ++this.rounds;
       for (const p of plans) {
         await this.inject(p);
         this.counts[p.kind] = (this.counts[p.kind] ?? 0) + 1;
         this.counts[`${p.kind}:${p.target}`] = (this.counts[`${p.kind}:${p.target}`] ?? 0) + 1;
-        this.options.onEvent({ at: now(), event: 'start', round, ...this.describe(p) });
+        this.options.onEvent({ at: now(), wall: new Date().toISOString(), event: 'start', round, ...this.describe(p) });
       }
       await this.sleep(hold);
       for (const p of plans.reverse()) {
         await this.heal(p);
-        this.options.onEvent({ at: now(), event: 'end', round, ...this.describe(p) });
+        this.options.onEvent({ at: now(), wall: new Date().toISOString(), event: 'end', round, ...this.describe(p) });
       }
     }
   }

@@ -15,6 +15,8 @@ export interface ChaosReport {
   problems: string[];
   seed: number;
   command?: string;
+  /** Wall clock when the run started (the history's time 0 is a moment later). */
+  startedAt: string;
   nodes: number;
   clients: number;
   keys: string[];

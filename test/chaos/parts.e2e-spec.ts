@@ -1,0 +1,230 @@
+/**
+ * The chaos harness's parts, each on its own: the nemesis's plans, the final-state checks, and the two
+ * networks (namespaces and proxies) cutting and healing links between real processes. Seconds, no cluster.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { HistoryOp } from '../linearizability/history';
+import { Rng } from '../simulation/rng';
+import { eventually, sleep } from '../support/local-cluster';
+import { findDivergence, findLostWrites, possibleFinalValues } from './checks';
+import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
+import { run, runSync } from './exec';
+import { applicableFaults, FAULT_KINDS, FaultCycle, parseFaults, planRound } from './nemesis';
+
+jest.setTimeout(60_000);
+
+describe('nemesis plans', () => {
+  const reachable = (n: number, cuts: [number, number][], i: number) =>
+    Array.from({ length: n }, (_, j) => j).filter((j) => j !== i && !cuts.some(([a, b]) => (a === i && b === j) || (a === j && b === i)));
+
+  it('replays the same schedule for the same seed, whoever leads', () => {
+    const kinds = parseFaults('all');
+    const schedule = (rng: Rng, leader: (round: number) => number | undefined) => {
+      const cycle = new FaultCycle(rng, kinds);
+      return Array.from({ length: 200 }, (_, round) => planRound(rng, cycle.next(), kinds, 5, leader(round)).map((p) => p.kind));
+    };
+    expect(schedule(new Rng(42), () => undefined)).toEqual(schedule(new Rng(42), (round) => round % 5));
+    expect(schedule(new Rng(42), () => undefined)).not.toEqual(schedule(new Rng(43), () => undefined));
+  });
+
+  it('has every kind in every cycle', () => {
+    const cycle = new FaultCycle(new Rng(1), FAULT_KINDS);
+    for (let c = 0; c < 20; c++) {
+      expect(new Set(Array.from({ length: FAULT_KINDS.length }, () => cycle.next()))).toEqual(new Set(FAULT_KINDS));
+    }
+  });
+
+  it('makes every fault kind, and targets the leader most often', () => {
+    const rng = new Rng(7);
+    const cycle = new FaultCycle(rng, FAULT_KINDS);
+    const seen: Record<string, number> = {};
+    for (let round = 0; round < 2000; round++) {
+      // The first plan is the round's fault; a second one (random target) only accompanies partitions.
+      const [p] = planRound(rng, cycle.next(), FAULT_KINDS, 5, 2);
+      seen[`${p.kind}:${p.target}`] = (seen[`${p.kind}:${p.target}`] ?? 0) + 1;
+    }
+    for (const kind of FAULT_KINDS) expect(Object.keys(seen).some((k) => k.startsWith(`${kind}:`))).toBe(true);
+    expect(seen['kill:leader']).toBeGreaterThan(seen['kill:random']);
+    expect(seen['pause:leader']).toBeGreaterThan(seen['pause:random']);
+    expect(seen['kill:all']).toBeGreaterThan(0);
+  });
+
+  it.each([3, 5, 7])('shapes partitions right for %i nodes', (n) => {
+    const rng = new Rng(n);
+    const majority = Math.floor(n / 2) + 1;
+    for (let round = 0; round < 300; round++) {
+      const kinds = applicableFaults(FAULT_KINDS, n);
+      for (const p of planRound(rng, rng.pick(kinds), kinds, n, round % n)) {
+        const degree = Array.from({ length: n }, (_, i) => reachable(n, p.cuts, i).length + 1);
+        if (p.kind === 'isolate') {
+          expect(p.nodes).toEqual([round % n]);
+          expect(degree[round % n]).toBe(1);
+        }
+        if (p.kind === 'split') {
+          expect(p.nodes.length).toBe(n - majority);
+          for (const i of p.nodes) expect(degree[i]).toBe(n - majority);
+        }
+        if (p.kind === 'bridge') {
+          // The bridge node sees everyone; the halves see only themselves and it (a majority each, for 5).
+          expect(degree[p.nodes[0]]).toBe(n);
+          expect(p.cuts.length).toBeGreaterThan(0);
+          for (const d of degree) expect(d).toBeGreaterThanOrEqual(Math.ceil(n / 2));
+        }
+        if (p.kind === 'ring') {
+          // Everyone sees a majority, but the majorities differ: no node sees all.
+          for (const d of degree) expect(d).toBeGreaterThanOrEqual(majority);
+          for (const d of degree) expect(d).toBeLessThan(n);
+        }
+      }
+    }
+  });
+
+  it('leaves out the ring on 3 nodes and refuses unknown faults', () => {
+    expect(applicableFaults(FAULT_KINDS, 3)).not.toContain('ring');
+    expect(parseFaults('kill,partition')).toEqual(['kill', 'isolate', 'split', 'bridge', 'ring']);
+    expect(() => parseFaults('kill,meteor')).toThrow(/unknown fault 'meteor'/);
+  });
+});
+
+describe('final-state checks', () => {
+  let id = 0;
+  const op = (o: Partial<HistoryOp> & Pick<HistoryOp, 'op' | 'start' | 'outcome'>): HistoryOp => ({ id: ++id, client: 'c', key: 'k', end: o.start + 1, ...o });
+
+  it('accepts the last acknowledged write, or any write of unknown outcome', () => {
+    const h = [
+      op({ op: 'put', value: 'a', start: 0, outcome: 'ok' }),
+      op({ op: 'put', value: 'b', start: 10, outcome: 'ok' }),
+      op({ op: 'put', value: 'c', start: 5, end: 20, outcome: 'unknown' }),
+      op({ op: 'put', value: 'd', start: 30, outcome: 'fail' }),
+    ];
+    expect(possibleFinalValues(h, 'k').values).toEqual(new Set(['b', 'c']));
+    expect(findLostWrites(h, new Map([['k', 'b']]))).toEqual([]);
+    expect(findLostWrites(h, new Map([['k', 'c']]))).toEqual([]);
+  });
+
+  it('reports an overwritten, a failed or a vanished value as a lost write', () => {
+    const h = [
+      op({ op: 'put', value: 'a', start: 0, outcome: 'ok' }),
+      op({ op: 'delete', start: 10, outcome: 'ok', result: { found: true } }),
+      op({ op: 'put', value: 'x', start: 20, outcome: 'fail' }),
+    ];
+    for (const final of ['a', 'x', 'never']) {
+      const [lost] = findLostWrites(h, new Map([['k', final]]));
+      expect(lost).toMatchObject({ key: 'k', final });
+      expect(lost.expected.map((w) => w.op)).toEqual(['delete']);
+    }
+    expect(findLostWrites(h, new Map([['k', null]]))).toEqual([]);
+    expect(findLostWrites([], new Map([['k', null]]))).toEqual([]);
+  });
+
+  it('counts concurrent acknowledged writes as possible winners', () => {
+    const h = [
+      op({ op: 'put', value: 'a', start: 0, end: 10, outcome: 'ok' }),
+      op({ op: 'put', value: 'b', start: 5, end: 15, outcome: 'ok' }),
+    ];
+    expect(possibleFinalValues(h, 'k').values).toEqual(new Set(['a', 'b']));
+  });
+
+  it('finds replicas that differ', () => {
+    const same = new Map([['k1', 'a']]);
+    const other = new Map<string, string | null>([['k1', null]]);
+    expect(findDivergence({ n1: same, n2: same }, ['k1'])).toEqual([]);
+    expect(findDivergence({ n1: same, n2: other }, ['k1'])).toEqual([{ key: 'k1', values: { n1: 'a', n2: null } }]);
+  });
+});
+
+/**
+ * Which links between the probe servers work right now: each server is asked to send a peer request (with
+ * the `x-raft-from` header, as the nodes' transport does) to each other one.
+ */
+async function linkMatrix(net: ClusterNet): Promise<string[]> {
+  const n = net.endpoints.length;
+  const links: [number, number][] = [];
+  for (let from = 0; from < n; from++) for (let to = 0; to < n; to++) if (from !== to) links.push([from, to]);
+  const works = await Promise.all(links.map(([from, to]) => probe(net, from, to)));
+  return links.filter((_, i) => works[i]).map(([from, to]) => `${from + 1}>${to + 1}`);
+}
+
+/** Asks server `from` to request server `to` (as a peer would); resolves whether an answer came back. */
+async function probe(net: ClusterNet, from: number, to: number): Promise<boolean> {
+  const target = encodeURIComponent(net.endpoints[to].url);
+  const r = await fetch(`${net.endpoints[from].clientUrl}/probe?to=${target}`, { signal: AbortSignal.timeout(10_000) });
+  return (await r.text()) === 'ok';
+}
+
+const PEER_SERVER = `
+const http = require('node:http');
+const [host, port, self] = process.argv.slice(1);
+http.createServer(async (req, res) => {
+  if (req.url.startsWith('/probe')) {
+    const to = new URL(req.url, 'http://x').searchParams.get('to');
+    try {
+      const r = await fetch(to + '/raft/messages', { method: 'POST', headers: { 'x-raft-from': self }, body: 'x', signal: AbortSignal.timeout(2000) });
+      res.end(r.status === 204 ? 'ok' : 'status ' + r.status);
+    } catch (e) { res.end('error ' + e.name); }
+    return;
+  }
+  res.statusCode = 204;
+  res.end();
+}).listen(Number(port), host);
+`;
+
+async function startServers(net: ClusterNet): Promise<ChildProcess[]> {
+  const servers = net.endpoints.map((e, i) => {
+    const { file, args } = net.wrap(i, [process.execPath, '-e', PEER_SERVER, e.bindHost, String(e.httpPort), e.url]);
+    return spawn(file, args, { stdio: 'ignore' });
+  });
+  await eventually('the probe servers', async () => {
+    for (let i = 0; i < net.endpoints.length; i++) await fetch(`${net.endpoints[i].clientUrl}/health`, { signal: AbortSignal.timeout(500) });
+    return true;
+  });
+  return servers;
+}
+
+describe.each(['proxy', 'netns'] as const)('the %s network', (kind) => {
+  const skip = kind === 'netns' && !netnsSupported().ok;
+  let net: ClusterNet;
+  let servers: ChildProcess[] = [];
+
+  beforeAll(async () => {
+    if (skip) return;
+    net = await openNet(kind, 3);
+    servers = await startServers(net);
+    await linkMatrix(net); // warm up: a process's first fetch is slow on a busy machine
+  });
+
+  afterAll(async () => {
+    for (const s of servers) s.kill('SIGKILL');
+    await sleep(100);
+    await net?.close();
+  });
+
+  (skip ? it.skip : it)('connects everyone, cuts exactly the links asked for, and heals them', async () => {
+    const all = ['1>2', '1>3', '2>1', '2>3', '3>1', '3>2'];
+    expect(await linkMatrix(net)).toEqual(all);
+    await net.setCuts([[0, 1]]);
+    expect(await linkMatrix(net)).toEqual(['1>3', '2>3', '3>1', '3>2']);
+    await net.setCuts([[0, 2], [1, 2]]);
+    expect(await linkMatrix(net)).toEqual(['1>2', '2>1']);
+    await net.setCuts([]);
+    expect(await linkMatrix(net)).toEqual(all);
+  });
+});
+
+(netnsSupported().ok ? describe : describe.skip)('network namespace cleanup', () => {
+  it('removes everything at close, and sweeps what a dead run left behind', async () => {
+    const net = await openNet('netns', 2);
+    const tag = net.describe().match(/bridge (rkc-[0-9a-z]+-[0-9a-z]+)b/)![1];
+    await net.close();
+    expect(runSync('ip', ['netns', 'list'])).not.toContain(tag);
+    expect(runSync('ip', ['-o', 'link', 'show'])).not.toContain(tag);
+
+    // A run whose process is gone (pid 0x7ffffffe does not exist) left a namespace and a bridge.
+    const dead = `rkc-${(0x7ffffffe).toString(36)}-0`;
+    await run('ip', ['netns', 'add', `${dead}-n1`]);
+    await run('ip', ['link', 'add', `${dead}b`, 'type', 'bridge']);
+    expect(sweepStaleNetworks()).toContain(dead);
+    expect(runSync('ip', ['netns', 'list'])).not.toContain(dead);
+    expect(runSync('ip', ['-o', 'link', 'show'])).not.toContain(dead);
+  });
+});
