@@ -48,6 +48,8 @@ describe('RaftLog', () => {
     // index, logTerm, committed, entries -> lastNew (undefined: reject), want commit, want log terms
     ['match, no entries', 3, 3, 3, [], 3, 3, [1, 2, 3]],
     ['match, commit limited by last new', 3, 3, 5, [], 3, 3, [1, 2, 3]],
+    ['match inside the log: commit limited by the last entry the leader vouched for', 1, 1, 3, [], 1, 1, [1, 2, 3]],
+    ['append inside the log: same', 1, 1, 3, ents(2, [2]), 2, 2, [1, 2, 3]],
     ['append', 3, 3, 4, ents(4, [4]), 4, 4, [1, 2, 3, 4]],
     ['append two', 3, 3, 3, ents(4, [4, 4]), 5, 3, [1, 2, 3, 4, 4]],
     ['matching entries are not rewritten', 2, 2, 3, ents(3, [3]), 3, 3, [1, 2, 3]],

@@ -176,6 +176,19 @@ describe('Raft', () => {
       }
     });
 
+    it('a vote granted in an earlier election does not count in this one', () => {
+      const r = newRaft('1', IDS3);
+      r.hup(CampaignType.Election);
+      takeMsgs(r);
+      r.hup(CampaignType.Election);
+      expect(r.term).toBe(2);
+      // The answer to the term-1 MsgVote arrives late.
+      r.step(msg(T.MsgVoteResp, '2', '1', 1));
+      expect(r.state).toBe(StateType.Candidate);
+      r.step(msg(T.MsgVoteResp, '2', '1', 2));
+      expect(r.state).toBe(StateType.Leader);
+    });
+
     it('starts as a follower at the persisted term', () => {
       const r = raftWithLog('1', IDS3, [1, 2], 2);
       expect([r.state, r.term, r.vote]).toEqual([StateType.Follower, 2, None]);
@@ -376,6 +389,15 @@ describe('Raft', () => {
       r.becomeFollower(1, '2');
       r.step(msg(T.MsgApp, '2', '1', 1, { index: 0, logTerm: 0, commit, entries: es.map(([i, t]) => ents(i, [t])[0]) }));
       expect(r.raftLog.committed).toBe(want);
+    });
+
+    it('a follower with a stale suffix commits (and acknowledges) only what the MsgApp vouches for', () => {
+      // Entries 6..8 come from a deposed leader of term 2; the leader of term 3 has other entries there.
+      const r = raftWithLog('1', IDS3, [1, 1, 1, 1, 1, 2, 2, 2], 2);
+      r.step(msg(T.MsgApp, '2', '1', 3, { index: 3, logTerm: 1, entries: ents(4, [1, 1]), commit: 8 }));
+      expect(r.raftLog.committed).toBe(5);
+      const [m] = takeMsgs(r);
+      expect([m.type, m.index, m.reject]).toEqual([T.MsgAppResp, 5, false]);
     });
 
     it.each([

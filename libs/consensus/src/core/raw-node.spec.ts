@@ -91,14 +91,39 @@ describe('RawNode', () => {
   });
 
   it('one Ready at a time: ready() twice or advance() without ready() is a protocol error', () => {
-    const n = node('1', ['1']);
+    const s = new MemoryStorage();
+    const n = node('1', ['1'], {}, s);
     n.campaign();
     expect(() => n.advance()).toThrow(ReadyProtocolError);
-    n.ready();
+    const rd = n.ready();
     expect(n.hasReady()).toBe(false);
     expect(() => n.ready()).toThrow(ReadyProtocolError);
+    handle(rd, s);
     n.advance();
     expect(() => n.advance()).toThrow(ReadyProtocolError);
+  });
+
+  it('advance() refuses a Ready whose entries the driver did not append to storage', () => {
+    const n = node('1', ['1']);
+    n.campaign();
+    n.ready();
+    expect(() => n.advance()).toThrow('was not appended to storage');
+  });
+
+  it.each([
+    // what changes -> mustSync
+    ['a new term (with a vote)', (n: RawNode) => n.step({ ...newMessage(T.MsgVote, '1', '2', 3), index: 9, logTerm: 9 }), true],
+    ['a vote in a term already persisted', (n: RawNode) => n.step({ ...newMessage(T.MsgVote, '1', '2', 2), index: 9, logTerm: 9 }), true],
+    ['a rejected vote in a new term (term only)', (n: RawNode) => n.step({ ...newMessage(T.MsgVote, '1', '2', 3), index: 0, logTerm: 0 }), true],
+    ['entries', (n: RawNode) => n.step({ ...newMessage(T.MsgApp, '1', '2', 2), entries: ents(2, [2]), index: 1, logTerm: 1 }), true],
+    ['the commit index only', (n: RawNode) => n.step({ ...newMessage(T.MsgHeartbeat, '1', '2', 2), commit: 1 }), false],
+  ])('mustSync for %s', (_n, input, want) => {
+    const s = new MemoryStorage();
+    s.append(ents(1, [1]));
+    s.setHardState({ term: 2, vote: '', commit: 0 });
+    const n = node('1', ['1', '2', '3'], {}, s);
+    input(n);
+    expect(n.ready().mustSync).toBe(want);
   });
 
   it('input between ready() and advance() goes into the next Ready', () => {

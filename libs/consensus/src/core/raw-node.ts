@@ -195,7 +195,13 @@ export class RawNode {
     if (!o) throw new ReadyProtocolError('advance() called without an outstanding ready()');
     this.outstanding = undefined;
     const r = this.raft;
-    if (o.lastEntryIndex > 0) r.raftLog.unstable.stableTo(o.lastEntryIndex, o.lastEntryTerm);
+    if (o.lastEntryIndex > 0) {
+      const storage = r.raftLog.storage;
+      if (storage.lastIndex() < o.lastEntryIndex || storage.term(o.lastEntryIndex) !== o.lastEntryTerm) {
+        throw new ReadyProtocolError(`advance(): entry ${o.lastEntryIndex} of the Ready was not appended to storage`);
+      }
+      r.raftLog.unstable.stableTo(o.lastEntryIndex, o.lastEntryTerm);
+    }
     const ce = o.committedEntries;
     if (ce.length > 0) {
       r.raftLog.appliedTo(ce[ce.length - 1].index);
