@@ -809,9 +809,4 @@ export class Raft {
     const pr = this.trk.progress.get(id);
     if (pr && id !== this.id && pr.state === 'Replicate') pr.becomeProbe();
   }
-
-  /** Leader only: election ticks elapsed (for status and tests). */
-  get electionElapsedTicks(): number {
-    return this.electionElapsed;
-  }
 }

@@ -232,7 +232,7 @@ describe('RawNode', () => {
     expect(sizes).toEqual([2, 2]);
   });
 
-  it('step() rejects local message types, drops messages for others and responses from strangers', () => {
+  it('step() rejects local message types; drops messages for others, responses from strangers, messages without a term', () => {
     const n = node('1', ['1', '2', '3']);
     for (const t of [T.MsgHup, T.MsgBeat, T.MsgProp, T.MsgCheckQuorum, T.MsgUnreachable, T.MsgSnapStatus]) {
       expect(() => n.step(newMessage(t, '1', '2', 1))).toThrow(StepLocalMessageError);
@@ -241,6 +241,8 @@ describe('RawNode', () => {
     expect(n.status().term).toBe(0);
     n.step(newMessage(T.MsgVoteResp, '1', '9', 5));
     expect(n.status().term).toBe(0);
+    n.step(newMessage(T.MsgApp, '1', '2', 0));
+    expect(n.status()).toMatchObject({ term: 0, lead: '' });
     n.step(newMessage(T.MsgApp, '1', '2', 5));
     expect(n.status()).toMatchObject({ term: 5, lead: '2' });
   });

@@ -94,14 +94,21 @@ export class RawNode {
   }
 
   /**
-   * Feeds a message received from the network. Messages for another node and responses from nodes that
-   * are not members are dropped; stale terms are handled per Raft. Throws StepLocalMessageError for
-   * message types that never cross the network (MsgHup, MsgBeat, MsgProp, ...).
+   * Feeds a message received from the network. Messages for another node, responses from nodes that are
+   * not members, and messages without a term (other than a forwarded MsgReadIndex) are dropped; stale
+   * terms are handled per Raft. Throws StepLocalMessageError for message types that never cross the
+   * network (MsgHup, MsgBeat, MsgProp, ...).
    */
   step(m: Message): void {
     if (isLocalMsg(m.type)) throw new StepLocalMessageError(MessageType[m.type] ?? String(m.type));
     if (m.to !== this.raft.id) {
       this.cfg.logger.debug(`${this.raft.id} dropped ${MessageType[m.type]} addressed to ${m.to}`);
+      return;
+    }
+    // Term 0 marks a message without a term; only a forwarded MsgReadIndex legitimately has none. Anything
+    // else would bypass the term rules.
+    if (m.term === 0 && m.type !== MessageType.MsgReadIndex) {
+      this.cfg.logger.debug(`${this.raft.id} dropped ${MessageType[m.type]} from ${m.from} without a term`);
       return;
     }
     if (isResponseMsg(m.type) && !this.raft.trk.isVoter(m.from)) {
