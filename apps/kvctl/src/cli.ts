@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, Option } from 'commander';
+import { KvClient } from './kv-client';
+import { ExitCode, KvctlError } from './kvctl-error';
+import { formatStatusTable } from './status-table';
+
+export const DEFAULT_ENDPOINTS = 'http://localhost:3001,http://localhost:3002,http://localhost:3003';
+
+/** Where kvctl writes and what it reads: the process's streams, or a test's. */
+export interface Io {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  /** The whole of standard input (for `put <key>` without a value), or undefined when it is a terminal. */
+  readStdin: () => Promise<string | undefined>;
+}
+
+interface GlobalOptions {
+  endpoints: string;
+  json: boolean;
+  timeout: number;
+}
+
+function version(): string {
+  for (const candidate of [join(__dirname, '../../../package.json'), join(__dirname, '../../../../package.json')]) {
+    try {
+      return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+    } catch {
+      // try the next layout (dist or sources)
+    }
+  }
+  return 'unknown';
+}
+
+function positiveInt(raw: string): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) throw new KvctlError(`--timeout must be a positive number of milliseconds (got '${raw}')`, ExitCode.Usage);
+  return value;
+}
+
+/** The exit code of a command that succeeded as a request but reports a problem (status without a leader). */
+interface Outcome {
+  exitCode: ExitCode;
+}
+
+function buildProgram(io: Io, outcome: Outcome): Command {
+  const program = new Command('kvctl');
+  const client = () => {
+    const opts = program.opts<GlobalOptions>();
+    return new KvClient({ endpoints: opts.endpoints.split(',').filter((e) => e.trim() !== ''), timeoutMs: opts.timeout });
+  };
+  const json = () => program.opts<GlobalOptions>().json;
+  const print = (value: unknown) => io.stdout(`${JSON.stringify(value)}\n`);
+
+  program
+    .description('Command-line client for the raft-kv cluster: finds the leader itself and follows redirects.')
+    .version(version(), '-V, --version')
+    .addOption(
+      new Option('-e, --endpoints <urls>', 'comma-separated node URLs; any one node is enough')
+        .env('KVCTL_ENDPOINTS')
+        .default(DEFAULT_ENDPOINTS),
+    )
+    .option('--json', 'print JSON, for scripts', false)
+    .addOption(new Option('-t, --timeout <ms>', 'give up after this long, retries included').argParser(positiveInt).default(10_000))
+    .showHelpAfterError('(run kvctl --help for usage)')
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .exitOverride()
+    .addHelpText(
+      'after',
+      `
+Exit codes: 0 done; 1 failed (no node reachable, no leader, server error); 2 invalid arguments;
+3 key not found; 4 write outcome unknown (not confirmed in time; it may still take effect).
+
+Examples:
+  kvctl put username alice
+  kvctl get username
+  kvctl --endpoints http://localhost:3002 status
+  kvctl --json get username`,
+    );
+
+  program
+    .command('put')
+    .description('write a value (read from standard input when not given)')
+    .argument('<key>')
+    .argument('[value]')
+    .action(async (key: string, value: string | undefined) => {
+      const data = value ?? (await io.readStdin());
+      if (data === undefined) throw new KvctlError('missing value: give it as an argument or on standard input', ExitCode.Usage);
+      const result = await client().put(key, data);
+      if (json()) print(result);
+      else io.stdout(`OK (index ${result.index})\n`);
+    });
+
+  program
+    .command('get')
+    .description('read a value (linearizable: confirmed by the leader)')
+    .argument('<key>')
+    .option('--stale', "read the first reachable node's own copy at once, possibly behind the leader", false)
+    .action(async (key: string, options: { stale: boolean }) => {
+      const result = await client().get(key, { stale: options.stale });
+      if (json()) print(result);
+      else io.stdout(`${result.value}\n`);
+    });
+
+  program
+    .command('delete')
+    .alias('del')
+    .description('delete a key (succeeds whether or not it exists)')
+    .argument('<key>')
+    .action(async (key: string) => {
+      const result = await client().delete(key);
+      if (json()) print(result);
+      else io.stdout(`OK (index ${result.index}${result.existed === false ? '; the key did not exist' : ''})\n`);
+    });
+
+  program
+    .command('status')
+    .description('every node: id, URL, state, term, leader, commit and applied index (exit 1 without a leader)')
+    .action(async () => {
+      const view = await client().status();
+      if (json()) print(view);
+      else io.stdout(formatStatusTable(view));
+      if (view.nodes.every((n) => !n.status)) {
+        throw new KvctlError(`cannot reach any node: ${view.nodes.map((n) => `${n.endpoint}: ${n.error}`).join('; ')}`, ExitCode.Failed);
+      }
+      if (!view.leader) outcome.exitCode = ExitCode.Failed;
+    });
+
+  return program;
+}
+
+/** Runs kvctl with process-style arguments (`argv[0]` node, `argv[1]` the script); returns the exit code. */
+export async function run(argv: string[], io: Io): Promise<number> {
+  const outcome: Outcome = { exitCode: ExitCode.Ok };
+  const program = buildProgram(io, outcome);
+  try {
+    if (argv.length <= 2) {
+      program.outputHelp({ error: true });
+      return ExitCode.Usage;
+    }
+    await program.parseAsync(argv);
+    return outcome.exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.code === 'commander.helpDisplayed' || error.code === 'commander.version' || error.exitCode === 0) return ExitCode.Ok;
+      return ExitCode.Usage;
+    }
+    if (error instanceof KvctlError) {
+      io.stderr(`kvctl: ${error.message}\n`);
+      return error.exitCode;
+    }
+    io.stderr(`kvctl: unexpected error: ${(error as Error)?.stack ?? String(error)}\n`);
+    return ExitCode.Failed;
+  }
+}

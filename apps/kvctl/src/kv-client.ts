@@ -1,0 +1,336 @@
+import { ExitCode, KvctlError } from './kvctl-error';
+
+/** A node's `GET /status` answer (see docs/api.md). */
+export interface NodeStatus {
+  state: string;
+  term: number;
+  leader: string | null;
+  isLeader: boolean;
+  nodeId: string;
+  url: string;
+  leaderUrl: string | null;
+  commitIndex: number;
+  appliedIndex: number;
+  lastLogIndex: number;
+  peers?: Array<{ nodeId?: string; url: string; matchIndex: number; nextIndex?: number; replication?: string; lastContactMs?: number }>;
+}
+
+/** One row of `kvctl status`: what a node answered, or why it did not. */
+export interface NodeView {
+  /** The URL kvctl asked (an endpoint, or a member URL the leader reported). */
+  endpoint: string;
+  nodeId?: string;
+  status?: NodeStatus;
+  error?: string;
+}
+
+export interface ClusterView {
+  leader: string | null;
+  term: number | null;
+  nodes: NodeView[];
+}
+
+export interface WriteResult {
+  success: true;
+  index: number;
+  existed?: boolean;
+}
+
+export interface KvClientOptions {
+  /** Base URLs of some or all nodes, tried in order. */
+  endpoints: string[];
+  /** Overall budget for one command, retries included. */
+  timeoutMs: number;
+  /** Budget for one `/status` request (status and leader discovery). */
+  statusTimeoutMs?: number;
+}
+
+interface Answer {
+  status: number;
+  headers: Headers;
+  body: any;
+  url: string;
+}
+
+const MAX_REDIRECTS = 5;
+
+/**
+ * Normalizes what a user types as an endpoint: `localhost:3001`, `http://localhost:3001/` →
+ * `http://localhost:3001`. Throws a usage error for anything that is not an http(s) base URL.
+ */
+export function parseEndpoint(raw: string): string {
+  const text = raw.trim();
+  let url: URL;
+  try {
+    url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+  } catch {
+    throw new KvctlError(`invalid endpoint '${raw}' (expected e.g. http://localhost:3001)`, ExitCode.Usage);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || (url.pathname !== '/' && url.pathname !== '') || url.search) {
+    throw new KvctlError(`invalid endpoint '${raw}' (expected a base URL such as http://localhost:3001)`, ExitCode.Usage);
+  }
+  return `${url.protocol}//${url.host}`;
+}
+
+/** What went wrong with a request that got no HTTP answer, in a few words. */
+export function describeNetworkError(error: unknown, timeoutMs: number): string {
+  const err = error as { name?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (err?.name === 'TimeoutError' || err?.name === 'AbortError') return `no answer within ${timeoutMs} ms`;
+  const code = err?.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'unknown host';
+  if (code === 'ECONNRESET') return 'connection reset';
+  if (code === 'EHOSTUNREACH' || code === 'ENETUNREACH') return 'host unreachable';
+  return err?.cause?.message ?? err?.message ?? String(error);
+}
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+/**
+ * A client of the cluster's HTTP API that finds the leader itself: it tries the endpoints in order,
+ * follows `307 Not leader` redirects (re-sending the body), and maps a leader's advertised URL that this
+ * machine cannot reach (a Docker Compose service name, say) to the endpoint that answers as that node.
+ * "No leader" answers and unreachable nodes are retried until the time budget runs out; a write whose
+ * outcome is unknown is never retried, since it may still take effect.
+ */
+export class KvClient {
+  private readonly endpoints: string[];
+  private readonly statusTimeoutMs: number;
+  /** The endpoint that last answered as the leader: tried first. */
+  private leaderHint?: string;
+  /** nodeId → an endpoint that answered as that node. Filled lazily. */
+  private nodeEndpoints?: Map<string, string>;
+
+  constructor(private readonly options: KvClientOptions) {
+    if (options.endpoints.length === 0) throw new KvctlError('no endpoints given', ExitCode.Usage);
+    this.endpoints = options.endpoints.map(parseEndpoint);
+    this.statusTimeoutMs = options.statusTimeoutMs ?? 2000;
+  }
+
+  async put(key: string, value: string): Promise<WriteResult> {
+    const answer = await this.toLeader('PUT', keyPath(key), { value });
+    return this.expectOk(answer) as WriteResult;
+  }
+
+  async delete(key: string): Promise<WriteResult> {
+    const answer = await this.toLeader('DELETE', keyPath(key));
+    return this.expectOk(answer) as WriteResult;
+  }
+
+  /** A linearizable read through the leader, or with `stale` the first answering node's own copy. */
+  async get(key: string, options: { stale?: boolean } = {}): Promise<{ key: string; value: string }> {
+    const answer = options.stale ? await this.toAny('GET', `${keyPath(key)}?consistency=stale`) : await this.toLeader('GET', keyPath(key));
+    if (answer.status === 404 && answer.body?.error === 'Key not found') {
+      throw new KvctlError(`key not found: ${key}`, ExitCode.NotFound);
+    }
+    return this.expectOk(answer) as { key: string; value: string };
+  }
+
+  /**
+   * Every member's status: the endpoints, plus the members the leader reports (so one endpoint is
+   * enough to see the whole cluster). A node is listed once, by node id, whichever URL reached it.
+   */
+  async status(): Promise<ClusterView> {
+    const views: NodeView[] = [];
+    const asked = new Set<string>();
+    const ask = async (urls: string[]) => {
+      const fresh = urls.filter((u) => !asked.has(u));
+      fresh.forEach((u) => asked.add(u));
+      const answers = await Promise.all(fresh.map((u) => this.fetchStatus(u)));
+      fresh.forEach((endpoint, i) => {
+        const answer = answers[i];
+        if (typeof answer === 'string') {
+          views.push({ endpoint, error: answer });
+        } else if (!views.some((v) => v.nodeId === answer.nodeId)) {
+          views.push({ endpoint, nodeId: answer.nodeId, status: answer });
+        }
+      });
+    };
+    await ask(this.endpoints);
+    if (!this.leaderOf(views)) {
+      // Only followers answered: ask the leader they name, which knows every member.
+      await ask([...new Set(views.map((v) => v.status?.leaderUrl).filter((u): u is string => Boolean(u)))]);
+    }
+    const leader = this.leaderOf(views);
+    const reported = leader?.status?.peers ?? [];
+    const missing = reported.filter((p) => !views.some((v) => v.nodeId !== undefined && v.nodeId === p.nodeId));
+    await ask(missing.map((p) => p.url));
+    // A member the leader reports that did not answer at the URL it reported: name it, keep the error.
+    for (const view of views) {
+      if (view.nodeId === undefined) view.nodeId = reported.find((p) => p.url === view.endpoint)?.nodeId;
+    }
+    // Drop failed endpoints that turned out to be a node that answered elsewhere.
+    const rows = views.filter((v) => v.status || !views.some((w) => w !== v && w.status && w.nodeId === v.nodeId));
+    // Named nodes first, in natural order (node2 before node10); then the endpoints nobody could name.
+    const collator = new Intl.Collator('en', { numeric: true });
+    rows.sort((a, b) =>
+      a.nodeId !== undefined && b.nodeId !== undefined
+        ? collator.compare(a.nodeId, b.nodeId)
+        : a.nodeId !== undefined
+          ? -1
+          : b.nodeId !== undefined
+            ? 1
+            : collator.compare(a.endpoint, b.endpoint),
+    );
+    const finalLeader = this.leaderOf(rows);
+    return { leader: finalLeader?.nodeId ?? null, term: finalLeader?.status?.term ?? null, nodes: rows };
+  }
+
+  private leaderOf(views: NodeView[]): NodeView | undefined {
+    const leaders = views.filter((v) => v.status?.isLeader);
+    // Two nodes may both believe they lead for a moment (an old leader not yet told); the higher term wins.
+    return leaders.sort((a, b) => b.status!.term - a.status!.term)[0];
+  }
+
+  /** A request the leader must answer: writes and linearizable reads. */
+  private async toLeader(method: string, path: string, body?: unknown): Promise<Answer> {
+    const deadline = Date.now() + this.options.timeoutMs;
+    const problems = new Map<string, string>();
+    let lastRefusal: Answer | undefined;
+    for (let round = 0; ; round++) {
+      const order = [...new Set([...(this.leaderHint ? [this.leaderHint] : []), ...this.endpoints])];
+      for (const endpoint of order) {
+        let url = `${endpoint}${path}`;
+        for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
+          const remaining = deadline - Date.now();
+          if (remaining <= 0) break;
+          let answer: Answer;
+          try {
+            answer = await send(method, url, body, remaining);
+          } catch (error) {
+            problems.set(originOf(url), describeNetworkError(error, remaining));
+            if (method !== 'GET' && isTimeout(error)) {
+              throw new KvctlError(
+                `outcome unknown: ${originOf(url)} gave no answer within ${remaining} ms; the write may still take effect`,
+                ExitCode.OutcomeUnknown,
+              );
+            }
+            break;
+          }
+          if (answer.status === 307) {
+            url = await this.redirectTarget(answer, path);
+            continue;
+          }
+          if (answer.status === 503) {
+            if (answer.body?.outcome === 'unknown') {
+              throw new KvctlError(`outcome unknown: ${answer.body.error}`, ExitCode.OutcomeUnknown);
+            }
+            lastRefusal = answer;
+            problems.set(originOf(url), `${answer.status} ${answer.body?.error ?? ''}`.trim());
+            break;
+          }
+          if (answer.status < 500) this.leaderHint = originOf(url);
+          return answer;
+        }
+      }
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      await sleep(Math.min(200 * 2 ** Math.min(round, 3), remaining));
+    }
+    const seconds = this.options.timeoutMs / 1000;
+    if (lastRefusal) {
+      throw new KvctlError(
+        `no leader could take the request within ${seconds} s (the cluster is electing one, or too few nodes run): ` +
+          [...problems].map(([u, p]) => `${u}: ${p}`).join('; '),
+        ExitCode.Failed,
+      );
+    }
+    throw new KvctlError(
+      `cannot reach the cluster within ${seconds} s: ${[...problems].map(([u, p]) => `${u}: ${p}`).join('; ') || 'no answer'}`,
+      ExitCode.Failed,
+    );
+  }
+
+  /** A request any node may answer (stale reads): the first endpoint that answers. */
+  private async toAny(method: string, path: string): Promise<Answer> {
+    const problems: string[] = [];
+    const deadline = Date.now() + this.options.timeoutMs;
+    for (const endpoint of this.endpoints) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      try {
+        return await send(method, `${endpoint}${path}`, undefined, Math.min(remaining, this.statusTimeoutMs));
+      } catch (error) {
+        problems.push(`${endpoint}: ${describeNetworkError(error, Math.min(remaining, this.statusTimeoutMs))}`);
+      }
+    }
+    throw new KvctlError(`cannot reach any node: ${problems.join('; ')}`, ExitCode.Failed);
+  }
+
+  /**
+   * Where to send a request that a follower redirected: to an endpoint known to be the leader when the
+   * `Location` is not one of the endpoints (its host may not resolve here), else to the `Location`.
+   */
+  private async redirectTarget(answer: Answer, path: string): Promise<string> {
+    const location = answer.headers.get('location');
+    const leader: string | undefined = answer.body?.leader ?? undefined;
+    if (location && this.endpoints.includes(originOf(location))) return location;
+    if (leader) {
+      this.nodeEndpoints ??= await this.learnNodeIds();
+      const endpoint = this.nodeEndpoints.get(leader);
+      if (endpoint) return `${endpoint}${path}`;
+    }
+    if (!location) throw new KvctlError(`${originOf(answer.url)} redirected without a Location header`, ExitCode.Failed);
+    return location;
+  }
+
+  private async learnNodeIds(): Promise<Map<string, string>> {
+    const map = new Map<string, string>();
+    const answers = await Promise.all(this.endpoints.map((e) => this.fetchStatus(e)));
+    this.endpoints.forEach((endpoint, i) => {
+      const answer = answers[i];
+      if (typeof answer !== 'string' && !map.has(answer.nodeId)) map.set(answer.nodeId, endpoint);
+    });
+    return map;
+  }
+
+  /** A node's status, or a few words saying why there is none. */
+  private async fetchStatus(endpoint: string): Promise<NodeStatus | string> {
+    try {
+      const answer = await send('GET', `${endpoint}/status`, undefined, this.statusTimeoutMs);
+      if (answer.status !== 200 || typeof answer.body?.nodeId !== 'string') return `HTTP ${answer.status} from /status`;
+      return answer.body as NodeStatus;
+    } catch (error) {
+      return describeNetworkError(error, this.statusTimeoutMs);
+    }
+  }
+
+  private expectOk(answer: Answer): unknown {
+    if (answer.status >= 200 && answer.status < 300) return answer.body;
+    const detail = typeof answer.body?.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
+    if ([400, 405, 413, 415].includes(answer.status)) throw new KvctlError(`refused by the node: ${detail}`, ExitCode.Usage);
+    throw new KvctlError(`${originOf(answer.url)} answered ${answer.status}: ${detail}`, ExitCode.Failed);
+  }
+}
+
+function keyPath(key: string): string {
+  if (key.length === 0) throw new KvctlError('the key must not be empty', ExitCode.Usage);
+  return `/kv/${encodeURIComponent(key)}`;
+}
+
+function originOf(url: string): string {
+  return new URL(url).origin;
+}
+
+function isTimeout(error: unknown): boolean {
+  const name = (error as { name?: string })?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}
+
+async function send(method: string, url: string, body: unknown, timeoutMs: number): Promise<Answer> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    redirect: 'manual',
+    signal: AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs))),
+  });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = text.length > 0 ? JSON.parse(text) : undefined;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: response.status, headers: response.headers, body: parsed, url };
+}
