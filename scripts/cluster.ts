@@ -1,54 +1,310 @@
 /**
- * `npm run cluster [-- --nodes 5] [--base-port 3001] [--data-dir ./data]`
+ * `npm run cluster`: a local cluster of kv-node processes in one terminal, no Docker.
  *
- * Starts a local cluster of kv-node processes (the production build; built first when missing or older than
- * the sources) in one terminal: ports 3001.., data in ./data/node1.., every output line prefixed and
- * coloured by node. Ctrl-C stops every node cleanly (SIGTERM, then exit); a second Ctrl-C kills them.
+ *   npm run cluster [-- --nodes 5] [--base-port 3001] [--data-dir ./data] [--clean]
+ *   npm run cluster -- stop|start|restart|kill [node1 ...]
+ *   npm run cluster -- ps
+ *
+ * The first form is the supervisor: it starts the production build (rebuilt first when the sources are
+ * newer), node N on port base+N-1 with its data in DIR/nodeN, prints every node's output prefixed and
+ * coloured by node, says when the cluster is ready and how to try it, and stops every node cleanly on
+ * Ctrl-C. The other forms talk to that supervisor through a Unix socket in the data directory, so that
+ * the README's walkthroughs read the same as with Docker Compose (`docker-compose stop node1`).
  */
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, Server, Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 
 const ROOT = resolve(__dirname, '..');
 const MAIN = join(ROOT, 'dist/apps/kv-node/apps/kv-node/src/main.js');
-const COLOURS = [36, 33, 35, 32, 34, 91, 96, 93];
+const WATCHDOG = join(__dirname, 'cluster-watchdog.js');
+const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95, 92];
+/** Nest's start-up chatter, hidden unless --verbose. */
+const NOISE = /^(InstanceLoader|RoutesResolver|RouterExplorer|NestFactory|NestApplication)$/;
+const STOP_TIMEOUT_MS = 20_000;
+const READY_TIMEOUT_MS = 30_000;
+
+const USAGE = `usage:
+  npm run cluster [-- --nodes 3] [--base-port 3001] [--data-dir ./data] [--host localhost] [--clean]
+      Starts a local cluster in this terminal. Ctrl-C stops every node.
+  npm run cluster -- stop|start|restart|kill [node1 ...]
+  npm run cluster -- ps
+      Controls the running cluster from another terminal, as docker-compose does its services:
+      stop (clean shutdown), kill (SIGKILL, a crash), start, restart; every node when none is named.
+
+options:
+  -n, --nodes N        number of nodes, 1 to 9 (default 3)
+  -p, --base-port P    node1 listens on port P, node2 on P+1, ... (default 3001)
+  -d, --data-dir DIR   node N keeps its data in DIR/nodeN (default $CLUSTER_DATA_DIR, else ./data)
+      --host HOST      host name in the nodes' URLs (default localhost, bound to 127.0.0.1;
+                       any other name binds 0.0.0.0)
+      --clean          delete the nodes' data before starting
+      --no-build       never rebuild the node, even when dist/ is older than the sources
+  -v, --verbose        also print Nest's start-up lines
+  -h, --help           this text
+`;
+
+type Command = 'up' | 'stop' | 'start' | 'restart' | 'kill' | 'ps';
+const COMMANDS: Command[] = ['up', 'stop', 'start', 'restart', 'kill', 'ps'];
 
 interface Options {
+  command: Command;
+  targets: string[];
   nodes: number;
   basePort: number;
   dataDir: string;
   host: string;
+  clean: boolean;
+  build: boolean;
+  verbose: boolean;
 }
+
+class UsageError extends Error {}
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      nodes: { type: 'string', short: 'n', default: '3' },
-      'base-port': { type: 'string', short: 'p', default: '3001' },
-      'data-dir': { type: 'string', short: 'd', default: './data' },
-      host: { type: 'string', default: 'localhost' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        nodes: { type: 'string', short: 'n', default: '3' },
+        'base-port': { type: 'string', short: 'p', default: '3001' },
+        'data-dir': { type: 'string', short: 'd', default: process.env.CLUSTER_DATA_DIR || './data' },
+        host: { type: 'string', default: 'localhost' },
+        clean: { type: 'boolean', default: false },
+        'no-build': { type: 'boolean', default: false },
+        verbose: { type: 'boolean', short: 'v', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
   if (values.help) {
-    process.stdout.write(
-      'usage: npm run cluster -- [--nodes 3|5] [--base-port 3001] [--data-dir ./data] [--host localhost]\n',
-    );
+    process.stdout.write(USAGE);
     process.exit(0);
   }
+  const [first, ...rest] = positionals;
+  const command = (first ?? 'up') as Command;
+  if (!COMMANDS.includes(command)) throw new UsageError(`unknown command '${first}' (expected one of: ${COMMANDS.join(', ')})`);
+  if ((command === 'up' || command === 'ps') && rest.length > 0) throw new UsageError(`'${command}' takes no node names`);
   const nodes = Number(values.nodes);
   const basePort = Number(values['base-port']);
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) fail(`--nodes must be an integer from 1 to 9 (got ${values.nodes})`);
-  if (!Number.isInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535) fail(`--base-port is not a valid port (got ${values['base-port']})`);
-  return { nodes, basePort, dataDir: resolve(values['data-dir']!), host: values.host! };
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be an integer from 1 to 9 (got ${values.nodes})`);
+  if (!Number.isInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535) {
+    throw new UsageError(`--base-port must be a port number (got ${values['base-port']})`);
+  }
+  return {
+    command,
+    targets: rest,
+    nodes,
+    basePort,
+    dataDir: resolve(values['data-dir']!),
+    host: values.host!,
+    clean: values.clean!,
+    build: !values['no-build'],
+    verbose: values.verbose!,
+  };
 }
 
-function fail(message: string): never {
-  process.stderr.write(`cluster: ${message}\n`);
-  process.exit(1);
+/** The supervisor's control socket: in the data directory, unless that path is too long for a socket. */
+function socketPath(dataDir: string): string {
+  const path = join(dataDir, 'cluster.sock');
+  if (Buffer.byteLength(path) < 100) return path;
+  return join(tmpdir(), `raftkv-cluster-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}.sock`);
+}
+
+const useColour = Boolean(process.env.FORCE_COLOR) || (Boolean(process.stdout.isTTY) && !process.env.NO_COLOR);
+const paint = (code: number, text: string) => (useColour ? `\x1b[${code}m${text}\x1b[0m` : text);
+const say = (line: string) => process.stdout.write(`${paint(1, 'cluster')}: ${line}\n`);
+
+// ---------------------------------------------------------------------------------------------------
+// Control commands (another terminal): one JSON request line, then text lines back, then the exit code.
+// ---------------------------------------------------------------------------------------------------
+
+interface ControlRequest {
+  command: Exclude<Command, 'up'>;
+  targets: string[];
+}
+
+type ControlReply = { out: string } | { exit: number };
+
+function runControl(options: Options): void {
+  const path = socketPath(options.dataDir);
+  const socket = createConnection(path);
+  let exitCode: number | undefined;
+  socket.on('connect', () => {
+    const request: ControlRequest = { command: options.command as ControlRequest['command'], targets: options.targets };
+    socket.write(`${JSON.stringify(request)}\n`);
+    const lines = createInterface({ input: socket });
+    lines.on('error', () => undefined); // reported by the socket's own handler below
+    lines.on('line', (line) => {
+      const reply = JSON.parse(line) as ControlReply;
+      if ('out' in reply) process.stdout.write(`${reply.out}\n`);
+      else exitCode = reply.exit;
+    });
+  });
+  socket.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+      process.stderr.write(
+        `cluster: no cluster is running with its data in ${options.dataDir}\n` +
+          `  start one with \`npm run cluster\` (or pass the --data-dir it was started with)\n`,
+      );
+    } else {
+      process.stderr.write(`cluster: cannot reach the cluster's supervisor at ${path}: ${error.message}\n`);
+    }
+    process.exit(1);
+  });
+  socket.on('close', () => {
+    if (exitCode === undefined) process.stderr.write('cluster: the supervisor closed the connection without an answer\n');
+    process.exit(exitCode ?? 1);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The supervisor.
+// ---------------------------------------------------------------------------------------------------
+
+interface StatusBody {
+  nodeId: string;
+  leader: string | null;
+  isLeader: boolean;
+  term: number;
+  commitIndex: number;
+  appliedIndex: number;
+}
+
+async function fetchStatus(url: string): Promise<StatusBody | undefined> {
+  try {
+    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
+    return response.ok ? ((await response.json()) as StatusBody) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+class Node {
+  child?: ChildProcess;
+  /** Set while this supervisor is stopping or killing the node on purpose. */
+  private stopping = false;
+  /** How the node last ended: shown by `ps`; undefined while running or never started. */
+  ended?: string;
+  private exited?: Promise<void>;
+
+  constructor(
+    readonly name: string,
+    readonly index: number,
+    readonly url: string,
+    readonly port: number,
+    readonly bindHost: string,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly prefix: string,
+    private readonly verbose: boolean,
+    private readonly onUnexpectedExit: (node: Node) => void,
+  ) {}
+
+  get running(): boolean {
+    return this.child !== undefined;
+  }
+
+  start(): void {
+    if (this.child) return;
+    this.stopping = false;
+    this.ended = undefined;
+    // Detached: its own process group, so that Ctrl-C reaches only the supervisor, which then stops the
+    // nodes one signal each (a node's second signal means "exit at once").
+    const child = spawn(process.execPath, ['-r', WATCHDOG, MAIN], {
+      cwd: ROOT,
+      env: this.env,
+      stdio: ['pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
+    this.child = child;
+    child.stdin!.on('error', () => undefined); // the node may exit before the pipe is flushed
+    for (const stream of [child.stdout!, child.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => this.print(line));
+    }
+    this.exited = new Promise((ok) =>
+      child.on('exit', (code, signal) => {
+        this.child = undefined;
+        this.ended = signal ? `killed (${signal})` : code === 0 ? 'stopped' : `exited (code ${code})`;
+        process.stdout.write(`${this.prefix}${this.ended}\n`);
+        if (!this.stopping) this.onUnexpectedExit(this);
+        ok();
+      }),
+    );
+    child.on('error', (error) => process.stdout.write(`${this.prefix}cannot start: ${error.message}\n`));
+  }
+
+  /** SIGTERM (clean shutdown) or SIGKILL (a crash); resolves once the process has exited. */
+  async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.stopping = true;
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await this.exited;
+    clearTimeout(timer);
+  }
+
+  /** One line of the node's output: JSON log lines (LOG_FORMAT=json) are shown compactly. */
+  private print(line: string): void {
+    let text = line;
+    if (line.startsWith('{')) {
+      try {
+        const entry = JSON.parse(line) as { level?: string; timestamp?: number; message?: unknown; context?: string; stack?: unknown };
+        if (entry.context && NOISE.test(entry.context) && !this.verbose) return;
+        const time = new Date(entry.timestamp ?? Date.now()).toISOString().slice(11, 23);
+        const level = (entry.level === 'log' ? 'info' : entry.level ?? 'info').toUpperCase().padEnd(5);
+        const colouredLevel = level.startsWith('ERR') || level.startsWith('FATAL') ? paint(31, level) : level.startsWith('WARN') ? paint(33, level) : level;
+        const message = typeof entry.message === 'string' ? entry.message : JSON.stringify(entry.message);
+        text = `${time} ${colouredLevel} ${entry.context ? `[${entry.context}] ` : ''}${message}`;
+        if (Array.isArray(entry.stack)) text += `\n${entry.stack.filter(Boolean).join('\n')}`;
+        else if (typeof entry.stack === 'string') text += `\n${entry.stack}`;
+      } catch {
+        // not a log entry: print as is
+      }
+    }
+    for (const part of text.split('\n')) process.stdout.write(`${this.prefix}${part}\n`);
+  }
+}
+
+interface ExistingCluster {
+  node: string;
+  members: string[];
+}
+
+/** The member set recorded in DIR/nodeN/meta.json by a previous run, if any node has one. */
+function recordedCluster(dataDir: string): ExistingCluster | undefined {
+  if (!existsSync(dataDir)) return undefined;
+  for (const entry of readdirSync(dataDir).sort()) {
+    const meta = join(dataDir, entry, 'meta.json');
+    if (!/^node\d+$/.test(entry) || !existsSync(meta)) continue;
+    try {
+      const json = JSON.parse(readFileSync(meta, 'utf8').split('\n')[1] ?? '') as { members?: unknown };
+      if (Array.isArray(json.members)) return { node: entry, members: json.members.map(String) };
+    } catch {
+      // unreadable: the node itself will say what is wrong with it
+    }
+  }
+  return undefined;
+}
+
+async function portIsFree(port: number, host: string): Promise<boolean> {
+  return new Promise((ok) => {
+    const server = createServer();
+    server.once('error', () => ok(false));
+    server.listen(port, host, () => server.close(() => ok(true)));
+  });
 }
 
 function newestSource(dir: string): number {
@@ -61,75 +317,324 @@ function newestSource(dir: string): number {
   return newest;
 }
 
-/** Builds the node unless dist is newer than every source file. */
+/** Builds the node unless dist/ is newer than every source file. */
 function buildIfNeeded(): void {
   const sources = Math.max(...['apps', 'libs', 'config'].map((d) => newestSource(join(ROOT, d))));
   if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= sources) return;
-  process.stdout.write('cluster: building the node (npm run build)...\n');
+  say(existsSync(MAIN) ? 'the sources changed since the last build; building (npm run build)...' : 'building the node (npm run build)...');
   const result = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
-  if (result.status !== 0) fail('the build failed');
+  if (result.status !== 0) throw new UsageError('the build failed');
 }
 
-function main(): void {
-  const options = parseOptions(process.argv.slice(2));
-  buildIfNeeded();
-  const tty = Boolean(process.stdout.isTTY);
-  const names = Array.from({ length: options.nodes }, (_, i) => `node${i + 1}`);
-  const urls = names.map((_, i) => `http://${options.host}:${options.basePort + i}`);
-  const width = Math.max(...names.map((n) => n.length));
-  const children: ChildProcess[] = [];
+class Supervisor {
+  readonly nodes: Node[];
+  private server?: Server;
+  private shuttingDown = false;
+  private lastSignalAt = 0;
+  private readonly socket: string;
+  /** Commands run one at a time, so that two terminals cannot interleave a stop and a start. */
+  private queue: Promise<unknown> = Promise.resolve();
 
-  names.forEach((name, i) => {
-    const port = options.basePort + i;
-    const env = {
-      ...process.env,
-      NODE_ID: name,
-      HTTP_PORT: String(port),
-      ADVERTISE_URL: urls[i],
-      PEER_URLS: urls.filter((_, j) => j !== i).join(','),
-      WAL_DIR: join(options.dataDir, name),
-    };
-    const child = spawn(process.execPath, [MAIN], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    const prefix = tty ? `\x1b[${COLOURS[i % COLOURS.length]}m${name.padEnd(width)} |\x1b[0m ` : `${name.padEnd(width)} | `;
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => process.stdout.write(`${prefix}${line}\n`));
-    }
-    child.on('exit', (code, signal) => {
-      process.stdout.write(`${prefix}exited (${signal ?? `code ${code}`})\n`);
-      if (children.every((c) => c.exitCode !== null || c.signalCode !== null)) process.exit(stopping ? 0 : 1);
+  constructor(private readonly options: Options) {
+    this.socket = socketPath(options.dataDir);
+    const names = Array.from({ length: options.nodes }, (_, i) => `node${i + 1}`);
+    const urls = names.map((_, i) => `http://${options.host}:${options.basePort + i}`);
+    const local = options.host === 'localhost' || options.host === '127.0.0.1';
+    const width = Math.max(...names.map((n) => n.length));
+    this.nodes = names.map((name, i) => {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        NODE_ID: name,
+        HTTP_PORT: String(options.basePort + i),
+        BIND_HOST: local ? '127.0.0.1' : '0.0.0.0',
+        ADVERTISE_URL: urls[i],
+        PEER_URLS: urls.filter((_, j) => j !== i).join(','),
+        WAL_DIR: join(options.dataDir, name),
+        LOG_FORMAT: process.env.LOG_FORMAT || 'json',
+      };
+      const prefix = `${paint(COLOURS[i % COLOURS.length], `${name.padEnd(width)} |`)} `;
+      return new Node(name, i, urls[i], options.basePort + i, env.BIND_HOST!, env, prefix, options.verbose, (node) =>
+        this.unexpectedExit(node),
+      );
     });
-    children.push(child);
-  });
+  }
 
-  const leader = urls[0];
-  process.stdout.write(
-    [
-      '',
-      `cluster: ${options.nodes} node${options.nodes > 1 ? 's' : ''}, data in ${options.dataDir}`,
-      ...names.map((name, i) => `  ${name}: ${urls[i]}   Swagger UI ${urls[i]}/docs   metrics ${urls[i]}/metrics`),
-      '',
-      'Try (a follower redirects writes to the leader; -L follows):',
-      `  curl -L -X PUT ${leader}/kv/username -H "Content-Type: application/json" -d '{"value":"alice"}'`,
-      `  curl -L ${leader}/kv/username`,
-      `  curl ${leader}/status`,
-      '',
-      'Ctrl-C stops every node.',
-      '',
-    ].join('\n'),
-  );
+  /** Refuses to start where it cannot work, with one line saying why and what to do. */
+  async preflight(): Promise<void> {
+    const { dataDir } = this.options;
+    if (await this.supervisorAnswers()) {
+      throw new UsageError(`a cluster is already running with its data in ${dataDir} (\`npm run cluster -- ps\` lists it)`);
+    }
+    if (this.options.clean) {
+      for (const entry of existsSync(dataDir) ? readdirSync(dataDir) : []) {
+        if (/^node\d+$/.test(entry)) rmSync(join(dataDir, entry), { recursive: true, force: true });
+      }
+    }
+    const recorded = recordedCluster(dataDir);
+    const wanted = this.nodes.map((n) => n.url).sort();
+    if (recorded && recorded.members.slice().sort().join(',') !== wanted.join(',')) {
+      throw new UsageError(
+        `${dataDir} holds the data of another cluster (${recorded.node}'s members: ${recorded.members.join(', ')}; ` +
+          `asked for: ${wanted.join(', ')}). Start it with its own options, use another --data-dir, or --clean to delete it.`,
+      );
+    }
+    const busy: number[] = [];
+    for (const node of this.nodes) {
+      if (!(await portIsFree(node.port, node.bindHost))) busy.push(node.port);
+    }
+    if (busy.length > 0) {
+      throw new UsageError(`port${busy.length > 1 ? 's' : ''} ${busy.join(', ')} already in use (another cluster? pick others with --base-port)`);
+    }
+    mkdirSync(dataDir, { recursive: true });
+  }
 
-  let stopping = false;
-  const stop = () => {
-    if (stopping) {
-      for (const c of children) c.kill('SIGKILL');
+  private supervisorAnswers(): Promise<boolean> {
+    return new Promise((ok) => {
+      const probe = createConnection(this.socket);
+      probe.once('connect', () => {
+        probe.destroy();
+        ok(true);
+      });
+      probe.once('error', () => ok(false));
+    });
+  }
+
+  async run(): Promise<void> {
+    await this.preflight();
+    if (this.options.build) buildIfNeeded();
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => this.onSignal(signal));
+    this.stopWithParentPipe();
+    await this.listen();
+    this.printBanner();
+    for (const node of this.nodes) node.start();
+    const ready = await this.waitReady(this.nodes);
+    if (this.shuttingDown) return;
+    if (ready.ok) this.printReady(ready.leader!, ready.term!);
+    else say(`not ready after ${READY_TIMEOUT_MS / 1000} s: ${ready.reason}`);
+  }
+
+  /**
+   * Started by another program through a pipe (a test, a CI script) rather than from a terminal: stop the
+   * cluster when that program goes away and the pipe closes, instead of leaving the nodes running.
+   */
+  private stopWithParentPipe(): void {
+    let stdin;
+    try {
+      stdin = fstatSync(0);
+    } catch {
+      return;
+    }
+    if (!stdin.isFIFO() && !stdin.isSocket()) return;
+    process.stdin.on('end', () => {
+      if (this.shuttingDown) return;
+      say('standard input closed (the program that started the cluster is gone): stopping every node');
+      void this.shutdown(0);
+    });
+    process.stdin.on('error', () => undefined);
+    process.stdin.resume();
+  }
+
+  private printBanner(): void {
+    const { dataDir, nodes } = this.options;
+    const width = Math.max(...this.nodes.map((n) => n.url.length));
+    const lines = [
+      '',
+      `${paint(1, 'cluster')}: starting ${nodes} node${nodes > 1 ? 's' : ''}, data in ${dataDir}`,
+      ...this.nodes.map(
+        (n) => `  ${paint(COLOURS[n.index % COLOURS.length], n.name)}  ${n.url.padEnd(width)}   Swagger UI ${n.url}/docs   metrics ${n.url}/metrics`,
+      ),
+      '',
+      'Ctrl-C stops every node. From another terminal: npm run cluster -- stop|start|restart|kill [node...], ps',
+      '',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+
+  private printReady(leader: Node, term: number): void {
+    const lines = [
+      '',
+      `${paint(1, 'cluster')}: ready; ${leader.name} is the leader (term ${term}). Try, in another terminal:`,
+      `  curl -L -X PUT ${leader.url}/kv/username -H "Content-Type: application/json" -d '{"value":"alice"}'`,
+      `  curl -L ${leader.url}/kv/username`,
+      `  curl ${leader.url}/status`,
+      `  npx kvctl --endpoints ${this.nodes.map((n) => n.url).join(',')} status`,
+      '',
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+  }
+
+  /**
+   * Waits until every running node follows one leader and each of `nodes` (if running) has applied
+   * everything the leader had committed when first seen: the cluster serves, and those nodes caught up.
+   */
+  async waitReady(nodes: Node[], timeoutMs = READY_TIMEOUT_MS): Promise<{ ok: boolean; leader?: Node; term?: number; reason?: string }> {
+    const deadline = Date.now() + timeoutMs;
+    let reason = 'no node answers yet';
+    let target: number | undefined;
+    while (Date.now() < deadline && !this.shuttingDown) {
+      const running = this.nodes.filter((n) => n.running);
+      if (running.length * 2 <= this.nodes.length) {
+        return { ok: false, reason: `only ${running.length} of ${this.nodes.length} nodes run: a majority is needed to elect a leader` };
+      }
+      const statuses = await Promise.all(running.map((n) => fetchStatus(n.url)));
+      const leaderStatus = statuses.find((s) => s?.isLeader);
+      const leader = leaderStatus && running.find((n) => n.name === leaderStatus.nodeId);
+      if (!leader || !leaderStatus) {
+        reason = 'no leader elected yet';
+      } else {
+        target ??= leaderStatus.commitIndex;
+        const lagging = running.filter((n, i) => {
+          const s = statuses[i];
+          return !s || s.leader !== leader.name || (nodes.includes(n) && s.appliedIndex < target!);
+        });
+        if (lagging.length === 0) return { ok: true, leader, term: leaderStatus.term };
+        reason = `waiting for ${lagging.map((n) => n.name).join(', ')} to follow ${leader.name} and catch up`;
+      }
+      await sleep(200);
+    }
+    return { ok: false, reason };
+  }
+
+  private unexpectedExit(node: Node): void {
+    if (this.shuttingDown) return;
+    if (this.nodes.every((n) => !n.running) && this.nodes.every((n) => n.ended !== 'stopped' && !n.ended?.startsWith('killed'))) {
+      say('every node failed; stopping');
+      void this.shutdown(1);
+      return;
+    }
+    say(`${node.name} ${node.ended} unexpectedly; \`npm run cluster -- start ${node.name}\` starts it again`);
+  }
+
+  private onSignal(signal: NodeJS.Signals): void {
+    const now = Date.now();
+    // Ctrl-C reaches this process twice: from the terminal, and forwarded by npm. One press is one signal.
+    if (now - this.lastSignalAt < 1000) return;
+    this.lastSignalAt = now;
+    if (this.shuttingDown) {
+      say('killing every node');
+      for (const node of this.nodes) node.child?.kill('SIGKILL');
       process.exit(1);
     }
-    stopping = true;
-    process.stdout.write('\ncluster: stopping (Ctrl-C again to kill)\n');
-    for (const c of children) c.kill('SIGTERM');
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+    say(`${signal}: stopping every node (press Ctrl-C again to kill them)`);
+    void this.shutdown(0);
+  }
+
+  private async shutdown(code: number): Promise<void> {
+    this.shuttingDown = true;
+    await this.queue.catch(() => undefined);
+    await Promise.all(this.nodes.map((n) => n.stop()));
+    this.server?.close();
+    try {
+      unlinkSync(this.socket);
+    } catch {
+      // already gone
+    }
+    const failed = this.nodes.filter((n) => n.ended && n.ended !== 'stopped');
+    say(code === 0 && failed.length === 0 ? 'every node stopped cleanly' : 'stopped');
+    process.exit(code === 0 && failed.length > 0 ? 1 : code);
+  }
+
+  private async listen(): Promise<void> {
+    try {
+      unlinkSync(this.socket); // stale: preflight found no supervisor answering on it
+    } catch {
+      // none
+    }
+    this.server = createServer((socket) => this.serve(socket));
+    await new Promise<void>((ok, fail) => {
+      this.server!.once('error', fail);
+      this.server!.listen(this.socket, ok);
+    });
+  }
+
+  private serve(socket: Socket): void {
+    socket.on('error', () => undefined);
+    const lines = createInterface({ input: socket });
+    lines.on('error', () => undefined);
+    lines.once('line', (line) => {
+      lines.close();
+      const reply = (message: ControlReply) => {
+        if (!socket.destroyed) socket.write(`${JSON.stringify(message)}\n`);
+      };
+      let request: ControlRequest;
+      try {
+        request = JSON.parse(line) as ControlRequest;
+      } catch {
+        reply({ out: 'cluster: malformed request' });
+        reply({ exit: 2 });
+        socket.end();
+        return;
+      }
+      const run = () =>
+        this.execute(request, (out) => reply({ out }))
+          .then((exit) => reply({ exit }))
+          .catch((error: Error) => {
+            reply({ out: `cluster: ${error.message}` });
+            reply({ exit: 1 });
+          })
+          .finally(() => socket.end());
+      this.queue = this.queue.then(run, run);
+    });
+  }
+
+  /** Runs one control command; returns its exit code. */
+  private async execute(request: ControlRequest, out: (line: string) => void): Promise<number> {
+    if (this.shuttingDown) {
+      out('cluster: shutting down');
+      return 1;
+    }
+    if (request.command === 'ps') {
+      const width = Math.max(...this.nodes.map((n) => n.url.length));
+      out(`${'NAME'.padEnd(6)} ${'URL'.padEnd(width)}  ${'PID'.padEnd(7)} STATE`);
+      for (const n of this.nodes) {
+        const state = n.running ? 'running' : n.ended ?? 'stopped';
+        out(`${n.name.padEnd(6)} ${n.url.padEnd(width)}  ${String(n.child?.pid ?? '-').padEnd(7)} ${state}`);
+      }
+      return 0;
+    }
+    const unknown = request.targets.filter((t) => !this.nodes.some((n) => n.name === t));
+    if (unknown.length > 0) {
+      out(`cluster: no node named ${unknown.join(', ')} (this cluster has ${this.nodes.map((n) => n.name).join(', ')})`);
+      return 2;
+    }
+    const targets = request.targets.length > 0 ? this.nodes.filter((n) => request.targets.includes(n.name)) : this.nodes;
+    const verb = { stop: 'Stopping', kill: 'Killing', start: 'Starting', restart: 'Restarting' }[request.command];
+    say(`${verb.toLowerCase()} ${targets.map((n) => n.name).join(', ')} (asked from another terminal)`);
+
+    if (request.command === 'stop' || request.command === 'kill') {
+      const wasRunning = targets.map((n) => n.running);
+      await Promise.all(targets.map((n) => n.stop(request.command === 'kill' ? 'SIGKILL' : 'SIGTERM')));
+      targets.forEach((n, i) => out(`${verb} ${n.name} ... ${wasRunning[i] ? 'done' : 'not running'}`));
+      return 0;
+    }
+
+    if (request.command === 'restart') await Promise.all(targets.map((n) => n.stop('SIGTERM')));
+    const toStart = targets.filter((n) => !n.running);
+    for (const n of toStart) n.start();
+    const ready = await this.waitReady(toStart);
+    for (const n of targets) {
+      if (!toStart.includes(n)) out(`${verb} ${n.name} ... already running`);
+      else if (!n.running) out(`${verb} ${n.name} ... failed: ${n.ended} (its output is in the cluster's terminal)`);
+      else out(`${verb} ${n.name} ... ${ready.ok ? 'done' : `started, not ready: ${ready.reason}`}`);
+    }
+    if (toStart.some((n) => !n.running)) return 1;
+    return ready.ok || this.nodes.filter((n) => n.running).length * 2 <= this.nodes.length ? 0 : 1;
+  }
 }
 
-main();
+async function main(): Promise<void> {
+  let options: Options;
+  try {
+    options = parseOptions(process.argv.slice(2));
+    if (options.command !== 'up') return runControl(options);
+    await new Supervisor(options).run();
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`cluster: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+void main();
