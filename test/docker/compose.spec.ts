@@ -1,0 +1,145 @@
+/**
+ * docker-compose.yml, checked without a Docker engine: `docker-compose config` validates and normalizes it
+ * (Debian package docker-compose), then the normalized file is checked against what the cluster needs:
+ * every node derives the same member set through the node's own configuration loader, data on named
+ * volumes, the seed's ports, Prometheus scraping every node, Grafana provisioned with both.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { loadNodeConfig } from '@app/config';
+import { hasCommand, parseYaml, readYaml } from './yaml';
+
+const ROOT = resolve(__dirname, '../..');
+const available = hasCommand('docker-compose');
+if (!available) console.warn('SKIPPED docker-compose.yml checks: docker-compose is not installed (Debian package docker-compose)');
+const describeIf = available ? describe : describe.skip;
+
+function compose(...args: string[]) {
+  const env = { ...process.env };
+  delete env.CLUSTER_TOKEN; // the file's own default, not this machine's
+  delete env.LOG_LEVEL;
+  return spawnSync('docker-compose', ['-f', 'docker-compose.yml', ...args], { cwd: ROOT, env, encoding: 'utf8' });
+}
+
+interface Service {
+  build?: { context: string; dockerfile: string };
+  image?: string;
+  environment?: Record<string, string>;
+  ports?: Array<{ published: number | string; target: number }>;
+  volumes?: Array<string | { type: string; source: string; target: string }>;
+  command?: string[];
+}
+
+/** A service's mounts as {source, target}, whichever syntax the normalized file uses. */
+function mounts(service: Service): Array<{ source: string; target: string }> {
+  return (service.volumes ?? []).map((v) => {
+    if (typeof v !== 'string') return { source: v.source, target: v.target };
+    const [source, target] = v.split(':');
+    return { source, target };
+  });
+}
+
+describeIf('docker-compose.yml', () => {
+  let config: { services: Record<string, Service>; volumes: Record<string, unknown> };
+  const nodeNames = ['node1', 'node2', 'node3'];
+
+  beforeAll(() => {
+    const result = compose('config');
+    if (result.status !== 0) throw new Error(`docker-compose config failed:\n${result.stderr}`);
+    config = parseYaml(result.stdout) as typeof config;
+  });
+
+  it('is valid for docker-compose (`docker-compose config -q`)', () => {
+    const result = compose('config', '-q');
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+  });
+
+  it('defines the seed cluster plus Prometheus and Grafana', () => {
+    expect(Object.keys(config.services).sort()).toEqual(['grafana', 'node1', 'node2', 'node3', 'prometheus']);
+  });
+
+  it('builds every node from docker/Dockerfile with the repository as context', () => {
+    for (const name of nodeNames) {
+      const build = config.services[name].build!;
+      expect(resolve(build.context)).toBe(ROOT);
+      expect(existsSync(join(build.context, build.dockerfile))).toBe(true);
+      expect(build.dockerfile).toBe('docker/Dockerfile');
+    }
+  });
+
+  it('gives every node a valid configuration and the same member set, named by service', () => {
+    const configs = nodeNames.map((name) => loadNodeConfig(config.services[name].environment ?? {}));
+    const members = nodeNames.map((name) => `http://${name}:${config.services[name].environment!.HTTP_PORT}`).sort();
+    configs.forEach((c, i) => {
+      expect(c.nodeId).toBe(nodeNames[i]);
+      expect(c.advertiseUrl).toBe(`http://${nodeNames[i]}:${c.httpPort}`);
+      expect(c.members).toEqual(members);
+      expect(c.bindHost).toBe('0.0.0.0');
+      expect(c.clusterId).toBe(configs[0].clusterId);
+    });
+    expect(configs.map((c) => c.httpPort)).toEqual([3001, 3002, 3003]);
+  });
+
+  it('publishes each node on its own port, 3001-3003, as the seed does', () => {
+    nodeNames.forEach((name, i) => {
+      const port = 3001 + i;
+      expect(config.services[name].ports).toEqual([expect.objectContaining({ published: expect.anything(), target: port })]);
+      expect(Number(config.services[name].ports![0].published)).toBe(port);
+    });
+  });
+
+  it("keeps each node's WAL_DIR on its own named volume, so restarts keep the data", () => {
+    const used = new Set<string>();
+    for (const name of nodeNames) {
+      const walDir = config.services[name].environment!.WAL_DIR;
+      const mount = mounts(config.services[name]).find((m) => m.target === walDir);
+      expect(mount).toBeDefined();
+      expect(Object.keys(config.volumes)).toContain(mount!.source);
+      expect(used.has(mount!.source)).toBe(false);
+      used.add(mount!.source);
+    }
+  });
+
+  it('mounts a Prometheus config that scrapes every node at its service name and port', () => {
+    const prometheus = config.services.prometheus;
+    const configFlag = prometheus.command!.find((c) => c.startsWith('--config.file='))!.split('=')[1];
+    const mount = mounts(prometheus).find((m) => configFlag.startsWith(`${m.target}/`))!;
+    const hostFile = join(mount.source, configFlag.slice(mount.target.length + 1));
+    expect(hostFile).toBe(join(ROOT, 'docker/prometheus/prometheus.yml'));
+    const scrape = readYaml(hostFile);
+    const targets = scrape.scrape_configs.flatMap((job: any) => job.static_configs.flatMap((s: any) => s.targets));
+    expect(targets.sort()).toEqual(nodeNames.map((n) => `${n}:${config.services[n].environment!.HTTP_PORT}`));
+    for (const file of scrape.rule_files ?? []) expect(existsSync(join(mount.source, file))).toBe(true);
+  });
+
+  it('provisions Grafana with the Prometheus data source and the dashboard, by the paths it mounts', () => {
+    const grafana = config.services.grafana;
+    const provisioning = mounts(grafana).find((m) => m.target === '/etc/grafana/provisioning')!;
+    expect(provisioning.source).toBe(join(ROOT, 'docker/grafana/provisioning'));
+
+    const datasources = readYaml(join(provisioning.source, 'datasources/prometheus.yml')).datasources;
+    expect(datasources).toHaveLength(1);
+    const url = new URL(datasources[0].url);
+    expect(Object.keys(config.services)).toContain(url.hostname);
+    expect(url.port).toBe('9090'); // Prometheus' own port inside the network
+    expect(config.services[url.hostname].image).toMatch(/^prom\/prometheus:v\d/);
+
+    const provider = readYaml(join(provisioning.source, 'dashboards/raft-kv.yml')).providers[0];
+    const dashboards = mounts(grafana).find((m) => m.target === provider.options.path)!;
+    expect(dashboards.source).toBe(join(ROOT, 'docker/grafana/dashboards'));
+    const dashboard = JSON.parse(readFileSync(join(dashboards.source, 'raft-kv.json'), 'utf8'));
+    const uids = new Set(dashboard.panels.flatMap((p: any) => [p.datasource?.uid, ...p.targets.map((t: any) => t.datasource?.uid)]));
+    expect([...uids]).toEqual([datasources[0].uid]);
+    const home = grafana.environment?.GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH;
+    if (home) expect(home).toBe(`${provider.options.path}/raft-kv.json`);
+  });
+
+  it('pins the images it pulls', () => {
+    for (const service of Object.values(config.services)) {
+      if (service.build) continue;
+      expect(service.image).toMatch(/:[^:]*\d[^:]*$/);
+    }
+  });
+});
