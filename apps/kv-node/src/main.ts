@@ -37,7 +37,12 @@ async function bootstrap(): Promise<void> {
     const logger = createLogger(config);
     const app = await NestFactory.create<NestFastifyApplication>(
       AppModule.forRoot(config),
-      new FastifyAdapter({ bodyLimit: 2 * config.maxValueBytes + 64 * 1024 }),
+      new FastifyAdapter({
+        bodyLimit: 2 * config.maxValueBytes + 64 * 1024,
+        // The key is a path parameter, percent-encoded (up to 3 characters per byte). Fastify's default
+        // limit (100 characters) would refuse valid keys with a 414 before the KV validation sees them.
+        maxParamLength: 3 * config.maxKeyBytes,
+      }),
       { logger, abortOnError: false },
     );
     app.useGlobalFilters(new HttpErrorsFilter());
