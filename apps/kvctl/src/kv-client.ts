@@ -298,7 +298,7 @@ export class KvClient {
   private expectOk(answer: Answer): unknown {
     if (answer.status >= 200 && answer.status < 300) return answer.body;
     const detail = typeof answer.body?.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
-    if ([400, 405, 413, 415].includes(answer.status)) throw new KvctlError(`refused by the node: ${detail}`, ExitCode.Usage);
+    if ([400, 405, 413, 414, 415].includes(answer.status)) throw new KvctlError(`refused by the node: ${detail}`, ExitCode.Usage);
     throw new KvctlError(`${originOf(answer.url)} answered ${answer.status}: ${detail}`, ExitCode.Failed);
   }
 }
