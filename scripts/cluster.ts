@@ -22,6 +22,7 @@ import { parseArgs } from 'node:util';
 
 const ROOT = resolve(__dirname, '..');
 const MAIN = join(ROOT, 'dist/apps/kv-node/apps/kv-node/src/main.js');
+const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/main.js');
 const WATCHDOG = join(__dirname, 'cluster-watchdog.js');
 const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95, 92];
 /** Nest's start-up chatter, hidden unless --verbose. */
@@ -317,10 +318,10 @@ function newestSource(dir: string): number {
   return newest;
 }
 
-/** Builds the node unless dist/ is newer than every source file. */
+/** Builds the node and kvctl unless dist/ has both and is newer than every source file. */
 function buildIfNeeded(): void {
   const sources = Math.max(...['apps', 'libs', 'config'].map((d) => newestSource(join(ROOT, d))));
-  if (existsSync(MAIN) && statSync(MAIN).mtimeMs >= sources) return;
+  if (existsSync(MAIN) && existsSync(KVCTL_MAIN) && statSync(MAIN).mtimeMs >= sources) return;
   say(existsSync(MAIN) ? 'the sources changed since the last build; building (npm run build)...' : 'building the node (npm run build)...');
   const result = spawnSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
   if (result.status !== 0) throw new UsageError('the build failed');
@@ -522,14 +523,15 @@ class Supervisor {
   private async shutdown(code: number): Promise<void> {
     this.shuttingDown = true;
     await this.queue.catch(() => undefined);
-    await Promise.all(this.nodes.map((n) => n.stop()));
+    const running = this.nodes.filter((n) => n.running);
+    await Promise.all(running.map((n) => n.stop()));
     this.server?.close();
     try {
       unlinkSync(this.socket);
     } catch {
       // already gone
     }
-    const failed = this.nodes.filter((n) => n.ended && n.ended !== 'stopped');
+    const failed = running.filter((n) => n.ended !== 'stopped');
     say(code === 0 && failed.length === 0 ? 'every node stopped cleanly' : 'stopped');
     process.exit(code === 0 && failed.length > 0 ? 1 : code);
   }
