@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
-import { ProposalDroppedError } from './core/errors';
+import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
 import { canSendBeforePersist } from './core/message';
 import { RawNode } from './core/raw-node';
 import { Entry, EntryType, Message, MessageType, NodeId, None, ReadState, Ready, SoftState, StateType } from './core/types';
@@ -37,7 +37,11 @@ export interface ConsensusOptions {
   maxUncommittedBytes?: number;
   /** Source of randomness for election timeouts (default: crypto). */
   random?: () => number;
-  /** Called when durability can no longer be guaranteed (a failed fsync). Default: exit the process. */
+  /**
+   * Called when the node cannot go on safely (a failed fsync, corruption found while reading the log, a
+   * broken invariant). Default: exit the process with code 70, so that a supervisor restarts it and recovery
+   * runs from what is really on disk.
+   */
   onFatal?: (error: Error) => void;
 }
 
@@ -372,6 +376,12 @@ export class RaftNodeService implements OnApplicationBootstrap, OnModuleDestroy 
       try {
         this.node.step(m);
       } catch (error) {
+        if (!(error instanceof StepLocalMessageError)) {
+          // Anything else (a storage read that found corruption, a broken invariant) means this node can no
+          // longer be trusted to act: stop it rather than carry on with a half-applied step.
+          this.fail(error as Error);
+          return;
+        }
         this.logger.debug(`dropped ${MessageType[m.type]} from ${m.from}: ${(error as Error).message}`);
       }
     }
@@ -570,7 +580,8 @@ export class RaftNodeService implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private fail(error: Error): void {
-    this.failed = new Error(`durable storage failed, this node stopped serving: ${error.message}`);
+    if (this.failed) return;
+    this.failed = new Error(`this node stopped serving: ${error.message}`);
     this.logger.error(`${this.options.name}: ${this.failed.message}`);
     clearInterval(this.tickTimer);
     this.stopped = true;
