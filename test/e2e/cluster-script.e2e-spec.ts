@@ -77,12 +77,10 @@ describe('npm run cluster -- --nodes 5', () => {
 
   it('refuses to start a second cluster on the same data, or on its ports, saying why', async () => {
     const same = ClusterScript.start(['--nodes', '5', '--base-port', String(base), '--no-build'], join(dir, 'data'));
-    extra.push(same);
-    await same.waitForExit();
-    expect(same.output()).toContain(`cluster: a cluster is already running with its data in ${join(dir, 'data')}`);
     const ports = ClusterScript.start(['--nodes', '3', '--base-port', String(base), '--no-build'], join(dir, 'other'));
-    extra.push(ports);
-    await ports.waitForExit();
+    extra.push(same, ports);
+    await Promise.all([same.waitForExit(), ports.waitForExit()]);
+    expect(same.output()).toContain(`cluster: a cluster is already running with its data in ${join(dir, 'data')}`);
     expect(ports.output()).toContain(`cluster: ports ${base}, ${base + 1}, ${base + 2} already in use`);
   });
 

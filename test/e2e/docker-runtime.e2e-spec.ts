@@ -133,9 +133,25 @@ describe("the image's runtime stage, laid out and run without Docker", () => {
     expect(existsSync(join(app, 'node_modules/commander'))).toBe(true);
   });
 
+  let lonely: ReturnType<typeof startNode>;
+  let alone: number;
+  let nobodyHome: number;
+
   it('starts the node with the image\'s CMD and ENV, unprivileged, and reports ready', async () => {
-    [port] = await freePorts(1);
+    let peerA: number;
+    let peerB: number;
+    [port, alone, peerA, peerB, nobodyHome] = await freePorts(5);
     node = startNode({ HTTP_PORT: String(port), WAL_DIR: dataDir, NODE_ID: 'node1', ADVERTISE_URL: `http://127.0.0.1:${port}`, PEER_URLS: '' });
+    // Beside it, one member of a 3-node cluster whose peers never come: it serves, but knows no leader.
+    mkdirSync(join(root, 'data-alone'));
+    if (asUser.length > 0) chownSync(join(root, 'data-alone'), Number(asUser[1].split('=')[1]), Number(asUser[2].split('=')[1]));
+    lonely = startNode({
+      HTTP_PORT: String(alone),
+      WAL_DIR: join(root, 'data-alone'),
+      NODE_ID: 'node1',
+      ADVERTISE_URL: `http://127.0.0.1:${alone}`,
+      PEER_URLS: `http://127.0.0.1:${peerA},http://127.0.0.1:${peerB}`,
+    });
     await eventually(
       'the node to be ready',
       async () => {
@@ -151,24 +167,17 @@ describe("the image's runtime stage, laid out and run without Docker", () => {
   it('passes its HEALTHCHECK when ready, fails it when not ready or not serving', async () => {
     const healthcheck = execForm(runtime, 'HEALTHCHECK');
     expect((await finish(run(healthcheck, { HTTP_PORT: String(port) }))).code).toBe(0);
-
-    // One member of a 3-node cluster whose peers never come: it serves, but knows no leader.
-    const [alone, peerA, peerB] = await freePorts(3);
-    mkdirSync(join(root, 'data-alone'));
-    if (asUser.length > 0) chownSync(join(root, 'data-alone'), Number(asUser[1].split('=')[1]), Number(asUser[2].split('=')[1]));
-    const lonely = startNode({
-      HTTP_PORT: String(alone),
-      WAL_DIR: join(root, 'data-alone'),
-      NODE_ID: 'node1',
-      ADVERTISE_URL: `http://127.0.0.1:${alone}`,
-      PEER_URLS: `http://127.0.0.1:${peerA},http://127.0.0.1:${peerB}`,
-    });
+    // A node that serves but knows no leader, and a port where nothing serves, fail it.
     await eventually('the lonely node to serve', async () =>
       (await http('GET', `http://127.0.0.1:${alone}/health/live`, undefined, { timeoutMs: 1000 }).catch(() => undefined))?.status === 200 ? true : undefined,
     );
-    expect((await finish(run(healthcheck, { HTTP_PORT: String(alone) }))).code).toBe(1);
+    const [lonelyCheck, nobodyCheck] = await Promise.all([
+      finish(run(healthcheck, { HTTP_PORT: String(alone) })),
+      finish(run(healthcheck, { HTTP_PORT: String(nobodyHome) })),
+    ]);
+    expect(lonelyCheck.code).toBe(1);
+    expect(nobodyCheck.code).toBe(1);
     lonely.child.kill('SIGKILL');
-    expect((await finish(run(healthcheck, { HTTP_PORT: String(peerA) }))).code).toBe(1);
   });
 
   it('runs kvctl from the PATH link, against the node', async () => {

@@ -53,12 +53,11 @@ afterAll(async () => {
 
 describe('kvctl', () => {
   it('prints its usage: --help exits 0, no command exits 2', async () => {
-    const help = await kvctl(['--help']);
+    const [help, none] = await Promise.all([kvctl(['--help']), kvctl([])]);
     expect(help.code).toBe(0);
     for (const command of ['put <key> [value]', 'get [options] <key>', 'delete|del <key>', 'status']) expect(help.stdout).toContain(command);
     expect(help.stdout).toContain('--endpoints <urls>');
     expect(help.stdout).toContain('Exit codes');
-    const none = await kvctl([]);
     expect(none.code).toBe(2);
     expect(none.stderr).toContain('Usage: kvctl');
   });
@@ -123,20 +122,28 @@ describe('kvctl', () => {
   });
 
   it('exits 2 for invalid arguments, its own or refused by the node', async () => {
-    expect(await kvctl(['--endpoints', all, 'frobnicate'])).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown command 'frobnicate'") });
-    expect(await kvctl(['--endpoints', 'ftp://x', 'status'])).toMatchObject({ code: 2, stderr: expect.stringContaining('invalid endpoint') });
-    expect(await kvctl(['--timeout', 'soon', 'status'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout') });
-    // Keys up to MAX_KEY_BYTES (1024) work, percent-encoded in the path; longer ones are refused by the node.
-    expect(await kvctl(['--endpoints', all, 'put', 'é'.repeat(512), 'v'])).toMatchObject({ code: 0 });
-    const long = await kvctl(['--endpoints', all, 'put', 'k'.repeat(2000), 'v']);
-    expect(long).toMatchObject({ code: 2, stderr: expect.stringMatching(/^kvctl: refused by the node: .*1024/) });
+    const [unknown, endpoint, timeout, longest, tooLong] = await Promise.all([
+      kvctl(['--endpoints', all, 'frobnicate']),
+      kvctl(['--endpoints', 'ftp://x', 'status']),
+      kvctl(['--timeout', 'soon', 'status']),
+      // Keys up to MAX_KEY_BYTES (1024) work, percent-encoded in the path; longer ones are refused by the node.
+      kvctl(['--endpoints', all, 'put', 'é'.repeat(512), 'v']),
+      kvctl(['--endpoints', all, 'put', 'k'.repeat(2000), 'v']),
+    ]);
+    expect(unknown).toMatchObject({ code: 2, stderr: expect.stringContaining("unknown command 'frobnicate'") });
+    expect(endpoint).toMatchObject({ code: 2, stderr: expect.stringContaining('invalid endpoint') });
+    expect(timeout).toMatchObject({ code: 2, stderr: expect.stringContaining('--timeout') });
+    expect(longest).toMatchObject({ code: 0 });
+    expect(tooLong).toMatchObject({ code: 2, stderr: expect.stringMatching(/^kvctl: refused by the node: .*1024/) });
   });
 
   it('exits 1 when no endpoint answers', async () => {
     const [closed] = await freePorts(1);
-    const result = await kvctl(['--endpoints', `http://127.0.0.1:${closed}`, '--timeout', '1500', 'get', 'k']);
+    const [result, status] = await Promise.all([
+      kvctl(['--endpoints', `http://127.0.0.1:${closed}`, '--timeout', '1500', 'get', 'k']),
+      kvctl(['--endpoints', `http://127.0.0.1:${closed}`, 'status']),
+    ]);
     expect(result).toMatchObject({ code: 1, stderr: expect.stringMatching(/^kvctl: cannot reach the cluster within 1.5 s: .*connection refused/) });
-    const status = await kvctl(['--endpoints', `http://127.0.0.1:${closed}`, 'status']);
     expect(status).toMatchObject({ code: 1, stderr: expect.stringContaining('cannot reach any node') });
   });
 
