@@ -229,11 +229,18 @@ export class RaftNodeService implements OnApplicationBootstrap, OnModuleDestroy 
   }
 
   private async handOver(): Promise<void> {
+    // Only a peer that answered within an election timeout can take over; when every peer is gone (the
+    // whole cluster stopping), waiting for a transfer that cannot happen only delays the shutdown.
+    const now = Date.now();
     const progress = this.node.status().progress;
     const target = Object.entries(progress)
       .filter(([peer]) => peer !== this.options.id)
+      .filter(([peer]) => now - (this.lastContact.get(peer) ?? -Infinity) < this.options.electionTimeoutMs)
       .sort(([, a], [, b]) => b.match - a.match)[0]?.[0];
-    if (!target) return;
+    if (!target) {
+      this.logger.log(`${this.options.name} stopping as leader: no peer is reachable to take over`);
+      return;
+    }
     this.logger.log(`${this.options.name} transferring leadership to ${this.transport.peerName(target) ?? target}`);
     this.node.transferLeadership(target);
     this.schedule();
