@@ -35,7 +35,8 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
     log,
   });
   const summary = formatReport(result.report);
-  process.stdout.write(summary.split('\n').slice(0, 12).join('\n') + '\n');
+  const lines = summary.split('\n');
+  process.stdout.write(lines.slice(0, lines.findIndex((l) => l.startsWith('  checker:')) + 1).join('\n') + '\n');
   if (!result.ok) throw new Error(`chaos run failed (replay: CHAOS_SEED=${seed}):\n${summary}`);
   // Every applicable fault kind was injected at least once.
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);

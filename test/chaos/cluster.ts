@@ -1,12 +1,14 @@
 /**
  * The node processes of a chaos run: the production build (`dist/`, `npm run build`), one process per node,
  * started on the run's network (cluster-net.ts), each with its own data directory and log file under the
- * run directory. The nemesis kills, restarts, pauses and resumes them through this class; anything else
+ * run directory. The build is copied into the run directory first (snapshotBuild): every incarnation of
+ * every node runs the same code, even if `dist/` is rebuilt (and, with it, deleted) during a long run. The nemesis kills, restarts, pauses and resumes them through this class; anything else
  * that ends a node (an exit code, a signal we did not send) is recorded as a crash, which fails the run.
  */
 import { ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { eventually, http, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
 import { ClusterNet, NodeEndpoint } from './cluster-net';
@@ -120,7 +122,72 @@ export class ChaosNode {
   }
 }
 
+/** The code a run executes. */
+export interface BuildSnapshot {
+  /** The copied entry point. */
+  main: string;
+  /** sha256 over the build's .js files (paths and contents): compare with a clean build of a commit. */
+  hash: string;
+  /** Where the copy finds its packages (the repository's node_modules). */
+  nodePath: string;
+  /** When dist/ was built (the entry point's mtime). */
+  builtAt: string;
+  /** The commit checked out when the run started, and the node's source files that differed from it then. */
+  commit: string;
+  dirty: string[];
+}
+
+const REPO = resolve(__dirname, '../..');
+/** dist/apps/kv-node: the node's whole build (NODE_MAIN is apps/kv-node/src/main.js inside it). */
+const BUILD_ROOT = resolve(NODE_MAIN, '../../../..');
+
+/**
+ * Copies the node's build (`source`: a `dist/apps/kv-node`, by default this repository's) into
+ * `runDir/build` and checks that it is complete (a concurrent `npm run build` empties dist/ for a while:
+ * then wait for it). Throws when there is no build after a minute.
+ */
+export async function snapshotBuild(runDir: string, source = BUILD_ROOT): Promise<BuildSnapshot> {
+  const target = join(runDir, 'build');
+  const main = join(target, relative(BUILD_ROOT, NODE_MAIN));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      rmSync(target, { recursive: true, force: true });
+      cpSync(source, target, { recursive: true });
+      if (existsSync(main)) break;
+    } catch {
+      // dist/ changed under us: try again.
+    }
+    if (attempt >= 30) throw new Error(`${NODE_MAIN} does not exist: run \`npm run build\` first`);
+    await sleep(2000);
+  }
+  const git = (...args: string[]) =>
+    new Promise<string>((done) => {
+      const child = spawn('git', args, { cwd: REPO, stdio: ['ignore', 'pipe', 'ignore'] });
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      child.on('error', () => done(''));
+      child.on('close', () => done(out));
+    });
+  const commit = (await git('rev-parse', 'HEAD')).trim() || 'unknown';
+  // `git status --porcelain` lines are "XY path": keep the paths.
+  const dirty = (await git('status', '--porcelain', '--', 'apps/kv-node', 'libs', 'config'))
+    .split('\n')
+    .filter((line) => line.length > 3)
+    .map((line) => line.slice(3));
+  const builtAt = statSync(main).mtime.toISOString();
+  return { main, hash: buildHash(target), nodePath: join(REPO, 'node_modules'), builtAt, commit, dirty };
+}
+
+/** sha256 over every .js file under `dir` (relative path and contents, in sorted order). */
+export function buildHash(dir: string): string {
+  const hash = createHash('sha256');
+  const files = (readdirSync(dir, { recursive: true }) as string[]).filter((f) => f.endsWith('.js')).sort();
+  for (const f of files) hash.update(f).update('\0').update(readFileSync(join(dir, f))).update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
 export interface ClusterOptions {
+  build: BuildSnapshot;
   net: ClusterNet;
   /** Data directories and logs go under here. */
   runDir: string;
@@ -151,8 +218,9 @@ export class ChaosCluster {
         HEARTBEAT_INTERVAL_MS: String(timings.heartbeatMs),
         ELECTION_TIMEOUT_MS: String(timings.electionMs),
         REQUEST_TIMEOUT_MS: String(timings.requestMs),
+        NODE_PATH: options.build.nodePath,
       };
-      const argv = net.wrap(i, [process.execPath, NODE_MAIN]);
+      const argv = net.wrap(i, [process.execPath, options.build.main]);
       return new ChaosNode(i, endpoint, dir, join(runDir, `${endpoint.name}.log`), env, argv, (crash) =>
         this.crashes.push({ ...crash, at: options.now() }),
       );
@@ -161,7 +229,6 @@ export class ChaosCluster {
   }
 
   start(): void {
-    if (!existsSync(NODE_MAIN)) throw new Error(`${NODE_MAIN} does not exist: run \`npm run build\` first`);
     for (const n of this.nodes) n.start();
   }
 

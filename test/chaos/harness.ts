@@ -17,7 +17,7 @@ import { Rng } from '../simulation/rng';
 import { http, sleep } from '../support/local-cluster';
 import { countOps, findDivergence, findLostWrites, Value } from './checks';
 import { ClientPool } from './clients';
-import { ChaosCluster, CHAOS_TIMINGS, NodeTimings } from './cluster';
+import { BuildSnapshot, ChaosCluster, CHAOS_TIMINGS, NodeTimings, snapshotBuild } from './cluster';
 import { ClusterNet, NetKind, openNet } from './cluster-net';
 import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
 import { ChaosReport, formatReport, writeReport } from './report';
@@ -45,6 +45,8 @@ export interface ChaosOptions {
   clientTimeoutMs?: number;
   /** Self-test only: stale (non-linearizable) reads; a correct suite then finds violations. */
   staleReads?: boolean;
+  /** The node build to run (a `dist/apps/kv-node` directory); default: this repository's dist/. */
+  build?: string;
   /** Keep the nodes' data directories after a passing run (they are always kept after a failure). */
   keepData?: boolean;
   command?: string;
@@ -101,10 +103,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let divergence: ChaosReport['divergence'] = [];
   let lostWrites: ChaosReport['lostWrites'] = [];
 
+  let build: BuildSnapshot | undefined;
+
   try {
+    build = await snapshotBuild(runDir, options.build);
+    log(`chaos: running build ${build.hash} of ${build.builtAt} (HEAD ${build.commit.slice(0, 12)}${build.dirty.length ? `; ${build.dirty.length} node source files differ from it` : ''})`);
     net = await openNet(options.net ?? 'auto', options.nodes, log);
     log(`chaos: ${net.describe()}`);
-    cluster = new ChaosCluster({ net, runDir, timings, now });
+    cluster = new ChaosCluster({ net, runDir, timings, now, build });
     cluster.start();
     const first = await cluster.waitForLeader(60_000);
     log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys; faults ${faults.join(', ')}`);
@@ -160,6 +166,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       convergence.error = (error as Error).message;
       problems.push(`the nodes did not converge within 30 s after healing: ${convergence.error}`);
     }
+    convergence.nodes = (await cluster.statuses()).map((s, i) =>
+      s
+        ? `${s.nodeId} ${s.state} term ${s.term} last ${s.lastLogIndex} commit ${s.commitIndex} applied ${s.appliedIndex}`
+        : `${cluster!.nodes[i].name} did not answer /status`,
+    );
 
     // The final state: a linearizable read of every key (recorded, so the checker sees it), then every
     // replica's own copy, which must all agree once every node has applied the same log.
@@ -199,7 +210,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   }
 
   const crashes = cluster?.crashes ?? [];
-  for (const c of crashes) problems.push(`${c.node} exited on its own at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`);
+  for (const c of crashes) {
+    // The harness sends SIGKILL, SIGSTOP and SIGCONT only, and expects the SIGKILLs it sends.
+    const foreign = c.signal !== null && c.signal !== 'SIGKILL' ? `; the harness never sends ${c.signal}: another process on this machine did` : '';
+    problems.push(`${c.node} exited on its own at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}${foreign})`);
+  }
   const unexpected = clients?.unexpected ?? [];
   if (unexpected.length > 0) problems.push(`${unexpected.length} answers the API does not allow (first: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)})`);
   const ops = countOps(history);
@@ -224,6 +239,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients,
     keys,
     network: net?.describe() ?? 'none',
+    build: build && { hash: build.hash, builtAt: build.builtAt, commit: build.commit, dirty: build.dirty },
     faultsEnabled: [...faults],
     timings: { totalMs: performance.now() - t0, loadMs, convergeMs, checkMs: check.elapsedMs },
     ops,
@@ -247,7 +263,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     files,
   };
   writeReport(report);
-  if (report.verdict === 'PASS' && !options.keepData) rmSync(join(runDir, 'data'), { recursive: true, force: true });
+  if (report.verdict === 'PASS' && !options.keepData) {
+    rmSync(join(runDir, 'data'), { recursive: true, force: true });
+    rmSync(join(runDir, 'build'), { recursive: true, force: true });
+  }
   log(formatReport(report));
   return { ok: report.verdict === 'PASS', report, runDir, history };
 }

@@ -21,6 +21,11 @@ export interface ChaosReport {
   clients: number;
   keys: string[];
   network: string;
+  /**
+   * The code the nodes ran: a hash of the build's .js files (test/chaos/cluster.ts buildHash), when it was
+   * built, HEAD when the run started and the node's source files that differed from HEAD then.
+   */
+  build?: { hash: string; builtAt: string; commit: string; dirty: string[] };
   faultsEnabled: string[];
   /** Wall time of the whole run and of its phases, ms. */
   timings: { totalMs: number; loadMs: number; convergeMs?: number; checkMs?: number };
@@ -30,7 +35,8 @@ export interface ChaosReport {
   faults: { rounds: number; counts: Record<string, number> };
   crashes: Crash[];
   unexpected: { count: number; samples: Unexpected[] };
-  convergence: { commitIndex?: number; error?: string };
+  /** The index every node reached, or why not; and each node's indexes at the end. */
+  convergence: { commitIndex?: number; error?: string; nodes?: string[] };
   finalState: Record<string, Value>;
   divergence: Divergence[];
   lostWrites: LostWrite[];
@@ -62,6 +68,7 @@ export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
     `  network:     ${r.network}`,
+    `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}` : 'none'}`,
     `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
     `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +
       `ok after healing: ${r.okAfterHeal}`,
@@ -70,6 +77,7 @@ export function formatReport(r: ChaosReport): string {
     `  crashes:     ${r.crashes.length === 0 ? 'none' : r.crashes.map((c) => `${c.node} at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`).join('; ')}`,
     `  unexpected answers: ${r.unexpected.count}`,
     `  convergence: ${r.convergence.error ?? `every node applied up to index ${r.convergence.commitIndex}` + (r.timings.convergeMs !== undefined ? ` (${(r.timings.convergeMs / 1000).toFixed(1)} s after the clients stopped)` : '')}`,
+    ...(r.convergence.error && r.convergence.nodes ? r.convergence.nodes.map((n) => `    ${n}`) : []),
     `  replicas:    ${r.divergence.length === 0 ? `all equal on ${plural(Object.keys(r.finalState).length, 'key')}` : `${plural(r.divergence.length, 'key')} differ`}`,
     `  lost writes: ${r.lostWrites.length === 0 ? 'none' : r.lostWrites.map((l) => l.key).join(', ')}`,
   ];

@@ -44,6 +44,7 @@ async function main(): Promise<number> {
     .option('--net <kind>', 'auto (namespaces when root, else proxies), netns or proxy', network, 'auto')
     .option('--out <dir>', 'parent directory of the run directory (default: the OS temp dir)')
     .option('--check-budget <s>', 'time budget of the linearizability checker', integer(1), 600)
+    .option('--build <dir>', "the node build to run, a dist/apps/kv-node directory (default: this repository's)")
     .option('--keep-data', "keep the nodes' data directories after a passing run", false)
     .option('--stale-reads', 'self-test: read with ?consistency=stale (not linearizable); the run should FAIL', false)
     .exitOverride();
@@ -56,7 +57,7 @@ async function main(): Promise<number> {
   const o = program.opts();
   const seed: number = o.seed ?? Math.floor(Math.random() * 0xffffffff);
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
-    `--seed ${seed} --faults ${(o.faults as string[]).join(',')} --net ${o.net}` + (o.staleReads ? ' --stale-reads' : '');
+    `--seed ${seed} --faults ${(o.faults as string[]).join(',')} --net ${o.net}` + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
@@ -68,6 +69,7 @@ async function main(): Promise<number> {
     outDir: o.out,
     checkBudgetMs: o.checkBudget * 1000,
     keepData: o.keepData,
+    build: o.build,
     staleReads: o.staleReads,
     command,
   });
