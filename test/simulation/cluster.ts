@@ -633,11 +633,6 @@ export class Cluster {
     throw new Error(`one(): failed to reach agreement (t=${this.now})`);
   }
 
-  /** Total messages sent so far (lab: rpcTotal). */
-  rpcTotal(): number {
-    return this.stats.sent;
-  }
-
   /**
    * Heals everything, restarts every node and waits until all of them applied everything committed and a
    * fresh command commits on all of them (liveness after faults). Then runs the final invariant check.

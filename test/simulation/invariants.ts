@@ -283,8 +283,4 @@ export class InvariantChecker {
       if (t.applied < this.commitIndex) this.fail(`${id} applied ${t.applied} of ${this.commitIndex} committed entries after healing`);
     }
   }
-
-  appliedIndex(id: NodeId): number {
-    return this.track(id).applied;
-  }
 }

@@ -96,10 +96,6 @@ export class Network {
     this.blocked.clear();
   }
 
-  isHealed(): boolean {
-    return this.group.size === 0 && this.isolated.size === 0 && this.blocked.size === 0;
-  }
-
   /** Delivery times of the copies of a message sent at `now`: none if lost, two if duplicated. */
   fate(from: NodeId, to: NodeId, now: number): number[] {
     const c = this.config;

@@ -13,17 +13,11 @@ export function payloadSize(ents: readonly Entry[]): number {
 }
 
 /**
- * Number of entries, from ents[from] on, that fit in maxBytes of data, at most maxCount. At least one
+ * Number of entries of ents[from, to) that fit in maxBytes of data, counted from `from`. At least one
  * entry when one is available, whatever its size (a large entry must still make progress).
  */
-export function countWithinLimit(
-  ents: readonly Entry[],
-  from: number,
-  to: number,
-  maxBytes: number,
-  maxCount = Infinity,
-): number {
-  const end = Math.min(to, from + maxCount);
+export function countWithinLimit(ents: readonly Entry[], from: number, to: number, maxBytes: number): number {
+  const end = to;
   if (from >= end) return 0;
   let size = ents[from].data.byteLength;
   let i = from + 1;

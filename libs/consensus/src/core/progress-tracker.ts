@@ -23,10 +23,6 @@ export class ProgressTracker {
     return this.progress.has(id);
   }
 
-  isSingleton(): boolean {
-    return this.config.voters.length === 1;
-  }
-
   /** Re-creates every Progress (on a term change): followers start in Probe at `next`. */
   resetProgress(next: number): void {
     this.progress.clear();
@@ -54,14 +50,8 @@ export class ProgressTracker {
     if (!this.votes.has(id)) this.votes.set(id, granted);
   }
 
-  tallyVotes(): { granted: number; rejected: number; result: VoteResult } {
-    let granted = 0;
-    let rejected = 0;
-    for (const id of this.config.voters) {
-      const v = this.votes.get(id);
-      if (v === true) granted++;
-      else if (v === false) rejected++;
-    }
-    return { granted, rejected, result: this.config.voteResult(this.votes) };
+  /** The outcome of the election so far. */
+  voteResult(): VoteResult {
+    return this.config.voteResult(this.votes);
   }
 }

@@ -28,10 +28,6 @@ export class MajorityConfig implements QuorumConfig {
     this.scratch = new Array<number>(this.voters.length).fill(0);
   }
 
-  get size(): number {
-    return this.voters.length;
-  }
-
   quorum(): number {
     return Math.floor(this.voters.length / 2) + 1;
   }

@@ -289,7 +289,7 @@ export class Raft {
 
   private poll(id: NodeId, granted: boolean): VoteResult {
     this.trk.recordVote(id, granted);
-    return this.trk.tallyVotes().result;
+    return this.trk.voteResult();
   }
 
   // ---------------------------------------------------------------------------------------------------

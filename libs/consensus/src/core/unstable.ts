@@ -48,11 +48,6 @@ export class Unstable {
     return this.buf[this.head + k].term;
   }
 
-  /** Entry i; the caller guarantees offset <= i <= maybeLastIndex(). */
-  at(i: number): Entry {
-    return this.buf[this.head + i - this.offset];
-  }
-
   /** Entries not yet handed out in a Ready. */
   nextEntries(): Entry[] {
     const from = this.offsetInProgress - this.offset;
