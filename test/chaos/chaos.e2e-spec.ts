@@ -29,6 +29,7 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
     net,
     quietMs: [500, 2000],
     holdMs: [1000, 3500],
+    minRounds: applicableFaults(FAULT_KINDS, nodes).length,
     recoveryS: 2,
     checkBudgetMs: 60_000,
     command: `CHAOS_SEED=${seed} npx jest --selectProjects e2e --runTestsByPath test/chaos/chaos.e2e-spec.ts`,

@@ -9,12 +9,13 @@ import { HistoryOp } from '../linearizability/history';
 export type Value = string | null;
 
 /**
- * The values `key` may hold once every operation has ended: the value of every acknowledged write that no
- * other acknowledged write certainly followed (started after it returned), and of every write whose
- * outcome is unknown (it may have taken effect at any time, or never). Absent if nothing was acknowledged.
+ * The values a key may hold once every operation has ended, from that key's operations: the value of every
+ * acknowledged write that no other acknowledged write certainly followed (started after it returned), and
+ * of every write whose outcome is unknown (it may have taken effect at any time, or never). Absent if no
+ * write was acknowledged. A failed write's value is never possible.
  */
-export function possibleFinalValues(history: readonly HistoryOp[], key: string): { values: Set<Value>; lastAcknowledged: HistoryOp[] } {
-  const writes = history.filter((op) => op.key === key && (op.op === 'put' || op.op === 'delete'));
+export function possibleFinalValues(ops: readonly HistoryOp[], key: string): { values: Set<Value>; lastAcknowledged: HistoryOp[] } {
+  const writes = ops.filter((op) => op.key === key && (op.op === 'put' || op.op === 'delete'));
   const acknowledged = writes.filter((op) => op.outcome === 'ok');
   const values = new Set<Value>();
   const lastAcknowledged = acknowledged.filter((w) => !acknowledged.some((later) => later.start > w.end!));
@@ -29,14 +30,29 @@ export interface LostWrite {
   final: Value;
   /** The acknowledged writes of which one should have survived. */
   expected: HistoryOp[];
+  /** The write that put the final value there, if any: overwritten (ok) or failed. */
+  writer?: HistoryOp;
 }
 
-/** Keys whose final value no acknowledged (or possibly applied) write explains. */
+/**
+ * Keys whose final value no acknowledged (or possibly applied) write explains: an acknowledged write was
+ * lost, a failed write took effect, or a value nobody wrote appeared.
+ */
 export function findLostWrites(history: readonly HistoryOp[], finalValues: ReadonlyMap<string, Value>): LostWrite[] {
+  const byKey = new Map<string, HistoryOp[]>();
+  for (const op of history) {
+    if (!finalValues.has(op.key)) continue;
+    const list = byKey.get(op.key);
+    if (list) list.push(op);
+    else byKey.set(op.key, [op]);
+  }
   const lost: LostWrite[] = [];
   for (const [key, final] of finalValues) {
-    const { values, lastAcknowledged } = possibleFinalValues(history, key);
-    if (!values.has(final)) lost.push({ key, final, expected: lastAcknowledged });
+    const ops = byKey.get(key) ?? [];
+    const { values, lastAcknowledged } = possibleFinalValues(ops, key);
+    if (values.has(final)) continue;
+    const writer = final === null ? undefined : ops.find((op) => op.op === 'put' && op.value === final);
+    lost.push({ key, final, expected: lastAcknowledged, writer });
   }
   return lost;
 }

@@ -13,9 +13,10 @@
  * - Any other answer (400, 500, ...) is `unknown` for a write and is also reported as unexpected: the
  *   harness sends only valid requests, so it means a bug somewhere.
  *
- * Clients track the leader: they start on a random node, follow redirects, and move to a random node after
- * a failure or a timeout; a few requests go to a random node anyway, so followers and cut-off nodes keep
- * being asked too.
+ * Clients track the leader: they start on a random node, follow redirects, and after a failure or a
+ * timeout either ask the same node again or move to a random one; a few requests go to a random node
+ * anyway, so followers and cut-off nodes keep being asked too. A share of the writes go to fresh keys
+ * (the set workload, see freshWrites).
  */
 import { Rng } from '../simulation/rng';
 import { HistoryOp } from '../linearizability/history';
@@ -25,8 +26,12 @@ export interface ClientOptions {
   clients: number;
   keys: string[];
   endpoints: readonly NodeEndpoint[];
-  /** Per request. */
-  timeoutMs: number;
+  /**
+   * Per request: uniform in [min, max] ms, drawn for each request. Short ones give up while a fault lasts
+   * and ask again (a paused leader then answers requests sent after a new leader took over); long ones
+   * outlast the node's own request timeout and see its answer.
+   */
+  timeoutMs: [number, number];
   rng: Rng;
   now: () => number;
   record: (op: HistoryOp) => void;
@@ -34,6 +39,13 @@ export interface ClientOptions {
   mix?: { get: number; put: number; delete: number };
   /** Think time between a client's operations, in ms: uniform in [min, max]. */
   thinkMs?: [number, number];
+  /**
+   * Share of writes that go to a fresh key of their own (`f-<client>-<n>`), never written again: the set
+   * workload. At the end every fresh key is read: an acknowledged write must be there, a failed one must
+   * not. A register shows a lost write only when nothing overwrote it; a fresh key always shows it.
+   * Default 0.1.
+   */
+  freshWrites?: number;
   /**
    * Reads with `?consistency=stale`, which are NOT linearizable: only to show that the suite catches a
    * store that serves stale reads (a self-test of the harness), never in a real run.
@@ -57,6 +69,8 @@ export class ClientPool {
   private loops: Promise<void>[] = [];
   private nextId = 1;
   readonly unexpected: Unexpected[] = [];
+  /** The fresh keys written so far (see freshWrites). */
+  readonly freshKeys: string[] = [];
 
   constructor(private readonly options: ClientOptions) {}
 
@@ -72,7 +86,7 @@ export class ClientPool {
 
   /** One linearizable read of `key` at a node, recorded in the history as client `client`. */
   async read(client: string, key: string, node: number): Promise<HistoryOp> {
-    return this.perform(client, { op: 'get', key }, node).then((r) => r.op);
+    return this.perform(client, { op: 'get', key }, node, this.options.timeoutMs[1]).then((r) => r.op);
   }
 
   private async loop(client: string, rng: Rng): Promise<void> {
@@ -82,14 +96,22 @@ export class ClientPool {
     let node = rng.int(endpoints.length);
     let seq = 0;
     while (!this.stopping) {
-      const key = rng.pick(keys);
+      let key = rng.pick(keys);
       const r = rng.next() * (mix.get + mix.put + mix.delete);
       const kind = r < mix.get ? 'get' : r < mix.get + mix.put ? 'put' : 'delete';
-      const request = kind === 'put' ? { op: kind, key, value: `${client}-${++seq}` } : { op: kind, key };
+      const value = `${client}-${++seq}`;
+      if (kind === 'put' && rng.chance(this.options.freshWrites ?? 0.1)) {
+        key = `f-${value}`;
+        this.freshKeys.push(key);
+      }
+      const request = kind === 'put' ? { op: kind, key, value } : { op: kind, key };
       const target = rng.chance(0.05) ? rng.int(endpoints.length) : node;
-      const { op, redirect } = await this.perform(client, request as Pick<HistoryOp, 'op' | 'key' | 'value'>, target);
+      const timeout = rng.range(...this.options.timeoutMs);
+      const { op, redirect } = await this.perform(client, request as Pick<HistoryOp, 'op' | 'key' | 'value'>, target, timeout);
+      // Follow a redirect; after a failure or a timeout, half the time try the same node again (a paused or
+      // cut-off leader then still has clients when it comes back), else another one.
       if (redirect !== undefined) node = redirect;
-      else if (op.outcome !== 'ok') node = rng.int(endpoints.length);
+      else if (op.outcome !== 'ok') node = rng.chance(0.5) ? target : rng.int(endpoints.length);
       else node = target;
       // After a failure, back off a little: an election takes a few hundred ms, no need to spin through it.
       const think = op.outcome === 'ok' || redirect !== undefined ? rng.range(thinkMin, thinkMax) : rng.range(50, 150);
@@ -101,6 +123,7 @@ export class ClientPool {
     client: string,
     request: Pick<HistoryOp, 'op' | 'key' | 'value'>,
     node: number,
+    timeoutMs: number,
   ): Promise<{ op: HistoryOp; redirect?: number }> {
     const base = this.options.endpoints[node].clientUrl;
     const path = `/kv/${encodeURIComponent(request.key)}`;
@@ -108,7 +131,7 @@ export class ClientPool {
     if (request.value !== undefined) op.value = request.value;
     const method = request.op === 'get' ? 'GET' : request.op === 'put' ? 'PUT' : 'DELETE';
     const url = base + path + (request.op === 'get' && this.options.staleReads ? '?consistency=stale' : '');
-    const init: RequestInit = { method, redirect: 'manual', signal: AbortSignal.timeout(this.options.timeoutMs) };
+    const init: RequestInit = { method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) };
     if (request.op === 'put') {
       init.headers = { 'content-type': 'application/json' };
       init.body = JSON.stringify({ value: request.value });

@@ -16,11 +16,23 @@ import { ClusterNet, NodeEndpoint } from './cluster-net';
 export interface NodeTimings {
   heartbeatMs: number;
   electionMs: number;
-  requestMs: number;
+  /** REQUEST_TIMEOUT_MS; a list gives node i the (i mod length)-th value. */
+  requestMs: number | readonly number[];
 }
 
-/** Dense defaults for chaos: faults and recoveries every few seconds, answers within 2 s. */
-export const CHAOS_TIMINGS: NodeTimings = { heartbeatMs: 50, electionMs: 500, requestMs: 2000 };
+/**
+ * Defaults for chaos: fast failure detection (elections within about a second), so that faults and
+ * recoveries come every few seconds; and request timeouts that differ between nodes. Long ones (5 s, the
+ * production default) outlast most faults, so pending requests are answered late, after the fault healed:
+ * where a driver's bookkeeping goes wrong. Short ones (1 s, 2 s) give up during faults, and their writes,
+ * answered "outcome unknown", may still commit later.
+ */
+export const CHAOS_TIMINGS: NodeTimings = { heartbeatMs: 50, electionMs: 500, requestMs: [5000, 1000, 2000] };
+
+/** Node i's request timeout. */
+export function requestTimeout(timings: NodeTimings, i: number): number {
+  return typeof timings.requestMs === 'number' ? timings.requestMs : timings.requestMs[i % timings.requestMs.length];
+}
 
 export interface Crash {
   node: string;
@@ -217,7 +229,7 @@ export class ChaosCluster {
         LOG_LEVEL: options.logLevel ?? 'info',
         HEARTBEAT_INTERVAL_MS: String(timings.heartbeatMs),
         ELECTION_TIMEOUT_MS: String(timings.electionMs),
-        REQUEST_TIMEOUT_MS: String(timings.requestMs),
+        REQUEST_TIMEOUT_MS: String(requestTimeout(timings, i)),
         NODE_PATH: options.build.nodePath,
       };
       const argv = net.wrap(i, [process.execPath, options.build.main]);

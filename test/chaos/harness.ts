@@ -17,7 +17,7 @@ import { Rng } from '../simulation/rng';
 import { http, sleep } from '../support/local-cluster';
 import { countOps, findDivergence, findLostWrites, Value } from './checks';
 import { ClientPool } from './clients';
-import { BuildSnapshot, ChaosCluster, CHAOS_TIMINGS, NodeTimings, snapshotBuild } from './cluster';
+import { BuildSnapshot, ChaosCluster, CHAOS_TIMINGS, NodeTimings, requestTimeout, snapshotBuild } from './cluster';
 import { ClusterNet, NetKind, openNet } from './cluster-net';
 import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
 import { ChaosReport, formatReport, writeReport } from './report';
@@ -37,12 +37,17 @@ export interface ChaosOptions {
   /** Quiet time before each fault and duration of each fault, ms. */
   quietMs?: [number, number];
   holdMs?: [number, number];
+  /**
+   * Keep injecting after `durationS` until this many rounds have run their course (at most 60 s more):
+   * with the kinds in cycles, as many rounds as kinds means every kind was injected and held. Default 0.
+   */
+  minRounds?: number;
   /** Seconds the clients keep going after everything healed (default 3). */
   recoveryS?: number;
   /** Time budget of the linearizability checker, ms (default 300 s). */
   checkBudgetMs?: number;
-  /** Client request timeout, ms (default: the node's request timeout + 1 s). */
-  clientTimeoutMs?: number;
+  /** Client request timeouts, ms: each request draws one in this range (default 1 s to the node's request timeout + 1 s). */
+  clientTimeoutMs?: [number, number];
   /** Self-test only: stale (non-linearizable) reads; a correct suite then finds violations. */
   staleReads?: boolean;
   /** The node build to run (a `dist/apps/kv-node` directory); default: this repository's dist/. */
@@ -102,6 +107,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const finalState: Record<string, Value> = {};
   let divergence: ChaosReport['divergence'] = [];
   let lostWrites: ChaosReport['lostWrites'] = [];
+  let fresh: ChaosReport['fresh'] = { keys: 0, found: 0 };
 
   let build: BuildSnapshot | undefined;
 
@@ -119,7 +125,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       clients: options.clients,
       keys,
       endpoints: net.endpoints,
-      timeoutMs: options.clientTimeoutMs ?? timings.requestMs + 1000,
+      timeoutMs: options.clientTimeoutMs ?? [1000, Math.max(...Array.from({ length: options.nodes }, (_, i) => requestTimeout(timings, i))) + 1000],
       rng: clientRng,
       now,
       record: (op) => {
@@ -135,7 +141,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       faults,
       now,
       quietMs: options.quietMs ?? [1000, 4000],
-      holdMs: options.holdMs ?? [1500, 6000],
+      holdMs: options.holdMs ?? [1000, 6000],
       onEvent: (e: FaultEvent) => {
         faultsOut.write(JSON.stringify(e) + '\n');
         log(`chaos: ${(e.at / 1000).toFixed(1)} s ${e.event === 'start' ? 'inject' : 'heal  '} ${e.kind} ${e.target} ${e.nodes.join(',')}`);
@@ -145,6 +151,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients.start();
     if (faults.length > 0) nemesis.start();
     await sleep(options.durationS * 1000);
+    const extraUntil = performance.now() + 60_000;
+    while (faults.length > 0 && nemesis.completed < (options.minRounds ?? 0) && performance.now() < extraUntil) await sleep(250);
     await nemesis.stop();
     healedAt = now();
     log(`chaos: ${(healedAt / 1000).toFixed(1)} s all faults healed; ${history.length} operations so far`);
@@ -172,33 +180,44 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         : `${cluster!.nodes[i].name} did not answer /status`,
     );
 
-    // The final state: a linearizable read of every key (recorded, so the checker sees it), then every
-    // replica's own copy, which must all agree once every node has applied the same log.
+    // The final state: a linearizable read of every key, the fresh keys of the set workload too (recorded,
+    // so the checker sees them), then every replica's own copy, which must all agree once every node has
+    // applied the same log.
+    const allKeys = [...keys, ...clients.freshKeys];
     const finalValues = new Map<string, Value>();
-    for (const key of keys) {
-      const op = await finalRead(cluster, clients, key);
-      if (op) {
-        finalValues.set(key, op.result!.found ? op.result!.value! : null);
-        finalState[key] = finalValues.get(key)!;
-      } else {
-        problems.push(`no linearizable read of ${key} succeeded after healing`);
-      }
-    }
+    let unread = 0;
+    await forEachLimit(allKeys, 8, async (key) => {
+      const op = await finalRead(cluster!, clients!, key);
+      if (op) finalValues.set(key, op.result!.found ? op.result!.value! : null);
+      else unread++;
+    });
+    for (const key of keys) if (finalValues.has(key)) finalState[key] = finalValues.get(key)!;
+    if (unread > 0) problems.push(`no linearizable read succeeded after healing for ${unread} keys`);
     const replicas: Record<string, Map<string, Value>> = { 'linearizable read': finalValues };
     for (const node of cluster.nodes) {
       const data = new Map<string, Value>();
-      for (const key of keys) {
-        const r = await http('GET', `${node.endpoint.clientUrl}/kv/${key}?consistency=stale`, undefined, { timeoutMs: 5000 }).catch(() => undefined);
+      let failed = 0;
+      await forEachLimit(allKeys, 16, async (key) => {
+        const url = `${node.endpoint.clientUrl}/kv/${encodeURIComponent(key)}?consistency=stale`;
+        const r = await http('GET', url, undefined, { timeoutMs: 5000 }).catch(() => undefined);
         if (r?.status === 200) data.set(key, r.body.value);
         else if (r?.status === 404) data.set(key, null);
-        else problems.push(`${node.name} did not answer a stale read of ${key}`);
-      }
+        else failed++;
+      });
+      if (failed > 0) problems.push(`${node.name} did not answer stale reads of ${failed} keys`);
       replicas[node.name] = data;
     }
-    divergence = findDivergence(replicas, keys);
-    if (divergence.length > 0) problems.push(`replicas differ on ${divergence.map((d) => d.key).join(', ')}`);
+    divergence = findDivergence(replicas, allKeys);
+    if (divergence.length > 0) problems.push(`replicas differ on ${divergence.length} keys: ${divergence.slice(0, 10).map((d) => d.key).join(', ')}`);
+    fresh = { keys: clients.freshKeys.length, found: clients.freshKeys.filter((k) => typeof finalValues.get(k) === 'string').length };
     lostWrites = findLostWrites(history, finalValues);
-    if (lostWrites.length > 0) problems.push(`acknowledged writes lost on ${lostWrites.map((l) => l.key).join(', ')}`);
+    if (lostWrites.length > 0) {
+      const failedApplied = lostWrites.filter((l) => l.writer?.outcome === 'fail').length;
+      problems.push(
+        `final values that no acknowledged or possibly-applied write explains on ${lostWrites.length} keys ` +
+          `(${failedApplied} of them written by a write that reported failure): ${lostWrites.slice(0, 10).map((l) => l.key).join(', ')}`,
+      );
+    }
   } catch (error) {
     problems.push(`the run failed: ${(error as Error).stack ?? String(error)}`);
   } finally {
@@ -251,6 +270,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     finalState,
     divergence,
     lostWrites,
+    fresh,
     check: {
       verdict: check.verdict,
       checkedOps: Object.values(check.perKey).reduce((n, k) => n + k.ops, 0),
@@ -280,6 +300,15 @@ async function finalRead(cluster: ChaosCluster, clients: ClientPool, key: string
     await sleep(250);
   }
   return undefined;
+}
+
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function forEachLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
 
 function endStream(stream: WriteStream): Promise<void> {

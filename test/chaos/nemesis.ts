@@ -3,9 +3,11 @@
  * together) held for a while, then healed.
  *
  * Fault kinds:
- * - kill     SIGKILL, restarted at heal: the leader (most often), one random node, a minority, a majority,
- *            or every node at once (the last two test durability: acknowledged writes must survive).
- * - pause    SIGSTOP, SIGCONT at heal: the leader (most often), a random node or a minority.
+ * - kill     SIGKILL, restarted at heal: the leader (most often), one random node, a minority, a majority
+ *            other than the leader, or every node at once (the last two test durability: acknowledged
+ *            writes must survive).
+ * - pause    SIGSTOP, SIGCONT at heal: the leader (most often), a random node, a minority, or a majority
+ *            other than the leader.
  * - isolate  cut the leader off from every other node.
  * - split    a random minority and majority that cannot reach each other.
  * - bridge   two halves that cannot reach each other and one node that reaches both (Jepsen's bridge).
@@ -95,17 +97,21 @@ function plan(rng: Rng, kind: FaultKind, n: number, leader: number | undefined):
   const majority = Math.floor(n / 2) + 1;
   const across = (a: number[], b: number[]) => a.flatMap((x) => b.map((y) => [x, y] as [number, number]));
   const leaderOr = (fallback: number) => leader ?? fallback;
+  // A majority other than the leader: the leader lives on without a quorum, its pending requests time out,
+  // and what it proposed may still commit once the others are back.
+  const followers = [...order.filter((i) => i !== leader), ...order.filter((i) => i === leader)];
   switch (kind) {
     case 'kill':
-      if (r < 0.55 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
-      if (r < 0.8) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
-      if (r < 0.9) return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
-      if (r < 0.95) return { kind, target: 'majority', nodes: order.slice(0, majority), cuts: [] };
+      if (r < 0.45 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
+      if (r < 0.7) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
+      if (r < 0.8) return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
+      if (r < 0.9) return { kind, target: 'majority', nodes: followers.slice(0, majority), cuts: [] };
       return { kind, target: 'all', nodes: order, cuts: [] };
     case 'pause':
-      if (r < 0.6 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
-      if (r < 0.9) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
-      return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
+      if (r < 0.5 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
+      if (r < 0.75) return { kind, target: 'random', nodes: [order[0]], cuts: [] };
+      if (r < 0.9) return { kind, target: 'minority', nodes: order.slice(0, minority), cuts: [] };
+      return { kind, target: 'majority', nodes: followers.slice(0, majority), cuts: [] };
     case 'isolate': {
       const node = leaderOr(order[0]);
       const others = order.filter((i) => i !== node);
@@ -170,6 +176,8 @@ export class Nemesis {
   /** Faults injected, by kind and by `kind:target`. */
   readonly counts: Record<string, number> = {};
   rounds = 0;
+  /** Rounds whose faults were held their full time and healed. */
+  completed = 0;
 
   constructor(private readonly options: NemesisOptions) {}
 
@@ -220,10 +228,12 @@ export class Nemesis {
         this.options.onEvent({ at: now(), wall: new Date().toISOString(), event: 'start', round, ...this.describe(p) });
       }
       await this.sleep(hold);
+      const full = !this.stopping;
       for (const p of plans.reverse()) {
         await this.heal(p);
         this.options.onEvent({ at: now(), wall: new Date().toISOString(), event: 'end', round, ...this.describe(p) });
       }
+      if (full) this.completed++;
     }
   }
 

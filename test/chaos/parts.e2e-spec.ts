@@ -117,6 +117,18 @@ describe('final-state checks', () => {
     expect(findLostWrites([], new Map([['k', null]]))).toEqual([]);
   });
 
+  it('reports a fresh key that lost its acknowledged write, or holds a failed one', () => {
+    const acked = op({ key: 'f-1', op: 'put', value: 'v1', start: 0, outcome: 'ok' });
+    const failed = op({ key: 'f-2', op: 'put', value: 'v2', start: 0, outcome: 'fail' });
+    const unknown = op({ key: 'f-3', op: 'put', value: 'v3', start: 0, outcome: 'unknown' });
+    const h = [acked, failed, unknown];
+    const fine = new Map<string, string | null>([['f-1', 'v1'], ['f-2', null], ['f-3', null]]);
+    expect(findLostWrites(h, fine)).toEqual([]);
+    expect(findLostWrites(h, new Map([...fine, ['f-3', 'v3']]))).toEqual([]);
+    expect(findLostWrites(h, new Map([...fine, ['f-1', null]]))).toEqual([{ key: 'f-1', final: null, expected: [acked], writer: undefined }]);
+    expect(findLostWrites(h, new Map([...fine, ['f-2', 'v2']]))).toEqual([{ key: 'f-2', final: 'v2', expected: [], writer: failed }]);
+  });
+
   it('counts concurrent acknowledged writes as possible winners', () => {
     const h = [
       op({ op: 'put', value: 'a', start: 0, end: 10, outcome: 'ok' }),

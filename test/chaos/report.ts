@@ -40,6 +40,8 @@ export interface ChaosReport {
   finalState: Record<string, Value>;
   divergence: Divergence[];
   lostWrites: LostWrite[];
+  /** The set workload: fresh keys written once each, and how many of them hold their value at the end. */
+  fresh: { keys: number; found: number };
   check?: {
     verdict: CheckResult['verdict'];
     checkedOps: number;
@@ -78,8 +80,9 @@ export function formatReport(r: ChaosReport): string {
     `  unexpected answers: ${r.unexpected.count}`,
     `  convergence: ${r.convergence.error ?? `every node applied up to index ${r.convergence.commitIndex}` + (r.timings.convergeMs !== undefined ? ` (${(r.timings.convergeMs / 1000).toFixed(1)} s after the clients stopped)` : '')}`,
     ...(r.convergence.error && r.convergence.nodes ? r.convergence.nodes.map((n) => `    ${n}`) : []),
-    `  replicas:    ${r.divergence.length === 0 ? `all equal on ${plural(Object.keys(r.finalState).length, 'key')}` : `${plural(r.divergence.length, 'key')} differ`}`,
-    `  lost writes: ${r.lostWrites.length === 0 ? 'none' : r.lostWrites.map((l) => l.key).join(', ')}`,
+    `  replicas:    ${r.divergence.length === 0 ? `all equal on ${plural(Object.keys(r.finalState).length + r.fresh.keys, 'key')}` : `${plural(r.divergence.length, 'key')} differ`}`,
+    `  fresh keys:  ${r.fresh.keys} written once each, ${r.fresh.found} present at the end`,
+    `  lost writes: ${r.lostWrites.length === 0 ? 'none' : `${r.lostWrites.length} keys: ${r.lostWrites.slice(0, 10).map((l) => l.key).join(', ')}`}`,
   ];
   if (r.check) {
     const c = r.check;
@@ -87,19 +90,29 @@ export function formatReport(r: ChaosReport): string {
       `  checker:     ${c.verdict} (${c.checkedOps} operations checked in ${(c.elapsedMs / 1000).toFixed(2)} s; ` +
         `dropped ${c.dropped.failed} failed and ${c.dropped.unknownReads} unknown reads)`,
     );
-    for (const [key, k] of Object.entries(c.perKey)) {
+    const perKey = Object.entries(c.perKey);
+    for (const [key, k] of perKey.filter(([key]) => r.keys.includes(key))) {
       lines.push(`    ${key}: ${k.verdict}, ${k.ops} ops, ${k.elapsedMs.toFixed(0)} ms, ${k.configurations} configurations${k.reason ? ` (${k.reason})` : ''}`);
+    }
+    const fresh = perKey.filter(([key]) => !r.keys.includes(key));
+    if (fresh.length > 0) {
+      const verdicts = new Map<string, number>();
+      for (const [, k] of fresh) verdicts.set(k.verdict, (verdicts.get(k.verdict) ?? 0) + 1);
+      lines.push(`    fresh keys: ${[...verdicts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
     }
   } else {
     lines.push('  checker:     not run');
   }
   for (const p of r.problems) lines.push(`  PROBLEM: ${p}`);
   if (r.check?.explanation) lines.push('', r.check.explanation);
-  for (const l of r.lostWrites) {
-    lines.push('', `Key ${JSON.stringify(l.key)} ends ${l.final === null ? 'absent' : JSON.stringify(l.final)}; the last acknowledged writes were:`);
-    for (const w of l.expected) lines.push(`  #${w.id} client ${w.client} [${w.start}, ${w.end}] ${describeOp(w)}`);
+  const opLine = (w: HistoryOp) => `  #${w.id} client ${w.client} [${w.start}, ${w.outcome === 'unknown' ? '…' : w.end}] ${describeOp(w)}`;
+  for (const l of r.lostWrites.slice(0, 20)) {
+    lines.push('', `Key ${JSON.stringify(l.key)} ends ${l.final === null ? 'absent' : JSON.stringify(l.final)}` + (l.writer ? `, written by` : '.'));
+    if (l.writer) lines.push(opLine(l.writer) + (l.writer.outcome === 'fail' ? '  (reported as failed)' : ''));
+    lines.push(l.expected.length > 0 ? 'The last acknowledged writes were:' : 'No write to it was acknowledged.');
+    for (const w of l.expected) lines.push(opLine(w));
   }
-  for (const d of r.divergence) lines.push('', `Key ${JSON.stringify(d.key)} differs: ${JSON.stringify(d.values)}`);
+  for (const d of r.divergence.slice(0, 20)) lines.push('', `Key ${JSON.stringify(d.key)} differs: ${JSON.stringify(d.values)}`);
   for (const c of r.crashes) lines.push('', `${c.node} exited on its own (code ${c.code}, signal ${c.signal}); its last lines:`, c.tail);
   for (const u of r.unexpected.samples) {
     lines.push('', `unexpected answer to ${describeOp(u.op)}: ${u.status ?? ''} ${u.error ?? JSON.stringify(u.body)}`);
