@@ -1,9 +1,6 @@
-import { HttpModule } from '@nestjs/axios';
 import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { PEER_TRANSPORT } from '@app/consensus';
-import { Agent as HttpAgent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
 import { PeerAuthGuard } from './peer-auth.guard';
@@ -32,13 +29,9 @@ export class ClusterRpcModule implements OnModuleInit {
   ) {}
 
   static forRootAsync(options: ClusterRpcModuleAsyncOptions): DynamicModule {
-    const agentOptions = { keepAlive: true, keepAliveMsecs: 1000, maxSockets: 4 };
     return {
       module: ClusterRpcModule,
-      imports: [
-        ...(options.imports ?? []),
-        HttpModule.register({ httpAgent: new HttpAgent(agentOptions), httpsAgent: new HttpsAgent(agentOptions) }),
-      ],
+      imports: options.imports ?? [],
       controllers: [PeerController],
       providers: [
         { provide: CLUSTER_RPC_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
