@@ -144,7 +144,12 @@ export interface BuildSnapshot {
   nodePath: string;
   /** When dist/ was built (the entry point's mtime). */
   builtAt: string;
-  /** The commit checked out when the run started, and the node's source files that differed from it then. */
+  /** The build that was copied. */
+  source: string;
+  /**
+   * This repository's HEAD when the run started, and the node's source files that differed from it then
+   * ('n/a' and none for a build from elsewhere).
+   */
   commit: string;
   dirty: string[];
 }
@@ -180,14 +185,16 @@ export async function snapshotBuild(runDir: string, source = BUILD_ROOT): Promis
       child.on('error', () => done(''));
       child.on('close', () => done(out));
     });
+  const builtAt = statSync(main).mtime.toISOString();
+  const hash = buildHash(target);
+  if (resolve(source) !== BUILD_ROOT) return { main, hash, nodePath: join(REPO, 'node_modules'), builtAt, source, commit: 'n/a', dirty: [] };
   const commit = (await git('rev-parse', 'HEAD')).trim() || 'unknown';
   // `git status --porcelain` lines are "XY path": keep the paths.
   const dirty = (await git('status', '--porcelain', '--', 'apps/kv-node', 'libs', 'config'))
     .split('\n')
     .filter((line) => line.length > 3)
     .map((line) => line.slice(3));
-  const builtAt = statSync(main).mtime.toISOString();
-  return { main, hash: buildHash(target), nodePath: join(REPO, 'node_modules'), builtAt, commit, dirty };
+  return { main, hash, nodePath: join(REPO, 'node_modules'), builtAt, source, commit, dirty };
 }
 
 /** sha256 over every .js file under `dir` (relative path and contents, in sorted order). */

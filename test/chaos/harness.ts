@@ -113,7 +113,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
 
   try {
     build = await snapshotBuild(runDir, options.build);
-    log(`chaos: running build ${build.hash} of ${build.builtAt} (HEAD ${build.commit.slice(0, 12)}${build.dirty.length ? `; ${build.dirty.length} node source files differ from it` : ''})`);
+    log(`chaos: running build ${build.hash} of ${build.builtAt} from ${build.source} (HEAD ${build.commit.slice(0, 12)}${build.dirty.length ? `; ${build.dirty.length} node source files differ from it` : ''})`);
     net = await openNet(options.net ?? 'auto', options.nodes, log);
     log(`chaos: ${net.describe()}`);
     cluster = new ChaosCluster({ net, runDir, timings, now, build });
@@ -258,7 +258,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients,
     keys,
     network: net?.describe() ?? 'none',
-    build: build && { hash: build.hash, builtAt: build.builtAt, commit: build.commit, dirty: build.dirty },
+    build: build && { hash: build.hash, builtAt: build.builtAt, source: build.source, commit: build.commit, dirty: build.dirty },
     faultsEnabled: [...faults],
     timings: { totalMs: performance.now() - t0, loadMs, convergeMs, checkMs: check.elapsedMs },
     ops,

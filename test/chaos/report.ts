@@ -25,7 +25,7 @@ export interface ChaosReport {
    * The code the nodes ran: a hash of the build's .js files (test/chaos/cluster.ts buildHash), when it was
    * built, HEAD when the run started and the node's source files that differed from HEAD then.
    */
-  build?: { hash: string; builtAt: string; commit: string; dirty: string[] };
+  build?: { hash: string; builtAt: string; source: string; commit: string; dirty: string[] };
   faultsEnabled: string[];
   /** Wall time of the whole run and of its phases, ms. */
   timings: { totalMs: number; loadMs: number; convergeMs?: number; checkMs?: number };
@@ -70,7 +70,7 @@ export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
     `  network:     ${r.network}`,
-    `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}` : 'none'}`,
+    `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}` + (r.build.commit === 'n/a' ? ` (${r.build.source})` : `; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}`) : 'none'}`,
     `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
     `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +
       `ok after healing: ${r.okAfterHeal}`,
