@@ -3,7 +3,7 @@ import { randomInt } from 'node:crypto';
 import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
 import { canSendBeforePersist } from './core/message';
 import { RawNode } from './core/raw-node';
-import { Entry, EntryType, Message, MessageType, NodeId, None, ReadState, Ready, SoftState, StateType } from './core/types';
+import { Entry, EntryType, HardState, Message, MessageType, NodeId, None, ReadState, Ready, SoftState, StateType } from './core/types';
 import {
   IdentityMismatchError,
   NoLeaderError,
@@ -116,6 +116,8 @@ export class RaftNodeService implements OnApplicationBootstrap, OnModuleDestroy 
   private failed?: Error;
 
   private soft: SoftState = { lead: None, raftState: StateType.Follower };
+  /** A commit-only hard state not written yet (see handle()). */
+  private unsavedHardState?: HardState;
   private term = 0;
   private applied = 0;
   private readonly proposals = new Map<number, PendingProposal[]>();
@@ -438,7 +440,15 @@ export class RaftNodeService implements OnApplicationBootstrap, OnModuleDestroy 
     const early: Message[] = [];
     for (const m of rd.messages) (canSendBeforePersist(m) ? early : late).push(m);
     this.send(early);
-    if (rd.hardState || rd.entries.length > 0) await this.storage.save(rd.hardState, rd.entries);
+    if (rd.mustSync) {
+      await this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries);
+      this.unsavedHardState = undefined;
+    } else if (rd.hardState) {
+      // Only the commit index moved: it can be learned again from a quorum after a crash, so it is not worth
+      // an fsync (which would sit between a commit and its answer to the client). It is written with the
+      // next save that must be durable anyway.
+      this.unsavedHardState = rd.hardState;
+    }
     this.send(late);
     if (rd.committedEntries.length > 0) this.apply(rd.committedEntries);
     if (rd.readStates.length > 0) this.onReadStates(rd.readStates);
