@@ -166,15 +166,17 @@ const BUILD_ROOT = resolve(NODE_MAIN, '../../../..');
 export async function snapshotBuild(runDir: string, source = BUILD_ROOT): Promise<BuildSnapshot> {
   const target = join(runDir, 'build');
   const main = join(target, relative(BUILD_ROOT, NODE_MAIN));
+  let builtAt = '';
   for (let attempt = 0; ; attempt++) {
     try {
+      builtAt = statSync(join(source, relative(BUILD_ROOT, NODE_MAIN))).mtime.toISOString();
       rmSync(target, { recursive: true, force: true });
       cpSync(source, target, { recursive: true });
       if (existsSync(main)) break;
     } catch {
       // dist/ changed under us: try again.
     }
-    if (attempt >= 30) throw new Error(`${NODE_MAIN} does not exist: run \`npm run build\` first`);
+    if (attempt >= 30) throw new Error(`${join(source, relative(BUILD_ROOT, NODE_MAIN))} does not exist: run \`npm run build\` first`);
     await sleep(2000);
   }
   const git = (...args: string[]) =>
@@ -185,7 +187,6 @@ export async function snapshotBuild(runDir: string, source = BUILD_ROOT): Promis
       child.on('error', () => done(''));
       child.on('close', () => done(out));
     });
-  const builtAt = statSync(main).mtime.toISOString();
   const hash = buildHash(target);
   if (resolve(source) !== BUILD_ROOT) return { main, hash, nodePath: join(REPO, 'node_modules'), builtAt, source, commit: 'n/a', dirty: [] };
   const commit = (await git('rev-parse', 'HEAD')).trim() || 'unknown';
