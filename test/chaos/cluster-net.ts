@@ -57,11 +57,20 @@ function runTag(): string {
   return `${PREFIX}${process.pid.toString(36)}-${(runCounter++).toString(36)}`;
 }
 
-/** Whether this process can build namespaces: root, with `ip` (and the kernel letting it). */
+let support: { ok: boolean; why?: string } | undefined;
+
+/**
+ * Whether this process can build namespaces: root, with `ip`, and the kernel letting it (a container
+ * without CAP_SYS_ADMIN does not: tried once with a namespace made and deleted at once).
+ */
 export function netnsSupported(): { ok: boolean; why?: string } {
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return { ok: false, why: 'not running as root' };
-  if (!available('ip', ['-V'])) return { ok: false, why: '`ip` (iproute2) not found' };
-  return { ok: true };
+  if (support) return support;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return (support = { ok: false, why: 'not running as root' });
+  if (!available('ip', ['-V'])) return (support = { ok: false, why: '`ip` (iproute2) not found' });
+  const probe = `${PREFIX}${process.pid.toString(36)}-probe-n0`;
+  const made = runSync('ip', ['netns', 'add', probe]) !== undefined;
+  runSync('ip', ['netns', 'del', probe]);
+  return (support = made ? { ok: true } : { ok: false, why: '`ip netns add` is not permitted here' });
 }
 
 /** Opens the network: `auto` uses namespaces where supported, else proxies. */
