@@ -41,7 +41,7 @@ async function bootstrap(): Promise<void> {
         bodyLimit: 2 * config.maxValueBytes + 64 * 1024,
         // The key is a path parameter, percent-encoded (up to 3 characters per byte). Fastify's default
         // limit (100 characters) would refuse valid keys with a 414 before the KV validation sees them.
-        maxParamLength: 3 * config.maxKeyBytes,
+        routerOptions: { maxParamLength: 3 * config.maxKeyBytes },
       }),
       { logger, abortOnError: false },
     );
