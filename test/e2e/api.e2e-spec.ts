@@ -165,12 +165,12 @@ describe('single node: operations endpoints', () => {
     const doc = answer.body;
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/kv/{key}', '/status', '/health/live', '/health/ready', '/metrics', '/raft/messages']),
+      expect.arrayContaining(['/kv/{key}', '/status', '/health/live', '/health/ready', '/metrics', '/raft/stream']),
     );
     expect(Object.keys(doc.paths['/kv/{key}'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
     expect(doc.paths['/kv/{key}'].put.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/PutValueDto');
     expect(doc.paths['/kv/{key}'].put.responses['307']).toBeDefined();
-    expect(doc.paths['/raft/messages'].post.tags).toEqual(['raft (peer)']);
+    expect(doc.paths['/raft/stream'].post.tags).toEqual(['raft (peer)']);
     expect(doc.components.schemas.StatusDto.properties).toEqual(
       expect.objectContaining({ state: expect.anything(), term: expect.anything(), leader: expect.anything(), isLeader: expect.anything() }),
     );

@@ -135,15 +135,15 @@ describe('peers that disagree are refused and reported', () => {
     try {
       const leader = await cluster.waitForLeader();
       expect((await http('PUT', `${leader.url}/kv/k`, { value: 'v' })).status).toBe(200);
-      const anonymous = await http('POST', `${leader.url}/raft/messages`, undefined, {
+      const anonymous = await http('POST', `${leader.url}/raft/stream`, undefined, {
         raw: 'x',
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/x-raft-stream' },
       });
       expect(anonymous.status).toBe(401);
       expect(anonymous.body.error).toMatch(/cluster token/);
-      const wrong = await http('POST', `${leader.url}/raft/messages`, undefined, {
+      const wrong = await http('POST', `${leader.url}/raft/stream`, undefined, {
         raw: 'x',
-        headers: { 'content-type': 'application/octet-stream', authorization: 'Bearer wrong' },
+        headers: { 'content-type': 'application/x-raft-stream', authorization: 'Bearer wrong' },
       });
       expect(wrong.status).toBe(401);
     } finally {
@@ -156,9 +156,9 @@ describe('peers that disagree are refused and reported', () => {
     try {
       await eventually('the warning', async () => (/CLUSTER_TOKEN is not set/.test(cluster.nodes[0].logs()) ? true : undefined));
       await eventually('node1 to serve', () => cluster.nodes[0].status());
-      const garbage = await http('POST', `${cluster.nodes[0].url}/raft/messages`, undefined, {
+      const garbage = await http('POST', `${cluster.nodes[0].url}/raft/stream`, undefined, {
         raw: 'not a batch',
-        headers: { 'content-type': 'application/octet-stream' },
+        headers: { 'content-type': 'application/x-raft-stream' },
       });
       expect(garbage.status).toBeGreaterThanOrEqual(400);
       expect(garbage.status).toBeLessThan(500);

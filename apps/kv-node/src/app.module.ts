@@ -47,7 +47,7 @@ export class AppModule {
         peers: c.peerUrls,
         clusterId: c.clusterId,
         token: c.clusterToken,
-        requestTimeoutMs: Math.max(500, c.electionTimeoutMs),
+        stallTimeoutMs: Math.max(500, c.electionTimeoutMs),
       }),
     });
     const consensus = ConsensusModule.forRootAsync({

@@ -5,7 +5,7 @@ import { Counter, Registry } from 'prom-client';
 /** Prometheus metrics of the peer transport, labelled by peer URL. */
 @Injectable()
 export class ClusterRpcMetrics {
-  private readonly batchesSent: Counter<'peer'>;
+  private readonly framesSent: Counter<'peer'>;
   private readonly bytesSent: Counter<'peer'>;
   private readonly bytesReceived: Counter<'peer'>;
   private readonly failures: Counter<'peer'>;
@@ -13,15 +13,15 @@ export class ClusterRpcMetrics {
 
   constructor(registry: Registry) {
     const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ['peer'], registers: [registry] });
-    this.batchesSent = counter('raftkv_peer_batches_sent_total', 'Peer requests (message batches) delivered, by peer.');
-    this.bytesSent = counter('raftkv_peer_sent_bytes_total', 'Bytes of message batches delivered, by peer.');
-    this.bytesReceived = counter('raftkv_peer_received_bytes_total', 'Bytes of message batches received, by peer.');
-    this.failures = counter('raftkv_peer_send_failures_total', 'Peer requests that failed (peer down, slow or refusing), by peer.');
-    this.drops = counter('raftkv_peer_dropped_messages_total', 'Messages dropped because the peer queue was full, by peer.');
+    this.framesSent = counter('raftkv_peer_frames_sent_total', 'Frames (message batches) written to the stream to each peer.');
+    this.bytesSent = counter('raftkv_peer_sent_bytes_total', 'Bytes of frames written to the stream to each peer.');
+    this.bytesReceived = counter('raftkv_peer_received_bytes_total', 'Bytes of frames received from each peer.');
+    this.failures = counter('raftkv_peer_stream_failures_total', 'Streams to each peer that failed or were lost (peer down, cut off, paused or refusing).');
+    this.drops = counter('raftkv_peer_dropped_messages_total', 'Messages dropped because a queue or socket buffer to the peer was full.');
   }
 
-  delivered(peer: NodeId, _messages: number, bytes: number): void {
-    this.batchesSent.inc({ peer });
+  sent(peer: NodeId, _messages: number, bytes: number): void {
+    this.framesSent.inc({ peer });
     this.bytesSent.inc({ peer }, bytes);
   }
 

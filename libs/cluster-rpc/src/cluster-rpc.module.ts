@@ -5,6 +5,8 @@ import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
 import { PeerAuthGuard } from './peer-auth.guard';
 import { PeerController } from './peer.controller';
+import { PEER_STREAM_CONTENT_TYPE } from './peer-protocol';
+import { Readable } from 'node:stream';
 
 export interface ClusterRpcModuleAsyncOptions {
   imports?: ModuleMetadata['imports'];
@@ -12,8 +14,6 @@ export interface ClusterRpcModuleAsyncOptions {
   useFactory: (...args: never[]) => ClusterRpcOptions | Promise<ClusterRpcOptions>;
 }
 
-/** Largest peer request body accepted (a batch of appends is capped well below this by the sender). */
-const MAX_PEER_BODY = 128 * 1024 * 1024;
 
 /**
  * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoint.
@@ -45,13 +45,13 @@ export class ClusterRpcModule implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    // Peer batches are binary: hand them to the controller as a Buffer.
+    // A peer stream's body is read as it arrives, for as long as the stream lives: hand the controller the
+    // raw request stream instead of letting Fastify buffer (and size-limit) a body that never ends.
     const fastify = this.adapterHost.httpAdapter?.getInstance?.();
-    if (fastify && !fastify.hasContentTypeParser('application/octet-stream')) {
+    if (fastify && !fastify.hasContentTypeParser(PEER_STREAM_CONTENT_TYPE)) {
       fastify.addContentTypeParser(
-        'application/octet-stream',
-        { parseAs: 'buffer', bodyLimit: MAX_PEER_BODY },
-        (_request: unknown, body: Buffer, done: (error: Error | null, body?: Buffer) => void) => done(null, body),
+        PEER_STREAM_CONTENT_TYPE,
+        (_request: unknown, payload: Readable, done: (error: Error | null, body?: Readable) => void) => done(null, payload),
       );
     }
     if (!this.options.token && this.options.peers.length > 0) {

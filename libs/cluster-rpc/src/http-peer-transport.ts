@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
 import { Message, MessageReceiver, NodeId, PeerTransport } from '@app/consensus';
-import { Pool } from 'undici';
+import { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
+import { FrameDecoder, PONG } from './frame';
 import { decodeMessages } from './message-codec';
-import { PeerQueue, PeerQueueLimits } from './peer-queue';
-import { PEER_HEADERS, PEER_MESSAGES_PATH, PeerRejection } from './peer-protocol';
+import { PEER_HEADERS, PeerRejection, PONG_INTERVAL_MS } from './peer-protocol';
+import { PeerStream, PeerStreamLimits } from './peer-stream';
 
 export const CLUSTER_RPC_OPTIONS = Symbol('CLUSTER_RPC_OPTIONS');
 
@@ -19,15 +21,16 @@ export interface ClusterRpcOptions {
   clusterId: string;
   /** Shared secret of the cluster; when set, peers must present it. */
   token?: string;
-  /** Timeout of one peer request. */
-  requestTimeoutMs: number;
-  limits?: Partial<PeerQueueLimits>;
+  /** An outgoing stream with no sign of life from its peer for this long is torn down and reopened. */
+  stallTimeoutMs: number;
+  limits?: Partial<PeerStreamLimits>;
 }
 
-const DEFAULT_LIMITS: PeerQueueLimits = {
+const DEFAULT_LIMITS: PeerStreamLimits = {
   maxQueuedMessages: 10_000,
   maxQueuedBytes: 64 * 1024 * 1024,
-  maxBatchBytes: 4 * 1024 * 1024,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  maxFrameBytes: 4 * 1024 * 1024,
   minBackoffMs: 20,
   maxBackoffMs: 500,
 };
@@ -35,67 +38,52 @@ const DEFAULT_LIMITS: PeerQueueLimits = {
 /** Log a repeating problem with one peer at most this often. */
 const LOG_EVERY_MS = 30_000;
 
-/** A peer answered, but not with 204: it refused the batch (the body says why). */
-class PeerRefusedError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: string,
-  ) {
-    super(`peer answered ${status}: ${body}`);
-    this.name = 'PeerRefusedError';
-  }
+/** An inbound stream being served, so that a newer one from the same sender can replace it. */
+interface Inbound {
+  body: Readable;
+  close(): void;
 }
 
 /**
- * Raft messages over HTTP: POST {peer}{PEER_MESSAGES_PATH} with a binary batch (message-codec.ts), through an
- * undici keep-alive pool per peer. One PeerQueue per peer; inbound batches arrive through PeerController
- * and are checked (cluster id, membership, duplicate NODE_ID) before the node sees them.
+ * Raft messages between members over HTTP streams (docs/cluster-rpc.md): to each peer, one long-lived
+ * `POST /raft/stream` whose chunked body carries frames of messages (PeerStream); from each peer, one such
+ * stream served by PeerController and read here. A stream is admitted once, when it opens: right cluster,
+ * a member, not this node's NODE_ID.
  *
- * The client is undici rather than @nestjs/axios because this is the hottest path of the node (every write
- * costs a request to each follower and one back): measured on this machine, an axios POST cost about 540 us
- * of CPU against 155 us for undici (docs/benchmarks.md).
+ * Why streams rather than a request per batch: on this kind of machine every HTTP exchange costs a few
+ * hundred microseconds of CPU in syscalls and parsing, and a node exchanged about ten per client write.
+ * A frame on an open stream costs one write on one side and one read on the other (docs/benchmarks.md).
  */
 @Injectable()
 export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private readonly logger = new Logger('ClusterRpc');
   private receiver?: MessageReceiver;
   private unreachable: (peer: NodeId) => void = () => undefined;
-  private readonly queues = new Map<NodeId, PeerQueue>();
-  private readonly pools = new Map<NodeId, Pool>();
+  private readonly streams = new Map<NodeId, PeerStream>();
+  private readonly inbound = new Map<NodeId, Inbound>();
   private readonly names = new Map<NodeId, string>();
   private readonly lastLogged = new Map<string, number>();
-  private readonly headers: Record<string, string>;
 
   constructor(
     @Inject(CLUSTER_RPC_OPTIONS) private readonly options: ClusterRpcOptions,
     private readonly metrics: ClusterRpcMetrics,
   ) {
-    this.headers = {
-      'content-type': 'application/octet-stream',
+    const headers: Record<string, string> = {
       [PEER_HEADERS.from]: options.self,
       [PEER_HEADERS.nodeId]: options.name,
       [PEER_HEADERS.clusterId]: options.clusterId,
     };
-    if (options.token) this.headers.authorization = `Bearer ${options.token}`;
+    if (options.token) headers.authorization = `Bearer ${options.token}`;
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
     for (const peer of options.peers) {
-      // One request is in flight per peer (PeerQueue), so one connection carries it; keep-alive reuses it.
-      this.pools.set(
+      this.streams.set(
         peer,
-        new Pool(peer, {
-          connections: 1,
-          keepAliveTimeout: 60_000,
-          connect: { timeout: options.requestTimeoutMs },
-          headersTimeout: options.requestTimeoutMs,
-          bodyTimeout: options.requestTimeoutMs,
-        }),
-      );
-      this.queues.set(
-        peer,
-        new PeerQueue(peer, (to, body) => this.post(to, body), limits, {
-          unreachable: (to, error) => this.onFailure(to, error),
+        new PeerStream(peer, headers, options.stallTimeoutMs, limits, {
+          unreachable: (to, error) => this.onLost(to, error),
+          refused: (to, status, body) =>
+            this.warnOnce(`refused:${to}`, `peer ${to} refused our messages (${status}): ${body}`),
           dropped: (to, count) => this.metrics.dropped(to, count),
-          delivered: (to, messages, bytes) => this.metrics.delivered(to, messages, bytes),
+          sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
         }),
       );
     }
@@ -115,7 +103,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
 
   send(messages: Message[]): void {
     if (messages.length === 1) {
-      this.queues.get(messages[0].to)?.push(messages);
+      this.streams.get(messages[0].to)?.send(messages);
       return;
     }
     const byPeer = new Map<NodeId, Message[]>();
@@ -124,14 +112,14 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       if (list) list.push(m);
       else byPeer.set(m.to, [m]);
     }
-    for (const [peer, list] of byPeer) this.queues.get(peer)?.push(list);
+    for (const [peer, list] of byPeer) this.streams.get(peer)?.send(list);
   }
 
   /**
-   * Checks and delivers a batch a peer sent. Returns a rejection (for PeerController to answer with) when
-   * the sender does not belong to this cluster.
+   * Decides whether a stream a peer opens is admitted. Returns the sender's identity, or a rejection (for
+   * PeerController to answer with) when the sender does not belong to this cluster.
    */
-  deliver(headers: Record<string, string | string[] | undefined>, body: Buffer): PeerRejection | undefined {
+  admit(headers: Record<string, string | string[] | undefined>): { from: NodeId } | PeerRejection {
     const from = String(headers[PEER_HEADERS.from] ?? '');
     const name = String(headers[PEER_HEADERS.nodeId] ?? '');
     const clusterId = String(headers[PEER_HEADERS.clusterId] ?? '');
@@ -143,7 +131,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       this.warnOnce(`cluster:${from}`, error);
       return { status: 409, error };
     }
-    if (!this.queues.has(from)) {
+    if (!this.streams.has(from)) {
       const error = `${from || 'the sender'} is not a member of this cluster`;
       this.warnOnce(`member:${from}`, error);
       return { status: 403, error };
@@ -153,49 +141,75 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       this.warnOnce(`dup:${from}`, error);
       return { status: 409, error };
     }
-    const known = this.names.get(from);
-    if (known !== name) {
+    if (this.names.get(from) !== name) {
       for (const [peer, other] of this.names) {
         if (peer !== from && other === name) this.warnOnce(`dup:${from}`, `two peers claim NODE_ID '${name}': ${peer} and ${from}`);
       }
       this.names.set(from, name);
     }
-    const messages = decodeMessages(body);
+    return { from };
+  }
+
+  /**
+   * Serves an admitted stream: answers 200 with a pong at a fixed interval, and delivers every frame of the
+   * body to the node. A newer stream from the same sender replaces this one (the sender opens a new one only
+   * when it gave the old one up). A malformed frame ends the stream.
+   */
+  serve(from: NodeId, body: Readable, response: ServerResponse): void {
+    this.inbound.get(from)?.close();
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+    response.write(PONG);
+    const pong = setInterval(() => response.write(PONG), PONG_INTERVAL_MS);
+    let closed = false;
+    const inbound: Inbound = {
+      body,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        clearInterval(pong);
+        if (this.inbound.get(from) === inbound) this.inbound.delete(from);
+        body.destroy();
+        response.destroy();
+      },
+    };
+    this.inbound.set(from, inbound);
+    const decoder = new FrameDecoder((frame) => this.deliver(from, frame));
+    body.on('data', (chunk: Buffer) => {
+      if (closed) return;
+      try {
+        decoder.push(chunk);
+      } catch (error) {
+        this.warnOnce(`frame:${from}`, `closing the stream from ${from}: ${(error as Error).message}`);
+        inbound.close();
+      }
+    });
+    body.on('end', inbound.close);
+    body.on('error', inbound.close);
+    body.on('close', inbound.close);
+    response.on('close', inbound.close);
+  }
+
+  /** Decodes one frame and hands its messages to the node. Throws on a malformed frame. */
+  private deliver(from: NodeId, frame: Buffer): void {
+    const messages = decodeMessages(frame);
     for (const m of messages) {
       // A member speaks only for itself.
       if (m.from !== from || m.to !== this.options.self) {
-        return { status: 400, error: `message from ${m.from} to ${m.to} does not match the request's sender and recipient` };
+        throw new Error(`message from ${m.from} to ${m.to} does not match the stream's sender and recipient`);
       }
     }
-    this.metrics.received(from, messages.length, body.length);
+    this.metrics.received(from, messages.length, frame.length);
     this.receiver?.(messages);
-    return undefined;
   }
 
-  async onModuleDestroy(): Promise<void> {
-    for (const queue of this.queues.values()) queue.close();
-    await Promise.all([...this.pools.values()].map((pool) => pool.destroy()));
+  onModuleDestroy(): void {
+    for (const stream of this.streams.values()) stream.close();
+    for (const inbound of [...this.inbound.values()]) inbound.close();
   }
 
-  private async post(peer: NodeId, body: Buffer): Promise<void> {
-    const response = await this.pools.get(peer)!.request({
-      method: 'POST',
-      path: PEER_MESSAGES_PATH,
-      headers: this.headers,
-      body,
-    });
-    const text = await response.body.text();
-    // Any answer but 204 is a failure; the body of 4xx answers says why (logged by onFailure).
-    if (response.statusCode !== 204) throw new PeerRefusedError(response.statusCode, text);
-  }
-
-  private onFailure(peer: NodeId, error: Error): void {
+  private onLost(peer: NodeId, error: Error): void {
     this.metrics.failed(peer);
-    if (error instanceof PeerRefusedError && error.status !== 503) {
-      this.warnOnce(`rejected:${peer}`, `peer ${peer} refused our messages (${error.status}): ${error.body}`);
-    } else {
-      this.debugOnce(`down:${peer}`, `peer ${peer} unreachable: ${error.message}`);
-    }
+    this.debugOnce(`down:${peer}`, `stream to ${peer} lost: ${error.message}`);
     this.unreachable(peer);
   }
 

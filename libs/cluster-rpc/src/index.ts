@@ -3,5 +3,6 @@ export type { ClusterRpcModuleAsyncOptions } from './cluster-rpc.module';
 export { HttpPeerTransport, CLUSTER_RPC_OPTIONS } from './http-peer-transport';
 export type { ClusterRpcOptions } from './http-peer-transport';
 export { encodeMessages, decodeMessages, MessageDecodeError } from './message-codec';
-export { PEER_HEADERS, PEER_MESSAGES_PATH } from './peer-protocol';
-export type { PeerQueueLimits } from './peer-queue';
+export { FrameDecoder, FrameError, FRAME_HEADER, PONG } from './frame';
+export { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH, PONG_INTERVAL_MS } from './peer-protocol';
+export type { PeerStreamLimits } from './peer-stream';

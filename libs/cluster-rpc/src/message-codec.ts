@@ -42,11 +42,15 @@ function encodedSize(m: Message): number {
   return size;
 }
 
-export function encodeMessages(messages: Message[]): Buffer {
-  let size = 7;
+/**
+ * Encodes a batch. `headroom` bytes are left free at the start of the returned buffer (for a frame header,
+ * so that framing costs no copy); the batch starts at that offset.
+ */
+export function encodeMessages(messages: Message[], headroom = 0): Buffer {
+  let size = headroom + 7;
   for (const m of messages) size += encodedSize(m);
   const buf = Buffer.allocUnsafe(size);
-  let o = buf.writeUInt16LE(MAGIC, 0);
+  let o = buf.writeUInt16LE(MAGIC, headroom);
   o = buf.writeUInt8(VERSION, o);
   o = buf.writeUInt32LE(messages.length, o);
   const writeStr = (s: string) => {

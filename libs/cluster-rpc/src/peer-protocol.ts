@@ -1,8 +1,13 @@
-/** The wire contract between members, shared by the client (HttpPeerTransport) and the server (PeerController). */
+/** The wire contract between members, shared by the client (PeerStream) and the server (PeerController). */
 
-export const PEER_MESSAGES_PATH = '/raft/messages';
+/** Each member holds one long-lived POST here to each peer; its chunked body is a stream of frames (frame.ts). */
+export const PEER_STREAM_PATH = '/raft/stream';
+export const PEER_STREAM_CONTENT_TYPE = 'application/x-raft-stream';
 
-/** Request headers every peer request carries (lower case, as Node presents them). */
+/** The receiver writes a pong byte this often on the answer of an open stream: the sender's sign of life. */
+export const PONG_INTERVAL_MS = 100;
+
+/** Request headers every stream request carries (lower case, as Node presents them). */
 export const PEER_HEADERS = {
   /** The sender's advertised URL: its member identity. */
   from: 'x-raft-from',
@@ -12,7 +17,7 @@ export const PEER_HEADERS = {
   clusterId: 'x-raft-cluster-id',
 } as const;
 
-/** Why a peer request was refused: answered as `status` with `{ "error": error }`. */
+/** Why a stream was refused: answered as `status` with `{ "error": error }`. */
 export interface PeerRejection {
   status: number;
   error: string;

@@ -1,48 +1,47 @@
-import { BadRequestException, Controller, HttpCode, HttpException, Post, Req, UseGuards } from '@nestjs/common';
-import { ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { FastifyRequest } from 'fastify';
+import { Controller, HttpException, Post, Req, Res, UnsupportedMediaTypeException, UseGuards } from '@nestjs/common';
+import { ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { FastifyReply, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
 import { HttpPeerTransport } from './http-peer-transport';
-import { MessageDecodeError } from './message-codec';
 import { PeerAuthGuard } from './peer-auth.guard';
-import { PEER_HEADERS, PEER_MESSAGES_PATH } from './peer-protocol';
+import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 
-/** The peer endpoint: members POST batches of Raft messages here. Not for clients. */
+/** The peer endpoint: each member keeps one stream of Raft messages open here. Not for clients. */
 @ApiTags('raft (peer)')
 @Controller()
 @UseGuards(PeerAuthGuard)
 export class PeerController {
   constructor(private readonly transport: HttpPeerTransport) {}
 
-  @Post(PEER_MESSAGES_PATH)
-  @HttpCode(204)
+  @Post(PEER_STREAM_PATH)
   @ApiOperation({
-    summary: 'Deliver a batch of Raft messages from a peer (cluster-internal)',
+    summary: 'Stream Raft messages from a peer (cluster-internal)',
     description:
-      'Body: a binary batch of Raft messages (see docs/cluster-rpc.md). Each request identifies its sender with ' +
-      'the x-raft-* headers; with CLUSTER_TOKEN set, it must carry `Authorization: Bearer <token>`.',
+      'A long-lived request: its chunked body is a sequence of frames, each a binary batch of Raft messages behind ' +
+      'its 32-bit length (docs/cluster-rpc.md). The answer is 200 at once, then one pong byte every 100 ms for as ' +
+      'long as the stream is open. The x-raft-* headers identify the sender; with CLUSTER_TOKEN set, the request ' +
+      'must carry `Authorization: Bearer <token>`.',
   })
   @ApiSecurity('cluster-token')
-  @ApiConsumes('application/octet-stream')
+  @ApiConsumes(PEER_STREAM_CONTENT_TYPE)
+  @ApiProduces('application/octet-stream')
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiHeader({ name: PEER_HEADERS.from, description: "Sender's advertised URL", required: true })
   @ApiHeader({ name: PEER_HEADERS.nodeId, description: "Sender's NODE_ID", required: true })
   @ApiHeader({ name: PEER_HEADERS.clusterId, description: "Fingerprint of the sender's member set", required: true })
-  @ApiResponse({ status: 204, description: 'Accepted' })
-  @ApiResponse({ status: 400, description: 'Malformed batch' })
+  @ApiResponse({ status: 200, description: 'Stream accepted; the answer carries pongs until either side closes it' })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
   @ApiResponse({ status: 403, description: 'Sender is not a member' })
   @ApiResponse({ status: 409, description: 'Sender belongs to another cluster configuration, or reuses this NODE_ID' })
-  receive(@Req() request: FastifyRequest): void {
-    if (!Buffer.isBuffer(request.body)) {
-      throw new BadRequestException('peer messages must be sent as application/octet-stream');
+  @ApiResponse({ status: 415, description: `Body is not ${PEER_STREAM_CONTENT_TYPE}` })
+  stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
+    if (!(request.body instanceof Readable)) {
+      throw new UnsupportedMediaTypeException(`peer messages must be streamed as ${PEER_STREAM_CONTENT_TYPE}`);
     }
-    let rejection;
-    try {
-      rejection = this.transport.deliver(request.headers, request.body);
-    } catch (error) {
-      if (error instanceof MessageDecodeError) throw new BadRequestException(error.message);
-      throw error;
-    }
-    if (rejection) throw new HttpException(rejection.error, rejection.status);
+    const admitted = this.transport.admit(request.headers);
+    if ('status' in admitted) throw new HttpException(admitted.error, admitted.status);
+    // From here on the stream is ours: Fastify must neither answer nor time the request out.
+    reply.hijack();
+    this.transport.serve(admitted.from, request.body, reply.raw);
   }
 }
