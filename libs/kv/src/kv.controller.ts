@@ -17,7 +17,7 @@ import { ReadQueryDto } from './dto/read-query.dto';
 import { KeyNotFoundError } from './kv.errors';
 import { KvErrorsFilter } from './kv-errors.filter';
 import { KvService } from './kv.service';
-import { kvValidationPipe } from './validation';
+import { DtoValidationPipe } from './validation';
 
 const keyParam = ApiParam({
   name: 'key',
@@ -37,7 +37,7 @@ const unavailable = ApiServiceUnavailableResponse({
 @ApiTags('kv')
 @Controller('kv')
 @UseFilters(KvErrorsFilter)
-@UsePipes(kvValidationPipe())
+@UsePipes(DtoValidationPipe)
 export class KvController {
   constructor(private readonly kv: KvService) {}
 

@@ -1,4 +1,5 @@
-import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
+import { ArgumentMetadata, BadRequestException, Injectable, PipeTransform, ValidationError } from '@nestjs/common';
+import { validateSync } from 'class-validator';
 
 function messages(errors: ValidationError[], prefix = ''): string[] {
   return errors.flatMap((e) => [
@@ -7,15 +8,30 @@ function messages(errors: ValidationError[], prefix = ''): string[] {
   ]);
 }
 
-/** Validates DTOs; unknown fields are refused; the answer names every problem in one `error` line. */
-export function kvValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    transform: true,
-    exceptionFactory: (errors) => {
+const PLAIN_TYPES = new Set<unknown>([String, Number, Boolean, Array, Object]);
+
+/**
+ * Validates request bodies and query objects against their class-validator DTOs. Unknown fields are refused;
+ * the answer names every problem in one `error` line (and lists them in `details`).
+ *
+ * Nest's ValidationPipe does the same through class-transformer, which costs about 40 us a request on this
+ * machine (a third of the cost of a write's HTTP handling, docs/benchmarks.md). The DTOs here are flat and
+ * need no conversion, so the plain object is given the DTO's prototype and validated as it is.
+ */
+@Injectable()
+export class DtoValidationPipe implements PipeTransform {
+  transform(value: unknown, { type, metatype }: ArgumentMetadata): unknown {
+    if ((type !== 'body' && type !== 'query') || !metatype || PLAIN_TYPES.has(metatype)) return value;
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      const expected = type === 'body' ? 'the body must be a JSON object such as {"value": "..."}' : 'invalid query';
+      throw new BadRequestException({ error: expected, details: [expected] });
+    }
+    const dto = Object.assign(Object.create(metatype.prototype as object) as object, value);
+    const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
+    if (errors.length > 0) {
       const list = messages(errors).map((m) => m.replace(/^property (\S+) should not exist$/, 'unknown field "$1"'));
-      return new BadRequestException({ error: list.join('; '), details: list });
-    },
-  });
+      throw new BadRequestException({ error: list.join('; '), details: list });
+    }
+    return dto;
+  }
 }

@@ -27,12 +27,17 @@ export class HttpMetrics implements OnModuleInit {
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter?.getInstance<FastifyInstance>();
     if (!fastify) return;
+    // One label child per (method, route, status), bound once: an observation is then a plain increment.
+    const children = new Map<string, Histogram.Internal<'method' | 'route' | 'status_code'>>();
     fastify.addHook('onResponse', (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
       const route = request.routeOptions?.url ?? 'unmatched';
-      this.duration.observe(
-        { method: request.method, route, status_code: String(reply.statusCode) },
-        reply.elapsedTime / 1000,
-      );
+      const key = `${request.method} ${route} ${reply.statusCode}`;
+      let child = children.get(key);
+      if (!child) {
+        child = this.duration.labels(request.method, route, String(reply.statusCode));
+        children.set(key, child);
+      }
+      child.observe(reply.elapsedTime / 1000);
       done();
     });
   }
