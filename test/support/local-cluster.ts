@@ -212,11 +212,15 @@ export class LocalCluster {
     return node;
   }
 
-  /** Waits until the running nodes agree on one leader; returns it. */
-  async waitForLeader(timeoutMs = 15_000, among: ClusterNode[] = this.nodes.filter((n) => n.running)): Promise<ClusterNode> {
+  /**
+   * Waits until the given nodes (by default: the nodes running at each poll, so that a node killed while
+   * we wait stops counting) agree on one leader; returns it.
+   */
+  async waitForLeader(timeoutMs = 15_000, nodes?: ClusterNode[]): Promise<ClusterNode> {
     return this.explained(eventually(
       'a leader that every running node agrees on',
       async () => {
+        const among = nodes ?? this.nodes.filter((n) => n.running);
         const statuses = await Promise.all(among.map((n) => n.status().catch(() => undefined)));
         if (statuses.some((s) => s === undefined)) return undefined;
         const leaders = statuses.filter((s) => s!.isLeader);
