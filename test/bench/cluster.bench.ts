@@ -360,7 +360,15 @@ async function main(): Promise<void> {
   }
   const durationMs = Number(values.duration) * 1000;
   const only = values.only?.split(',');
-  const rows = ROWS.filter((r) => !only || only.some((o) => r.name.startsWith(o) || r.workload === o));
+  // --only write,read@64: a workload (or row name prefix), optionally narrowed to one concurrency.
+  const rows = ROWS.filter(
+    (r) =>
+      !only ||
+      only.some((o) => {
+        const [what, conc] = o.split('@');
+        return (r.name.startsWith(what!) || r.workload === what) && (conc === undefined || r.concurrency === Number(conc));
+      }),
+  );
 
   if (!existsSync(NODE_MAIN) || process.env.BENCH_BUILD !== '0') {
     process.stdout.write('bench: building the node (npm run build)...\n');
