@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { NodeStatus } from '../../apps/kvctl/src/kv-client';
 
 /** The production build's entry point (`npm run build`). */
 export const NODE_MAIN = resolve(__dirname, '../../dist/apps/kv-node/apps/kv-node/src/main.js');
@@ -31,19 +32,8 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-export interface StatusBody {
-  state: string;
-  term: number;
-  leader: string | null;
-  isLeader: boolean;
-  nodeId: string;
-  url: string;
-  leaderUrl: string | null;
-  commitIndex: number;
-  appliedIndex: number;
-  lastLogIndex: number;
-  peers?: Array<{ nodeId?: string; url: string; matchIndex: number; lastContactMs?: number }>;
-}
+/** A node's `GET /status` answer: the shape kvctl reads too. */
+export type StatusBody = NodeStatus;
 
 export interface HttpAnswer<T = any> {
   status: number;
