@@ -430,7 +430,8 @@ async function main(): Promise<void> {
   process.stdout.write(`\n${text}\n`);
   mkdirSync(values.out!, { recursive: true });
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const header = `Command: npm run bench --${vsEtcd ? ' --vs etcd' : ''} --duration ${values.duration}\nDate: ${new Date().toISOString()}\nMachine: ${machine}\n\n`;
+  const args = process.argv.slice(2).join(' ');
+  const header = `Command: npm run bench${args ? ` -- ${args}` : ''}\nDate: ${new Date().toISOString()}\nMachine: ${machine}\n\n`;
   writeFileSync(join(values.out!, `bench-${stamp}.md`), header + text + '\n');
   writeFileSync(join(values.out!, `bench-${stamp}.json`), JSON.stringify({ machine, date: new Date().toISOString(), results }, null, 2));
   process.stdout.write(`\nbench: results written to ${values.out}/bench-${stamp}.{md,json}\n`);
