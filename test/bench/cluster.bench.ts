@@ -14,6 +14,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { freePorts, LocalCluster, NODE_MAIN, sleep } from '../support/local-cluster';
+import { mergeResults } from './load-worker';
 import type { LoadJob, LoadResult, System, Workload } from './load-worker';
 
 const ROOT = resolve(__dirname, '../..');
@@ -351,6 +352,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       out: { type: 'string', default: join(ROOT, '.bench-results') },
       'failover-runs': { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '1' },
     },
   });
   const vsEtcd = values.vs === 'etcd';
@@ -359,16 +361,21 @@ async function main(): Promise<void> {
     throw new Error('--vs etcd needs etcd on the PATH (Debian: apt-get install etcd-server)');
   }
   const durationMs = Number(values.duration) * 1000;
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a whole number of at least 1 (got ${values.rounds})`);
   const only = values.only?.split(',');
-  // --only write,read@64: a workload (or row name prefix), optionally narrowed to one concurrency.
+  // --only write,read@64: a workload (write, read, stale, mix, failover) or else a row name prefix, optionally
+  // narrowed to one concurrency.
   const rows = ROWS.filter(
     (r) =>
       !only ||
       only.some((o) => {
         const [what, conc] = o.split('@');
-        return (r.name.startsWith(what!) || r.workload === what) && (conc === undefined || r.concurrency === Number(conc));
+        const byWorkload = ROWS.some((x) => x.workload === what);
+        return (byWorkload ? r.workload === what : r.name.startsWith(what!)) && (conc === undefined || r.concurrency === Number(conc));
       }),
   );
+  if (rows.length === 0) throw new Error(`--only ${values.only} matches no row`);
 
   if (!existsSync(NODE_MAIN) || process.env.BENCH_BUILD !== '0') {
     process.stdout.write('bench: building the node (npm run build)...\n');
@@ -377,7 +384,7 @@ async function main(): Promise<void> {
 
   const machine = `${cpus().length} x ${cpus()[0]?.model.trim()}, Node ${process.version}`;
   process.stdout.write(
-    `bench: ${machine}; ${values.duration} s per row; keys ${KEYS}, values ${VALUE_BYTES} B\n` +
+    `bench: ${machine}; ${values.duration} s per row${rounds > 1 ? ` and round, ${rounds} rounds (the systems take turns each round; figures pool the rounds)` : ''}; keys ${KEYS}, values ${VALUE_BYTES} B\n` +
       'bench: CPU columns are cores used (CPU seconds / wall seconds). Servers and the load generator share ' +
       'this machine: a generator near 1 core takes that core from the servers.\n',
   );
@@ -394,15 +401,22 @@ async function main(): Promise<void> {
       await preload(t, t.system);
     }
     for (const row of rows) {
-      for (const t of targets) {
-        const pids = t.pids();
-        const before = pids.map(cpuSeconds);
-        const started = performance.now();
-        const measured: Measured = { system: t.system, row, serverCores: 0, loadgenCores: 0 };
-        if (row.workload === 'failover') {
-          measured.failoverMs = [];
-          for (let i = 0; i < Number(values['failover-runs']); i++) measured.failoverMs.push(await failover(t, t.system));
-        } else {
+      if (row.workload === 'failover') {
+        for (const t of targets) {
+          const measured: Measured = { system: t.system, row, serverCores: 0, loadgenCores: 0, failoverMs: [] };
+          for (let i = 0; i < Number(values['failover-runs']); i++) measured.failoverMs!.push(await failover(t, t.system));
+          results.push(measured);
+          process.stdout.write(`${table([measured], false).split('\n').pop()}\n`);
+        }
+        continue;
+      }
+      // Each round runs the row on every system in turn, so that a slow spell of the machine lands on both.
+      const parts = new Map<System, { results: LoadResult[]; serverCpu: number; wall: number }>();
+      for (let round = 0; round < rounds; round++) {
+        for (const t of targets) {
+          const pids = t.pids();
+          const before = pids.map(cpuSeconds);
+          const started = performance.now();
           const job: LoadJob = {
             system: t.system,
             target: await t.leader(),
@@ -412,12 +426,27 @@ async function main(): Promise<void> {
             keys: KEYS,
             valueBytes: VALUE_BYTES,
             readShare: 0.9,
+            keepLatencies: rounds > 1,
           };
-          measured.result = await runWorker(job);
-          const wall = (performance.now() - started) / 1000;
-          measured.serverCores = pids.map(cpuSeconds).reduce((sum, after, i) => sum + after - before[i], 0) / wall;
-          measured.loadgenCores = measured.result.cpuSeconds / measured.result.wallSeconds;
+          const result = await runWorker(job);
+          const part = parts.get(t.system) ?? { results: [], serverCpu: 0, wall: 0 };
+          part.results.push(result);
+          part.serverCpu += pids.map(cpuSeconds).reduce((sum, after, i) => sum + after - before[i], 0);
+          part.wall += (performance.now() - started) / 1000;
+          parts.set(t.system, part);
         }
+      }
+      for (const t of targets) {
+        const part = parts.get(t.system)!;
+        const result = part.results.length > 1 ? mergeResults(part.results) : part.results[0];
+        delete result.latencies;
+        const measured: Measured = {
+          system: t.system,
+          row,
+          result,
+          serverCores: part.serverCpu / part.wall,
+          loadgenCores: result.cpuSeconds / result.wallSeconds,
+        };
         results.push(measured);
         process.stdout.write(`${table([measured], false).split('\n').pop()}\n`);
       }

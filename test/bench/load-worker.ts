@@ -22,6 +22,8 @@ export interface LoadJob {
   valueBytes: number;
   /** For `mix`: the share of reads (0.9 = 90/10). */
   readShare?: number;
+  /** Return every latency too (sorted), so that rounds can be pooled by mergeResults(). */
+  keepLatencies?: boolean;
 }
 
 export interface LoadResult {
@@ -38,6 +40,53 @@ export interface LoadResult {
   wallSeconds: number;
   /** The first few error descriptions, for the report. */
   sampleErrors: string[];
+  /** Every successful operation's latency in ms, sorted; only when the job asked for them. */
+  latencies?: number[];
+}
+
+/** The figures of one set of operations: latencies sorted ascending, in ms. */
+function summarize(
+  latencies: number[],
+  errors: number,
+  wallSeconds: number,
+  cpuSeconds: number,
+  sampleErrors: string[],
+): LoadResult {
+  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
+  return {
+    ops: latencies.length,
+    errors,
+    opsPerSec: latencies.length / wallSeconds,
+    p50: at(0.5),
+    p90: at(0.9),
+    p99: at(0.99),
+    max: latencies.length ? latencies[latencies.length - 1] : NaN,
+    cpuSeconds,
+    wallSeconds,
+    sampleErrors: sampleErrors.slice(0, 5),
+  };
+}
+
+/**
+ * Pools several runs of the same row (the rounds of `--rounds`) into one result: throughput over their
+ * total time, percentiles over all their operations together. Every part must carry its latencies.
+ */
+export function mergeResults(parts: LoadResult[]): LoadResult {
+  if (parts.length === 0) throw new Error('mergeResults: no results');
+  const latencies: number[] = [];
+  for (const p of parts) {
+    if (!p.latencies) throw new Error('mergeResults: a result without latencies (run the job with keepLatencies)');
+    for (const l of p.latencies) latencies.push(l);
+  }
+  latencies.sort((a, b) => a - b);
+  const sum = (f: (r: LoadResult) => number) => parts.reduce((acc, r) => acc + f(r), 0);
+  return summarize(
+    latencies,
+    sum((r) => r.errors),
+    sum((r) => r.wallSeconds),
+    sum((r) => r.cpuSeconds),
+    parts.flatMap((r) => r.sampleErrors),
+  );
 }
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -107,19 +156,9 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const cpu = process.cpuUsage(cpuStart);
   await pool.close();
   latencies.sort((a, b) => a - b);
-  const at = (q: number) => (latencies.length ? latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] : NaN);
-  return {
-    ops: latencies.length,
-    errors,
-    opsPerSec: latencies.length / wallSeconds,
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    max: latencies.length ? latencies[latencies.length - 1] : NaN,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    wallSeconds,
-    sampleErrors,
-  };
+  const result = summarize(latencies, errors, wallSeconds, (cpu.user + cpu.system) / 1e6, sampleErrors);
+  if (job.keepLatencies) result.latencies = latencies;
+  return result;
 }
 
 if (require.main === module) {

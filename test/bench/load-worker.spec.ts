@@ -1,0 +1,52 @@
+import { LoadResult, mergeResults } from './load-worker';
+
+function part(latencies: number[], wallSeconds: number, extra: Partial<LoadResult> = {}): LoadResult {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return {
+    ops: sorted.length,
+    errors: 0,
+    opsPerSec: sorted.length / wallSeconds,
+    p50: NaN,
+    p90: NaN,
+    p99: NaN,
+    max: sorted[sorted.length - 1] ?? NaN,
+    cpuSeconds: 1,
+    wallSeconds,
+    sampleErrors: [],
+    latencies: sorted,
+    ...extra,
+  };
+}
+
+describe('mergeResults (pooling the rounds of --rounds)', () => {
+  it('takes percentiles over every operation of every round, not an average of the rounds', () => {
+    // Round one: 99 fast operations and one slow; round two: 100 slow ones. An average of per-round
+    // p50s would say 5.5 ms; pooled, half of the 200 operations took 10 ms.
+    const fast = part([...Array.from({ length: 99 }, () => 1), 10], 1);
+    const slow = part(Array.from({ length: 100 }, () => 10), 1);
+    const merged = mergeResults([fast, slow]);
+    expect(merged.ops).toBe(200);
+    expect(merged.p50).toBe(10);
+    expect(merged.p90).toBe(10);
+    expect(mergeResults([fast]).p50).toBe(1);
+    expect(merged.max).toBe(10);
+  });
+
+  it('computes throughput over the rounds\u2019 total time and sums errors and CPU', () => {
+    const a = part([1, 2, 3, 4], 2, { errors: 1, cpuSeconds: 0.5, sampleErrors: ['HTTP 503 on PUT /kv/k1'] });
+    const b = part([5, 6], 1, { errors: 2, cpuSeconds: 0.25, sampleErrors: ['HTTP 503 on PUT /kv/k2', 'x', 'y', 'z', 'w'] });
+    const merged = mergeResults([a, b]);
+    expect(merged.opsPerSec).toBeCloseTo(6 / 3);
+    expect(merged.errors).toBe(3);
+    expect(merged.cpuSeconds).toBeCloseTo(0.75);
+    expect(merged.wallSeconds).toBe(3);
+    expect(merged.sampleErrors).toEqual(['HTTP 503 on PUT /kv/k1', 'HTTP 503 on PUT /kv/k2', 'x', 'y', 'z']);
+    expect(merged.p99).toBe(6);
+  });
+
+  it('refuses parts without latencies or no parts at all', () => {
+    const { latencies: _dropped, ...bare } = part([1], 1);
+    expect(() => mergeResults([bare])).toThrow(/keepLatencies/);
+    expect(() => mergeResults([])).toThrow(/no results/);
+  });
+});
