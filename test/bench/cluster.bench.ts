@@ -14,8 +14,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { freePorts, LocalCluster, NODE_MAIN, sleep } from '../support/local-cluster';
-import { mergeResults } from './load-worker';
-import type { LoadJob, LoadResult, System, Workload } from './load-worker';
+import { mergeResults, type LoadJob, type LoadResult, type System, type Workload } from './load-worker';
 
 const ROOT = resolve(__dirname, '../..');
 const KEYS = 10_000;

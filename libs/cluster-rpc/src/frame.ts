@@ -13,6 +13,12 @@ export const FRAME_HEADER = 4;
 export const MAX_FRAME = 64 * 1024 * 1024;
 export const PONG = Buffer.from([0]);
 
+/** Completes a frame whose first FRAME_HEADER bytes were left free for it: writes the batch's length there. */
+export function sealFrame(frame: Buffer): Buffer {
+  frame.writeUInt32LE(frame.length - FRAME_HEADER, 0);
+  return frame;
+}
+
 export class FrameError extends Error {
   constructor(message: string) {
     super(`invalid peer stream: ${message}`);

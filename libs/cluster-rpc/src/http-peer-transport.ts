@@ -38,12 +38,6 @@ const DEFAULT_LIMITS: PeerStreamLimits = {
 /** Log a repeating problem with one peer at most this often. */
 const LOG_EVERY_MS = 30_000;
 
-/** An inbound stream being served, so that a newer one from the same sender can replace it. */
-interface Inbound {
-  body: Readable;
-  close(): void;
-}
-
 /**
  * Raft messages between members over HTTP streams (docs/cluster-rpc.md): to each peer, one long-lived
  * `POST /raft/stream` whose chunked body carries frames of messages (PeerStream); from each peer, one such
@@ -60,7 +54,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private receiver?: MessageReceiver;
   private unreachable: (peer: NodeId) => void = () => undefined;
   private readonly streams = new Map<NodeId, PeerStream>();
-  private readonly inbound = new Map<NodeId, Inbound>();
+  /** How to close the inbound stream being served from each sender, so that a newer one can replace it. */
+  private readonly inbound = new Map<NodeId, () => void>();
   private readonly names = new Map<NodeId, string>();
   private readonly lastLogged = new Map<string, number>();
 
@@ -81,7 +76,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
         new PeerStream(peer, headers, options.stallTimeoutMs, limits, {
           unreachable: (to, error) => this.onLost(to, error),
           refused: (to, status, body) =>
-            this.warnOnce(`refused:${to}`, `peer ${to} refused our messages (${status}): ${body}`),
+            this.errorOnce(`refused:${to}`, `peer ${to} refused our messages (${status}): ${body}`),
           dropped: (to, count) => this.metrics.dropped(to, count),
           sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
         }),
@@ -128,22 +123,22 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
         `cluster mismatch: ${name || '?'} (${from || '?'}) is configured for cluster ${clusterId || '?'}, ` +
         `this node for ${this.options.clusterId} (members ${[this.options.self, ...this.options.peers].sort().join(', ')}); ` +
         `check PEER_URLS and ADVERTISE_URL on both nodes`;
-      this.warnOnce(`cluster:${from}`, error);
+      this.errorOnce(`cluster:${from}`, error);
       return { status: 409, error };
     }
     if (!this.streams.has(from)) {
       const error = `${from || 'the sender'} is not a member of this cluster`;
-      this.warnOnce(`member:${from}`, error);
+      this.errorOnce(`member:${from}`, error);
       return { status: 403, error };
     }
     if (name === this.options.name) {
       const error = `duplicate NODE_ID: ${from} and this node (${this.options.self}) are both '${name}'; give every node its own NODE_ID`;
-      this.warnOnce(`dup:${from}`, error);
+      this.errorOnce(`dup:${from}`, error);
       return { status: 409, error };
     }
     if (this.names.get(from) !== name) {
       for (const [peer, other] of this.names) {
-        if (peer !== from && other === name) this.warnOnce(`dup:${from}`, `two peers claim NODE_ID '${name}': ${peer} and ${from}`);
+        if (peer !== from && other === name) this.errorOnce(`dup:${from}`, `two peers claim NODE_ID '${name}': ${peer} and ${from}`);
       }
       this.names.set(from, name);
     }
@@ -156,37 +151,34 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
    * when it gave the old one up). A malformed frame ends the stream.
    */
   serve(from: NodeId, body: Readable, response: ServerResponse): void {
-    this.inbound.get(from)?.close();
+    this.inbound.get(from)?.();
     response.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
     response.write(PONG);
     const pong = setInterval(() => response.write(PONG), PONG_INTERVAL_MS);
     let closed = false;
-    const inbound: Inbound = {
-      body,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        clearInterval(pong);
-        if (this.inbound.get(from) === inbound) this.inbound.delete(from);
-        body.destroy();
-        response.destroy();
-      },
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      clearInterval(pong);
+      if (this.inbound.get(from) === close) this.inbound.delete(from);
+      body.destroy();
+      response.destroy();
     };
-    this.inbound.set(from, inbound);
+    this.inbound.set(from, close);
     const decoder = new FrameDecoder((frame) => this.deliver(from, frame));
     body.on('data', (chunk: Buffer) => {
       if (closed) return;
       try {
         decoder.push(chunk);
       } catch (error) {
-        this.warnOnce(`frame:${from}`, `closing the stream from ${from}: ${(error as Error).message}`);
-        inbound.close();
+        this.errorOnce(`frame:${from}`, `closing the stream from ${from}: ${(error as Error).message}`);
+        close();
       }
     });
-    body.on('end', inbound.close);
-    body.on('error', inbound.close);
-    body.on('close', inbound.close);
-    response.on('close', inbound.close);
+    body.on('end', close);
+    body.on('error', close);
+    body.on('close', close);
+    response.on('close', close);
   }
 
   /** Decodes one frame and hands its messages to the node. Throws on a malformed frame. */
@@ -204,20 +196,20 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
 
   onModuleDestroy(): void {
     for (const stream of this.streams.values()) stream.close();
-    for (const inbound of [...this.inbound.values()]) inbound.close();
+    for (const close of [...this.inbound.values()]) close();
   }
 
   private onLost(peer: NodeId, error: Error): void {
     this.metrics.failed(peer);
-    this.debugOnce(`down:${peer}`, `stream to ${peer} lost: ${error.message}`);
+    this.warnOnce(`down:${peer}`, `stream to ${peer} lost: ${error.message}`);
     this.unreachable(peer);
   }
 
-  private warnOnce(key: string, message: string): void {
+  private errorOnce(key: string, message: string): void {
     if (this.due(key)) this.logger.error(message);
   }
 
-  private debugOnce(key: string, message: string): void {
+  private warnOnce(key: string, message: string): void {
     if (this.due(key)) this.logger.warn(message);
   }
 

@@ -1,7 +1,7 @@
 import { Message, NodeId } from '@app/consensus';
 import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { FRAME_HEADER } from './frame';
+import { FRAME_HEADER, sealFrame } from './frame';
 import { encodeMessages } from './message-codec';
 import { PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 
@@ -127,13 +127,14 @@ export class PeerStream {
     while (start < messages.length) {
       let end = start;
       let bytes = 0;
-      while (end < messages.length && (end === start || bytes + sizeOf(messages[end]) <= this.limits.maxFrameBytes)) {
-        bytes += sizeOf(messages[end]);
+      while (end < messages.length) {
+        const size = sizeOf(messages[end]);
+        if (end > start && bytes + size > this.limits.maxFrameBytes) break;
+        bytes += size;
         end++;
       }
       const batch = start === 0 && end === messages.length ? messages : messages.slice(start, end);
-      const frame = encodeMessages(batch, FRAME_HEADER);
-      frame.writeUInt32LE(frame.length - FRAME_HEADER, 0);
+      const frame = sealFrame(encodeMessages(batch, FRAME_HEADER));
       request.write(frame);
       this.events.sent(this.peer, batch.length, frame.length);
       start = end;

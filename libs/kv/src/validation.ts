@@ -14,8 +14,8 @@ const PLAIN_TYPES = new Set<unknown>([String, Number, Boolean, Array, Object]);
  * Validates request bodies and query objects against their class-validator DTOs. Unknown fields are refused;
  * the answer names every problem in one `error` line (and lists them in `details`).
  *
- * Nest's ValidationPipe does the same through class-transformer, which costs about 40 us a request on this
- * machine (a third of the cost of a write's HTTP handling, docs/benchmarks.md). The DTOs here are flat and
+ * Nest's ValidationPipe does the same through class-transformer: with it a stale GET cost about 180 us of
+ * server CPU on this machine, without it 77-96 us (docs/benchmarks.md, step 4). The DTOs here are flat and
  * need no conversion, so the plain object is given the DTO's prototype and validated as it is.
  */
 @Injectable()

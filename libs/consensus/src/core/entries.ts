@@ -17,11 +17,10 @@ export function payloadSize(ents: readonly Entry[]): number {
  * entry when one is available, whatever its size (a large entry must still make progress).
  */
 export function countWithinLimit(ents: readonly Entry[], from: number, to: number, maxBytes: number): number {
-  const end = to;
-  if (from >= end) return 0;
+  if (from >= to) return 0;
   let size = ents[from].data.byteLength;
   let i = from + 1;
-  for (; i < end; i++) {
+  for (; i < to; i++) {
     size += ents[i].data.byteLength;
     if (size > maxBytes) break;
   }
