@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { NodeId } from '@app/consensus';
+import { NodeId } from '@app/consensus/core';
 import { Counter, Registry } from 'prom-client';
 
 /** Prometheus metrics of the peer transport, labelled by peer URL. */

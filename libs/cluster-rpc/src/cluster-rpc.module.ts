@@ -1,6 +1,6 @@
 import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { PEER_TRANSPORT } from '@app/consensus';
+import { PEER_TRANSPORT } from '@app/consensus/ports';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
 import { PeerAuthGuard } from './peer-auth.guard';

@@ -1,4 +1,4 @@
-import { EntryType, Message, MessageType } from '@app/consensus';
+import { EntryType, Message, MessageType } from '@app/consensus/core';
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';

@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
-import { Message, MessageReceiver, NodeId, PeerTransport } from '@app/consensus';
+import { Message, NodeId } from '@app/consensus/core';
+import { MessageReceiver, PeerTransport } from '@app/consensus/ports';
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';

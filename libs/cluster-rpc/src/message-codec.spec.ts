@@ -1,4 +1,4 @@
-import { EntryType, Message, MessageType } from '@app/consensus';
+import { EntryType, Message, MessageType } from '@app/consensus/core';
 import { decodeMessages, encodeMessages, MessageDecodeError } from './message-codec';
 
 const base: Message = {

@@ -1,4 +1,4 @@
-import { Entry, EntryType, Message, MessageType, Snapshot } from '@app/consensus';
+import { Entry, EntryType, Message, MessageType, Snapshot } from '@app/consensus/core';
 
 /**
  * Binary encoding of a batch of Raft messages, for the body of one peer request.

@@ -1,4 +1,4 @@
-import { Message, NodeId } from '@app/consensus';
+import { Message, NodeId } from '@app/consensus/core';
 import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { FRAME_HEADER, sealFrame } from './frame';

@@ -1,4 +1,5 @@
 import { DynamicModule, Module, ModuleMetadata } from '@nestjs/common';
+import { RaftNode } from './raft-node';
 import { CONSENSUS_OPTIONS, ConsensusOptions, RaftNodeService } from './raft-node.service';
 import { RaftMetrics } from './raft.metrics';
 
@@ -10,7 +11,7 @@ export interface ConsensusModuleAsyncOptions {
 }
 
 /**
- * Provides the Raft node (RaftNodeService). Its ports come from the imported modules: RAFT_STORAGE (the WAL),
+ * Provides the Raft node (RaftNodeService, also under RaftNode). Its ports come from the imported modules: RAFT_STORAGE (the WAL),
  * PEER_TRANSPORT (cluster RPC) and STATE_MACHINE (the KV store); prom-client's Registry must be provided
  * globally for the metrics.
  */
@@ -24,8 +25,11 @@ export class ConsensusModule {
         { provide: CONSENSUS_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         RaftMetrics,
         RaftNodeService,
+        // Consumers that only use the node (not its lifecycle) ask for RaftNode, so that tests and the
+        // simulator can hand them a RaftNode on fake ports.
+        { provide: RaftNode, useExisting: RaftNodeService },
       ],
-      exports: [RaftNodeService],
+      exports: [RaftNodeService, RaftNode],
     };
   }
 }

@@ -1,20 +1,21 @@
-// ---- Raft core (pure, deterministic; see docs/consensus.md) -------------------------------------------
-export * from './core/types';
-export * from './core/storage';
-export { RawNode } from './core/raw-node';
-export type { Status, ProgressStatus } from './core/raw-node';
-export type { RaftConfig, RaftLogger } from './core/config';
-export { MemoryStorage, SnapshotOutOfDateError } from './core/memory-storage';
-export { ProposalDroppedError, StepLocalMessageError, ReadyProtocolError, RaftConfigError } from './core/errors';
-export { canSendBeforePersist } from './core/message';
-export type { ProgressState } from './core/progress';
-// ---- end of Raft core exports --------------------------------------------------------------------------
+// The Raft core (pure, deterministic; also importable alone as `@app/consensus/core`).
+export * from './core';
 
-// ---- The Nest side: ports the other libraries implement, the driver and its module ---------------------
+// The node loop and its ports: what runs the core, in production and in the simulator alike.
 export * from './ports';
 export * from './errors';
+export { RaftNode } from './raft-node';
+export type { RaftNodeOptions, RaftNodePorts, CoreTuning } from './raft-node';
+export type { Applied, ProposalWaiter } from './proposal-tracker';
+export type { ReadWaiter } from './read-batcher';
+export type { NodeStatus, PeerStatus } from './node-status';
+export { checkIdentity } from './identity';
+export type { NodeIdentity } from './identity';
+export { systemClock } from './system-clock';
+
+// The Nest side: the service that binds the ports and its module.
 export { RaftNodeService, CONSENSUS_OPTIONS } from './raft-node.service';
-export type { Applied, ConsensusOptions, NodeStatus, PeerStatus } from './raft-node.service';
+export type { ConsensusOptions } from './raft-node.service';
 export { RaftMetrics } from './raft.metrics';
 export { ConsensusModule } from './consensus.module';
 export type { ConsensusModuleAsyncOptions } from './consensus.module';

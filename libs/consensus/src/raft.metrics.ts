@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { MessageType, StateType } from './core/types';
+import { NodeMetrics, ProposalOutcome } from './ports';
 
 /** What the metrics read from the node at scrape time (nothing is computed on the hot path). */
 export interface RaftMetricsSnapshot {
@@ -18,13 +19,14 @@ const MESSAGE_TYPES = Object.keys(MessageType).filter((k) => Number.isNaN(Number
  * costs one increment.
  */
 @Injectable()
-export class RaftMetrics {
+export class RaftMetrics implements NodeMetrics {
   private snapshot: () => RaftMetricsSnapshot | undefined = () => undefined;
-  readonly leaderChanges: Counter;
-  readonly elections: Counter;
-  readonly proposalDuration: Histogram;
-  readonly readIndexDuration: Histogram;
+  private readonly leaderChanges: Counter;
+  private readonly elections: Counter;
+  private readonly proposalDuration: Histogram;
+  private readonly readIndexDuration: Histogram;
   private readonly proposals: Counter<'outcome'>;
+  private readonly outcomes = new Map<ProposalOutcome, Counter.Internal>();
   private readonly sent: Counter.Internal[] = [];
   private readonly received: Counter.Internal[] = [];
 
@@ -120,7 +122,23 @@ export class RaftMetrics {
     this.received[type]?.inc();
   }
 
-  proposal(outcome: 'committed' | 'lost' | 'timeout' | 'rejected'): void {
-    this.proposals.inc({ outcome });
+  /** Counts a proposal's outcome; `seconds` (committed ones) is the time from proposal to apply. */
+  proposal(outcome: ProposalOutcome, seconds?: number): void {
+    let child = this.outcomes.get(outcome);
+    if (!child) this.outcomes.set(outcome, (child = this.proposals.labels(outcome)));
+    child.inc();
+    if (seconds !== undefined) this.proposalDuration.observe(seconds);
+  }
+
+  readServed(seconds: number): void {
+    this.readIndexDuration.observe(seconds);
+  }
+
+  leaderChanged(): void {
+    this.leaderChanges.inc();
+  }
+
+  electionStarted(): void {
+    this.elections.inc();
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { Entry, StateMachine } from '@app/consensus';
+import { Entry, EntryType, StateMachine } from '@app/consensus';
 import { decodeCommand } from './kv-command';
 
 /** What applying one command did, handed back to the client that proposed it. */
@@ -20,7 +20,9 @@ export class KvStateMachine implements StateMachine {
   private readonly logger = new Logger('KvStateMachine');
   private readonly data = new Map<string, string>();
 
-  apply(entry: Entry): ApplyResult {
+  /** Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns undefined. */
+  apply(entry: Entry): ApplyResult | undefined {
+    if (entry.type !== EntryType.Normal || entry.data.length === 0) return undefined;
     const command = decodeCommand(entry.data);
     if (!command) {
       this.logger.warn(`skipping entry ${entry.index} (term ${entry.term}): not a KV command`);

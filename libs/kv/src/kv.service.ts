@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { RaftNodeService } from '@app/consensus';
+import { RaftNode } from '@app/consensus';
 import { encodeCommand } from './kv-command';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
@@ -16,7 +16,7 @@ export interface KvOptions {
 @Injectable()
 export class KvService {
   constructor(
-    private readonly raft: RaftNodeService,
+    private readonly raft: RaftNode,
     private readonly stateMachine: KvStateMachine,
     @Inject(KV_OPTIONS) private readonly options: KvOptions,
   ) {}

@@ -1,4 +1,4 @@
-import type { Entry } from '@app/consensus';
+import type { Entry } from '@app/consensus/core';
 
 
 /**

@@ -1,4 +1,4 @@
-import { ConfState, Entry, EntryType, HardState } from '@app/consensus';
+import { ConfState, Entry, EntryType, HardState } from '@app/consensus/core';
 import { HEADER_SIZE, RecordType, sealRecord } from './record';
 
 /**

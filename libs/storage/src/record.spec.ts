@@ -1,4 +1,4 @@
-import { EntryType } from '@app/consensus';
+import { EntryType } from '@app/consensus/core';
 import { decodeRecord, encodeRecord, findNextRecord, HEADER_SIZE, RecordType } from './record';
 import {
   decodeBatchEnd,

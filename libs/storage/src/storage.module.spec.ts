@@ -1,4 +1,4 @@
-import { RAFT_STORAGE } from '@app/consensus';
+import { RAFT_STORAGE, RaftStorage } from '@app/consensus/ports';
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { existsSync } from 'node:fs';
@@ -35,9 +35,14 @@ describe('StorageModule', () => {
 
     const wal = app.get<Wal>(WAL);
     expect(wal).toBeInstanceOf(Wal);
-    expect(app.get(RAFT_STORAGE)).toBe(wal); // the consensus driver's port
     expect(wal.dir).toBe(WalDirConfig.dir);
-    await wal.save({ term: 1, vote: '', commit: 0 }, [entry(1, 1)]);
+    // The node loop's port writes through that Wal: a save through it is durable and visible in the Wal.
+    const port = app.get<RaftStorage>(RAFT_STORAGE);
+    await new Promise<void>((resolve, reject) =>
+      port.save({ term: 1, vote: '', commit: 0 }, [entry(1, 1)], (error) => (error ? reject(error) : resolve())),
+    );
+    expect(port.storage).toBe(wal.storage);
+    expect(wal.storage.lastIndex()).toBe(1);
     expect(existsSync(join(WalDirConfig.dir, 'LOCK'))).toBe(true);
 
     await app.close();

@@ -1,5 +1,6 @@
-import { RAFT_STORAGE, RaftStorage } from '@app/consensus';
+import { RAFT_STORAGE } from '@app/consensus/ports';
 import { DynamicModule, FactoryProvider, Inject, Injectable, Module, ModuleMetadata, OnApplicationShutdown } from '@nestjs/common';
+import { walRaftStorage } from './wal-raft-storage';
 import { Wal, WalOptions } from './wal';
 
 /** Injection token of the opened Wal. */
@@ -46,9 +47,7 @@ export class StorageModule {
       providers: [
         { provide: WAL_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         { provide: WAL, useFactory: (o: WalModuleOptions) => Wal.open(o.dir, o), inject: [WAL_MODULE_OPTIONS] },
-        // The consensus driver's storage port is the Wal itself (a factory rather than useExisting, so the
-        // compiler checks that a Wal is a RaftStorage).
-        { provide: RAFT_STORAGE, useFactory: (wal: Wal): RaftStorage => wal, inject: [WAL] },
+        { provide: RAFT_STORAGE, useFactory: walRaftStorage, inject: [WAL] },
         WalCloser,
       ],
       exports: [WAL, RAFT_STORAGE],

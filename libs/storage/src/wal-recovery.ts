@@ -1,4 +1,4 @@
-import type { ConfState, HardState } from '@app/consensus';
+import type { ConfState, HardState } from '@app/consensus/core';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fileIo, fsyncDir } from './durable-fs';

@@ -1,4 +1,4 @@
-import { CompactedError, UnavailableError } from '@app/consensus';
+import { CompactedError, UnavailableError } from '@app/consensus/core';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { entries, entry, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';

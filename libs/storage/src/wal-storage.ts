@@ -6,7 +6,7 @@ import {
   Snapshot,
   Storage,
   UnavailableError,
-} from '@app/consensus';
+} from '@app/consensus/core';
 import { WalCorruptionError } from './errors';
 import { LogIndex } from './log-index';
 import { PayloadCache } from './payload-cache';

@@ -1,4 +1,4 @@
-import { Entry, HardState } from '@app/consensus';
+import { Entry, HardState } from '@app/consensus/core';
 import { readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { entries, entry, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';

@@ -1,4 +1,4 @@
-import { ConfState, Entry, EntryType, HardState, Storage } from '@app/consensus';
+import { ConfState, Entry, EntryType, HardState, Storage } from '@app/consensus/core';
 import { Logger } from '@nestjs/common';
 import { resolve } from 'node:path';
 import { DirLock } from './dir-lock';

@@ -1,0 +1,66 @@
+import { Status } from './core/raw-node';
+import { NodeId, StateType } from './core/types';
+
+/** What GET /status reports about one peer (leader only). */
+export interface PeerStatus {
+  id: NodeId;
+  name?: string;
+  match: number;
+  next: number;
+  state: string;
+  /** Milliseconds since this node last received a message from the peer (undefined: never). */
+  lastContactMs?: number;
+}
+
+export interface NodeStatus {
+  id: NodeId;
+  name: string;
+  state: StateType;
+  term: number;
+  lead: NodeId;
+  leaderName?: string;
+  commit: number;
+  applied: number;
+  lastIndex: number;
+  peers: PeerStatus[];
+}
+
+/** What the status view needs besides the core's Status. */
+export interface StatusSources {
+  name: string;
+  applied: number;
+  leaderName?: string;
+  now: number;
+  /** When each peer was last heard from (clock milliseconds). */
+  lastContact: ReadonlyMap<NodeId, number>;
+  peerName(peer: NodeId): string | undefined;
+}
+
+/** The node's status as GET /status shows it: the core's view, named, with per-peer contact ages. */
+export function describeStatus(s: Status, src: StatusSources): NodeStatus {
+  const peers: PeerStatus[] = [];
+  for (const [id, p] of Object.entries(s.progress)) {
+    if (id === s.id) continue;
+    const contact = src.lastContact.get(id);
+    peers.push({
+      id,
+      name: src.peerName(id),
+      match: p.match,
+      next: p.next,
+      state: p.state,
+      lastContactMs: contact === undefined ? undefined : src.now - contact,
+    });
+  }
+  return {
+    id: s.id,
+    name: src.name,
+    state: s.raftState,
+    term: s.term,
+    lead: s.lead,
+    leaderName: src.leaderName,
+    commit: s.commit,
+    applied: src.applied,
+    lastIndex: s.lastIndex,
+    peers,
+  };
+}

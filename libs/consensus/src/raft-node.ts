@@ -1,0 +1,418 @@
+import { RaftConfig } from './core/config';
+import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
+import { RawNode } from './core/raw-node';
+import { Entry, Message, MessageType, NodeId, None, ReadState, SoftState, StateType } from './core/types';
+import { NoLeaderError, NotLeaderError, ProposalRejectedError, ShuttingDownError } from './errors';
+import { pickTransferee } from './leadership-handover';
+import { describeStatus, NodeStatus } from './node-status';
+import {
+  Clock,
+  NodeLogger,
+  NodeMetrics,
+  NodeObserver,
+  PeerTransport,
+  RaftStorage,
+  StateMachine,
+  Timer,
+} from './ports';
+import { Applied, ProposalTracker, ProposalWaiter } from './proposal-tracker';
+import { ReadBatcher, ReadWaiter } from './read-batcher';
+import { ReadyLoop } from './ready-loop';
+
+/** Limits and switches of the core that a deployment (or the simulator) may set; the rest are fixed. */
+export type CoreTuning = Pick<
+  RaftConfig,
+  | 'maxSizePerMsg'
+  | 'maxEntriesPerMsg'
+  | 'maxInflightMsgs'
+  | 'maxUncommittedEntriesSize'
+  | 'maxCommittedSizePerReady'
+  | 'checkQuorum'
+  | 'preVote'
+>;
+
+export interface RaftNodeOptions {
+  /** This member's identity in the Raft group (its advertised URL in production). */
+  id: NodeId;
+  /** Human name (NODE_ID), reported as the leader's name. */
+  name: string;
+  /** Every voter's identity, this node's included. */
+  members: NodeId[];
+  /** Milliseconds per tick of the core (the heartbeat interval). */
+  tickMs: number;
+  /** Election timeout in ticks (randomized by the core in [electionTick, 2 x electionTick)). */
+  electionTick: number;
+  /** Heartbeat interval in ticks. Default 1. */
+  heartbeatTick?: number;
+  /** How long a proposal or a linearizable read may wait before its client is answered. */
+  requestTimeoutMs: number;
+  /** Source of randomness for election timeouts, values in [0, 1). */
+  random: () => number;
+  /** Overrides of the core's limits and switches (defaults: check-quorum and pre-vote on). */
+  tuning?: Partial<CoreTuning>;
+  /**
+   * Called once when the node cannot go on safely (a failed fsync, corruption found while reading the log,
+   * a broken invariant). The node has already stopped; production exits so that a supervisor restarts it
+   * and recovery runs from what is really on disk.
+   */
+  onFatal(error: Error): void;
+}
+
+/** The ports a node runs on. */
+export interface RaftNodePorts {
+  storage: RaftStorage;
+  transport: PeerTransport;
+  stateMachine: StateMachine;
+  clock: Clock;
+  logger?: NodeLogger;
+  metrics?: NodeMetrics;
+  observer?: NodeObserver;
+}
+
+const silent: NodeLogger = { debug() {}, log() {}, warn() {}, error() {} };
+const uncounted: NodeMetrics = {
+  messageSent() {},
+  messageReceived() {},
+  proposal() {},
+  readServed() {},
+  leaderChanged() {},
+  electionStarted() {},
+};
+
+/**
+ * One Raft member: the pure core driven by the Ready loop on the given ports, with the bookkeeping around
+ * it (proposals waiting for their entry, reads waiting for their read index, contact times, leadership).
+ * The same class runs in production (RaftNodeService binds real ports) and in the simulator (fakes).
+ *
+ * Inputs (ticks, peer messages, proposals, reads) land in the core at any time and only schedule the loop,
+ * so a slow disk or peer never blocks the caller.
+ */
+export class RaftNode {
+  private raw!: RawNode;
+  private loop!: ReadyLoop;
+  private ticker?: Timer;
+  private stopping = false;
+  private stopped = false;
+  private failed?: Error;
+  private soft: SoftState = { lead: None, raftState: StateType.Follower };
+  private appliedIndex = 0;
+  private readonly proposals: ProposalTracker;
+  private readonly reads: ReadBatcher;
+  private readonly lastContact = new Map<NodeId, number>();
+  private readonly leaderWaiters: Array<() => void> = [];
+  private readonly logger: NodeLogger;
+  private readonly metrics: NodeMetrics;
+
+  constructor(
+    private readonly options: RaftNodeOptions,
+    private readonly ports: RaftNodePorts,
+  ) {
+    this.logger = ports.logger ?? silent;
+    this.metrics = ports.metrics ?? uncounted;
+    this.proposals = new ProposalTracker(options.requestTimeoutMs, this.metrics);
+    this.reads = new ReadBatcher(options.requestTimeoutMs, this.metrics);
+  }
+
+  /** Restores the core from storage, starts ticking and listening. Call once. */
+  start(): void {
+    const { id, members, tickMs, electionTick, heartbeatTick = 1, tuning } = this.options;
+    const { storage, transport, clock } = this.ports;
+    this.raw = new RawNode({
+      id,
+      peers: members,
+      storage: storage.storage,
+      heartbeatTick,
+      electionTick,
+      checkQuorum: true,
+      preVote: true,
+      ...tuning,
+      random: this.options.random,
+      logger: { debug: (m) => this.logger.debug(m), info: (m) => this.logger.debug(m), warn: (m) => this.logger.warn(m) },
+    });
+    this.loop = new ReadyLoop(
+      this.raw,
+      storage,
+      clock,
+      {
+        beforeReady: () => this.issueReads(),
+        onSoftState: (soft) => this.onSoftState(soft),
+        send: (messages) => this.send(messages),
+        apply: (entries) => this.apply(entries),
+        onReadStates: (states) => this.onReadStates(states),
+        fail: (error) => this.fail(error),
+      },
+      this.ports.observer,
+    );
+    transport.listen((messages) => this.receive(messages));
+    transport.onUnreachable((peer) => {
+      if (this.stopped) return;
+      this.raw.reportUnreachable(peer);
+      this.loop.schedule();
+    });
+    const s = this.raw.status();
+    this.logger.log(
+      `${this.options.name} starting at term ${s.term} with commit ${s.commit}, last index ${s.lastIndex}; ` +
+        `members: ${members.join(', ')}`,
+    );
+    this.ticker = clock.every(tickMs, () => this.tick());
+    // A single-node cluster has nobody to wait for: elect itself now rather than after a timeout.
+    if (members.length === 1) this.raw.campaign();
+    this.loop.schedule();
+  }
+
+  /**
+   * Stops the node: no new requests, pending ones answered (outcome unknown for proposals), no further
+   * turn of the loop once the save in flight (if any) completes. When it leads and `transferLeadership` is
+   * set, first hands leadership to the most caught-up reachable peer, waiting at most two election timeouts.
+   */
+  async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
+    if (this.stopping || !this.raw) return;
+    this.stopping = true;
+    if (options.transferLeadership && this.isLeader && this.options.members.length > 1) await this.handOver();
+    this.ticker?.cancel();
+    await new Promise<void>((resolve) => this.loop.whenIdle(resolve));
+    this.loop.stop();
+    this.stopped = true;
+    this.failAll(new ShuttingDownError());
+  }
+
+  private async handOver(): Promise<void> {
+    const { clock } = this.ports;
+    const electionMs = this.options.electionTick * this.options.tickMs;
+    const target = pickTransferee(this.raw.status(), this.lastContact, clock.now(), electionMs);
+    if (!target) {
+      this.logger.log(`${this.options.name} stopping as leader: no peer is reachable to take over`);
+      return;
+    }
+    this.logger.log(`${this.options.name} transferring leadership to ${this.ports.transport.peerName(target) ?? target}`);
+    this.raw.transferLeadership(target);
+    this.loop.schedule();
+    const deadline = clock.now() + 2 * electionMs;
+    while (this.isLeader && !this.stopped && clock.now() < deadline) {
+      await new Promise<void>((resolve) => clock.after(20, resolve));
+    }
+  }
+
+  /**
+   * Proposes a command; resolves with its index and the state machine's result once applied here. Rejects
+   * with NotLeaderError / NoLeaderError (nothing was proposed), ProposalRejectedError (refused),
+   * ProposalLostError (definitely not applied), ProposalTimeoutError (outcome unknown).
+   */
+  propose(data: Uint8Array): Promise<Applied> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.submit(data, { resolve, reject });
+      } catch (error) {
+        reject(error as Error);
+      }
+    });
+  }
+
+  /** propose() for callers that take callbacks (the simulator). Throws what propose() would reject with at once. */
+  submit(data: Uint8Array, waiter: ProposalWaiter): void {
+    this.assertServing();
+    this.assertLeader();
+    let at: { index: number; term: number };
+    try {
+      at = this.raw.propose(data);
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      this.metrics.proposal('rejected');
+      this.assertLeader();
+      throw new ProposalRejectedError(error.message);
+    }
+    this.proposals.track(at.index, at.term, this.ports.clock.now(), waiter);
+    this.loop.schedule();
+  }
+
+  /**
+   * Resolves, with the read index, once this node's state machine reflects every write committed before the
+   * call (ReadIndex: the leader confirms with a quorum that it still leads; this node then waits until it
+   * has applied that index). Leader only unless `onFollower` (the core forwards the request to the leader).
+   * Rejects with NotLeaderError / NoLeaderError, or ReadTimeoutError when a quorum cannot be reached in time.
+   * Reads arriving together share one confirmation round.
+   */
+  readBarrier(options: { onFollower?: boolean } = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      try {
+        this.read({ resolve, reject }, options);
+      } catch (error) {
+        reject(error as Error);
+      }
+    });
+  }
+
+  /** readBarrier() for callers that take callbacks. Throws what readBarrier() would reject with at once. */
+  read(waiter: ReadWaiter, options: { onFollower?: boolean } = {}): void {
+    this.assertServing();
+    if (options.onFollower) {
+      if (this.soft.lead === None) throw new NoLeaderError();
+    } else {
+      this.assertLeader();
+    }
+    this.reads.queue(waiter, this.ports.clock.now());
+    this.loop.schedule();
+  }
+
+  /** Resolves when a leader is known (true) or after timeoutMs (whether one is known then). */
+  waitForLeader(timeoutMs: number): Promise<boolean> {
+    if (this.soft.lead !== None) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = this.ports.clock.after(timeoutMs, () => resolve(this.soft.lead !== None));
+      this.leaderWaiters.push(() => {
+        timer.cancel();
+        resolve(true);
+      });
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.soft.raftState === StateType.Leader;
+  }
+
+  /** The known leader's identity and name; lead is None when unknown. */
+  leader(): { lead: NodeId; name?: string } {
+    const lead = this.soft.lead;
+    if (lead === None) return { lead };
+    return { lead, name: lead === this.options.id ? this.options.name : this.ports.transport.peerName(lead) };
+  }
+
+  /** Set once the node stopped on an error it cannot go on from; readiness reports it. */
+  get failure(): Error | undefined {
+    return this.failed;
+  }
+
+  /** Index of the last entry applied to the state machine by this process. */
+  get applied(): number {
+    return this.appliedIndex;
+  }
+
+  status(): NodeStatus {
+    return describeStatus(this.raw.status(), {
+      name: this.options.name,
+      applied: this.appliedIndex,
+      leaderName: this.leader().name,
+      now: this.ports.clock.now(),
+      lastContact: this.lastContact,
+      peerName: (peer) => this.ports.transport.peerName(peer),
+    });
+  }
+
+  /** Term, commit and last index straight from the core (cheap; for metrics). */
+  progress(): { term: number; commit: number; lastIndex: number; state: StateType } {
+    const s = this.raw.status();
+    return { term: s.term, commit: s.commit, lastIndex: s.lastIndex, state: this.soft.raftState };
+  }
+
+  private assertServing(): void {
+    if (this.failed) throw this.failed;
+    if (this.stopping) throw new ShuttingDownError();
+  }
+
+  private assertLeader(): void {
+    if (this.soft.raftState === StateType.Leader) return;
+    const { lead, name } = this.leader();
+    if (lead === None) throw new NoLeaderError();
+    throw new NotLeaderError(name ?? lead, lead);
+  }
+
+  private leaderErrorOr(fallback: Error): Error {
+    try {
+      this.assertLeader();
+      return fallback;
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  private receive(messages: Message[]): void {
+    if (this.stopped) return;
+    const now = this.ports.clock.now();
+    for (const m of messages) {
+      this.metrics.messageReceived(m.type);
+      this.lastContact.set(m.from, now);
+      try {
+        this.raw.step(m);
+      } catch (error) {
+        if (!(error instanceof StepLocalMessageError)) {
+          // Anything else (a storage read that found corruption, a broken invariant) means this node can no
+          // longer be trusted to act: stop it rather than carry on with a half-applied step.
+          this.fail(error as Error);
+          return;
+        }
+        this.logger.debug(`dropped ${MessageType[m.type]} from ${m.from}: ${error.message}`);
+      }
+    }
+    this.loop.schedule();
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    this.raw.tick();
+    const now = this.ports.clock.now();
+    this.proposals.expire(now);
+    this.reads.expire(now);
+    this.loop.schedule();
+  }
+
+  private send(messages: Message[]): void {
+    for (const m of messages) this.metrics.messageSent(m.type);
+    this.ports.transport.send(messages);
+  }
+
+  private onSoftState(soft: SoftState): void {
+    const previous = this.soft;
+    this.soft = soft;
+    const term = this.raw.status().term;
+    if (soft.lead !== previous.lead) {
+      this.metrics.leaderChanged();
+      const name = soft.lead === None ? 'none' : (this.leader().name ?? soft.lead);
+      this.logger.log(`${this.options.name} term ${term}: leader is ${name}`);
+      if (soft.lead !== None) for (const wake of this.leaderWaiters.splice(0)) wake();
+    }
+    if (soft.raftState !== previous.raftState) {
+      if (soft.raftState === StateType.Candidate) this.metrics.electionStarted();
+      this.logger.log(`${this.options.name} term ${term}: ${previous.raftState} -> ${soft.raftState}`);
+      // Confirmations a deposed leader asked for can never complete here; the client may retry elsewhere.
+      if (previous.raftState === StateType.Leader) this.reads.abandonUnconfirmed(this.leaderErrorOr(new NoLeaderError()));
+    }
+  }
+
+  private apply(entries: Entry[]): void {
+    const now = this.ports.clock.now();
+    for (const entry of entries) {
+      const result = this.ports.stateMachine.apply(entry);
+      this.appliedIndex = entry.index;
+      this.proposals.applied(entry, result, now);
+    }
+    this.reads.applied(this.appliedIndex, now);
+  }
+
+  private issueReads(): void {
+    if (!this.reads.hasQueued) return;
+    this.reads.issue(
+      (ctx) => this.raw.readIndex(ctx),
+      (error) => (error instanceof ProposalDroppedError ? this.leaderErrorOr(new NoLeaderError()) : (error as Error)),
+    );
+  }
+
+  private onReadStates(states: ReadState[]): void {
+    this.reads.onReadStates(states, this.appliedIndex, this.ports.clock.now());
+  }
+
+  private failAll(error: Error): void {
+    this.proposals.failAll();
+    this.reads.failAll(error);
+  }
+
+  private fail(error: Error): void {
+    if (this.failed) return;
+    this.failed = new Error(`this node stopped serving: ${error.message}`);
+    this.logger.error(`${this.options.name}: ${this.failed.message}`);
+    this.ticker?.cancel();
+    this.loop.stop();
+    this.stopped = true;
+    this.failAll(this.failed);
+    this.options.onFatal(error);
+  }
+}

@@ -1,0 +1,134 @@
+import { canSendBeforePersist } from './core/message';
+import { RawNode } from './core/raw-node';
+import { Entry, HardState, Message, ReadState, Ready, SoftState } from './core/types';
+import { Clock, NodeObserver, RaftStorage } from './ports';
+
+/** What the loop hands back to its owner while it works through a Ready. */
+export interface ReadyHandler {
+  /** Called before each Ready is taken: the owner's last chance to put batched requests into it. */
+  beforeReady(): void;
+  onSoftState(soft: SoftState): void;
+  send(messages: Message[]): void;
+  /** Committed entries, in order, after everything that precedes them is durable here. */
+  apply(entries: Entry[]): void;
+  onReadStates(states: ReadState[]): void;
+  /** The loop cannot go on (a failed save, an error from the core); it has stopped. */
+  fail(error: Error): void;
+}
+
+/**
+ * The Ready loop: the one place where the core's output is acted on, in the order that makes it safe.
+ *
+ * For each Ready: send the messages that may leave before the fsync (the leader's MsgApp/MsgHeartbeat/MsgSnap:
+ * Raft thesis 10.2.1, `canSendBeforePersist`, so followers write in parallel with the leader); persist the
+ * hard state and entries and wait until they are durable; send the rest (votes and append responses promise
+ * durable state); apply committed entries; hand read states over; advance(). One Ready at a time: inputs
+ * that arrive meanwhile (ticks, messages, proposals) land in the core and go into the next Ready, so one
+ * fsync covers everything that accumulated while the previous one was in flight (group commit).
+ *
+ * A Ready whose only durable change is the commit index is not fsynced: a commit index can be learned again
+ * from a quorum after a crash, and an fsync there would sit between a commit and its answer to the client.
+ * It is written with the next save that must be durable anyway.
+ *
+ * Never blocks: the loop runs as deferred turns of the clock and continues from the save's callback.
+ */
+export class ReadyLoop {
+  private scheduled = false;
+  private saving = false;
+  private stopped = false;
+  private unsavedHardState?: HardState;
+  private idle: Array<() => void> = [];
+
+  constructor(
+    private readonly node: RawNode,
+    private readonly storage: RaftStorage,
+    private readonly clock: Clock,
+    private readonly handler: ReadyHandler,
+    private readonly observer: NodeObserver = {},
+  ) {}
+
+  /** Asks for a turn of the loop soon (idempotent until it runs). */
+  schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    this.clock.defer(() => {
+      this.scheduled = false;
+      this.turn();
+    });
+  }
+
+  /** True while a save is in flight. */
+  get busy(): boolean {
+    return this.saving;
+  }
+
+  /** Calls `fn` once no save is in flight (at once if none is). */
+  whenIdle(fn: () => void): void {
+    if (!this.saving) fn();
+    else this.idle.push(fn);
+  }
+
+  /** Stops for good: no further turn runs, and a save still in flight is ignored when it completes. */
+  stop(): void {
+    this.stopped = true;
+    this.saving = false;
+    for (const fn of this.idle.splice(0)) fn();
+  }
+
+  private turn(): void {
+    try {
+      while (!this.stopped && !this.saving) {
+        this.handler.beforeReady();
+        if (!this.node.hasReady()) break;
+        this.handle(this.node.ready());
+      }
+    } catch (error) {
+      this.failWith(error as Error);
+    }
+  }
+
+  private handle(rd: Ready): void {
+    this.observer.onReady?.(rd);
+    if (rd.softState) this.handler.onSoftState(rd.softState);
+    const late: Message[] = [];
+    const early: Message[] = [];
+    for (const m of rd.messages) (canSendBeforePersist(m) ? early : late).push(m);
+    if (early.length > 0) this.handler.send(early);
+    if (!rd.mustSync) {
+      if (rd.hardState) this.unsavedHardState = rd.hardState;
+      this.finish(rd, late);
+      return;
+    }
+    this.saving = true;
+    this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries, (error) => {
+      if (this.stopped) return;
+      this.saving = false;
+      if (error) {
+        this.failWith(error);
+        return;
+      }
+      this.unsavedHardState = undefined;
+      try {
+        this.finish(rd, late);
+      } catch (e) {
+        this.failWith(e as Error);
+        return;
+      }
+      for (const fn of this.idle.splice(0)) fn();
+      this.turn();
+    });
+  }
+
+  private finish(rd: Ready, late: Message[]): void {
+    if (late.length > 0) this.handler.send(late);
+    if (rd.committedEntries.length > 0) this.handler.apply(rd.committedEntries);
+    if (rd.readStates.length > 0) this.handler.onReadStates(rd.readStates);
+    this.node.advance();
+  }
+
+  private failWith(error: Error): void {
+    if (this.stopped) return;
+    this.stop();
+    this.handler.fail(error);
+  }
+}
