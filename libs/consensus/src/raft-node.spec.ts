@@ -1,0 +1,441 @@
+/**
+ * RaftNode on fakes: a virtual clock (timers and deferred turns run by the test, no real time), a
+ * MemoryStorage-backed RaftStorage whose saves complete on a deferred turn (or fail, or wait), a transport
+ * that records what is sent, and a state machine that records what it applies.
+ */
+import { MemoryStorage } from './core/memory-storage';
+import { newMessage } from './core/message';
+import { Storage } from './core/storage';
+import { Entry, HardState, Message, MessageType as T, None, StateType } from './core/types';
+import { seededRandom } from './core/test-util';
+import { NoLeaderError, NotLeaderError, ProposalTimeoutError, ShuttingDownError } from './errors';
+import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, Timer } from './ports';
+import { Applied } from './proposal-tracker';
+import { RaftNode, RaftNodeOptions } from './raft-node';
+
+interface Scheduled {
+  at: number;
+  seq: number;
+  fn: () => void;
+  period?: number;
+}
+
+/** Virtual time: timers fire when the test advances time; deferred functions run after each step. */
+class VirtualClock implements Clock {
+  private t = 0;
+  private seq = 0;
+  private readonly timers = new Set<Scheduled>();
+  private readonly deferred: Array<() => void> = [];
+
+  now(): number {
+    return this.t;
+  }
+  every(ms: number, fn: () => void): Timer {
+    return this.add({ at: this.t + ms, seq: this.seq++, fn, period: ms });
+  }
+  after(ms: number, fn: () => void): Timer {
+    return this.add({ at: this.t + ms, seq: this.seq++, fn });
+  }
+  defer(fn: () => void): void {
+    this.deferred.push(fn);
+  }
+  get timerCount(): number {
+    return this.timers.size;
+  }
+  /** Runs deferred functions (and those they defer) until none is left. */
+  runDeferred(): void {
+    for (let n = 0; this.deferred.length > 0; n++) {
+      if (n > 100_000) throw new Error('deferred work never settles');
+      this.deferred.shift()!();
+    }
+  }
+  /** Moves time forward by `ms`, firing due timers in order, with deferred work run after each. */
+  advance(ms: number): void {
+    const end = this.t + ms;
+    this.runDeferred();
+    for (;;) {
+      let next: Scheduled | undefined;
+      for (const s of this.timers) if (s.at <= end && (!next || s.at < next.at || (s.at === next.at && s.seq < next.seq))) next = s;
+      if (!next) break;
+      this.t = next.at;
+      if (next.period) {
+        next.at += next.period;
+        next.seq = this.seq++;
+      } else {
+        this.timers.delete(next);
+      }
+      next.fn();
+      this.runDeferred();
+    }
+    this.t = end;
+  }
+  private add(s: Scheduled): Timer {
+    this.timers.add(s);
+    return { cancel: () => this.timers.delete(s) };
+  }
+}
+
+/** A Storage whose reads can be made to fail, as a corrupt log would. */
+class CorruptibleStorage implements Storage {
+  corruption?: Error;
+  constructor(private readonly mem: MemoryStorage) {}
+  private check(): void {
+    if (this.corruption) throw this.corruption;
+  }
+  initialState() {
+    this.check();
+    return this.mem.initialState();
+  }
+  entries(lo: number, hi: number, maxBytes?: number) {
+    this.check();
+    return this.mem.entries(lo, hi, maxBytes);
+  }
+  term(i: number) {
+    this.check();
+    return this.mem.term(i);
+  }
+  firstIndex() {
+    this.check();
+    return this.mem.firstIndex();
+  }
+  lastIndex() {
+    this.check();
+    return this.mem.lastIndex();
+  }
+  snapshot() {
+    this.check();
+    return this.mem.snapshot();
+  }
+}
+
+/** Saves complete on a deferred turn of the clock; `failNext` fails the next one, `hold` keeps them pending. */
+class FakeRaftStorage implements RaftStorage {
+  readonly mem = new MemoryStorage();
+  readonly storage = new CorruptibleStorage(this.mem);
+  meta: Record<string, unknown> | undefined;
+  saves = 0;
+  failNext?: Error;
+  hold = false;
+  private readonly held: Array<() => void> = [];
+  constructor(private readonly clock: VirtualClock) {}
+  save(hardState: HardState | undefined, entries: Entry[], done: SaveCallback): void {
+    this.saves++;
+    const error = this.failNext;
+    this.failNext = undefined;
+    const complete = () => {
+      if (error) return done(error);
+      if (hardState) this.mem.setHardState(hardState);
+      this.mem.append(entries);
+      done();
+    };
+    if (this.hold) this.held.push(complete);
+    else this.clock.defer(complete);
+  }
+  /** Completes the held saves on the next deferred turn. */
+  release(): void {
+    this.hold = false;
+    for (const c of this.held.splice(0)) this.clock.defer(c);
+  }
+  async setMeta(meta: Record<string, unknown>): Promise<void> {
+    this.meta = meta;
+  }
+}
+
+class RecordingTransport implements PeerTransport {
+  readonly sent: Message[] = [];
+  receiver?: MessageReceiver;
+  unreachable?: (peer: string) => void;
+  readonly names = new Map<string, string>();
+  listen(receiver: MessageReceiver): void {
+    this.receiver = receiver;
+  }
+  send(messages: Message[]): void {
+    this.sent.push(...messages);
+  }
+  onUnreachable(callback: (peer: string) => void): void {
+    this.unreachable = callback;
+  }
+  peerName(peer: string): string | undefined {
+    return this.names.get(peer);
+  }
+  /** Delivers messages to the node as if they came from peers. */
+  deliver(...messages: Message[]): void {
+    this.receiver!(messages);
+  }
+}
+
+class RecordingStateMachine implements StateMachine {
+  readonly applied: Entry[] = [];
+  apply(entry: Entry): unknown {
+    this.applied.push(entry);
+    return `applied ${new TextDecoder().decode(entry.data)}@${entry.index}`;
+  }
+}
+
+type Outcome<V> = { value: V } | { error: Error };
+/** Attaches handlers at once (no unhandled rejection), to be awaited later. */
+function outcome<V>(p: Promise<V>): Promise<Outcome<V>> {
+  return p.then(
+    (value) => ({ value }),
+    (error: Error) => ({ error }),
+  );
+}
+
+const TICK_MS = 100;
+const REQUEST_TIMEOUT_MS = 2000;
+const bytes = (s: string) => new TextEncoder().encode(s);
+
+function setup(members = ['n1'], options: Partial<RaftNodeOptions> = {}) {
+  const clock = new VirtualClock();
+  const storage = new FakeRaftStorage(clock);
+  const transport = new RecordingTransport();
+  const stateMachine = new RecordingStateMachine();
+  const fatal: Error[] = [];
+  const node = new RaftNode(
+    {
+      id: 'n1',
+      name: 'node-1',
+      members,
+      tickMs: TICK_MS,
+      electionTick: 10,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
+      random: seededRandom(5),
+      onFatal: (e) => fatal.push(e),
+      ...options,
+    },
+    { storage, transport, stateMachine, clock },
+  );
+  return { clock, storage, transport, stateMachine, fatal, node };
+}
+
+/** A started single-member node that elected itself and applied its no-op. */
+function singleLeader() {
+  const s = setup(['n1']);
+  s.node.start();
+  s.clock.runDeferred();
+  expect(s.node.isLeader).toBe(true);
+  return s;
+}
+
+/** A follower of a three-member group that knows n2 leads term 1 (from n2's heartbeat). */
+function followerOfN2() {
+  const s = setup(['n1', 'n2', 'n3']);
+  s.transport.names.set('n2', 'node-2');
+  s.node.start();
+  s.clock.runDeferred();
+  s.transport.deliver({ ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 1), commit: 0 });
+  s.clock.runDeferred();
+  return s;
+}
+
+describe('RaftNode', () => {
+  describe('a single member', () => {
+    it('elects itself at start and applies its no-op', () => {
+      const { node, stateMachine, storage } = singleLeader();
+      expect(node.leader()).toEqual({ lead: 'n1', name: 'node-1' });
+      expect(node.applied).toBe(1);
+      expect(stateMachine.applied.map((e) => [e.index, e.term, e.data.length])).toEqual([[1, 1, 0]]);
+      expect(storage.mem.initialState().hardState).toMatchObject({ term: 1, vote: 'n1' });
+    });
+
+    it('propose() resolves with the index and the state machine result', async () => {
+      const { node, clock, stateMachine } = singleLeader();
+      const a = outcome(node.propose(bytes('a')));
+      const b = outcome(node.propose(bytes('b')));
+      clock.runDeferred();
+      expect(await a).toEqual({ value: { index: 2, result: 'applied a@2' } });
+      expect(await b).toEqual({ value: { index: 3, result: 'applied b@3' } });
+      expect(node.applied).toBe(3);
+      expect(stateMachine.applied.map((e) => new TextDecoder().decode(e.data))).toEqual(['', 'a', 'b']);
+    });
+
+    it('the state machine sees every committed entry once, in order, the no-op included', async () => {
+      const { node, clock, stateMachine } = singleLeader();
+      for (const round of [['x'], ['y', 'z'], ['w']]) {
+        const all = round.map((d) => outcome(node.propose(bytes(d))));
+        clock.advance(TICK_MS);
+        for (const o of await Promise.all(all)) expect(o).toHaveProperty('value');
+      }
+      expect(stateMachine.applied.map((e) => [e.index, new TextDecoder().decode(e.data)])).toEqual([
+        [1, ''],
+        [2, 'x'],
+        [3, 'y'],
+        [4, 'z'],
+        [5, 'w'],
+      ]);
+      expect(stateMachine.applied[0].data).toHaveLength(0);
+    });
+
+    it('readBarrier() resolves with a read index at or above the last applied write', async () => {
+      const { node, clock } = singleLeader();
+      const write = outcome(node.propose(bytes('v')));
+      clock.runDeferred();
+      const written = (await write) as { value: Applied };
+      const reads = [outcome(node.readBarrier()), outcome(node.readBarrier())];
+      clock.runDeferred();
+      for (const r of await Promise.all(reads)) {
+        expect(r).toHaveProperty('value');
+        expect((r as { value: number }).value).toBeGreaterThanOrEqual(written.value.index);
+        expect((r as { value: number }).value).toBeLessThanOrEqual(node.applied);
+      }
+    });
+
+    it('a proposal not applied within the request timeout rejects with ProposalTimeoutError', async () => {
+      const { node, clock, storage } = singleLeader();
+      storage.hold = true;
+      const p = outcome(node.propose(bytes('slow')));
+      clock.advance(REQUEST_TIMEOUT_MS - TICK_MS);
+      clock.advance(TICK_MS);
+      const o = await p;
+      expect((o as { error: Error }).error).toBeInstanceOf(ProposalTimeoutError);
+      expect((o as { error: ProposalTimeoutError }).error.index).toBe(2);
+    });
+
+    it('waitForLeader resolves true at once when a leader is known', async () => {
+      const { node } = singleLeader();
+      await expect(node.waitForLeader(1000)).resolves.toBe(true);
+    });
+  });
+
+  describe('not the leader', () => {
+    it('three members, nothing delivered: propose and readBarrier reject with NoLeaderError', async () => {
+      const { node, clock, transport } = setup(['n1', 'n2', 'n3']);
+      node.start();
+      clock.advance(50 * TICK_MS); // elections time out; no answer ever arrives
+      expect(transport.sent.some((m) => m.type === T.MsgPreVote)).toBe(true);
+      expect(node.leader().lead).toBe(None);
+      const p = await outcome(node.propose(bytes('x')));
+      expect((p as { error: Error }).error).toBeInstanceOf(NoLeaderError);
+      const r = await outcome(node.readBarrier());
+      expect((r as { error: Error }).error).toBeInstanceOf(NoLeaderError);
+      const f = await outcome(node.readBarrier({ onFollower: true }));
+      expect((f as { error: Error }).error).toBeInstanceOf(NoLeaderError);
+    });
+
+    it('a follower that knows the leader rejects with NotLeaderError naming it', async () => {
+      const { node } = followerOfN2();
+      expect(node.leader()).toEqual({ lead: 'n2', name: 'node-2' });
+      const o = await outcome(node.propose(bytes('x')));
+      const error = (o as { error: NotLeaderError }).error;
+      expect(error).toBeInstanceOf(NotLeaderError);
+      expect([error.leaderName, error.leaderUrl]).toEqual(['node-2', 'n2']);
+    });
+
+    it('waitForLeader resolves false after its timeout when no leader appears', async () => {
+      const { node, clock } = setup(['n1', 'n2', 'n3']);
+      node.start();
+      const w = node.waitForLeader(500);
+      clock.advance(499);
+      let settled = false;
+      void w.then(() => (settled = true));
+      await Promise.resolve();
+      expect(settled).toBe(false);
+      clock.advance(1);
+      await expect(w).resolves.toBe(false);
+    });
+  });
+
+  describe('stop()', () => {
+    it('new requests reject with ShuttingDownError at once; stop() waits for the save in flight', async () => {
+      const { node, clock, storage } = singleLeader();
+      storage.hold = true;
+      const pending = outcome(node.propose(bytes('p')));
+      clock.runDeferred(); // its save is in flight
+      let done = false;
+      const stopped = node.stop().then(() => (done = true));
+      const after = await outcome(node.propose(bytes('late')));
+      expect((after as { error: Error }).error).toBeInstanceOf(ShuttingDownError);
+      const read = await outcome(node.readBarrier());
+      expect((read as { error: Error }).error).toBeInstanceOf(ShuttingDownError);
+      expect(done).toBe(false);
+      storage.release();
+      clock.runDeferred();
+      await stopped;
+      expect(done).toBe(true);
+      // Answered one way or the other, never left hanging.
+      expect(await pending).toBeDefined();
+    });
+
+    it('pending proposals reject with ProposalTimeoutError when the node stops before they commit', async () => {
+      const { node } = singleLeader();
+      const pending = outcome(node.propose(bytes('p'))); // its turn is deferred, not yet run
+      await node.stop();
+      const o = await pending;
+      expect((o as { error: Error }).error).toBeInstanceOf(ProposalTimeoutError);
+      expect((o as { error: ProposalTimeoutError }).error.index).toBe(2);
+    });
+
+    it('stops ticking and ignores messages afterwards', async () => {
+      const { node, clock, transport, storage } = setup(['n1', 'n2', 'n3']);
+      node.start();
+      await node.stop();
+      expect(clock.timerCount).toBe(0);
+      clock.advance(100 * TICK_MS);
+      transport.deliver({ ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 1), commit: 0 });
+      clock.runDeferred();
+      expect(transport.sent).toEqual([]);
+      expect(storage.saves).toBe(0);
+      expect(node.leader().lead).toBe(None);
+    });
+  });
+
+  describe('fatal errors', () => {
+    it('a save error calls onFatal exactly once, sets failure, and answers what was pending', async () => {
+      const { node, clock, storage, fatal, stateMachine } = singleLeader();
+      const disk = new Error('EIO: fsync failed');
+      storage.failNext = disk;
+      const pending = outcome(node.propose(bytes('lost?')));
+      clock.runDeferred();
+      expect(fatal).toEqual([disk]);
+      expect(node.failure?.message).toContain('EIO: fsync failed');
+      const o = await pending;
+      // The entry may still be durable and commit elsewhere: outcome unknown.
+      expect((o as { error: Error }).error).toBeInstanceOf(ProposalTimeoutError);
+      const later = await outcome(node.propose(bytes('again')));
+      expect((later as { error: Error }).error).toBe(node.failure);
+      clock.advance(100 * TICK_MS);
+      expect(fatal).toHaveLength(1);
+      expect(storage.saves).toBe(2);
+      expect(stateMachine.applied).toHaveLength(1);
+    });
+
+    it('a StepLocalMessageError from a peer message is dropped; the node keeps going', () => {
+      const { node, clock, transport, fatal } = setup(['n1', 'n2', 'n3']);
+      node.start();
+      clock.runDeferred();
+      transport.deliver(
+        newMessage(T.MsgHup, 'n1', 'n2', 1),
+        newMessage(T.MsgProp, 'n1', 'n2', 1),
+        { ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 1), commit: 0 },
+      );
+      clock.runDeferred();
+      expect(fatal).toEqual([]);
+      expect(node.failure).toBeUndefined();
+      expect(node.leader().lead).toBe('n2');
+      expect(transport.sent.map((m) => [T[m.type], m.to])).toEqual([['MsgHeartbeatResp', 'n2']]);
+    });
+
+    it('any other error from step stops the node and calls onFatal once', async () => {
+      const { node, clock, transport, storage, fatal } = setup(['n1', 'n2', 'n3']);
+      node.start();
+      clock.runDeferred();
+      const corrupt = new Error('checksum mismatch in segment 3');
+      storage.storage.corruption = corrupt;
+      transport.deliver({ ...newMessage(T.MsgVote, 'n1', 'n2', 1), index: 5, logTerm: 1 });
+      expect(fatal).toEqual([corrupt]);
+      expect(node.failure?.message).toContain('checksum mismatch');
+      storage.storage.corruption = undefined;
+      transport.deliver({ ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 2), commit: 0 });
+      clock.advance(100 * TICK_MS);
+      expect(fatal).toHaveLength(1);
+      expect(transport.sent).toEqual([]);
+      const o = await outcome(node.readBarrier({ onFollower: true }));
+      expect((o as { error: Error }).error).toBe(node.failure);
+    });
+  });
+
+  it('status() names the node and its leader', () => {
+    const { node } = singleLeader();
+    expect(node.status()).toMatchObject({ id: 'n1', name: 'node-1', state: StateType.Leader, lead: 'n1', leaderName: 'node-1', applied: 1, peers: [] });
+  });
+});
