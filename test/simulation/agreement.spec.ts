@@ -187,7 +187,7 @@ describe('log agreement', () => {
   });
 
   it('many proposals between two Readies go out as about one MsgApp per follower (coalescing)', () => {
-    const c = makeCluster({ size: 5, seed: 171, driver: 'strict' });
+    const c = makeCluster({ size: 5, seed: 171 });
     const leader = c.checkOneLeader();
     c.one(5, false);
     c.runTicks(3);
@@ -202,7 +202,7 @@ describe('log agreement', () => {
   });
 
   it('batches respect maxEntriesPerMsg and maxSizePerMsg, and the inflight window', () => {
-    const c = makeCluster({ size: 3, seed: 172, driver: 'strict', maxEntriesPerMsg: 10, maxSizePerMsg: 1000, maxInflightMsgs: 4 });
+    const c = makeCluster({ size: 3, seed: 172, maxEntriesPerMsg: 10, maxSizePerMsg: 1000, maxInflightMsgs: 4 });
     const leader = c.checkOneLeader();
     c.one(3, false);
     c.runTicks(3);

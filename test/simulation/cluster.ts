@@ -1,32 +1,29 @@
 import {
-  canSendBeforePersist,
+  Applied,
+  Clock,
   Entry,
   HardState,
   MemoryStorage,
   Message,
+  MessageReceiver,
   MessageType,
   NodeId,
-  ProposalDroppedError,
-  RawNode,
+  RaftNode,
+  RaftStorage,
   Ready,
+  SaveCallback,
+  StateMachine,
   StateType,
   Status,
+  Timer,
 } from '@app/consensus';
 import { EventQueue } from './event-queue';
 import { entryIdent, InvariantChecker, InvariantViolation, ReadyHashes } from './invariants';
 import { Network, NetworkConfig, RELIABLE } from './network';
 import { Rng } from './rng';
 
-/** Virtual time units per tick. Message delays and persistence latencies are in the same units. */
+/** Virtual time units (milliseconds of the node's clock) per tick. Delays and latencies are in the same units. */
 export const TICK = 10;
-
-/**
- * How a node's driver handles a Ready:
- * - strict: persist the hard state and entries, then send every message, then apply, then advance();
- * - early: send the leader's MsgApp/MsgHeartbeat/MsgSnap first (canSendBeforePersist), persist, send the
- *   rest, apply, advance(). A crash can then hit after the early messages left and before persistence.
- */
-export type DriverMode = 'strict' | 'early';
 
 export interface ClusterOptions {
   size: number;
@@ -40,79 +37,93 @@ export interface ClusterOptions {
   maxInflightMsgs?: number;
   maxUncommittedEntriesSize?: number;
   maxCommittedSizePerReady?: number;
-  /** Driver mode of every node, or 'mixed' to draw one per node. Default 'mixed'. */
-  driver?: DriverMode | 'mixed';
-  /** Range of persistence latency per Ready, in time units. Default [0, 3]. */
+  /** Range of fsync latency per save, in time units. Default [0, 3]. */
   persistDelay?: [number, number];
   net?: NetworkConfig;
-  /** On a crash during persistence, a random prefix of the Ready's entries is durable (no hard state). */
+  /** On a crash or a failed fsync during a save, a random prefix of its entries is durable (no hard state). */
   tornWrites?: boolean;
-  /** The state machine is durable (restart with applied = what it applied), or volatile (applied = 0). */
-  durableStateMachine?: boolean | 'mixed';
-  /**
-   * A hard state that changes only the commit index (Ready.mustSync false) is not fsynced: it becomes
-   * durable with the next synced write, and a crash before that loses it.
-   */
-  lazyCommit?: boolean;
+  /** Requests (proposals, reads) time out after this many ticks. Default 100. */
+  requestTimeoutTicks?: number;
+  /** The state machine of each incarnation (default: one that records each entry's identity). */
+  stateMachine?: (id: NodeId) => StateMachine;
   /** Keep the last N trace lines, printed with a failure. 0 disables. */
   traceSize?: number;
 }
 
-interface Inflight {
-  rd: Ready;
+/** The error a simulated disk fault reports: the node stops, as the real one exits on a failed fsync. */
+export class SimulatedDiskError extends Error {
+  constructor(id: NodeId) {
+    super(`simulated fsync failure on ${id} (EIO)`);
+    this.name = 'SimulatedDiskError';
+  }
+}
+
+/** A save handed to the simulated disk and not completed yet. */
+interface PendingSave {
+  hardState: HardState | undefined;
+  entries: Entry[];
   hashes: ReadyHashes;
-  deferred: Message[];
+  done: SaveCallback;
+  /** The fsync will fail (a disk fault was injected before it completed). */
+  fails: boolean;
 }
 
-interface PendingProposal {
-  term: number;
-  ident: number;
-}
-
-/** A linearizable read issued through ReadIndex, and what came of it. */
+/** A linearizable read issued through the node's read barrier, and what came of it. */
 export interface ReadRequest {
-  ctx: string;
   node: NodeId;
   incarnation: number;
   /** Highest index reported committed anywhere when the read was issued: the read index must cover it. */
   minIndex: number;
   issuedAt: number;
-  /** The read index, once the ReadState arrived. */
+  /** The read index, once the node answered the read (it had applied that index then). */
   index?: number;
 }
 
-/** One simulated server: durable storage that survives crashes, and a RawNode that does not. */
+/**
+ * One simulated server: durable storage that survives crashes, and a RaftNode (the production loop) that
+ * does not. Everything the node does reaches the world through ports this class binds to the simulator.
+ */
 export class SimNode {
   readonly storage = new MemoryStorage();
-  raw: RawNode | undefined;
+  node: RaftNode | undefined;
   incarnation = 0;
-  inflight: Inflight | undefined;
-  /** Index up to which this incarnation's (or, when durable, every incarnation's) state machine applied. */
+  /** Index up to which this incarnation's state machine applied. */
   smApplied = 0;
   /** The tester's record of what this server ever applied (kept across crashes, like the lab's logs). */
   readonly applied: number[] = [];
-  readonly pending = new Map<number, PendingProposal>();
-  /** The driver is held (a client is mid-batch): no Ready is taken. */
-  held = false;
-  /** A commit-only hard state written but not yet fsynced (lazyCommit). */
-  unsyncedHardState: HardState | undefined;
+  /** The save in flight on the simulated disk (at most one: the loop waits for each). */
+  pendingSave: PendingSave | undefined;
+  /** The next fsync fails (an injected disk fault). */
+  diskFault = false;
+  /** Hashes of the last Ready's entries, chained onto the durable log (for the checker at persist time). */
+  readyHashes: ReadyHashes = { first: 0, hashes: [] };
+  receiver: MessageReceiver | undefined;
 
   constructor(
     readonly id: NodeId,
-    readonly driver: DriverMode,
-    readonly durableSM: boolean,
     readonly tickPhase: number,
   ) {}
 
   get alive(): boolean {
-    return this.raw !== undefined;
+    return this.node !== undefined;
+  }
+
+  /** A save is waiting for its fsync. */
+  get saving(): boolean {
+    return this.pendingSave !== undefined;
   }
 }
 
 type SimEvent =
-  | { kind: 'tick'; node: SimNode }
+  | { kind: 'call'; node: SimNode; incarnation: number; fn: () => void; timer?: SimTimer }
   | { kind: 'deliver'; msg: Message }
   | { kind: 'persist'; node: SimNode; incarnation: number };
+
+interface SimTimer {
+  cancelled: boolean;
+  /** Repeat period, for every(). */
+  period?: number;
+}
 
 export interface MessageStats {
   sent: number;
@@ -121,9 +132,10 @@ export interface MessageStats {
 }
 
 /**
- * A deterministic Raft cluster: N nodes, a virtual clock, an event queue, a network that drops,
- * duplicates, delays, reorders and partitions, and nodes that crash and restart from their durable
- * storage. Everything random comes from one seed. An InvariantChecker watches every step.
+ * A deterministic cluster of production RaftNodes: N nodes, a virtual clock, one event queue, a network
+ * that drops, duplicates, delays, reorders and partitions, disks whose fsyncs take time, fail or tear, and
+ * nodes that crash and restart from their durable storage. Everything random comes from one seed, so a run
+ * is a pure function of it. An InvariantChecker watches every step through the ports and the observer.
  */
 export class Cluster {
   readonly ids: NodeId[];
@@ -132,16 +144,15 @@ export class Cluster {
   readonly checker: InvariantChecker;
   readonly rng: Rng;
   readonly stats: MessageStats = { sent: 0, delivered: 0, byType: new Map() };
-  readonly reads = new Map<string, ReadRequest>();
+  readonly reads: ReadRequest[] = [];
   /** Proposals acknowledged to their client: index and ident. */
   readonly acked: { index: number; ident: number }[] = [];
   /** Drops the messages for which it returns true (targeted faults in scenario tests). */
   dropIf: ((m: Message) => boolean) | undefined;
   now = 0;
-  private readonly opts: Required<Omit<ClusterOptions, 'net'>>;
+  private readonly opts: Required<Omit<ClusterOptions, 'net' | 'stateMachine'>> & Pick<ClusterOptions, 'stateMachine'>;
   private readonly queue = new EventQueue<SimEvent>();
   private nextIdent = 0;
-  private readSeq = 0;
   private readonly trace: string[] = [];
 
   constructor(options: ClusterOptions) {
@@ -155,11 +166,9 @@ export class Cluster {
       maxInflightMsgs: 256,
       maxUncommittedEntriesSize: 0,
       maxCommittedSizePerReady: Infinity,
-      driver: 'mixed',
       persistDelay: [0, 3],
       tornWrites: false,
-      durableStateMachine: false,
-      lazyCommit: false,
+      requestTimeoutTicks: 100,
       traceSize: 0,
       ...options,
     };
@@ -167,13 +176,7 @@ export class Cluster {
     this.net = new Network(this.rng.fork(), options.net ?? RELIABLE);
     this.ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
     this.checker = new InvariantChecker(this.ids);
-    for (const id of this.ids) {
-      const driver = this.opts.driver === 'mixed' ? (this.rng.chance(0.5) ? 'strict' : 'early') : this.opts.driver;
-      const dsm = this.opts.durableStateMachine === 'mixed' ? this.rng.chance(0.5) : this.opts.durableStateMachine;
-      const node = new SimNode(id, driver, dsm, this.rng.int(TICK));
-      this.nodes.set(id, node);
-      this.queue.push(node.tickPhase, { kind: 'tick', node });
-    }
+    for (const id of this.ids) this.nodes.set(id, new SimNode(id, this.rng.int(TICK)));
     for (const id of this.ids) this.restart(id);
   }
 
@@ -185,6 +188,13 @@ export class Cluster {
     const n = this.nodes.get(id);
     if (!n) throw new Error(`no node ${id}`);
     return n;
+  }
+
+  /** The running RaftNode of `id` (throws when it is down). */
+  raft(id: NodeId): RaftNode {
+    const r = this.node(id).node;
+    if (!r) throw new Error(`${id} is down`);
+    return r;
   }
 
   private log(line: string): void {
@@ -220,6 +230,26 @@ export class Cluster {
     this.checker.now = end;
   }
 
+  /**
+   * runFor() for runs with promise-based clients: after every event, lets the promise callbacks it settled
+   * run (a macrotask turn drains them all) before the next event, so a client sees each answer at the
+   * virtual time it was given. Still deterministic: nothing else runs in between.
+   */
+  async runForAsync(duration: number): Promise<void> {
+    const end = this.now + duration;
+    for (;;) {
+      const time = this.queue.peekTime();
+      if (time > end) break;
+      const ev = this.queue.pop()!;
+      this.now = time;
+      this.checker.now = time;
+      this.handle(ev);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    this.now = end;
+    this.checker.now = end;
+  }
+
   runTicks(ticks: number): void {
     this.runFor(ticks * TICK);
   }
@@ -235,37 +265,115 @@ export class Cluster {
 
   private handle(ev: SimEvent): void {
     switch (ev.kind) {
-      case 'tick': {
-        const n = ev.node;
-        this.queue.push(this.now + TICK, ev);
-        if (!n.raw) return;
-        n.raw.tick();
-        this.pump(n);
+      case 'call': {
+        const t = ev.timer;
+        if (ev.node.incarnation !== ev.incarnation || t?.cancelled) return;
+        if (t?.period !== undefined) this.queue.push(this.now + t.period, ev);
+        ev.fn();
         return;
       }
       case 'deliver': {
         const m = ev.msg;
         const n = this.nodes.get(m.to)!;
-        if (!n.raw || !this.net.connected(m.from, m.to)) return;
+        if (!n.node || !n.receiver || !this.net.connected(m.from, m.to)) return;
         this.stats.delivered++;
-        n.raw.step(m);
-        this.pump(n);
+        n.receiver([m]);
         return;
       }
       case 'persist':
-        if (ev.node.incarnation === ev.incarnation) this.completePersist(ev.node);
+        if (ev.node.incarnation === ev.incarnation) this.completeSave(ev.node);
         return;
     }
   }
 
   // -------------------------------------------------------------------------------------------------
-  // The driver
+  // The ports of one incarnation
   // -------------------------------------------------------------------------------------------------
 
-  /** Takes the node's next Ready if it has one and none is being persisted. */
-  private pump(n: SimNode): void {
-    if (!n.raw || n.inflight || n.held || !n.raw.hasReady()) return;
-    const rd = n.raw.ready();
+  private clockFor(n: SimNode, incarnation: number): Clock {
+    const at = (time: number, fn: () => void, period?: number): Timer => {
+      const timer: SimTimer = { cancelled: false, period };
+      this.queue.push(time, { kind: 'call', node: n, incarnation, fn, timer });
+      return { cancel: () => (timer.cancelled = true) };
+    };
+    return {
+      now: () => this.now,
+      // Each node's ticks have their own phase, as real nodes' timers do.
+      every: (ms, fn) => at(this.now + ms - (n.tickPhase % ms), fn, ms),
+      after: (ms, fn) => at(this.now + ms, fn),
+      defer: (fn) => this.queue.push(this.now, { kind: 'call', node: n, incarnation, fn }),
+    };
+  }
+
+  private storageFor(n: SimNode, incarnation: number): RaftStorage {
+    return {
+      storage: n.storage,
+      meta: undefined,
+      setMeta: () => Promise.resolve(),
+      save: (hardState, entries, done) => {
+        if (n.pendingSave) throw new InvariantViolation(`${n.id}: a second save while one is in flight`);
+        n.pendingSave = { hardState, entries, hashes: n.readyHashes, done, fails: n.diskFault };
+        n.diskFault = false;
+        const [lo, hi] = this.opts.persistDelay;
+        this.queue.push(this.now + this.rng.range(lo, hi), { kind: 'persist', node: n, incarnation });
+      },
+    };
+  }
+
+  /** The fsync of the node's pending save completes: its data is durable (or, on a disk fault, torn). */
+  private completeSave(n: SimNode): void {
+    const p = n.pendingSave;
+    if (!p) return;
+    n.pendingSave = undefined;
+    if (p.fails) {
+      this.persistTorn(n, p);
+      this.log(`${n.id} fsync failed`);
+      p.done(new SimulatedDiskError(n.id));
+      return;
+    }
+    if (p.hardState) n.storage.setHardState(p.hardState);
+    if (p.entries.length > 0) {
+      n.storage.append(p.entries);
+      this.checker.onPersist(n.id, p.entries, p.hashes, p.entries.length);
+    }
+    p.done();
+  }
+
+  /** With torn writes on, a random prefix of an unfinished save's entries reached the disk. */
+  private persistTorn(n: SimNode, p: PendingSave): void {
+    if (!this.opts.tornWrites || p.entries.length === 0) return;
+    const k = this.rng.int(p.entries.length);
+    if (k === 0) return;
+    n.storage.append(p.entries.slice(0, k));
+    this.checker.onPersist(n.id, p.entries, p.hashes, k);
+  }
+
+  private transportFor(n: SimNode, incarnation: number) {
+    return {
+      listen: (receiver: MessageReceiver) => (n.receiver = receiver),
+      send: (messages: Message[]) => {
+        if (n.incarnation !== incarnation) return;
+        for (const m of messages) this.send(m);
+      },
+      onUnreachable: () => {},
+      peerName: (peer: NodeId) => peer,
+    };
+  }
+
+  private stateMachineFor(n: SimNode): StateMachine {
+    const inner = this.opts.stateMachine?.(n.id);
+    return {
+      apply: (e: Entry) => {
+        this.checker.onApply(n.id, e);
+        n.smApplied = e.index;
+        const ident = entryIdent(e);
+        n.applied[e.index] = ident;
+        return inner ? inner.apply(e) : ident;
+      },
+    };
+  }
+
+  private onReady(n: SimNode, rd: Ready): void {
     if (
       !rd.softState &&
       !rd.hardState &&
@@ -276,74 +384,12 @@ export class Cluster {
     ) {
       throw new InvariantViolation(`${n.id}: hasReady() was true but the Ready is empty (at t=${this.now})`);
     }
-    const hashes = this.checker.onReady(n.id, rd);
+    n.readyHashes = this.checker.onReady(n.id, rd);
     if (this.opts.traceSize > 0 && (rd.softState || rd.hardState || rd.entries.length > 0)) {
-      const ents = rd.entries.length > 0 ? ` entries ${rd.entries[0].index}..${rd.entries[rd.entries.length - 1].index}@${rd.entries[rd.entries.length - 1].term}` : '';
+      const last = rd.entries[rd.entries.length - 1];
+      const ents = last ? ` entries ${rd.entries[0].index}..${last.index}@${last.term}` : '';
       this.log(`${n.id} ready ${rd.softState ? rd.softState.raftState : ''} ${rd.hardState ? JSON.stringify(rd.hardState) : ''}${ents}`);
     }
-    const deferred: Message[] = [];
-    for (const m of rd.messages) {
-      if (n.driver === 'early' && canSendBeforePersist(m)) this.send(m);
-      else deferred.push(m);
-    }
-    n.inflight = { rd, hashes, deferred };
-    // Writing takes time; a Ready with nothing to write is handled at once (still as a separate event).
-    const [lo, hi] = this.opts.persistDelay;
-    const delay = rd.hardState || rd.entries.length > 0 ? this.rng.range(lo, hi) : 0;
-    this.queue.push(this.now + delay, { kind: 'persist', node: n, incarnation: n.incarnation });
-  }
-
-  private completePersist(n: SimNode): void {
-    const f = n.inflight;
-    if (!f || !n.raw) return;
-    const { rd } = f;
-    if (rd.hardState) {
-      if (this.opts.lazyCommit && !rd.mustSync) {
-        n.unsyncedHardState = rd.hardState;
-      } else {
-        n.storage.setHardState(rd.hardState);
-        n.unsyncedHardState = undefined;
-      }
-    } else if (n.unsyncedHardState && rd.mustSync) {
-      // The fsync of this Ready's entries makes the earlier commit-only write durable too.
-      n.storage.setHardState(n.unsyncedHardState);
-      n.unsyncedHardState = undefined;
-    }
-    if (rd.entries.length > 0) {
-      n.storage.append(rd.entries);
-      this.checker.onPersist(n.id, rd.entries, f.hashes, rd.entries.length);
-    }
-    for (const m of f.deferred) this.send(m);
-    for (const e of rd.committedEntries) this.apply(n, e);
-    for (const rs of rd.readStates) this.onReadState(n, rs.requestCtx, rs.index);
-    n.inflight = undefined;
-    n.raw.advance();
-    this.pump(n);
-  }
-
-  private apply(n: SimNode, e: Entry): void {
-    this.checker.onApply(n.id, e);
-    n.smApplied = e.index;
-    const ident = entryIdent(e);
-    n.applied[e.index] = ident;
-    const p = n.pending.get(e.index);
-    if (p === undefined) return;
-    n.pending.delete(e.index);
-    if (p.term === e.term && p.ident === ident) {
-      this.checker.onAck(e.index);
-      this.acked.push({ index: e.index, ident });
-    }
-  }
-
-  private onReadState(n: SimNode, ctx: string, index: number): void {
-    const r = this.reads.get(ctx);
-    if (!r || r.node !== n.id || r.incarnation !== n.incarnation) return;
-    if (index < r.minIndex) {
-      throw new InvariantViolation(
-        `stale read: ${n.id} got read index ${index} for ${ctx}, but ${r.minIndex} was committed when it was issued (at t=${this.now})`,
-      );
-    }
-    r.index = index;
   }
 
   private send(m: Message): void {
@@ -365,55 +411,78 @@ export class Cluster {
   // Faults
   // -------------------------------------------------------------------------------------------------
 
-  /** The node stops; only its durable storage remains (plus a torn prefix of a Ready being persisted). */
+  /** The node stops; only its durable storage remains (plus a torn prefix of a save in flight). */
   crash(id: NodeId): void {
     const n = this.node(id);
-    if (!n.raw) return;
-    const f = n.inflight;
-    if (f && this.opts.tornWrites && f.rd.entries.length > 0) {
-      const k = this.rng.int(f.rd.entries.length);
-      if (k > 0) {
-        n.storage.append(f.rd.entries.slice(0, k));
-        this.checker.onPersist(id, f.rd.entries, f.hashes, k);
-      }
-    }
+    if (!n.node) return;
+    if (n.pendingSave) this.persistTorn(n, n.pendingSave);
     this.log(`${id} crash`);
-    n.unsyncedHardState = undefined;
-    n.raw = undefined;
-    n.inflight = undefined;
-    n.incarnation++;
-    n.pending.clear();
-    if (!n.durableSM) n.smApplied = 0;
-    this.checker.onCrash(id);
+    this.halt(n);
   }
 
-  /** Starts the node (again) from its durable storage. */
+  private halt(n: SimNode): void {
+    n.node = undefined;
+    n.receiver = undefined;
+    n.pendingSave = undefined;
+    n.diskFault = false;
+    n.incarnation++;
+    n.smApplied = 0;
+    this.checker.onCrash(n.id);
+  }
+
+  /** The next fsync of `id` fails: the node stops as the real one does (and a supervisor may restart it). */
+  failNextSync(id: NodeId): void {
+    const n = this.node(id);
+    if (!n.node) return;
+    this.log(`${id} disk fault armed`);
+    n.diskFault = true;
+  }
+
+  /** Starts the node (again) from its durable storage: a new RaftNode on fresh ports. */
   restart(id: NodeId): void {
     const n = this.node(id);
-    if (n.raw) return;
+    if (n.node) return;
     const o = this.opts;
     const rng = this.rng.fork();
-    const applied = n.durableSM ? n.smApplied : 0;
-    n.raw = new RawNode({
-      id,
-      peers: this.ids,
-      storage: n.storage,
-      electionTick: o.electionTick,
-      heartbeatTick: o.heartbeatTick,
-      preVote: o.preVote,
-      checkQuorum: o.checkQuorum,
-      maxSizePerMsg: o.maxSizePerMsg,
-      maxEntriesPerMsg: o.maxEntriesPerMsg,
-      maxInflightMsgs: o.maxInflightMsgs,
-      maxUncommittedEntriesSize: o.maxUncommittedEntriesSize,
-      maxCommittedSizePerReady: o.maxCommittedSizePerReady === Infinity ? undefined : o.maxCommittedSizePerReady,
-      applied,
-      random: () => rng.next(),
-    });
+    const incarnation = n.incarnation;
+    const node = new RaftNode(
+      {
+        id,
+        name: id,
+        members: this.ids,
+        tickMs: TICK,
+        electionTick: o.electionTick,
+        heartbeatTick: o.heartbeatTick,
+        requestTimeoutMs: o.requestTimeoutTicks * TICK,
+        random: () => rng.next(),
+        tuning: {
+          preVote: o.preVote,
+          checkQuorum: o.checkQuorum,
+          maxSizePerMsg: o.maxSizePerMsg,
+          maxEntriesPerMsg: o.maxEntriesPerMsg,
+          maxInflightMsgs: o.maxInflightMsgs,
+          maxUncommittedEntriesSize: o.maxUncommittedEntriesSize,
+          maxCommittedSizePerReady: o.maxCommittedSizePerReady === Infinity ? undefined : o.maxCommittedSizePerReady,
+        },
+        onFatal: (error) => {
+          // A simulated disk fault stops the node as the real one exits; anything else is a bug to report.
+          if (!(error instanceof SimulatedDiskError)) throw error;
+          if (n.incarnation === incarnation) this.halt(n);
+        },
+      },
+      {
+        storage: this.storageFor(n, incarnation),
+        transport: this.transportFor(n, incarnation),
+        stateMachine: this.stateMachineFor(n),
+        clock: this.clockFor(n, incarnation),
+        observer: { onReady: (rd) => this.onReady(n, rd) },
+      },
+    );
+    n.node = node;
     const hs = n.storage.initialState().hardState;
-    this.checker.onRestart(id, hs.term, hs.vote, applied);
+    this.checker.onRestart(id, hs.term, hs.vote, 0);
     this.log(`${id} restart term=${hs.term} vote=${hs.vote} commit=${hs.commit} last=${n.storage.lastIndex()}`);
-    this.pump(n);
+    node.start();
   }
 
   disconnect(id: NodeId): void {
@@ -441,93 +510,93 @@ export class Cluster {
   }
 
   // -------------------------------------------------------------------------------------------------
-  // Clients
+  // Clients (through RaftNode's callback API, so answers are seen at the event that gives them)
   // -------------------------------------------------------------------------------------------------
 
-  /** Proposes a fresh command (its ident in the first 4 bytes, then `pad` bytes) on `id`; undefined if refused. */
+  /** Proposes a fresh command (a unique ident, then `pad` bytes) on `id`; undefined if refused. */
   propose(id: NodeId, pad = 0): { index: number; term: number; ident: number } | undefined {
     const n = this.node(id);
-    if (!n.raw) return undefined;
-    const ident = ++this.nextIdent;
+    if (!n.node) return undefined;
     const data = new Uint8Array(4 + pad);
-    data[0] = ident & 0xff;
-    data[1] = (ident >>> 8) & 0xff;
-    data[2] = (ident >>> 16) & 0xff;
-    data[3] = (ident >>> 24) & 0xff;
+    const serial = ++this.nextIdent;
+    for (let k = 0; k < 4; k++) data[k] = (serial >>> (8 * k)) & 0xff;
+    for (let k = 4; k < data.length; k++) data[k] = k & 0xff;
+    const ident = entryIdent({ index: 0, term: 0, type: 0, data } as Entry);
     let at: { index: number; term: number };
     try {
-      at = n.raw.propose(data);
-    } catch (e) {
-      if (e instanceof ProposalDroppedError) return undefined;
-      throw e;
+      at = n.node.submit(data, {
+        resolve: (applied: Applied) => {
+          if (applied.result !== ident) {
+            throw new InvariantViolation(`${id}: proposal ${ident} answered with the result of another entry at ${applied.index}`);
+          }
+          this.checker.onAck(applied.index);
+          this.acked.push({ index: applied.index, ident });
+        },
+        reject: () => {},
+      });
+    } catch {
+      return undefined;
     }
-    n.pending.set(at.index, { term: at.term, ident });
-    this.pump(n);
     return { ...at, ident };
   }
 
-  /** Proposes `count` commands back to back (one driver turn), as a busy client would. */
+  /** Proposes `count` commands back to back (they go out in one Ready), as a busy client would. */
   proposeMany(id: NodeId, count: number, pad = 0): number {
     const n = this.node(id);
-    if (!n.raw || n.raw.status().raftState !== StateType.Leader) return 0;
-    // Hold the driver back while proposing, so the batch goes out in one Ready.
-    n.held = true;
+    if (!n.node?.isLeader) return 0;
     let ok = 0;
-    try {
-      for (let i = 0; i < count; i++) if (this.propose(id, pad)) ok++;
-    } finally {
-      n.held = false;
-    }
-    this.pump(n);
+    for (let i = 0; i < count; i++) if (this.propose(id, pad)) ok++;
     return ok;
   }
 
-  /** Issues a ReadIndex request on `id`; undefined if the node knows no leader (or is down). */
+  /**
+   * Issues a linearizable read on `id` (forwarded to the leader when `id` follows); undefined if the node
+   * knows no leader (or is down). When answered, the read index must cover every entry committed anywhere
+   * before the read was issued, and the node must have applied it.
+   */
   readIndex(id: NodeId): ReadRequest | undefined {
     const n = this.node(id);
-    if (!n.raw) return undefined;
-    const ctx = `read-${++this.readSeq}`;
-    const r: ReadRequest = { ctx, node: id, incarnation: n.incarnation, minIndex: this.checker.commitIndex, issuedAt: this.now };
+    if (!n.node) return undefined;
+    const r: ReadRequest = { node: id, incarnation: n.incarnation, minIndex: this.checker.commitIndex, issuedAt: this.now };
     try {
-      n.raw.readIndex(ctx);
-    } catch (e) {
-      if (e instanceof ProposalDroppedError) return undefined;
-      throw e;
+      n.node.read(
+        {
+          resolve: (index) => {
+            if (index < r.minIndex) {
+              throw new InvariantViolation(
+                `stale read: ${id} got read index ${index}, but ${r.minIndex} was committed when it was issued (at t=${this.now})`,
+              );
+            }
+            if (n.smApplied < index) throw new InvariantViolation(`${id}: read answered at ${index} with only ${n.smApplied} applied`);
+            r.index = index;
+          },
+          reject: () => {},
+        },
+        { onFollower: true },
+      );
+    } catch {
+      return undefined;
     }
-    this.reads.set(ctx, r);
-    this.pump(n);
+    this.reads.push(r);
     return r;
   }
 
-  /** Issues `count` reads on `id` back to back (one driver turn). */
+  /** Issues `count` reads on `id` back to back (they share one confirmation round). */
   readMany(id: NodeId, count: number): ReadRequest[] {
-    const n = this.node(id);
     const out: ReadRequest[] = [];
-    n.held = true;
-    try {
-      for (let i = 0; i < count; i++) {
-        const r = this.readIndex(id);
-        if (r) out.push(r);
-      }
-    } finally {
-      n.held = false;
+    for (let i = 0; i < count; i++) {
+      const r = this.readIndex(id);
+      if (r) out.push(r);
     }
-    this.pump(n);
     return out;
   }
 
   transferLeadership(from: NodeId, to: NodeId): void {
-    const n = this.node(from);
-    if (!n.raw) return;
-    n.raw.transferLeadership(to);
-    this.pump(n);
+    this.node(from).node?.transferLeadership(to);
   }
 
   campaign(id: NodeId): void {
-    const n = this.node(id);
-    if (!n.raw) return;
-    n.raw.campaign();
-    this.pump(n);
+    this.node(id).node?.campaign();
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -535,14 +604,14 @@ export class Cluster {
   // -------------------------------------------------------------------------------------------------
 
   status(id: NodeId): Status | undefined {
-    return this.nodes.get(id)?.raw?.status();
+    return this.nodes.get(id)?.node?.raftStatus();
   }
 
   /** Live nodes that believe they lead, with their terms. */
   leaders(): { id: NodeId; term: number }[] {
     const out: { id: NodeId; term: number }[] = [];
     for (const n of this.nodes.values()) {
-      const s = n.raw?.status();
+      const s = n.node?.raftStatus();
       if (s && s.raftState === StateType.Leader) out.push({ id: n.id, term: s.term });
     }
     return out;
@@ -575,8 +644,8 @@ export class Cluster {
   checkTerms(): number {
     let term = -1;
     for (const n of this.nodes.values()) {
-      if (!n.raw || this.net.isolatedNode(n.id)) continue;
-      const t = n.raw.status().term;
+      if (!n.node || this.net.isolatedNode(n.id)) continue;
+      const t = n.node.raftStatus().term;
       if (term === -1) term = t;
       else if (t !== term) throw new Error(`servers disagree on term: ${term} vs ${t}`);
     }
@@ -641,12 +710,19 @@ export class Cluster {
   settle(stallTicks = 600): void {
     this.heal();
     this.setNetwork(RELIABLE);
+    for (const n of this.nodes.values()) {
+      // Disk faults armed earlier would stop a node after the restart below, and it would stay down.
+      n.diskFault = false;
+      if (n.pendingSave) n.pendingSave.fails = false;
+    }
     for (const id of this.ids) this.restart(id);
     let probe: { index: number; ident: number } | undefined;
     let probeAt = 0;
     let progressAt = this.now;
     let mark = '';
-    while (this.now - progressAt < stallTicks * TICK) {
+    // Progress alone does not bound the wait (re-proposed probes keep committing while a node stays behind).
+    const deadline = this.now + 5 * stallTicks * TICK;
+    while (this.now - progressAt < stallTicks * TICK && this.now < deadline) {
       if (probe === undefined || this.now - probeAt > 60 * TICK) {
         // (Re)propose a probe command: the previous one may have been lost with a leader change.
         const leader = this.leaders().sort((a, b) => b.term - a.term)[0];
@@ -672,7 +748,7 @@ export class Cluster {
       }
     }
     throw new Error(
-      `no progress after healing: commit ${this.checker.commitIndex}, applied ` +
+      `no convergence after healing: commit ${this.checker.commitIndex}, applied ` +
         this.ids.map((id) => `${id}=${this.node(id).smApplied}`).join(' ') +
         `, leaders ${JSON.stringify(this.leaders())} (t=${this.now})`,
     );

@@ -94,7 +94,7 @@ describe('leader election', () => {
       c.runTicks(2 * 10 + 2);
       // (It may be pre-campaigning by now, in vain.)
       expect(stateOf(c, leader)).not.toBe(StateType.Leader);
-      expect(() => c.node(leader).raw!.readIndex('x')).toThrow('no leader');
+      expect(() => c.raft(leader).read({ resolve() {}, reject() {} }, { onFollower: true })).toThrow('no leader');
       c.connect(leader);
       c.checkOneLeader();
     });

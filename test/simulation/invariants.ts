@@ -8,11 +8,17 @@ export class InvariantViolation extends Error {
   }
 }
 
-/** Identity of an entry's payload in the simulator: the proposal id in its first 4 bytes, 0 for a no-op. */
+/**
+ * Identity of an entry's payload in the simulator: a 32-bit FNV-1a hash of its data (the simulator's
+ * proposals carry a unique serial, so distinct proposals have distinct identities up to 2^-32 collisions);
+ * 0 for an empty entry (a no-op).
+ */
 export function entryIdent(e: Entry): number {
   const d = e.data;
-  if (d.byteLength < 4) return 0;
-  return (d[0] | (d[1] << 8) | (d[2] << 16) | (d[3] << 24)) >>> 0;
+  if (d.byteLength === 0) return 0;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < d.byteLength; i++) h = Math.imul(h ^ d[i], 0x01000193);
+  return (h >>> 0) || 1;
 }
 
 const HASH_SEED = 0x811c9dc5;

@@ -1,24 +1,28 @@
 /**
- * Crash-restart scenarios: the lab suite (2C: persistence, Figure 8, unreliable agreement, churn) run
- * with both driver modes (strict persist-then-send, and early-send of the leader's appends), plus torn
- * persistence. A restarted node has exactly what it had made durable.
+ * Crash-restart scenarios: the lab suite (2C: persistence, Figure 8, unreliable agreement, churn) run on
+ * the production node loop with a fast disk and a slow one (a slow fsync widens the window in which the
+ * leader's appends have left before its own write is durable), plus torn and failed writes. A restarted
+ * node has exactly what it had made durable.
  */
 import { MessageType } from '@app/consensus';
-import { Cluster, DriverMode } from './cluster';
+import { Cluster } from './cluster';
 import { RELIABLE, UNRELIABLE } from './network';
 import { ELECTION_TICKS, forSeeds, makeCluster, runUntilFine } from './scenario';
 
-const DRIVERS: DriverMode[] = ['strict', 'early'];
+const DISKS: Array<{ disk: string; persistDelay: [number, number] }> = [
+  { disk: 'fast', persistDelay: [0, 3] },
+  { disk: 'slow', persistDelay: [5, 25] },
+];
 
 function crashRestart(c: Cluster, id: string): void {
   c.crash(id);
   c.restart(id);
 }
 
-describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
+describe.each(DISKS)('persistence ($disk disk)', ({ persistDelay }) => {
   it('TestPersist1: state survives crashes of everyone, of the leader, of a follower', () => {
     forSeeds([201, 202, 203], (seed) => {
-      const c = makeCluster({ size: 3, seed, driver });
+      const c = makeCluster({ size: 3, seed, persistDelay });
       c.one(3, true);
       // Everyone crashes and restarts.
       c.ids.forEach((id) => crashRestart(c, id));
@@ -48,7 +52,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
 
   it('TestPersist2: repeated crashes of a majority, with the survivors making progress', () => {
     forSeeds([211, 212], (seed) => {
-      const c = makeCluster({ size: 5, seed, driver });
+      const c = makeCluster({ size: 5, seed, persistDelay });
       const ids = c.ids;
       for (let iter = 0; iter < 5; iter++) {
         c.one(5, true);
@@ -85,7 +89,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
 
   it('TestPersist3: a partitioned leader and a crashed follower', () => {
     forSeeds([221, 222, 223], (seed) => {
-      const c = makeCluster({ size: 3, seed, driver });
+      const c = makeCluster({ size: 3, seed, persistDelay });
       c.one(3, true);
       const leader = c.checkOneLeader();
       const [f1, f2] = c.ids.filter((id) => id !== leader);
@@ -108,7 +112,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
     ['one entry per MsgApp', { maxEntriesPerMsg: 1, maxInflightMsgs: 2 }],
   ])('TestFigure8 (%s): only entries of the current term are committed by counting replicas', (_name, limits) => {
     forSeeds([231, 232, 233], (seed) => {
-      const c = makeCluster({ size: 5, seed, driver, persistDelay: [0, 5], ...limits });
+      const c = makeCluster({ size: 5, seed, persistDelay, ...limits });
       const rng = c.rng;
       c.one(1, true);
       let up = 5;
@@ -135,7 +139,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
 
   it('TestUnreliableAgree: agreement with loss, duplication, delay and reordering', () => {
     forSeeds([241, 242], (seed) => {
-      const c = makeCluster({ size: 5, seed, driver, net: UNRELIABLE });
+      const c = makeCluster({ size: 5, seed, persistDelay, net: UNRELIABLE });
       for (let iter = 1; iter < 50; iter++) {
         for (let j = 0; j < 4; j++) {
           const l = c.leaders()[0];
@@ -153,7 +157,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
     ['one entry per MsgApp', { maxEntriesPerMsg: 1, maxInflightMsgs: 2 }],
   ])('TestFigure8Unreliable (%s): Figure 8 with an unreliable network and long reordering', (_name, limits) => {
     forSeeds([251, 252], (seed) => {
-      const c = makeCluster({ size: 5, seed, driver, net: UNRELIABLE, ...limits });
+      const c = makeCluster({ size: 5, seed, persistDelay, net: UNRELIABLE, ...limits });
       const rng = c.rng;
       c.one(1, true);
       let up = 5;
@@ -185,7 +189,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
     ['TestUnreliableChurn', UNRELIABLE],
   ])('%s: nodes crash, restart and get cut off while clients propose', (_name, net) => {
     forSeeds([261, 262], (seed) => {
-      const c = makeCluster({ size: 5, seed, driver, net, tornWrites: true, durableStateMachine: 'mixed' });
+      const c = makeCluster({ size: 5, seed, persistDelay, net, tornWrites: true });
       const rng = c.rng;
       for (let iter = 0; iter < 20; iter++) {
         for (let k = 0; k < 10; k++) {
@@ -210,7 +214,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
 
   it('torn persistence: a crash during a write keeps a prefix of the entries and no hard state', () => {
     forSeeds([271, 272, 273, 274], (seed) => {
-      const c = makeCluster({ size: 3, seed, driver, tornWrites: true, persistDelay: [5, 20] });
+      const c = makeCluster({ size: 3, seed, tornWrites: true, persistDelay: [persistDelay[0] + 5, persistDelay[1] + 20] });
       const rng = c.rng;
       for (let iter = 0; iter < 40; iter++) {
         const l = c.leaders()[0];
@@ -232,7 +236,7 @@ describe.each(DRIVERS)('persistence (%s driver)', (driver) => {
 describe('early-send', () => {
   it('a leader that crashes after sending its MsgApps but before persisting loses nothing committed', () => {
     forSeeds([281, 282, 283, 284, 285], (seed) => {
-      const c = makeCluster({ size: 3, seed, driver: 'early', persistDelay: [10, 20] });
+      const c = makeCluster({ size: 3, seed, persistDelay: [10, 20] });
       const rng = c.rng;
       let crashes = 0;
       for (let iter = 0; iter < 100; iter++) {
@@ -241,12 +245,13 @@ describe('early-send', () => {
           c.runTicks(5);
           continue;
         }
-        // Wait until the leader's driver is idle, so that the proposals go out in a Ready of their own.
-        if (!runUntilFine(c, () => !c.node(l.id).inflight, 5) || !c.node(l.id).alive) continue;
+        // Wait until the leader's loop is idle, so that the proposals go out in a Ready of their own.
+        if (!runUntilFine(c, () => !c.node(l.id).saving, 5) || !c.node(l.id).alive) continue;
         // Sent before persisted: crash the leader while its Ready is still being persisted.
         const sentBefore = c.stats.byType.get(MessageType.MsgApp) ?? 0;
         c.proposeMany(l.id, rng.range(1, 20));
-        if ((c.stats.byType.get(MessageType.MsgApp) ?? 0) > sentBefore && c.node(l.id).inflight) {
+        c.runFor(0); // the loop's turn: the Ready's MsgApps leave, its save starts
+        if ((c.stats.byType.get(MessageType.MsgApp) ?? 0) > sentBefore && c.node(l.id).saving) {
           c.runFor(rng.int(8));
           c.crash(l.id);
           crashes++;
@@ -261,7 +266,7 @@ describe('early-send', () => {
   });
 
   it('the leader counts itself only for persisted entries: with both followers slow, nothing commits early', () => {
-    const c = makeCluster({ size: 3, seed: 286, driver: 'early', persistDelay: [30, 30] });
+    const c = makeCluster({ size: 3, seed: 286, persistDelay: [30, 30] });
     const leader = c.checkOneLeader();
     c.one(3, true);
     c.runTicks(10);

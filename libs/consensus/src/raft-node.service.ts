@@ -69,7 +69,10 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
   async onApplicationBootstrap(): Promise<void> {
     await checkIdentity(this.raftStorage, this.consensus);
     this.start();
-    this.raftMetrics.bind(() => ({ ...this.progress(), applied: this.applied }));
+    this.raftMetrics.bind(() => {
+      const s = this.raftStatus();
+      return { term: s.term, state: s.raftState, commit: s.commit, lastIndex: s.lastIndex, applied: this.applied };
+    });
   }
 
   onModuleDestroy(): Promise<void> {

@@ -336,6 +336,25 @@ describe('RaftNode', () => {
   });
 
   describe('stop()', () => {
+    it('takes no further Ready once the save in flight completes', async () => {
+      const { node, clock, storage, stateMachine } = singleLeader();
+      expect(storage.saves).toBe(1);
+      storage.hold = true;
+      const first = outcome(node.propose(bytes('first')));
+      clock.runDeferred(); // save #2 (entry 2) in flight
+      const second = outcome(node.propose(bytes('second'))); // waits in the core for the next Ready
+      clock.runDeferred();
+      expect(storage.saves).toBe(2);
+      const stopped = node.stop();
+      storage.release();
+      clock.runDeferred();
+      await stopped;
+      // The documented contract: "no further turn of the loop once the save in flight (if any) completes".
+      expect(storage.saves).toBe(2);
+      expect(stateMachine.applied.map((e) => e.index)).toEqual([1]);
+      for (const o of await Promise.all([first, second])) expect((o as { error: Error }).error).toBeInstanceOf(ProposalTimeoutError);
+    });
+
     it('new requests reject with ShuttingDownError at once; stop() waits for the save in flight', async () => {
       const { node, clock, storage } = singleLeader();
       storage.hold = true;

@@ -1,6 +1,6 @@
 import { RaftConfig } from './core/config';
 import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
-import { RawNode } from './core/raw-node';
+import { RawNode, Status } from './core/raw-node';
 import { Entry, Message, MessageType, NodeId, None, ReadState, SoftState, StateType } from './core/types';
 import { NoLeaderError, NotLeaderError, ProposalRejectedError, ShuttingDownError } from './errors';
 import { pickTransferee } from './leadership-handover';
@@ -170,8 +170,14 @@ export class RaftNode {
     this.stopping = true;
     if (options.transferLeadership && this.isLeader && this.options.members.length > 1) await this.handOver();
     this.ticker?.cancel();
-    await new Promise<void>((resolve) => this.loop.whenIdle(resolve));
-    this.loop.stop();
+    // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
+    // the next Ready before this function's continuation runs.
+    await new Promise<void>((resolve) =>
+      this.loop.whenIdle(() => {
+        this.loop.stop();
+        resolve();
+      }),
+    );
     this.stopped = true;
     this.failAll(new ShuttingDownError());
   }
@@ -208,8 +214,11 @@ export class RaftNode {
     });
   }
 
-  /** propose() for callers that take callbacks (the simulator). Throws what propose() would reject with at once. */
-  submit(data: Uint8Array, waiter: ProposalWaiter): void {
+  /**
+   * propose() for callers that take callbacks (the simulator): returns where the entry was appended. Throws
+   * what propose() would reject with at once.
+   */
+  submit(data: Uint8Array, waiter: ProposalWaiter): { index: number; term: number } {
     this.assertServing();
     this.assertLeader();
     let at: { index: number; term: number };
@@ -223,6 +232,7 @@ export class RaftNode {
     }
     this.proposals.track(at.index, at.term, this.ports.clock.now(), waiter);
     this.loop.schedule();
+    return at;
   }
 
   /**
@@ -298,10 +308,26 @@ export class RaftNode {
     });
   }
 
-  /** Term, commit and last index straight from the core (cheap; for metrics). */
-  progress(): { term: number; commit: number; lastIndex: number; state: StateType } {
-    const s = this.raw.status();
-    return { term: s.term, commit: s.commit, lastIndex: s.lastIndex, state: this.soft.raftState };
+  /** The core's own status: term, vote, commit, lead, state, last index, transferee, followers' progress. */
+  raftStatus(): Status {
+    return this.raw.status();
+  }
+
+  /**
+   * Hands leadership to `to` (on a follower, the request is forwarded to the leader). It happens once `to`
+   * has caught up; proposals are refused meanwhile.
+   */
+  transferLeadership(to: NodeId): void {
+    this.assertServing();
+    this.raw.transferLeadership(to);
+    this.loop.schedule();
+  }
+
+  /** Starts an election now instead of waiting for the election timeout (no-op on the leader). */
+  campaign(): void {
+    this.assertServing();
+    this.raw.campaign();
+    this.loop.schedule();
   }
 
   private assertServing(): void {
