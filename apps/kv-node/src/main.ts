@@ -5,6 +5,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
 import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
+import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { createLogger } from './logger';
 import { setupSwagger } from './swagger';
@@ -35,16 +36,20 @@ async function bootstrap(): Promise<void> {
   try {
     config = loadNodeConfig(process.env);
     const logger = createLogger(config);
+    const bodyLimit = bodyLimitFor(config.maxValueBytes);
     const app = await NestFactory.create<NestFastifyApplication>(
       AppModule.forRoot(config),
       new FastifyAdapter({
-        bodyLimit: 2 * config.maxValueBytes + 64 * 1024,
+        // installBodyLimit() enforces bodyLimit (and drains past it so that clients can read the 413);
+        // fastify's own check only catches what that cuts off anyway.
+        bodyLimit: parserLimitFor(bodyLimit),
         // The key is a path parameter, percent-encoded (up to 3 characters per byte). Fastify's default
         // limit (100 characters) would refuse valid keys with a 414 before the KV validation sees them.
         routerOptions: { maxParamLength: 3 * config.maxKeyBytes },
       }),
       { logger, abortOnError: false },
     );
+    installBodyLimit(app.getHttpAdapter().getInstance(), bodyLimit);
     app.useGlobalFilters(new HttpErrorsFilter());
     setupSwagger(app);
     await app.listen(config.httpPort, config.bindHost);

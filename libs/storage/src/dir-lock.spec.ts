@@ -1,8 +1,10 @@
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, copyFileSync, existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { TempDirs } from '../../../test/support/wal-test-helpers';
-import { DirLock, LOCK_FILE } from './dir-lock';
+import { checkProcess, DirLock, LOCK_FILE, readProcStat } from './dir-lock';
 import { WalLockedError } from './errors';
 
 const dirs = new TempDirs();
@@ -24,6 +26,50 @@ function writeLock(dir: string, holder: Record<string, unknown>): void {
 
 /** A pid that is certainly not running: above the kernel's pid_max. */
 const DEAD_PID = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8')) + 1;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until<T>(what: string, probe: () => T | undefined, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+/** Complete stdout lines of a child, as they arrive. */
+function lines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  let partial = '';
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop() ?? '';
+    out.push(...parts);
+  });
+  return out;
+}
+
+/**
+ * A `sleep` whose parent does not reap it: `sh` starts it in the background, prints its pid, and blocks
+ * reading stdin (dash does not reap children meanwhile); killed, it stays a zombie until `reap()` lets sh
+ * `wait`. `command` runs a copy of sleep under another name when given.
+ */
+async function unreapedChild(command = 'sleep'): Promise<{ pid: number; reap: () => Promise<void> }> {
+  const sh = spawn('/bin/sh', ['-c', '"$0" 30 & echo $!; read _; wait', command], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const out = lines(sh);
+  const exited = new Promise((r) => sh.once('exit', r));
+  const pid = Number(await until('the child pid', () => out[0]));
+  return {
+    pid,
+    reap: async () => {
+      if (readProcStat(pid)?.state !== 'Z') process.kill(pid, 'SIGKILL');
+      sh.stdin!.end('\n');
+      await exited;
+    },
+  };
+}
 
 describe('DirLock', () => {
   it('writes LOCK with this pid and host, and removes it on release', async () => {
@@ -63,6 +109,79 @@ describe('DirLock', () => {
     expect(warnings[0]).toContain(reason);
   });
 
+  it('takes over at once the lock of a process that was killed and not yet reaped (a zombie)', async () => {
+    const dir = dirs.make();
+    const child = await unreapedChild();
+    try {
+      writeLock(dir, { pid: child.pid, hostname: hostname(), pidStartTime: readProcStat(child.pid)!.startTime });
+      await expect(acquire(dir)).rejects.toThrow(`in use by another process (pid ${child.pid} on host`);
+
+      process.kill(child.pid, 'SIGKILL');
+      await until('the killed child to be a zombie', () => (readProcStat(child.pid)?.state === 'Z' ? true : undefined));
+      expect(() => process.kill(child.pid, 0)).not.toThrow(); // kill(pid, 0) alone still sees it
+      const warnings: string[] = [];
+      await acquire(dir, warnings);
+      expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+      expect(warnings).toEqual([expect.stringContaining(`process ${child.pid} has exited (a zombie its parent has not reaped yet)`)]);
+    } finally {
+      await child.reap();
+    }
+  });
+
+  it('takes over a lock whose pid now belongs to a later process (another start time), and keeps one whose start time matches', async () => {
+    const dir = dirs.make();
+    const parent = readProcStat(process.ppid)!;
+    writeLock(dir, { pid: process.ppid, hostname: hostname(), pidStartTime: parent.startTime });
+    await expect(acquire(dir)).rejects.toThrow(`in use by another process (pid ${process.ppid} on host`);
+
+    writeLock(dir, { pid: process.ppid, hostname: hostname(), pidStartTime: parent.startTime - 1 });
+    const warnings: string[] = [];
+    await acquire(dir, warnings);
+    expect(warnings[0]).toContain(`pid ${process.ppid} now belongs to another process`);
+  });
+
+  it('records its own pid start time in the lock', async () => {
+    const dir = dirs.make();
+    await acquire(dir);
+    const written = JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8'));
+    expect(written.pidStartTime).toBe(readProcStat(process.pid)!.startTime);
+    expect(written.pidStartTime).toBeGreaterThan(0);
+  });
+
+  it('takes over a lock naming pid 0 or a negative pid (kill(0) and kill(-1) would find processes)', async () => {
+    for (const pid of [0, -1]) {
+      const dir = dirs.make();
+      writeLock(dir, { pid, hostname: hostname() });
+      const warnings: string[] = [];
+      const lock = await acquire(dir, warnings);
+      expect(warnings[0]).toContain('unreadable');
+      await lock.release();
+    }
+  });
+
+  it('takes over a lock whose previous taker died mid-takeover (its claim names a dead process)', async () => {
+    const dir = dirs.make();
+    writeLock(dir, { pid: DEAD_PID, hostname: hostname() });
+    const claim = `${LOCK_FILE}.takeover.${createHash('sha256').update(readFileSync(join(dir, LOCK_FILE), 'utf8')).digest('hex').slice(0, 16)}`;
+    writeFileSync(join(dir, claim), JSON.stringify({ pid: DEAD_PID, hostname: hostname(), nonce: 'taker', startedAt: 'then' }) + '\n');
+    const warnings: string[] = [];
+    await acquire(dir, warnings);
+    expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(process.pid);
+    expect(warnings[0]).toContain(`no process ${DEAD_PID} is running`);
+    expect(readdirSync(dir)).toEqual([LOCK_FILE]); // the dead claim was consumed, nothing left behind
+  });
+
+  it('leaves a stale lock alone while a live process holds the claim to replace it', async () => {
+    const dir = dirs.make();
+    writeLock(dir, { pid: DEAD_PID, hostname: hostname() });
+    const before = readFileSync(join(dir, LOCK_FILE), 'utf8');
+    const claim = `${LOCK_FILE}.takeover.${createHash('sha256').update(before).digest('hex').slice(0, 16)}`;
+    writeFileSync(join(dir, claim), JSON.stringify({ pid: process.ppid, hostname: hostname(), nonce: 'taker', startedAt: 'then' }) + '\n');
+    await expect(acquire(dir)).rejects.toThrow('several processes are contending for the lock');
+    expect(readFileSync(join(dir, LOCK_FILE), 'utf8')).toBe(before);
+    expect(existsSync(join(dir, claim))).toBe(true);
+  });
+
   it('takes over an unreadable lock file', async () => {
     const dir = dirs.make();
     writeFileSync(join(dir, LOCK_FILE), '');
@@ -99,4 +218,65 @@ describe('DirLock', () => {
     await lock.release();
     expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).hostname).toBe('elsewhere');
   });
+});
+
+describe('checkProcess and readProcStat', () => {
+  it('reads state and start time past a command name with spaces and parentheses', async () => {
+    const dir = dirs.make();
+    const odd = join(dir, 'a) b (c');
+    copyFileSync('/bin/sleep', odd);
+    chmodSync(odd, 0o755);
+    const child = await unreapedChild(odd);
+    try {
+      const stat = readProcStat(child.pid)!;
+      expect(readFileSync(`/proc/${child.pid}/stat`, 'utf8')).toContain('(a) b (c)');
+      expect(stat.state).toMatch(/^[RS]$/);
+      expect(stat.startTime).toBeGreaterThanOrEqual(readProcStat(process.pid)!.startTime);
+      expect(checkProcess(child.pid, stat.startTime)).toEqual({ running: true });
+    } finally {
+      await child.reap();
+    }
+  });
+
+  it('calls a pid with no process not running', () => {
+    expect(checkProcess(DEAD_PID)).toEqual({ running: false, reason: `no process ${DEAD_PID} is running` });
+  });
+});
+
+describe('DirLock between processes', () => {
+  const REGISTER = resolve(__dirname, '../../../test/e2e/wal-crash-register.js');
+  const CONTENDER = resolve(__dirname, '../../../test/support/dir-lock-contender.ts');
+  const CONTENDERS = 4;
+
+  it('lets exactly one of several processes take over the same stale lock; the others refuse, naming it', async () => {
+    const cache = dirs.make('dir-lock-cache-');
+    for (let round = 0; round < 3; round++) {
+      const dir = dirs.make();
+      writeLock(dir, { pid: DEAD_PID, hostname: hostname() });
+      const children = Array.from({ length: CONTENDERS }, () =>
+        spawn(process.execPath, ['-r', REGISTER, CONTENDER, dir], {
+          stdio: ['pipe', 'pipe', 'inherit'],
+          env: { ...process.env, WAL_CRASH_CACHE: cache },
+        }),
+      );
+      const outputs = children.map(lines);
+      const exits = children.map((c) => new Promise((r) => c.once('exit', r)));
+      try {
+        await until('every contender to load', () => (outputs.every((o) => o[0] === 'loaded') ? true : undefined), 60_000);
+        for (const child of children) child.stdin!.write('go\n');
+        const results = await until('every contender to answer', () => (outputs.every((o) => o.length >= 2) ? outputs.map((o) => o[1]) : undefined), 30_000);
+        const winners = results.filter((r) => r.startsWith('acquired '));
+        expect(winners).toHaveLength(1);
+        const winner = Number(winners[0].split(' ')[1]);
+        for (const loser of results.filter((r) => !r.startsWith('acquired '))) {
+          expect(loser).toMatch(new RegExp(`^refused WalLockedError: WAL directory .* is in use by another process \\((pid ${winner} on host|several processes are contending)`));
+        }
+        expect(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid).toBe(winner);
+        expect(readdirSync(dir)).toEqual([LOCK_FILE]);
+      } finally {
+        for (const child of children) child.stdin!.end();
+        await Promise.all(exits);
+      }
+    }
+  }, 120_000);
 });

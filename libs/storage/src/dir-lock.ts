@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,11 @@ export interface LockHolder {
   hostname: string;
   /** The kernel's boot id: a lock written before the machine last booted is stale whatever it says. */
   bootId?: string;
+  /**
+   * The holder's start time in clock ticks after boot (`/proc/<pid>/stat` field 22; Linux only). A process
+   * that later gets the same pid has another start time, so a recycled pid does not keep a stale lock alive.
+   */
+  pidStartTime?: number;
   /** Random per acquisition, so a takeover can tell the stale lock it judged from a fresh one. */
   nonce: string;
   startedAt: string;
@@ -31,18 +36,21 @@ export interface DirLockOptions {
 /**
  * An exclusive lock on a directory, so two nodes never write the same WAL.
  *
- * Node has no flock(2), so this is a lock file: `LOCK`, holding the holder's pid, host name and boot id.
- * It is written whole to a private temporary file and then hard-linked to `LOCK`, which fails if `LOCK`
- * exists: the file appears atomically and complete, and only one contender can create it.
+ * Node has no flock(2), so this is a lock file: `LOCK`, holding the holder's pid (and, on Linux, the pid's
+ * start time), host name and boot id. It is written whole to a private temporary file and then hard-linked
+ * to `LOCK`, which fails if `LOCK` exists: the file appears atomically and complete, and only one contender
+ * can create it.
  *
  * A `LOCK` left behind by a process that died without releasing it (SIGKILL, power loss) is stale and is
- * taken over when: it was written before the last boot; or it names this host and a pid that is not running
- * (or this very pid, which a restarted container's PID 1 reuses, since this process does not hold it); or
- * it names another host and its holder stopped refreshing its mtime for `staleAfterMs`.
+ * taken over at once when: it was written before the last boot; or it names this host and a process that
+ * is gone: not running, exited but not yet reaped by its parent (a zombie), or a pid now used by a later
+ * process (another start time); or it names this very pid (which a restarted container's PID 1 reuses,
+ * since this process does not hold it); or it names another host and its holder stopped refreshing its
+ * mtime for `staleAfterMs`. How a takeover stays atomic between contenders: see replaceStale().
  *
  * Limits (docs/storage.md): hosts sharing a host name but not a pid namespace (containers with host
  * networking) see each other's pids as dead; a shared network file system needs synchronised clocks for
- * the mtime rule, and link(2) atomicity, which NFSv3+ provides.
+ * the mtime rule, and link(2) and rename(2) atomicity, which NFSv3+ provides.
  */
 export class DirLock {
   /** Directories (real paths) locked by this process: a second open in the same process fails too. */
@@ -105,54 +113,90 @@ export class DirLock {
       pid: process.pid,
       hostname: hostname(),
       bootId: bootId(),
+      pidStartTime: readProcStat(process.pid)?.startTime,
       nonce,
       startedAt: new Date().toISOString(),
     };
     const tmp = join(dir, `${LOCK_FILE}.${process.pid}.${nonce}.tmp`);
     await fs.promises.writeFile(tmp, JSON.stringify(me) + '\n', { flag: 'wx' });
+    const takeover: Takeover = { dir, tmp, me, staleAfterMs };
     try {
-      for (let attempt = 0; attempt < 5; attempt++) {
+      for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         try {
           await fs.promises.link(tmp, path);
           return;
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err;
         }
-        let text: string;
-        let mtimeMs: number;
-        try {
-          text = await fs.promises.readFile(path, 'utf8');
-          mtimeMs = (await fs.promises.stat(path)).mtimeMs;
-        } catch (err) {
-          if (isErrno(err, 'ENOENT')) continue; // released meanwhile: try again
-          throw err;
-        }
-        const holder = parseHolder(text);
-        const verdict = judge(holder, mtimeMs, me, staleAfterMs);
+        const found = await readLockFile(path);
+        if (!found) continue; // released meanwhile: try again
+        const holder = parseHolder(found.text);
+        const verdict = judge(holder, found.mtimeMs, me, staleAfterMs);
         if (verdict.alive) throw new WalLockedError(dir, describe(holder), verdict.hint);
-        // Stale: move it aside under a private name, then check we moved the lock we judged and not a
-        // fresh one a faster contender put there in between (if so, put it back and give up).
-        const aside = join(dir, `${LOCK_FILE}.stale.${process.pid}.${nonce}`);
-        try {
-          await fs.promises.rename(path, aside);
-        } catch (err) {
-          if (isErrno(err, 'ENOENT')) continue;
-          throw err;
+        if (await DirLock.replaceStale(takeover, path, found.text, 0)) {
+          warn(`took over the stale lock ${path} (${describe(holder)}): ${verdict.reason}`);
+          return;
         }
-        const movedText = await fs.promises.readFile(aside, 'utf8');
-        if (movedText !== text) {
-          await fs.promises.link(aside, path).catch(() => undefined);
-          await fs.promises.unlink(aside);
-          throw new WalLockedError(dir, describe(parseHolder(movedText)));
-        }
-        await fs.promises.unlink(aside);
-        warn(`took over the stale lock ${path} (${describe(holder)}): ${verdict.reason}`);
       }
       throw new WalLockedError(dir, 'several processes are contending for the lock');
     } finally {
       await fs.promises.unlink(tmp).catch(() => undefined);
     }
   }
+
+  /**
+   * Replaces `target`, a file judged stale whose content was `staleText`, by our record, atomically and only
+   * if no other contender replaced it first. Returns true if `target` is now ours; false if another
+   * contender is replacing it or did, or it changed or vanished: the caller looks again.
+   *
+   * Why claims: the only compare-and-swap a file system offers is "create if absent" (link, O_EXCL, mkdir).
+   * Renaming the stale file aside (or unlinking it) and then linking a new one is two steps: a second
+   * contender that judged the same stale file can remove the first one's fresh lock in between, and two
+   * processes then both believe they hold it. So whoever wants to replace a stale file must first create
+   * `LOCK.takeover.<fingerprint of the stale content>` (a hard link of its record: exclusive, atomic). One
+   * contender wins that claim for that stale content; it re-reads `target` (still the stale content? only
+   * a claim holder may replace it, so it stays so) and renames its claim over `target`: rename(2) replaces
+   * atomically, so `target` is never absent and never anyone else's, and the claim name is consumed with it.
+   * A loser finds the claim held by a live process and looks again shortly (by then the lock is the
+   * winner's, alive: WalLockedError). A claim whose holder died between claiming and renaming is itself a
+   * stale file and is replaced by the same rule, one level down (bounded by MAX_CLAIM_DEPTH).
+   */
+  private static async replaceStale(t: Takeover, target: string, staleText: string, depth: number): Promise<boolean> {
+    const claim = join(t.dir, `${LOCK_FILE}.takeover.${fingerprint(staleText)}`);
+    try {
+      await fs.promises.link(t.tmp, claim);
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err;
+      const other = await readLockFile(claim);
+      if (!other) return false; // consumed or given up meanwhile
+      const verdict = judge(parseHolder(other.text), other.mtimeMs, t.me, t.staleAfterMs);
+      if (verdict.alive || depth >= MAX_CLAIM_DEPTH) {
+        await sleep(CONTENTION_PAUSE_MS); // another contender is replacing it right now: let it finish
+        return false;
+      }
+      // Its claimant died between claiming and replacing: take the claim over, by the same rule.
+      if (!(await DirLock.replaceStale(t, claim, other.text, depth + 1))) return false;
+    }
+    // The claim is ours, so nobody else may replace `target` while it still has the stale content.
+    if ((await readLockFile(target))?.text !== staleText) {
+      await fs.promises.unlink(claim).catch(() => undefined);
+      return false;
+    }
+    await fs.promises.rename(claim, target);
+    return true;
+  }
+}
+
+const MAX_ATTEMPTS = 10;
+const MAX_CLAIM_DEPTH = 3;
+const CONTENTION_PAUSE_MS = 20;
+
+interface Takeover {
+  dir: string;
+  /** Our lock record, complete, under a private name. */
+  tmp: string;
+  me: LockHolder;
+  staleAfterMs: number;
 }
 
 type Verdict = { alive: true; hint?: string } | { alive: false; reason: string };
@@ -166,7 +210,8 @@ function judge(holder: LockHolder | undefined, mtimeMs: number, me: LockHolder, 
   }
   if (holder.hostname === me.hostname) {
     if (holder.pid === me.pid) return { alive: false, reason: `pid ${holder.pid} is this process, which does not hold it` };
-    return pidAlive(holder.pid) ? { alive: true } : { alive: false, reason: `no process ${holder.pid} is running` };
+    const check = checkProcess(holder.pid, holder.pidStartTime);
+    return check.running ? { alive: true } : { alive: false, reason: check.reason };
   }
   const ageMs = Date.now() - mtimeMs;
   if (ageMs < staleAfterMs) {
@@ -180,19 +225,84 @@ function judge(holder: LockHolder | undefined, mtimeMs: number, me: LockHolder, 
   return { alive: false, reason: `its holder on another host stopped refreshing it ${Math.round(ageMs / 1000)} s ago` };
 }
 
-function pidAlive(pid: number): boolean {
+export type ProcessCheck = { running: true } | { running: false; reason: string };
+
+/**
+ * Whether `pid` on this host is a running process, and the same one that started at `startTime` (clock ticks
+ * after boot) if given. On Linux from `/proc/<pid>/stat`: a zombie (state Z, or X: exited, not yet reaped by
+ * its parent, which is the state a SIGKILLed node is in until its supervisor waits for it) is not running,
+ * though kill(pid, 0) still succeeds on it. Where that file cannot be read (not Linux, or /proc mounted with
+ * hidepid and another user's process) it falls back to kill(pid, 0), which cannot see zombies or pid reuse.
+ */
+export function checkProcess(pid: number, startTime?: number): ProcessCheck {
+  const stat = readProcStat(pid);
+  if (stat) {
+    if (stat.state === 'Z' || stat.state === 'X') {
+      return { running: false, reason: `process ${pid} has exited (a zombie its parent has not reaped yet)` };
+    }
+    if (startTime !== undefined && stat.startTime !== startTime) {
+      return {
+        running: false,
+        reason: `pid ${pid} now belongs to another process (started at tick ${stat.startTime}, the holder at tick ${startTime})`,
+      };
+    }
+    return { running: true };
+  }
   try {
     process.kill(pid, 0);
-    return true;
+    return { running: true };
   } catch (err) {
-    return isErrno(err, 'EPERM'); // exists, owned by someone else
+    // EPERM: it exists, owned by someone else.
+    return isErrno(err, 'EPERM') ? { running: true } : { running: false, reason: `no process ${pid} is running` };
   }
 }
+
+/**
+ * Fields 3 (state) and 22 (start time) of `/proc/<pid>/stat`, or undefined if it cannot be read. Field 2 is
+ * the command name in parentheses, which may itself contain spaces and parentheses: fields are counted from
+ * the last `)`.
+ */
+export function readProcStat(pid: number): { state: string; startTime: number } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' '); // fields[0] is field 3
+  const startTime = Number(fields[19]);
+  if (!fields[0] || !Number.isSafeInteger(startTime)) return undefined;
+  return { state: fields[0], startTime };
+}
+
+/** A lock file's text and mtime, read through one descriptor; undefined if it does not exist. */
+async function readLockFile(path: string): Promise<{ text: string; mtimeMs: number } | undefined> {
+  let handle: fs.promises.FileHandle;
+  try {
+    handle = await fs.promises.open(path, 'r');
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined;
+    throw err;
+  }
+  try {
+    const { mtimeMs } = await handle.stat();
+    return { text: await handle.readFile('utf8'), mtimeMs };
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Names a claim after the stale content it replaces (which includes the holder's random nonce). */
+function fingerprint(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function parseHolder(text: string): LockHolder | undefined {
   try {
     const v = JSON.parse(text) as Partial<LockHolder>;
-    if (typeof v.pid === 'number' && typeof v.hostname === 'string' && typeof v.nonce === 'string') {
+    if (Number.isSafeInteger(v.pid) && v.pid! > 0 && typeof v.hostname === 'string' && typeof v.nonce === 'string') {
       return v as LockHolder;
     }
   } catch {
