@@ -33,10 +33,12 @@ function describe(error: Error, config?: NodeConfig): string {
 async function bootstrap(): Promise<void> {
   let config: NodeConfig | undefined;
   try {
+    // Validated before Nest starts: a bad variable stops the node with one line (exit 1). The modules read
+    // the same variables through @nestjs/config (AppModule loads the `node` namespace from process.env).
     config = loadNodeConfig(process.env);
     const logger = createLogger(config);
     const app = await NestFactory.create<NestFastifyApplication>(
-      AppModule.forRoot(config),
+      AppModule.forRoot(),
       new FastifyAdapter({
         bodyLimit: 2 * config.maxValueBytes + 64 * 1024,
         // The key is a path parameter, percent-encoded (up to 3 characters per byte). Fastify's default
