@@ -1,7 +1,7 @@
 import { ConfigService } from '@nestjs/config';
 import { Test, TestingModule } from '@nestjs/testing';
 import { join } from 'node:path';
-import { CLUSTER_RPC_OPTIONS } from '@app/cluster-rpc';
+import { CLUSTER_ADMIN_OPTIONS, CLUSTER_RPC_OPTIONS } from '@app/cluster-rpc';
 import { CONSENSUS_OPTIONS } from '@app/consensus';
 import { ConfigError, loadNodeConfig, nodeConfig } from '@app/config';
 import { KV_OPTIONS } from '@app/kv';
@@ -58,6 +58,12 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir });
     expect(get<Wal>(WAL).dir).toBe(walDir);
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
+      self: 'http://localhost:3002',
+      name: 'node2',
+      members: expected.members,
+      timeoutMs: 1000, // one election timeout
+    });
   });
 
   it('passes the optional variables through to the modules that use them', async () => {
@@ -82,6 +88,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({ token: 'a-token-of-16-chars-or-more', stallTimeoutMs: 500 });
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 64, maxValueBytes: 4096 });
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({ timeoutMs: 400 });
   });
 
   it('refuses an invalid environment with the one-line ConfigError that names the variable', async () => {

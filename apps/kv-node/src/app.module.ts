@@ -2,7 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { Registry } from 'prom-client';
 import { ConsensusModule, ConsensusOptions } from '@app/consensus';
-import { ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
+import { ClusterAdminModule, ClusterAdminOptions, ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
 import { KvModule, KvOptions, KvStateMachineModule } from '@app/kv';
 import { StorageModule, WalModuleOptions } from '@app/storage';
 import { nodeConfig, nodeConfigFrom, NodeConfigType } from '@app/config';
@@ -21,8 +21,9 @@ export interface AppModuleOptions {
 
 /**
  * The node: storage (WAL), cluster RPC (peer transport), the KV state machine, the Raft node that joins them,
- * and around it the public API, health checks and metrics. Every piece is a module of its own, configured by
- * a factory that injects the `node` configuration namespace (@nestjs/config, global); this is only wiring.
+ * and around it the public API, the cluster-wide admin view, health checks and metrics. Every piece is a
+ * module of its own, configured by a factory that injects the `node` configuration namespace
+ * (@nestjs/config, global); this is only wiring.
  */
 @Module({})
 export class AppModule {
@@ -76,6 +77,16 @@ export class AppModule {
           useFactory: (c: NodeConfigType): KvOptions => ({ maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes }),
         }),
         HealthModule.register(consensus),
+        ClusterAdminModule.forRootAsync({
+          imports: [clusterRpc], // PEER_TRANSPORT: the names members announced, for those that do not answer
+          inject: [nodeConfig.KEY],
+          useFactory: (c: NodeConfigType): ClusterAdminOptions => ({
+            self: c.advertiseUrl,
+            name: c.nodeId,
+            members: c.members,
+            timeoutMs: c.electionTimeoutMs,
+          }),
+        }),
       ],
     };
   }
