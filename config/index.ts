@@ -1,1 +1,2 @@
 export * from './node-config';
+export * from './node-config.namespace';

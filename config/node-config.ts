@@ -43,9 +43,6 @@ export interface NodeConfig {
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 
-/** Nest DI token under which the validated NodeConfig is provided. */
-export const NODE_CONFIG = Symbol('NODE_CONFIG');
-
 /** A configuration problem, stated in one line that names the variable. */
 export class ConfigError extends Error {
   constructor(message: string) {

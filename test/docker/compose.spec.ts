@@ -8,7 +8,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadNodeConfig } from '@app/config';
-import { hasCommand, parseYaml, readYaml } from './yaml';
+import { hasCommand } from '../support/has-command';
+import { parseYaml, readYaml } from './yaml';
 
 const ROOT = resolve(__dirname, '../..');
 const available = hasCommand('docker-compose');

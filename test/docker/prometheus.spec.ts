@@ -5,7 +5,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { hasCommand, readYaml } from './yaml';
+import { hasCommand } from '../support/has-command';
+import { readYaml } from './yaml';
 
 const DIR = resolve(__dirname, '../../docker/prometheus');
 const available = hasCommand('promtool');

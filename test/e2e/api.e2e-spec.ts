@@ -165,8 +165,13 @@ describe('single node: operations endpoints', () => {
     const doc = answer.body;
     expect(doc.openapi).toMatch(/^3\./);
     expect(Object.keys(doc.paths)).toEqual(
-      expect.arrayContaining(['/kv/{key}', '/status', '/health/live', '/health/ready', '/metrics', '/raft/stream']),
+      expect.arrayContaining(['/kv/{key}', '/status', '/cluster/status', '/health/live', '/health/ready', '/metrics', '/raft/stream']),
     );
+    expect(doc.paths['/cluster/status'].get.tags).toEqual(['cluster']);
+    expect(doc.paths['/cluster/status'].get.responses['200'].content['application/json'].schema.$ref).toBe(
+      '#/components/schemas/ClusterStatusDto',
+    );
+    expect(Object.keys(doc.components.schemas.MemberStatusDto.properties).sort()).toEqual(['error', 'nodeId', 'reachable', 'status', 'url']);
     expect(Object.keys(doc.paths['/kv/{key}'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
     expect(doc.paths['/kv/{key}'].put.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/PutValueDto');
     expect(doc.paths['/kv/{key}'].put.responses['307']).toBeDefined();

@@ -8,7 +8,8 @@ import { ChildProcess, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { hasCommand, parseYaml } from '../docker/yaml';
+import { parseYaml } from '../docker/yaml';
+import { hasCommand } from '../support/has-command';
 import { dashboardQueries, legendLabels, metricNames } from '../support/dashboard';
 import { ClusterNode, eventually, freePorts, http, LocalCluster } from '../support/local-cluster';
 

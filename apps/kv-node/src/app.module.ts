@@ -2,46 +2,48 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
 import { Registry } from 'prom-client';
 import { ConsensusModule, ConsensusOptions } from '@app/consensus';
-import { ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
-import { KvModule, KvStateMachineModule } from '@app/kv';
+import { ClusterAdminModule, ClusterAdminOptions, ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
+import { KvModule, KvOptions, KvStateMachineModule } from '@app/kv';
 import { StorageModule, WalModuleOptions } from '@app/storage';
-import { NODE_CONFIG, NodeConfig } from '@app/config';
+import { nodeConfig, nodeConfigFrom, NodeConfigType } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { walMetrics } from './metrics/wal-metrics';
 
-/** Provides the validated NodeConfig (under NODE_CONFIG and through @nestjs/config's ConfigService). */
-@Module({})
-class NodeConfigModule {
-  static register(config: NodeConfig): DynamicModule {
-    return {
-      module: NodeConfigModule,
-      global: true,
-      imports: [ConfigModule.forRoot({ ignoreEnvFile: true, load: [() => ({ node: config })] })],
-      providers: [{ provide: NODE_CONFIG, useValue: config }],
-      exports: [NODE_CONFIG],
-    };
-  }
+export interface AppModuleOptions {
+  /**
+   * The environment the configuration is read from (default: process.env). main.ts validates it before
+   * Nest starts, so that a bad variable stops the node with one line; loading it here validates it again
+   * (the same function on the same variables) and provides it under nodeConfig.KEY.
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
  * The node: storage (WAL), cluster RPC (peer transport), the KV state machine, the Raft node that joins them,
- * and around it the public API, health checks and metrics. Every piece is a module of its own; this is
- * only wiring.
+ * and around it the public API, the cluster-wide admin view, health checks and metrics. Every piece is a
+ * module of its own, configured by a factory that injects the `node` configuration namespace
+ * (@nestjs/config, global); this is only wiring.
  */
 @Module({})
 export class AppModule {
-  static forRoot(config: NodeConfig): DynamicModule {
+  static forRoot(options: AppModuleOptions = {}): DynamicModule {
+    const config = ConfigModule.forRoot({
+      isGlobal: true,
+      // The environment is the configuration (the seed's variables); no .env file is read.
+      ignoreEnvFile: true,
+      load: [nodeConfigFrom(options.env ?? process.env)],
+    });
     const storage = StorageModule.forRootAsync({
-      inject: [NODE_CONFIG, Registry],
-      useFactory: (c: NodeConfig, registry: Registry): WalModuleOptions => ({
+      inject: [nodeConfig.KEY, Registry],
+      useFactory: (c: NodeConfigType, registry: Registry): WalModuleOptions => ({
         dir: c.walDir,
         onFsync: walMetrics(registry),
       }),
     });
     const clusterRpc = ClusterRpcModule.forRootAsync({
-      inject: [NODE_CONFIG],
-      useFactory: (c: NodeConfig): ClusterRpcOptions => ({
+      inject: [nodeConfig.KEY],
+      useFactory: (c: NodeConfigType): ClusterRpcOptions => ({
         self: c.advertiseUrl,
         name: c.nodeId,
         peers: c.peerUrls,
@@ -52,8 +54,8 @@ export class AppModule {
     });
     const consensus = ConsensusModule.forRootAsync({
       imports: [storage, clusterRpc, KvStateMachineModule],
-      inject: [NODE_CONFIG],
-      useFactory: (c: NodeConfig): ConsensusOptions => ({
+      inject: [nodeConfig.KEY],
+      useFactory: (c: NodeConfigType): ConsensusOptions => ({
         id: c.advertiseUrl,
         name: c.nodeId,
         members: c.members,
@@ -66,14 +68,25 @@ export class AppModule {
     return {
       module: AppModule,
       imports: [
-        NodeConfigModule.register(config),
+        config,
         MetricsModule,
         consensus,
-        KvModule.register({
+        KvModule.forRootAsync({
           consensus,
-          options: { maxKeyBytes: config.maxKeyBytes, maxValueBytes: config.maxValueBytes },
+          inject: [nodeConfig.KEY],
+          useFactory: (c: NodeConfigType): KvOptions => ({ maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes }),
         }),
         HealthModule.register(consensus),
+        ClusterAdminModule.forRootAsync({
+          imports: [clusterRpc], // PEER_TRANSPORT: the names members announced, for those that do not answer
+          inject: [nodeConfig.KEY],
+          useFactory: (c: NodeConfigType): ClusterAdminOptions => ({
+            self: c.advertiseUrl,
+            name: c.nodeId,
+            members: c.members,
+            timeoutMs: c.electionTimeoutMs,
+          }),
+        }),
       ],
     };
   }

@@ -11,6 +11,7 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setVersion('0.1.0')
     .addTag('kv', 'The replicated map')
     .addTag('status', "This node's view of the cluster")
+    .addTag('cluster', "Admin: every member's status, gathered by the node asked")
     .addTag('operations', 'Health checks and Prometheus metrics')
     .addTag('raft (peer)', 'Cluster-internal: Raft messages between members (not for clients)')
     .addSecurity('cluster-token', { type: 'http', scheme: 'bearer', description: 'CLUSTER_TOKEN, peers only' })

@@ -6,3 +6,9 @@ export { encodeMessages, decodeMessages, MessageDecodeError } from './message-co
 export { FrameDecoder, FrameError, FRAME_HEADER, PONG } from './frame';
 export { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH, PONG_INTERVAL_MS } from './peer-protocol';
 export type { PeerStreamLimits } from './peer-stream';
+export { ClusterAdminModule } from './admin/cluster-admin.module';
+export type { ClusterAdminModuleAsyncOptions } from './admin/cluster-admin.module';
+export { CLUSTER_ADMIN_OPTIONS } from './admin/cluster-admin.options';
+export type { ClusterAdminOptions } from './admin/cluster-admin.options';
+export { ClusterStatusService } from './admin/cluster-status.service';
+export { ClusterStatusDto, MemberStatusDto } from './admin/cluster-status.dto';

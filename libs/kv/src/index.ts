@@ -1,5 +1,5 @@
 export { KvModule, KvStateMachineModule } from './kv.module';
-export type { KvModuleOptions } from './kv.module';
+export type { KvModuleAsyncOptions } from './kv.module';
 export { KvService, KV_OPTIONS } from './kv.service';
 export type { KvOptions } from './kv.service';
 export { KvStateMachine } from './kv-state-machine';

@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, FactoryProvider, Module, ModuleMetadata } from '@nestjs/common';
 import { STATE_MACHINE } from '@app/consensus';
 import { KvController } from './kv.controller';
 import { KV_OPTIONS, KvOptions, KvService } from './kv.service';
@@ -15,21 +15,24 @@ import { StatusController } from './status.controller';
 })
 export class KvStateMachineModule {}
 
-export interface KvModuleOptions {
+export interface KvModuleAsyncOptions {
   /** The module that exports RaftNodeService (the configured ConsensusModule). */
   consensus: DynamicModule;
-  options: KvOptions;
+  /** Modules providing what the factory injects (beyond global ones). */
+  imports?: ModuleMetadata['imports'];
+  inject?: FactoryProvider['inject'];
+  useFactory: (...args: never[]) => KvOptions | Promise<KvOptions>;
 }
 
 /** The public API: /kv and /status. */
 @Module({})
 export class KvModule {
-  static register({ consensus, options }: KvModuleOptions): DynamicModule {
+  static forRootAsync({ consensus, imports, inject, useFactory }: KvModuleAsyncOptions): DynamicModule {
     return {
       module: KvModule,
-      imports: [consensus, KvStateMachineModule],
+      imports: [consensus, KvStateMachineModule, ...(imports ?? [])],
       controllers: [KvController, StatusController],
-      providers: [KvService, { provide: KV_OPTIONS, useValue: options }],
+      providers: [KvService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
     };
   }
 }

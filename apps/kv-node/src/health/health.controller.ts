@@ -2,7 +2,7 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RaftNodeService } from '@app/consensus';
-import { NODE_CONFIG, NodeConfig } from '@app/config';
+import { nodeConfig, NodeConfigType } from '@app/config';
 import { access, constants } from 'node:fs/promises';
 
 /** A node more entries behind its commit index than this is not ready to serve. */
@@ -15,7 +15,7 @@ export class HealthController {
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly raft: RaftNodeService,
-    @Inject(NODE_CONFIG) private readonly config: NodeConfig,
+    @Inject(nodeConfig.KEY) private readonly config: NodeConfigType,
   ) {}
 
   @Get('live')

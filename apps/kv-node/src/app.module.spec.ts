@@ -1,0 +1,99 @@
+import { ConfigService } from '@nestjs/config';
+import { Test, TestingModule } from '@nestjs/testing';
+import { join } from 'node:path';
+import { CLUSTER_ADMIN_OPTIONS, CLUSTER_RPC_OPTIONS } from '@app/cluster-rpc';
+import { CONSENSUS_OPTIONS } from '@app/consensus';
+import { ConfigError, loadNodeConfig, nodeConfig } from '@app/config';
+import { KV_OPTIONS } from '@app/kv';
+import { WAL, WAL_MODULE_OPTIONS, Wal } from '@app/storage';
+import { TempDirs } from '../../../test/support/wal-test-helpers';
+import { AppModule } from './app.module';
+
+const dirs = new TempDirs();
+let moduleRef: TestingModule | undefined;
+
+afterEach(async () => {
+  await moduleRef?.close(); // closes the WAL (and releases its lock) before the directory goes
+  moduleRef = undefined;
+  dirs.cleanup();
+});
+
+/** Builds the node's module graph (no HTTP server, no Raft ticks) from `env` alone. */
+async function compile(env: NodeJS.ProcessEnv): Promise<TestingModule> {
+  moduleRef = await Test.createTestingModule({ imports: [AppModule.forRoot({ env })] }).compile();
+  return moduleRef;
+}
+
+const get = <T>(token: string | symbol): T => moduleRef!.get<T>(token, { strict: false });
+
+describe('AppModule: every module is configured from the `node` namespace of @nestjs/config', () => {
+  it("runs on the seed's four variables alone, and hands each module the options derived from them", async () => {
+    const walDir = join(dirs.make('app-module-'), 'node2');
+    const env = { NODE_ID: 'node2', HTTP_PORT: '3002', PEER_URLS: 'http://localhost:3001,http://localhost:3003', WAL_DIR: walDir };
+    await compile(env);
+    const expected = loadNodeConfig(env);
+
+    expect(get(nodeConfig.KEY)).toEqual(expected);
+    const configService = moduleRef!.get(ConfigService);
+    expect(configService.get('node')).toEqual(expected);
+    expect(configService.get('node.nodeId')).toBe('node2');
+
+    expect(get(CONSENSUS_OPTIONS)).toEqual({
+      id: 'http://localhost:3002',
+      name: 'node2',
+      members: ['http://localhost:3001', 'http://localhost:3002', 'http://localhost:3003'],
+      clusterId: expected.clusterId,
+      heartbeatIntervalMs: 100,
+      electionTimeoutMs: 1000,
+      requestTimeoutMs: 5000,
+    });
+    expect(get(CLUSTER_RPC_OPTIONS)).toEqual({
+      self: 'http://localhost:3002',
+      name: 'node2',
+      peers: ['http://localhost:3001', 'http://localhost:3003'],
+      clusterId: expected.clusterId,
+      token: undefined,
+      stallTimeoutMs: 1000,
+    });
+    expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir });
+    expect(get<Wal>(WAL).dir).toBe(walDir);
+    expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
+      self: 'http://localhost:3002',
+      name: 'node2',
+      members: expected.members,
+      timeoutMs: 1000, // one election timeout
+    });
+  });
+
+  it('passes the optional variables through to the modules that use them', async () => {
+    await compile({
+      NODE_ID: 'n1',
+      HTTP_PORT: '4001',
+      ADVERTISE_URL: 'http://n1.internal:4001',
+      PEER_URLS: 'http://n2.internal:4001',
+      WAL_DIR: dirs.make('app-module-'),
+      HEARTBEAT_INTERVAL_MS: '50',
+      ELECTION_TIMEOUT_MS: '400',
+      REQUEST_TIMEOUT_MS: '2000',
+      MAX_KEY_BYTES: '64',
+      MAX_VALUE_BYTES: '4096',
+      CLUSTER_TOKEN: 'a-token-of-16-chars-or-more',
+    });
+    expect(get(CONSENSUS_OPTIONS)).toMatchObject({
+      id: 'http://n1.internal:4001',
+      heartbeatIntervalMs: 50,
+      electionTimeoutMs: 400,
+      requestTimeoutMs: 2000,
+    });
+    expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({ token: 'a-token-of-16-chars-or-more', stallTimeoutMs: 500 });
+    expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 64, maxValueBytes: 4096 });
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({ timeoutMs: 400 });
+  });
+
+  it('refuses an invalid environment with the one-line ConfigError that names the variable', async () => {
+    const env = { NODE_ID: 'node1', HTTP_PORT: 'abc', WAL_DIR: dirs.make('app-module-') };
+    await expect(compile(env)).rejects.toThrow(ConfigError);
+    await expect(compile(env)).rejects.toThrow(/^HTTP_PORT must be an integer between 1 and 65535 \(got 'abc'\)$/);
+  });
+});
