@@ -76,7 +76,7 @@ class RaftKvTarget implements Target {
   }
 
   pids(): number[] {
-    return this.cluster.nodes.filter((n) => n.running).map((n) => n.process!.pid!);
+    return this.cluster.nodes.filter((n) => n.running).map((n) => n.pid!);
   }
 
   async killLeader(onKill: () => void): Promise<() => Promise<void>> {
