@@ -18,7 +18,7 @@ import { createConnection, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { integerOption, parseCommandLine, UsageError } from './lib/cli';
 import { clusterEnvs, describeExit, formatLogLine, Member, NODE_MAIN as MAIN, NodeProcess, prefixLines, REPO_ROOT as ROOT, StatusBody } from './lib/node-process';
 
 const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/main.js');
@@ -61,28 +61,21 @@ interface Options {
   verbose: boolean;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        nodes: { type: 'string', short: 'n', default: '3' },
-        'base-port': { type: 'string', short: 'p', default: '3001' },
-        'data-dir': { type: 'string', short: 'd', default: process.env.CLUSTER_DATA_DIR || './data' },
-        host: { type: 'string', default: 'localhost' },
-        clean: { type: 'boolean', default: false },
-        'no-build': { type: 'boolean', default: false },
-        verbose: { type: 'boolean', short: 'v', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const parsed = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      nodes: { type: 'string', short: 'n', default: '3' },
+      'base-port': { type: 'string', short: 'p', default: '3001' },
+      'data-dir': { type: 'string', short: 'd', default: process.env.CLUSTER_DATA_DIR || './data' },
+      host: { type: 'string', default: 'localhost' },
+      clean: { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);
@@ -92,9 +85,8 @@ function parseOptions(argv: string[]): Options {
   const command = (first ?? 'up') as Command;
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command '${first}' (expected one of: ${COMMANDS.join(', ')})`);
   if ((command === 'up' || command === 'ps') && rest.length > 0) throw new UsageError(`'${command}' takes no node names`);
-  const nodes = Number(values.nodes);
+  const nodes = integerOption('--nodes', values.nodes, 1, 9);
   const basePort = Number(values['base-port']);
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be an integer from 1 to 9 (got ${values.nodes})`);
   if (!Number.isInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535) {
     throw new UsageError(`--base-port must be a port number (got ${values['base-port']})`);
   }
