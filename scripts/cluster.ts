@@ -11,23 +11,19 @@
  * Ctrl-C. The other forms talk to that supervisor through a Unix socket in the data directory, so that
  * the README's walkthroughs read the same as with Docker Compose (`docker-compose stop node1`).
  */
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { integerOption, parseCommandLine, UsageError } from './lib/cli';
+import { clusterEnvs, describeExit, formatLogLine, Member, NODE_MAIN as MAIN, NodeProcess, prefixLines, REPO_ROOT as ROOT, StatusBody } from './lib/node-process';
 
-const ROOT = resolve(__dirname, '..');
-const MAIN = join(ROOT, 'dist/apps/kv-node/apps/kv-node/src/main.js');
 const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/main.js');
 const WATCHDOG = join(__dirname, 'cluster-watchdog.js');
 const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95, 92];
-/** Nest's start-up chatter, hidden unless --verbose. */
-const NOISE = /^(InstanceLoader|RoutesResolver|RouterExplorer|NestFactory|NestApplication)$/;
-const STOP_TIMEOUT_MS = 20_000;
 const READY_TIMEOUT_MS = 30_000;
 
 const USAGE = `usage:
@@ -65,28 +61,21 @@ interface Options {
   verbose: boolean;
 }
 
-class UsageError extends Error {}
-
 function parseOptions(argv: string[]): Options {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        nodes: { type: 'string', short: 'n', default: '3' },
-        'base-port': { type: 'string', short: 'p', default: '3001' },
-        'data-dir': { type: 'string', short: 'd', default: process.env.CLUSTER_DATA_DIR || './data' },
-        host: { type: 'string', default: 'localhost' },
-        clean: { type: 'boolean', default: false },
-        'no-build': { type: 'boolean', default: false },
-        verbose: { type: 'boolean', short: 'v', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
+  const parsed = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      nodes: { type: 'string', short: 'n', default: '3' },
+      'base-port': { type: 'string', short: 'p', default: '3001' },
+      'data-dir': { type: 'string', short: 'd', default: process.env.CLUSTER_DATA_DIR || './data' },
+      host: { type: 'string', default: 'localhost' },
+      clean: { type: 'boolean', default: false },
+      'no-build': { type: 'boolean', default: false },
+      verbose: { type: 'boolean', short: 'v', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
   const { values, positionals } = parsed;
   if (values.help) {
     process.stdout.write(USAGE);
@@ -96,9 +85,8 @@ function parseOptions(argv: string[]): Options {
   const command = (first ?? 'up') as Command;
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command '${first}' (expected one of: ${COMMANDS.join(', ')})`);
   if ((command === 'up' || command === 'ps') && rest.length > 0) throw new UsageError(`'${command}' takes no node names`);
-  const nodes = Number(values.nodes);
+  const nodes = integerOption('--nodes', values.nodes, 1, 9);
   const basePort = Number(values['base-port']);
-  if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new UsageError(`--nodes must be an integer from 1 to 9 (got ${values.nodes})`);
   if (!Number.isInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535) {
     throw new UsageError(`--base-port must be a port number (got ${values['base-port']})`);
   }
@@ -173,33 +161,22 @@ function runControl(options: Options): void {
 // The supervisor.
 // ---------------------------------------------------------------------------------------------------
 
-interface StatusBody {
-  nodeId: string;
-  leader: string | null;
-  isLeader: boolean;
-  term: number;
-  commitIndex: number;
-  appliedIndex: number;
-}
-
-async function fetchStatus(url: string): Promise<StatusBody | undefined> {
-  try {
-    const response = await fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) });
-    return response.ok ? ((await response.json()) as StatusBody) : undefined;
-  } catch {
-    return undefined;
-  }
+async function fetchStatus(node: NodeProcess): Promise<StatusBody | undefined> {
+  return node.status(1000).catch(() => undefined);
 }
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
+/**
+ * One node of the cluster: a NodeProcess with the watchdog preloaded (scripts/cluster-watchdog.js: the node
+ * stops when this supervisor is gone), in its own process group, its output printed prefixed.
+ */
 class Node {
-  child?: ChildProcess;
+  readonly process: NodeProcess;
   /** Set while this supervisor is stopping or killing the node on purpose. */
   private stopping = false;
   /** How the node last ended: shown by `ps`; undefined while running or never started. */
   ended?: string;
-  private exited?: Promise<void>;
 
   constructor(
     readonly name: string,
@@ -207,75 +184,51 @@ class Node {
     readonly url: string,
     readonly port: number,
     readonly bindHost: string,
-    private readonly env: NodeJS.ProcessEnv,
+    env: Record<string, string>,
     private readonly prefix: string,
-    private readonly verbose: boolean,
-    private readonly onUnexpectedExit: (node: Node) => void,
-  ) {}
+    verbose: boolean,
+    onUnexpectedExit: (node: Node) => void,
+  ) {
+    this.process = new NodeProcess({
+      name,
+      env,
+      clientUrl: url,
+      main: MAIN,
+      execArgv: ['-r', WATCHDOG],
+      // The watchdog's pipe: it closes when this supervisor dies, however it dies.
+      stdin: 'pipe',
+      // Its own process group, so that Ctrl-C reaches only the supervisor, which then stops the nodes one
+      // signal each (a node's second signal means "exit at once").
+      detached: true,
+      // Only the last lines are kept in memory: the terminal has the whole output.
+      keepLines: 200,
+      onLine: (line) => {
+        process.stdout.write(prefixLines(this.prefix, formatLogLine(line, { verbose, paint })));
+      },
+      onExit: (exit) => {
+        this.ended = describeExit(exit);
+        process.stdout.write(prefixLines(this.prefix, [this.ended]));
+        if (!this.stopping) onUnexpectedExit(this);
+      },
+    });
+  }
 
   get running(): boolean {
-    return this.child !== undefined;
+    return this.process.running;
   }
 
   start(): void {
-    if (this.child) return;
+    if (this.process.running) return;
     this.stopping = false;
     this.ended = undefined;
-    // Detached: its own process group, so that Ctrl-C reaches only the supervisor, which then stops the
-    // nodes one signal each (a node's second signal means "exit at once").
-    const child = spawn(process.execPath, ['-r', WATCHDOG, MAIN], {
-      cwd: ROOT,
-      env: this.env,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.child = child;
-    child.stdin!.on('error', () => undefined); // the node may exit before the pipe is flushed
-    for (const stream of [child.stdout!, child.stderr!]) {
-      createInterface({ input: stream }).on('line', (line) => this.print(line));
-    }
-    this.exited = new Promise((ok) =>
-      child.on('exit', (code, signal) => {
-        this.child = undefined;
-        this.ended = signal ? `killed (${signal})` : code === 0 ? 'stopped' : `exited (code ${code})`;
-        process.stdout.write(`${this.prefix}${this.ended}\n`);
-        if (!this.stopping) this.onUnexpectedExit(this);
-        ok();
-      }),
-    );
-    child.on('error', (error) => process.stdout.write(`${this.prefix}cannot start: ${error.message}\n`));
+    this.process.start();
   }
 
   /** SIGTERM (clean shutdown) or SIGKILL (a crash); resolves once the process has exited. */
   async stop(signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-    const child = this.child;
-    if (!child) return;
+    if (!this.process.running) return;
     this.stopping = true;
-    child.kill(signal);
-    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-    await this.exited;
-    clearTimeout(timer);
-  }
-
-  /** One line of the node's output: JSON log lines (LOG_FORMAT=json) are shown compactly. */
-  private print(line: string): void {
-    let text = line;
-    if (line.startsWith('{')) {
-      try {
-        const entry = JSON.parse(line) as { level?: string; timestamp?: number; message?: unknown; context?: string; stack?: unknown };
-        if (entry.context && NOISE.test(entry.context) && !this.verbose) return;
-        const time = new Date(entry.timestamp ?? Date.now()).toISOString().slice(11, 23);
-        const level = (entry.level === 'log' ? 'info' : entry.level ?? 'info').toUpperCase().padEnd(5);
-        const colouredLevel = level.startsWith('ERR') || level.startsWith('FATAL') ? paint(31, level) : level.startsWith('WARN') ? paint(33, level) : level;
-        const message = typeof entry.message === 'string' ? entry.message : JSON.stringify(entry.message);
-        text = `${time} ${colouredLevel} ${entry.context ? `[${entry.context}] ` : ''}${message}`;
-        if (Array.isArray(entry.stack)) text += `\n${entry.stack.filter(Boolean).join('\n')}`;
-        else if (typeof entry.stack === 'string') text += `\n${entry.stack}`;
-      } catch {
-        // not a log entry: print as is
-      }
-    }
-    for (const part of text.split('\n')) process.stdout.write(`${this.prefix}${part}\n`);
+    await (signal === 'SIGKILL' ? this.process.kill() : this.process.stop());
   }
 }
 
@@ -341,22 +294,19 @@ class Supervisor {
     const names = Array.from({ length: options.nodes }, (_, i) => `node${i + 1}`);
     const urls = names.map((_, i) => `http://${options.host}:${options.basePort + i}`);
     const local = options.host === 'localhost' || options.host === '127.0.0.1';
+    const bindHost = local ? '127.0.0.1' : '0.0.0.0';
     const width = Math.max(...names.map((n) => n.length));
-    this.nodes = names.map((name, i) => {
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        NODE_ID: name,
-        HTTP_PORT: String(options.basePort + i),
-        BIND_HOST: local ? '127.0.0.1' : '0.0.0.0',
-        ADVERTISE_URL: urls[i],
-        PEER_URLS: urls.filter((_, j) => j !== i).join(','),
-        WAL_DIR: join(options.dataDir, name),
-        LOG_FORMAT: process.env.LOG_FORMAT || 'json',
-      };
-      const prefix = `${paint(COLOURS[i % COLOURS.length], `${name.padEnd(width)} |`)} `;
-      return new Node(name, i, urls[i], options.basePort + i, env.BIND_HOST!, env, prefix, options.verbose, (node) =>
-        this.unexpectedExit(node),
-      );
+    const members: Member[] = names.map((name, i) => ({
+      name,
+      port: options.basePort + i,
+      url: urls[i],
+      dir: join(options.dataDir, name),
+      bindHost,
+    }));
+    const envs = clusterEnvs(members, () => ({ LOG_FORMAT: process.env.LOG_FORMAT || 'json' }));
+    this.nodes = members.map((m, i) => {
+      const prefix = `${paint(COLOURS[i % COLOURS.length], `${m.name.padEnd(width)} |`)} `;
+      return new Node(m.name, i, m.url, m.port, bindHost, envs[i], prefix, options.verbose, (node) => this.unexpectedExit(node));
     });
   }
 
@@ -477,7 +427,7 @@ class Supervisor {
       if (running.length * 2 <= this.nodes.length) {
         return { ok: false, reason: `only ${running.length} of ${this.nodes.length} nodes run: a majority is needed to elect a leader` };
       }
-      const statuses = await Promise.all(running.map((n) => fetchStatus(n.url)));
+      const statuses = await Promise.all(running.map((n) => fetchStatus(n.process)));
       const leaderStatus = statuses.find((s) => s?.isLeader);
       const leader = leaderStatus && running.find((n) => n.name === leaderStatus.nodeId);
       if (!leader || !leaderStatus) {
@@ -513,7 +463,7 @@ class Supervisor {
     this.lastSignalAt = now;
     if (this.shuttingDown) {
       say('killing every node');
-      for (const node of this.nodes) node.child?.kill('SIGKILL');
+      for (const node of this.nodes) node.process.killSync();
       process.exit(1);
     }
     say(`${signal}: stopping every node (press Ctrl-C again to kill them)`);
@@ -590,7 +540,7 @@ class Supervisor {
       out(`${'NAME'.padEnd(6)} ${'URL'.padEnd(width)}  ${'PID'.padEnd(7)} STATE`);
       for (const n of this.nodes) {
         const state = n.running ? 'running' : n.ended ?? 'stopped';
-        out(`${n.name.padEnd(6)} ${n.url.padEnd(width)}  ${String(n.child?.pid ?? '-').padEnd(7)} ${state}`);
+        out(`${n.name.padEnd(6)} ${n.url.padEnd(width)}  ${String(n.process.pid ?? '-').padEnd(7)} ${state}`);
       }
       return 0;
     }

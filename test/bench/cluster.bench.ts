@@ -11,14 +11,30 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { freePorts, LocalCluster, NODE_MAIN, sleep } from '../support/local-cluster';
+import { integerOption, parseCommandLine, UsageError, withUsage } from '../../scripts/lib/cli';
 import { mergeResults, type LoadJob, type LoadResult, type System, type Workload } from './load-worker';
 
 const ROOT = resolve(__dirname, '../..');
 const KEYS = 10_000;
 const VALUE_BYTES = 100;
+
+const USAGE = `usage: npm run bench [-- --vs etcd] [--duration 10] [--only write@1,read@64] [--rounds 1] [--failover-runs 3] [--out DIR]
+
+options:
+  --vs etcd             also run a 3-member etcd (etcd on the PATH), the systems taking turns row by row
+  --duration S          seconds per row (default 10)
+  --only LIST           comma-separated rows: a workload (write, read, stale, mix, failover) or a row name
+                        prefix, optionally at one concurrency (write@1, read@64)
+  --rounds N            run every row N times, the systems taking turns each round; figures pool the rounds
+                        (default 1)
+  --failover-runs N     leader kills in the failover row (default 3)
+  --out DIR             where the results go as JSON and Markdown (default .bench-results)
+  -h, --help            this text
+
+BENCH_BUILD=0 skips the build when dist/ exists.
+`;
 
 interface Row {
   name: string;
@@ -76,7 +92,7 @@ class RaftKvTarget implements Target {
   }
 
   pids(): number[] {
-    return this.cluster.nodes.filter((n) => n.running).map((n) => n.process!.pid!);
+    return this.cluster.nodes.filter((n) => n.running).map((n) => n.pid!);
   }
 
   async killLeader(onKill: () => void): Promise<() => Promise<void>> {
@@ -344,7 +360,8 @@ function table(results: Measured[], vs: boolean): string {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseCommandLine({
+    args: process.argv.slice(2),
     options: {
       vs: { type: 'string' },
       duration: { type: 'string', default: '10' },
@@ -352,16 +369,23 @@ async function main(): Promise<void> {
       out: { type: 'string', default: join(ROOT, '.bench-results') },
       'failover-runs': { type: 'string', default: '3' },
       rounds: { type: 'string', default: '1' },
+      help: { type: 'boolean', short: 'h', default: false },
     },
   });
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return;
+  }
   const vsEtcd = values.vs === 'etcd';
-  if (values.vs && !vsEtcd) throw new Error(`--vs supports only etcd (got ${values.vs})`);
+  if (values.vs && !vsEtcd) throw new UsageError(`--vs supports only etcd (got ${values.vs})`);
   if (vsEtcd && spawnSync('etcd', ['--version']).status !== 0) {
     throw new Error('--vs etcd needs etcd on the PATH (Debian: apt-get install etcd-server)');
   }
-  const durationMs = Number(values.duration) * 1000;
-  const rounds = Number(values.rounds);
-  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds must be a whole number of at least 1 (got ${values.rounds})`);
+  const duration = Number(values.duration);
+  if (!Number.isFinite(duration) || duration <= 0) throw new UsageError(`--duration must be a positive number of seconds (got ${values.duration})`);
+  const durationMs = duration * 1000;
+  const rounds = integerOption('--rounds', values.rounds, 1);
+  const failoverRuns = integerOption('--failover-runs', values['failover-runs'], 1);
   const only = values.only?.split(',');
   // --only write,read@64: a workload (write, read, stale, mix, failover) or else a row name prefix, optionally
   // narrowed to one concurrency.
@@ -374,7 +398,7 @@ async function main(): Promise<void> {
         return (byWorkload ? r.workload === what : r.name.startsWith(what!)) && (conc === undefined || r.concurrency === Number(conc));
       }),
   );
-  if (rows.length === 0) throw new Error(`--only ${values.only} matches no row`);
+  if (rows.length === 0) throw new UsageError(`--only ${values.only} matches no row`);
 
   if (!existsSync(NODE_MAIN) || process.env.BENCH_BUILD !== '0') {
     process.stdout.write('bench: building the node (npm run build)...\n');
@@ -403,7 +427,7 @@ async function main(): Promise<void> {
       if (row.workload === 'failover') {
         for (const t of targets) {
           const measured: Measured = { system: t.system, row, serverCores: 0, loadgenCores: 0, failoverMs: [] };
-          for (let i = 0; i < Number(values['failover-runs']); i++) measured.failoverMs!.push(await failover(t, t.system));
+          for (let i = 0; i < failoverRuns; i++) measured.failoverMs!.push(await failover(t, t.system));
           results.push(measured);
           process.stdout.write(`${table([measured], false).split('\n').pop()}\n`);
         }
@@ -465,7 +489,7 @@ async function main(): Promise<void> {
   process.stdout.write(`\nbench: results written to ${values.out}/bench-${stamp}.{md,json}\n`);
 }
 
-main().catch((error) => {
+withUsage('bench', main).catch((error) => {
   process.stderr.write(`bench: ${(error as Error).stack ?? error}\n`);
   process.exit(1);
 });

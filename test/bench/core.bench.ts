@@ -16,6 +16,7 @@
  * slows down as the log grows (the log reaches 1,000,000 entries).
  */
 import { MemoryStorage, MessageType, RawNode, Ready } from '@app/consensus';
+import { parseCommandLine, withUsage } from '../../scripts/lib/cli';
 
 interface BenchNode {
   id: string;
@@ -123,7 +124,15 @@ function run(mode: 'lockstep' | 'pipelined', batch: number, payload: number, pro
 }
 
 function main(): void {
-  const quick = process.argv.includes('--quick');
+  const { values } = parseCommandLine({
+    args: process.argv.slice(2),
+    options: { quick: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false } },
+  });
+  if (values.help) {
+    process.stdout.write('usage: npm run bench:core [-- --quick]\n  --quick   a shorter run (a fifth of the proposals)\n');
+    return;
+  }
+  const quick = values.quick!;
   const scale = quick ? 0.2 : 1;
   const cases: [mode: 'lockstep' | 'pipelined', batch: number, payload: number, proposals: number][] = [
     ['lockstep', 1, 16, 50_000],
@@ -149,4 +158,4 @@ function main(): void {
   }
 }
 
-main();
+void withUsage('bench:core', main);

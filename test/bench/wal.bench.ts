@@ -18,6 +18,7 @@ import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { cpus, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { parseCommandLine, withUsage } from '../../scripts/lib/cli';
 
 const BASE = process.env.WAL_BENCH_DIR ?? tmpdir();
 const SECONDS = Number(process.env.WAL_BENCH_SECONDS ?? 1);
@@ -175,6 +176,14 @@ function fmt(n: number, digits = 0): string {
 }
 
 async function main(): Promise<void> {
+  const { values } = parseCommandLine({ args: process.argv.slice(2), options: { help: { type: 'boolean', short: 'h', default: false } } });
+  if (values.help) {
+    process.stdout.write(
+      'usage: npm run bench:wal\n  no options; the environment sets WAL_BENCH_ROUNDS (default 5), WAL_BENCH_SECONDS (default 1)\n' +
+        '  and WAL_BENCH_DIR (default: the OS temp dir)\n',
+    );
+    return;
+  }
   console.log(machine());
   const cases: Case[] = [
     { name: 'raw fs: write 4 KiB + fdatasync', run: () => rawFsync(4096), raw: true },
@@ -217,7 +226,7 @@ async function main(): Promise<void> {
   console.log(await recovery(200_000));
 }
 
-main().catch((err) => {
+withUsage('bench:wal', main).catch((err) => {
   console.error(err);
   process.exit(1);
 });

@@ -2,14 +2,17 @@
  * The node processes of a chaos run: the production build (`dist/`, `npm run build`), one process per node,
  * started on the run's network (cluster-net.ts), each with its own data directory and log file under the
  * run directory. The build is copied into the run directory first (snapshotBuild): every incarnation of
- * every node runs the same code, even if `dist/` is rebuilt (and, with it, deleted) during a long run. The nemesis kills, restarts, pauses and resumes them through this class; anything else
- * that ends a node (an exit code, a signal we did not send) is recorded as a crash, which fails the run.
+ * every node runs the same code, even if `dist/` is rebuilt (and, with it, deleted) during a long run. The
+ * processes are NodeProcesses (scripts/lib/node-process.ts), wrapped by the network (`ip netns exec`). The
+ * nemesis kills, restarts, pauses and resumes them through this class; anything else that ends a node (an
+ * exit code, a signal we did not send) is recorded as a crash, which fails the run.
  */
-import { ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { closeSync, cpSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { eventually, http, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
+import { clusterEnvs, Member, NodeProcess } from '../../scripts/lib/node-process';
+import { eventually, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
 import { ClusterNet, NodeEndpoint } from './cluster-net';
 
@@ -44,93 +47,38 @@ export interface Crash {
   tail: string;
 }
 
-export class ChaosNode {
-  process?: ChildProcess;
-  paused = false;
-  /** Set while we are killing it: an exit then is expected. */
-  private killing = false;
-  private exited?: Promise<void>;
-  starts = 0;
-
+/**
+ * One node of a chaos run: a NodeProcess that writes its output to `<runDir>/<name>.log` (every
+ * incarnation, each start marked by a `harness: start #n` line) and runs inside its network's wrapper.
+ */
+export class ChaosNode extends NodeProcess {
   constructor(
     readonly index: number,
     readonly endpoint: NodeEndpoint,
     readonly dir: string,
     readonly logPath: string,
-    private readonly env: Record<string, string>,
-    private readonly argv: { file: string; args: string[] },
-    private readonly onCrash: (crash: Omit<Crash, 'at'>) => void,
-  ) {}
-
-  get name(): string {
-    return this.endpoint.name;
-  }
-
-  get running(): boolean {
-    return this.process !== undefined;
-  }
-
-  start(): void {
-    if (this.process) return;
-    mkdirSync(this.dir, { recursive: true });
-    const log = openSync(this.logPath, 'a');
-    writeSync(log, `----- ${new Date().toISOString()} harness: start #${++this.starts} -----\n`);
-    const child = spawn(this.argv.file, this.argv.args, {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', log, log],
-    });
-    closeSync(log);
-    this.process = child;
-    this.paused = false;
-    this.killing = false;
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        if (this.process === child) this.process = undefined;
-        if (!this.killing) this.onCrash({ node: this.name, code, signal, tail: this.tail() });
-        resolve();
-      });
-      child.on('error', () => undefined);
+    env: Record<string, string>,
+    main: string,
+    wrap: (argv: string[]) => { file: string; args: string[] },
+    onCrash: (crash: Omit<Crash, 'at'>) => void,
+  ) {
+    super({
+      name: endpoint.name,
+      env,
+      clientUrl: endpoint.clientUrl,
+      main,
+      wrap,
+      logFile: logPath,
+      logLabel: 'harness',
+      makeDir: true,
+      onExit: (exit) => {
+        if (!exit.expected) onCrash({ node: endpoint.name, code: exit.code, signal: exit.signal, tail: this.tail(30) });
+      },
     });
   }
 
-  /** SIGKILL (works on a paused process too); resolves once it is gone. */
-  async kill(): Promise<void> {
-    const child = this.process;
-    if (!child) return;
-    this.killing = true;
-    child.kill('SIGKILL');
-    await this.exited;
-    this.paused = false;
-  }
-
-  pause(): void {
-    if (!this.process || this.paused) return;
-    this.process.kill('SIGSTOP');
-    this.paused = true;
-  }
-
-  resume(): void {
-    if (!this.process || !this.paused) return;
-    this.process.kill('SIGCONT');
-    this.paused = false;
-  }
-
-  killSync(): void {
-    if (!this.process) return;
-    this.killing = true;
-    this.process.kill('SIGKILL');
-  }
-
-  status(timeoutMs = 1000): Promise<StatusBody> {
-    return http<StatusBody>('GET', `${this.endpoint.clientUrl}/status`, undefined, { timeoutMs }).then((r) => {
-      if (r.status !== 200) throw new Error(`${this.name} /status answered ${r.status}`);
-      return r.body;
-    });
-  }
-
-  tail(lines = 30): string {
-    if (!existsSync(this.logPath)) return '';
-    return readFileSync(this.logPath, 'utf8').split('\n').slice(-lines - 1).join('\n');
+  override status(timeoutMs = 1000): Promise<StatusBody> {
+    return super.status(timeoutMs);
   }
 }
 
@@ -224,27 +172,26 @@ export class ChaosCluster {
 
   constructor(readonly options: ClusterOptions) {
     const { net, runDir, timings } = options;
-    const urls = net.endpoints.map((e) => e.url);
-    this.nodes = net.endpoints.map((endpoint, i) => {
-      const dir = join(runDir, 'data', endpoint.name);
-      const env = {
-        NODE_ID: endpoint.name,
-        HTTP_PORT: String(endpoint.httpPort),
-        BIND_HOST: endpoint.bindHost,
-        ADVERTISE_URL: endpoint.url,
-        PEER_URLS: urls.filter((_, j) => j !== i).join(','),
-        WAL_DIR: dir,
-        LOG_LEVEL: options.logLevel ?? 'info',
-        HEARTBEAT_INTERVAL_MS: String(timings.heartbeatMs),
-        ELECTION_TIMEOUT_MS: String(timings.electionMs),
-        REQUEST_TIMEOUT_MS: String(requestTimeout(timings, i)),
-        NODE_PATH: options.build.nodePath,
-      };
-      const argv = net.wrap(i, [process.execPath, options.build.main]);
-      return new ChaosNode(i, endpoint, dir, join(runDir, `${endpoint.name}.log`), env, argv, (crash) =>
-        this.crashes.push({ ...crash, at: options.now() }),
-      );
-    });
+    const members: Member[] = net.endpoints.map((e) => ({
+      name: e.name,
+      port: e.httpPort,
+      url: e.url,
+      dir: join(runDir, 'data', e.name),
+      bindHost: e.bindHost,
+    }));
+    const envs = clusterEnvs(members, (i) => ({
+      LOG_LEVEL: options.logLevel ?? 'info',
+      HEARTBEAT_INTERVAL_MS: String(timings.heartbeatMs),
+      ELECTION_TIMEOUT_MS: String(timings.electionMs),
+      REQUEST_TIMEOUT_MS: String(requestTimeout(timings, i)),
+      NODE_PATH: options.build.nodePath,
+    }));
+    this.nodes = net.endpoints.map(
+      (endpoint, i) =>
+        new ChaosNode(i, endpoint, members[i].dir, join(runDir, `${endpoint.name}.log`), envs[i], options.build.main, (argv) => net.wrap(i, argv), (crash) =>
+          this.crashes.push({ ...crash, at: options.now() }),
+        ),
+    );
     this.unregister = registerCleanup(() => this.nodes.forEach((n) => n.killSync()));
   }
 

@@ -7,57 +7,92 @@
  * Runs the production build (`npm run build` first). Prints the seed, the run directory, the faults as they
  * happen and the report; exits 0 when the run passed, 1 when it found a problem, 2 on bad arguments.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { integerOption, parseCommandLine, UsageError, withUsage } from '../../scripts/lib/cli';
 import { runChaos } from './harness';
-import { FAULT_KINDS, parseFaults } from './nemesis';
+import { FAULT_KINDS, FaultKind, parseFaults } from './nemesis';
 
-function integer(min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected an integer in [${min}, ${max}]`);
-    return n;
-  };
-}
+const USAGE = `Usage: npm run chaos -- [options]
 
-function faults(value: string) {
+Run a real cluster under faults with concurrent clients; check the history for linearizability.
+
+Options:
+  --duration <s>      seconds of load and faults (default: 60)
+  --nodes <n>         cluster size, 1 to 9 (default: 5)
+  --clients <n>       concurrent clients, 1 to 200 (default: 15)
+  --keys <n>          keys the clients share, 1 to 1000 (default: 8)
+  --seed <n>          seed of the fault schedule and the clients (default: random)
+  --faults <list>     comma-separated: ${FAULT_KINDS.join(', ')},
+                      partition (all four partition kinds), all (default: all)
+  --net <kind>        auto (namespaces when root, else proxies), netns or proxy (default: auto)
+  --out <dir>         parent directory of the run directory (default: the OS temp dir)
+  --check-budget <s>  time budget of the linearizability checker (default: 600)
+  --build <dir>       the node build to run, a dist/apps/kv-node directory (default: this repository's)
+  --keep-data         keep the nodes' data directories after a passing run
+  --stale-reads       self-test: read with ?consistency=stale (not linearizable); the run should FAIL
+  -h, --help          this text
+`;
+
+type NetKind = 'auto' | 'netns' | 'proxy';
+
+function faults(value: string): FaultKind[] {
   try {
     return parseFaults(value);
   } catch (error) {
-    throw new InvalidArgumentError((error as Error).message);
+    throw new UsageError(`--faults: ${(error as Error).message}`);
   }
 }
 
-function network(value: string) {
-  if (value !== 'auto' && value !== 'netns' && value !== 'proxy') throw new InvalidArgumentError('expected auto, netns or proxy');
+function network(value: string): NetKind {
+  if (value !== 'auto' && value !== 'netns' && value !== 'proxy') throw new UsageError(`--net must be auto, netns or proxy (got ${value})`);
   return value;
 }
 
+/** The options, checked; undefined for --help (printed). */
+function parseOptions(argv: string[]) {
+  const { values } = parseCommandLine({
+    args: argv,
+    options: {
+      duration: { type: 'string', default: '60' },
+      nodes: { type: 'string', default: '5' },
+      clients: { type: 'string', default: '15' },
+      keys: { type: 'string', default: '8' },
+      seed: { type: 'string' },
+      faults: { type: 'string', default: 'all' },
+      net: { type: 'string', default: 'auto' },
+      out: { type: 'string' },
+      'check-budget': { type: 'string', default: '600' },
+      build: { type: 'string' },
+      'keep-data': { type: 'boolean', default: false },
+      'stale-reads': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return undefined;
+  return {
+    duration: integerOption('--duration', values.duration, 1),
+    nodes: integerOption('--nodes', values.nodes, 1, 9),
+    clients: integerOption('--clients', values.clients, 1, 200),
+    keys: integerOption('--keys', values.keys, 1, 1000),
+    seed: values.seed === undefined ? undefined : integerOption('--seed', values.seed, 0, 0xffffffff),
+    faults: faults(values.faults!),
+    net: network(values.net!),
+    out: values.out,
+    checkBudget: integerOption('--check-budget', values['check-budget'], 1),
+    build: values.build,
+    keepData: values['keep-data']!,
+    staleReads: values['stale-reads']!,
+  };
+}
+
 async function main(): Promise<number> {
-  const program = new Command('chaos')
-    .description('Run a real cluster under faults with concurrent clients; check the history for linearizability.')
-    .option('--duration <s>', 'seconds of load and faults', integer(1), 60)
-    .option('--nodes <n>', 'cluster size', integer(1, 9), 5)
-    .option('--clients <n>', 'concurrent clients', integer(1, 200), 15)
-    .option('--keys <n>', 'keys the clients share', integer(1, 1000), 8)
-    .option('--seed <n>', 'seed of the fault schedule and the clients (default: random)', integer(0, 0xffffffff))
-    .option('--faults <list>', `comma-separated: ${FAULT_KINDS.join(', ')}, partition (all four partition kinds), all`, faults, parseFaults('all'))
-    .option('--net <kind>', 'auto (namespaces when root, else proxies), netns or proxy', network, 'auto')
-    .option('--out <dir>', 'parent directory of the run directory (default: the OS temp dir)')
-    .option('--check-budget <s>', 'time budget of the linearizability checker', integer(1), 600)
-    .option('--build <dir>', "the node build to run, a dist/apps/kv-node directory (default: this repository's)")
-    .option('--keep-data', "keep the nodes' data directories after a passing run", false)
-    .option('--stale-reads', 'self-test: read with ?consistency=stale (not linearizable); the run should FAIL', false)
-    .exitOverride();
-  try {
-    program.parse(process.argv);
-  } catch (error) {
-    const code = (error as { exitCode?: number }).exitCode;
-    return code === 0 ? 0 : 2;
+  const o = parseOptions(process.argv.slice(2));
+  if (!o) {
+    process.stdout.write(USAGE);
+    return 0;
   }
-  const o = program.opts();
   const seed: number = o.seed ?? Math.floor(Math.random() * 0xffffffff);
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
-    `--seed ${seed} --faults ${(o.faults as string[]).join(',')} --net ${o.net}` + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
+    `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
@@ -77,7 +112,7 @@ async function main(): Promise<number> {
   return result.ok ? 0 : 1;
 }
 
-main().then(
+withUsage('chaos', main).then(
   (code) => process.exit(code),
   (error) => {
     process.stderr.write(`chaos: ${(error as Error).stack ?? String(error)}\n`);

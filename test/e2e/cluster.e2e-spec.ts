@@ -142,7 +142,7 @@ describe('three-node cluster', () => {
     const before = await old.status();
     old.signal('SIGTERM');
     const exit = await old.waitForExit(10_000);
-    expect(exit).toEqual({ code: 0, signal: null });
+    expect(exit).toMatchObject({ code: 0, signal: null });
     expect(old.logs()).toMatch(/transferring leadership to node[123]/);
     const rest = cluster.nodes.filter((n) => n !== old);
     leader = await cluster.waitForLeader(5_000, rest);

@@ -7,6 +7,7 @@
  * 1 violation, 2 unknown (a budget ran out), 3 unreadable input or bad arguments.
  */
 import { readFileSync } from 'node:fs';
+import { nonNegativeOption, parseCommandLine, UsageError } from '../../scripts/lib/cli';
 import { checkHistory, CheckOptions, CheckResult } from './checker';
 import { HistoryFormatError, parseHistory } from './history';
 
@@ -29,29 +30,32 @@ const processIo: Io = {
 
 /** Runs the CLI on `args` (without node and script) and returns the exit status. */
 export function main(args: readonly string[], io: Io = processIo): number {
-  let file: string | undefined;
-  let json = false;
+  let file: string;
+  let json: boolean;
   const options: CheckOptions = { timeBudgetMs: DEFAULT_BUDGET_MS };
-  for (let a = 0; a < args.length; a++) {
-    const arg = args[a];
-    const number = () => {
-      const v = Number(args[++a]);
-      if (!Number.isFinite(v) || v < 0) throw new UsageError(`${arg} needs a non-negative number`);
-      return v;
-    };
-    try {
-      if (arg === '--json') json = true;
-      else if (arg === '--budget-ms') options.timeBudgetMs = number();
-      else if (arg === '--memory-mb') options.memoryBudgetMb = number();
-      else if (arg.startsWith('-') || file !== undefined) throw new UsageError(`unexpected argument ${arg}`);
-      else file = arg;
-    } catch (e) {
-      io.err(`${(e as Error).message}\n${USAGE}`);
-      return EXIT.badInput;
+  try {
+    const { values, positionals } = parseCommandLine({
+      args: [...args],
+      allowPositionals: true,
+      options: {
+        json: { type: 'boolean', default: false },
+        'budget-ms': { type: 'string' },
+        'memory-mb': { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      io.out(USAGE);
+      return EXIT.linearizable;
     }
-  }
-  if (file === undefined) {
-    io.err(USAGE);
+    if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'no history file given' : `unexpected argument ${positionals[1]}`);
+    file = positionals[0];
+    json = values.json!;
+    if (values['budget-ms'] !== undefined) options.timeBudgetMs = nonNegativeOption('--budget-ms', values['budget-ms']);
+    if (values['memory-mb'] !== undefined) options.memoryBudgetMb = nonNegativeOption('--memory-mb', values['memory-mb']);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    io.err(`${e.message}\n${USAGE}`);
     return EXIT.badInput;
   }
 
@@ -82,8 +86,6 @@ function report(file: string, r: CheckResult, io: Io): void {
   }
   if (r.violation) io.out('\n' + r.violation.explanation);
 }
-
-class UsageError extends Error {}
 
 if (require.main === module) {
   process.exitCode = main(process.argv.slice(2));

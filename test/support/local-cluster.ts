@@ -1,18 +1,10 @@
-import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import type { NodeStatus } from '../../apps/kvctl/src/kv-client';
+import { join } from 'node:path';
+import { clusterEnvs, Member, NODE_MAIN, NodeExit, NodeProcess, StatusBody } from '../../scripts/lib/node-process';
 
-/** The production build's entry point (`npm run build`). */
-export const NODE_MAIN = resolve(__dirname, '../../dist/apps/kv-node/apps/kv-node/src/main.js');
-
-/** Every process any LocalCluster started, so that a crashing test run still kills them all. */
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
+export { NODE_MAIN, StatusBody };
 
 /** Ports the OS reports free right now (bound to port 0, then released). */
 export async function freePorts(count: number): Promise<number[]> {
@@ -31,9 +23,6 @@ export async function freePorts(count: number): Promise<number[]> {
   await Promise.all(servers.map((s) => new Promise((ok) => s.close(ok))));
   return ports;
 }
-
-/** A node's `GET /status` answer: the shape kvctl reads too. */
-export type StatusBody = NodeStatus;
 
 export interface HttpAnswer<T = any> {
   status: number;
@@ -89,67 +78,23 @@ export async function eventually<T>(what: string, probe: () => Promise<T | undef
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
 }
 
-export class ClusterNode {
-  process?: ChildProcess;
-  readonly output: string[] = [];
-  exit?: { code: number | null; signal: NodeJS.Signals | null };
-
+/**
+ * One node of a LocalCluster: a NodeProcess (scripts/lib/node-process.ts) whose output is kept in memory
+ * for a failing test's message, addressed on 127.0.0.1.
+ */
+export class ClusterNode extends NodeProcess {
   constructor(
-    readonly name: string,
+    name: string,
     readonly port: number,
     readonly dir: string,
-    readonly env: Record<string, string>,
-  ) {}
-
-  get url(): string {
-    return `http://127.0.0.1:${this.port}`;
+    env: Record<string, string>,
+  ) {
+    super({ name, env, clientUrl: `http://127.0.0.1:${port}` });
   }
 
-  get running(): boolean {
-    return this.process !== undefined && this.exit === undefined;
-  }
-
-  start(): void {
-    this.exit = undefined;
-    const child = spawn(process.execPath, [NODE_MAIN], {
-      env: { ...process.env, ...this.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    live.add(child);
-    const collect = (chunk: Buffer) => {
-      this.output.push(chunk.toString());
-      if (this.output.length > 2000) this.output.splice(0, 1000);
-    };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
-    child.on('exit', (code, signal) => {
-      live.delete(child);
-      this.exit = { code, signal };
-    });
-    this.process = child;
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    if (this.running) this.process!.kill(signal);
-  }
-
-  /** Waits until the process has exited; returns its exit code and signal. */
-  async waitForExit(timeoutMs = 15_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    return eventually(`${this.name} to exit`, async () => this.exit, timeoutMs, 20);
-  }
-
-  async kill(): Promise<void> {
-    if (!this.running) return;
-    this.signal('SIGKILL');
-    await this.waitForExit();
-  }
-
-  status(timeoutMs = 2000): Promise<StatusBody> {
-    return http<StatusBody>('GET', `${this.url}/status`, undefined, { timeoutMs }).then((r) => r.body);
-  }
-
-  logs(): string {
-    return this.output.join('');
+  /** How the last incarnation ended, once it has (undefined while it runs). */
+  get exit(): NodeExit | undefined {
+    return this.lastExit;
   }
 }
 
@@ -174,23 +119,21 @@ export class LocalCluster {
     const count = options.nodes ?? 3;
     const ports = await freePorts(count);
     const root = mkdtempSync(join(tmpdir(), 'raftkv-e2e-'));
-    const urls = ports.map((p) => `http://127.0.0.1:${p}`);
-    const nodes = ports.map((port, i) => {
-      const name = `node${i + 1}`;
-      return new ClusterNode(name, port, join(root, name), {
-        NODE_ID: name,
-        HTTP_PORT: String(port),
-        BIND_HOST: '127.0.0.1',
-        ADVERTISE_URL: urls[i],
-        PEER_URLS: urls.filter((_, j) => j !== i).join(','),
-        WAL_DIR: join(root, name),
-        LOG_LEVEL: 'info',
-        HEARTBEAT_INTERVAL_MS: '50',
-        ELECTION_TIMEOUT_MS: '500',
-        REQUEST_TIMEOUT_MS: '3000',
-        ...options.env,
-      });
-    });
+    const members: Member[] = ports.map((port, i) => ({
+      name: `node${i + 1}`,
+      port,
+      url: `http://127.0.0.1:${port}`,
+      dir: join(root, `node${i + 1}`),
+      bindHost: '127.0.0.1',
+    }));
+    const envs = clusterEnvs(members, () => ({
+      LOG_LEVEL: 'info',
+      HEARTBEAT_INTERVAL_MS: '50',
+      ELECTION_TIMEOUT_MS: '500',
+      REQUEST_TIMEOUT_MS: '3000',
+      ...options.env,
+    }));
+    const nodes = members.map((m, i) => new ClusterNode(m.name, m.port, m.dir, envs[i]));
     const cluster = new LocalCluster(nodes, root);
     for (const node of nodes) node.start();
     return cluster;
