@@ -3,7 +3,7 @@
  * with every invariant checked after every step.
  *
  *   npm run test:sim -- --seeds 100000            # seeds 0..99999, on all cores
- *   npm run test:sim -- --seeds 5000 --start 1e6  # another range
+ *   npm run test:sim -- --seeds 5000 --start 1000000  # another range
  *   npm run test:sim -- --seed 4242               # replay one seed (prints its summary or failure)
  *   npm run test:sim -- --long ...                # 150-round schedules instead of 40
  *   npm run test:sim -- --workers 1 ...           # one worker thread (default: one per core)
@@ -12,6 +12,7 @@
  */
 import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { integerOption, parseCommandLine, withUsage } from '../../scripts/lib/cli';
 import { runRandomSchedule, ScheduleLength } from './random-schedule';
 
 interface Job {
@@ -50,27 +51,54 @@ function runJob(job: Job, progress?: (done: number) => void): Report {
   return report;
 }
 
-function parseArgs(argv: string[]): { seeds: number; start: number; seed?: number; length: ScheduleLength; workers: number } {
-  const out = { seeds: 10000, start: 0, seed: undefined as number | undefined, length: 'normal' as ScheduleLength, workers: cpus().length };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const next = (): number => {
-      const v = Number(argv[++i]);
-      if (!Number.isFinite(v)) throw new Error(`${a} needs a number`);
-      return v;
-    };
-    if (a === '--seeds') out.seeds = next();
-    else if (a === '--start') out.start = next();
-    else if (a === '--seed') out.seed = next();
-    else if (a === '--workers') out.workers = Math.max(1, next());
-    else if (a === '--long') out.length = 'long';
-    else throw new Error(`unknown argument ${a}`);
+const USAGE = `Usage: npm run test:sim -- [options]
+
+Runs random schedules of the simulated cluster (the production node loop on simulated ports) and checks
+every invariant after every step.
+
+Options:
+  --seeds N      how many seeds (default 10000)
+  --start N      first seed (default 0)
+  --seed N       replay one seed and print its summary or failure
+  --long         150-round schedules instead of 40
+  --workers N    worker threads (default: one per core)
+  -h, --help     this text`;
+
+interface SoakArgs {
+  seeds: number;
+  start: number;
+  seed?: number;
+  length: ScheduleLength;
+  workers: number;
+}
+
+function readArgs(): SoakArgs | undefined {
+  const { values } = parseCommandLine({
+    options: {
+      seeds: { type: 'string' },
+      start: { type: 'string' },
+      seed: { type: 'string' },
+      long: { type: 'boolean' },
+      workers: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return undefined;
   }
-  return out;
+  return {
+    seeds: values.seeds === undefined ? 10000 : integerOption('--seeds', values.seeds, 1),
+    start: values.start === undefined ? 0 : integerOption('--start', values.start, 0),
+    seed: values.seed === undefined ? undefined : integerOption('--seed', values.seed, 0),
+    length: values.long ? 'long' : 'normal',
+    workers: values.workers === undefined ? cpus().length : integerOption('--workers', values.workers, 1),
+  };
 }
 
 async function main(): Promise<void> {
-  const args = parseArgs(process.argv.slice(2));
+  const args = readArgs();
+  if (!args) return;
   if (args.seed !== undefined) {
     try {
       console.log(runRandomSchedule(args.seed, args.length));
@@ -109,7 +137,7 @@ async function main(): Promise<void> {
   );
   const secs = (Date.now() - t0) / 1000;
   console.log(
-    `soak: ${total.seeds} seeds in ${secs.toFixed(1)} s, ${total.failures.length} failed; ` +
+    `soak: ${total.seeds} seeds in ${secs.toFixed(1)} s (${(total.seeds / secs).toFixed(0)} seeds/s), ${total.failures.length} failed; ` +
       `${total.committed} entries committed, ${total.acked} proposals acknowledged, ${total.readsServed} reads served, ` +
       `${total.messages} messages`,
   );
@@ -118,7 +146,7 @@ async function main(): Promise<void> {
 }
 
 if (isMainThread) {
-  main().catch((e) => {
+  withUsage('test:sim', main).catch((e) => {
     console.error(e);
     process.exitCode = 1;
   });
