@@ -5,7 +5,7 @@ export * from './core';
 export * from './ports';
 export * from './errors';
 export { RaftNode } from './raft-node';
-export type { RaftNodeOptions, RaftNodePorts, CoreTuning } from './raft-node';
+export type { RaftNodeOptions, RaftNodePorts, CoreTuning } from './raft-node-options';
 export type { Applied, ProposalWaiter } from './proposal-tracker';
 export type { ReadWaiter } from './read-batcher';
 export type { NodeStatus, PeerStatus } from './node-status';

@@ -11,7 +11,8 @@ import { seededRandom } from './core/test-util';
 import { NoLeaderError, NotLeaderError, ProposalTimeoutError, ShuttingDownError } from './errors';
 import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, Timer } from './ports';
 import { Applied } from './proposal-tracker';
-import { RaftNode, RaftNodeOptions } from './raft-node';
+import { RaftNode } from './raft-node';
+import { RaftNodeOptions } from './raft-node-options';
 
 interface Scheduled {
   at: number;

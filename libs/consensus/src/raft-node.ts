@@ -1,83 +1,14 @@
-import { RaftConfig } from './core/config';
 import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
 import { RawNode, Status } from './core/raw-node';
 import { Entry, Message, MessageType, NodeId, None, ReadState, SoftState, StateType } from './core/types';
 import { NoLeaderError, NotLeaderError, ProposalRejectedError, ShuttingDownError } from './errors';
 import { pickTransferee } from './leadership-handover';
 import { describeStatus, NodeStatus } from './node-status';
-import {
-  Clock,
-  NodeLogger,
-  NodeMetrics,
-  NodeObserver,
-  PeerTransport,
-  RaftStorage,
-  StateMachine,
-  Timer,
-} from './ports';
+import { NodeLogger, NodeMetrics, Timer } from './ports';
+import { RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
 import { Applied, ProposalTracker, ProposalWaiter } from './proposal-tracker';
 import { ReadBatcher, ReadWaiter } from './read-batcher';
 import { ReadyLoop } from './ready-loop';
-
-/** Limits and switches of the core that a deployment (or the simulator) may set; the rest are fixed. */
-export type CoreTuning = Pick<
-  RaftConfig,
-  | 'maxSizePerMsg'
-  | 'maxEntriesPerMsg'
-  | 'maxInflightMsgs'
-  | 'maxUncommittedEntriesSize'
-  | 'maxCommittedSizePerReady'
-  | 'checkQuorum'
-  | 'preVote'
->;
-
-export interface RaftNodeOptions {
-  /** This member's identity in the Raft group (its advertised URL in production). */
-  id: NodeId;
-  /** Human name (NODE_ID), reported as the leader's name. */
-  name: string;
-  /** Every voter's identity, this node's included. */
-  members: NodeId[];
-  /** Milliseconds per tick of the core (the heartbeat interval). */
-  tickMs: number;
-  /** Election timeout in ticks (randomized by the core in [electionTick, 2 x electionTick)). */
-  electionTick: number;
-  /** Heartbeat interval in ticks. Default 1. */
-  heartbeatTick?: number;
-  /** How long a proposal or a linearizable read may wait before its client is answered. */
-  requestTimeoutMs: number;
-  /** Source of randomness for election timeouts, values in [0, 1). */
-  random: () => number;
-  /** Overrides of the core's limits and switches (defaults: check-quorum and pre-vote on). */
-  tuning?: Partial<CoreTuning>;
-  /**
-   * Called once when the node cannot go on safely (a failed fsync, corruption found while reading the log,
-   * a broken invariant). The node has already stopped; production exits so that a supervisor restarts it
-   * and recovery runs from what is really on disk.
-   */
-  onFatal(error: Error): void;
-}
-
-/** The ports a node runs on. */
-export interface RaftNodePorts {
-  storage: RaftStorage;
-  transport: PeerTransport;
-  stateMachine: StateMachine;
-  clock: Clock;
-  logger?: NodeLogger;
-  metrics?: NodeMetrics;
-  observer?: NodeObserver;
-}
-
-const silent: NodeLogger = { debug() {}, log() {}, warn() {}, error() {} };
-const uncounted: NodeMetrics = {
-  messageSent() {},
-  messageReceived() {},
-  proposal() {},
-  readServed() {},
-  leaderChanged() {},
-  electionStarted() {},
-};
 
 /**
  * One Raft member: the pure core driven by the Ready loop on the given ports, with the bookkeeping around
@@ -107,8 +38,8 @@ export class RaftNode {
     private readonly options: RaftNodeOptions,
     private readonly ports: RaftNodePorts,
   ) {
-    this.logger = ports.logger ?? silent;
-    this.metrics = ports.metrics ?? uncounted;
+    this.logger = ports.logger ?? silentLogger;
+    this.metrics = ports.metrics ?? uncountedMetrics;
     this.proposals = new ProposalTracker(options.requestTimeoutMs, this.metrics);
     this.reads = new ReadBatcher(options.requestTimeoutMs, this.metrics);
   }

@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { AxiosResponse } from 'axios';
 import { NEVER, Observable, of, Subject, throwError } from 'rxjs';
-import { PEER_TRANSPORT } from '@app/consensus';
+import { PEER_TRANSPORT } from '@app/consensus/ports';
 import { ClusterAdminModule } from './cluster-admin.module';
 import { ClusterAdminOptions } from './cluster-admin.options';
 import { ClusterStatusController } from './cluster-status.controller';

@@ -1,7 +1,7 @@
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable } from '@nestjs/common';
 import { firstValueFrom, timeout, TimeoutError } from 'rxjs';
-import { PEER_TRANSPORT, PeerTransport } from '@app/consensus';
+import { PEER_TRANSPORT, PeerTransport } from '@app/consensus/ports';
 import { CLUSTER_ADMIN_OPTIONS, ClusterAdminOptions } from './cluster-admin.options';
 import { ClusterStatusDto, MemberStatusDto } from './cluster-status.dto';
 
