@@ -68,8 +68,6 @@ export interface Timer {
   cancel(): void;
 }
 
-export const CLOCK = Symbol('CLOCK');
-
 /** Time and scheduling: the loop never reads the system clock or sets a timer except through this port. */
 export interface Clock {
   /** Milliseconds on a monotonic-enough clock (only differences are used). */

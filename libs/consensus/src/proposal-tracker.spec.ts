@@ -2,7 +2,7 @@
  * ProposalTracker: one answer per proposal, whichever comes first (applied with its term, lost to another
  * term, deadline passed, node stopped), and the metrics counted for each.
  */
-import { ent } from './core/test-util';
+import { ent } from '../../../test/support/raft-test-util';
 import { ProposalLostError, ProposalTimeoutError } from './errors';
 import { NodeMetrics } from './ports';
 import { Applied, ProposalTracker, ProposalWaiter } from './proposal-tracker';

@@ -7,7 +7,7 @@ import { MemoryStorage } from './core/memory-storage';
 import { newMessage } from './core/message';
 import { Storage } from './core/storage';
 import { Entry, HardState, Message, MessageType as T, None, StateType } from './core/types';
-import { seededRandom } from './core/test-util';
+import { seededRandom } from '../../../test/support/raft-test-util';
 import { NoLeaderError, NotLeaderError, ProposalTimeoutError, ShuttingDownError } from './errors';
 import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, Timer } from './ports';
 import { Applied } from './proposal-tracker';

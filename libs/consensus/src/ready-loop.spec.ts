@@ -10,7 +10,7 @@
 import { MemoryStorage } from './core/memory-storage';
 import { newMessage } from './core/message';
 import { RawNode } from './core/raw-node';
-import { seededRandom } from './core/test-util';
+import { seededRandom } from '../../../test/support/raft-test-util';
 import { Entry, HardState, Message, MessageType as T, NodeId, ReadState, Ready, SoftState } from './core/types';
 import { Clock, RaftStorage, SaveCallback, Timer } from './ports';
 import { ReadyHandler, ReadyLoop } from './ready-loop';

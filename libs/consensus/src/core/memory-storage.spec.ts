@@ -1,6 +1,6 @@
 import { MemoryStorage, SnapshotOutOfDateError } from './memory-storage';
 import { CompactedError, UnavailableError } from './storage';
-import { ent, ents, it2 } from './test-util';
+import { ent, ents, it2 } from '../../../../test/support/raft-test-util';
 
 /** A storage holding a snapshot at index 3 (term 3) and entries 4 (term 4) and 5 (term 5). */
 function compacted(): MemoryStorage {

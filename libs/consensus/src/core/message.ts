@@ -1,4 +1,4 @@
-import { Message, MessageType, None, NodeId } from './types';
+import { Message, MessageType, NodeId } from './types';
 
 /** Builds a message with every required field present (messages are plain data for the transport). */
 export function newMessage(type: MessageType, to: NodeId, from: NodeId, term: number): Message {

@@ -1,7 +1,7 @@
 import { MemoryStorage } from './memory-storage';
 import { RaftLog } from './raft-log';
 import { CompactedError } from './storage';
-import { ent, ents, it2 } from './test-util';
+import { ent, ents, it2 } from '../../../../test/support/raft-test-util';
 
 /** A log whose first `stable` entries are in storage and the rest unstable. */
 function logWith(terms: number[], stable = terms.length): RaftLog {

@@ -8,7 +8,7 @@ import { ProposalDroppedError } from './errors';
 import { MemoryStorage } from './memory-storage';
 import { CAMPAIGN_TRANSFER, newMessage } from './message';
 import { CampaignType, Raft } from './raft';
-import { ents, it2, seededRandom } from './test-util';
+import { ents, it2, seededRandom } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, None, NodeId, StateType } from './types';
 
 const IDS3 = ['1', '2', '3'];

@@ -8,7 +8,7 @@ import { MemoryStorage } from './memory-storage';
 import { canSendBeforePersist, newMessage } from './message';
 import { RawNode } from './raw-node';
 import { Storage } from './storage';
-import { ents, it2, seededRandom } from './test-util';
+import { ents, it2, seededRandom } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, NodeId, Ready, StateType } from './types';
 
 function node(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage: Storage = new MemoryStorage()): RawNode {

@@ -1,4 +1,4 @@
-import { ents, it2 } from './test-util';
+import { ents, it2 } from '../../../../test/support/raft-test-util';
 import { Unstable } from './unstable';
 
 function unstable(offset: number, terms: number[], inProgress = offset): Unstable {

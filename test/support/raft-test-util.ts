@@ -1,5 +1,5 @@
 // Helpers shared by the core's unit tests (spec files only; not exported from the library).
-import { Entry, EntryType } from './types';
+import { Entry, EntryType } from '@app/consensus/core';
 
 /** An entry with the given index and term and optional payload. */
 export function ent(index: number, term: number, data = ''): Entry {
