@@ -95,7 +95,7 @@ function leaderOf(c: Cluster): string | undefined {
   return ls.reduce((a, b) => (b.term > a.term ? b : a)).id;
 }
 
-function chaos(c: Cluster, rng: Rng): void {
+export function chaos(c: Cluster, rng: Rng): void {
   const ids = c.ids;
   const roll = rng.next();
   const alive = ids.filter((id) => c.node(id).alive);
