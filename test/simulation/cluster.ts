@@ -526,8 +526,9 @@ export class Cluster {
     try {
       at = n.node.submit(data, {
         resolve: (applied: Applied) => {
-          if (applied.result !== ident) {
-            throw new InvariantViolation(`${id}: proposal ${ident} answered with the result of another entry at ${applied.index}`);
+          // The node answers once it applied the proposal's own entry (whatever its state machine returns).
+          if (n.applied[applied.index] !== ident) {
+            throw new InvariantViolation(`${id}: proposal ${ident} answered, but another entry was applied at ${applied.index}`);
           }
           this.checker.onAck(applied.index);
           this.acked.push({ index: applied.index, ident });

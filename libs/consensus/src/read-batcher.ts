@@ -97,16 +97,21 @@ export class ReadBatcher {
 
   /** Rejects the reads whose deadline passed. */
   expire(now: number): void {
-    const timeout = new ReadTimeoutError(this.timeoutMs);
+    // Runs every tick: build the error (a stack trace) only when something expires.
+    let timeout: ReadTimeoutError | undefined;
+    const reject = (batch: Batch) => {
+      timeout ??= new ReadTimeoutError(this.timeoutMs);
+      for (const w of batch.waiters) w.waiter.reject(timeout);
+    };
     for (const [ctx, batch] of this.issued) {
       if (batch.deadline > now) continue;
       this.issued.delete(ctx);
-      for (const w of batch.waiters) w.waiter.reject(timeout);
+      reject(batch);
     }
     let kept = 0;
     for (const batch of this.waiting) {
       if (batch.deadline > now) this.waiting[kept++] = batch;
-      else for (const w of batch.waiters) w.waiter.reject(timeout);
+      else reject(batch);
     }
     this.waiting.length = kept;
   }
