@@ -8,10 +8,14 @@ import {
   MessageReceiver,
   MessageType,
   NodeId,
+  NoLeaderError,
+  NotLeaderError,
+  ProposalRejectedError,
   RaftNode,
   RaftStorage,
   Ready,
   SaveCallback,
+  ShuttingDownError,
   StateMachine,
   StateType,
   Status,
@@ -56,6 +60,16 @@ export class SimulatedDiskError extends Error {
     super(`simulated fsync failure on ${id} (EIO)`);
     this.name = 'SimulatedDiskError';
   }
+}
+
+/** The node refused a request (nothing was proposed or read); anything else thrown is a failure of the run. */
+function isRefusal(error: unknown): boolean {
+  return (
+    error instanceof NotLeaderError ||
+    error instanceof NoLeaderError ||
+    error instanceof ProposalRejectedError ||
+    error instanceof ShuttingDownError
+  );
 }
 
 /** A save handed to the simulated disk and not completed yet. */
@@ -335,6 +349,11 @@ export class Cluster {
     if (p.entries.length > 0) {
       n.storage.append(p.entries);
       this.checker.onPersist(n.id, p.entries, p.hashes, p.entries.length);
+      // A node holds entries only of terms it has reached: a completed save leaves the durable term at or
+      // above its entries' (else a restart could vote again in a term it already acted in).
+      const term = n.storage.initialState().hardState.term;
+      const top = p.entries[p.entries.length - 1].term;
+      if (term < top) throw new InvariantViolation(`${n.id}: saved entries of term ${top} with a durable term of ${term}`);
     }
     p.done();
   }
@@ -535,8 +554,9 @@ export class Cluster {
         },
         reject: () => {},
       });
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isRefusal(error)) return undefined;
+      throw error;
     }
     return { ...at, ident };
   }
@@ -575,8 +595,9 @@ export class Cluster {
         },
         { onFollower: true },
       );
-    } catch {
-      return undefined;
+    } catch (error) {
+      if (isRefusal(error)) return undefined;
+      throw error;
     }
     this.reads.push(r);
     return r;

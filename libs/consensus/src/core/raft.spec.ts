@@ -309,6 +309,24 @@ describe('Raft', () => {
       ]);
     });
 
+    it("a heartbeat carries the commit index capped at the follower's match (it may not commit beyond what it holds)", () => {
+      const r = newRaft('1', IDS3);
+      becomeLeader(r);
+      // Follower 2 acknowledges the no-op and the next entry; follower 3 has acknowledged nothing.
+      r.step(msg(T.MsgAppResp, '2', '1', 1, { index: 1 }));
+      r.propose(new TextEncoder().encode('x'));
+      persist(r);
+      r.step(msg(T.MsgAppResp, '2', '1', 1, { index: 2 }));
+      expect(r.raftLog.committed).toBe(2);
+      takeMsgs(r);
+      r.tick(); // heartbeatTick 1: one heartbeat round
+      const beats = takeMsgs(r).filter((m) => m.type === T.MsgHeartbeat);
+      expect(beats.map((m) => [m.to, m.commit])).toEqual([
+        ['2', 2],
+        ['3', 0],
+      ]);
+    });
+
     it('the leader commits an entry once a quorum (itself included, once persisted) has it', () => {
       const net = Net.of(3);
       net.campaign('1');
