@@ -332,9 +332,8 @@ const loop: Mutant[] = [
       '    const p: Pending = { term, started: now, deadline: now + this.timeoutMs, waiter };\n',
       '    const p: Pending = { term, started: now, deadline: now + this.timeoutMs, waiter };\n    waiter.resolve({ index, result: undefined });\n    return;\n',
     ),
-    // The simulator's client callback throws its violation inside submit(), whose caller counts any throw
-    // as a refused proposal: the mutant is seen only as lost liveness (no proposal is ever accepted), at
-    // the end of each schedule. Every seed fails, so a few are enough.
+    // Every seed fails at the first acknowledgement ("answered, but another entry was applied"): a few are
+    // enough.
     kill: ['npm run test:sim -- --seeds 20'],
   },
   {
@@ -365,9 +364,8 @@ const loop: Mutant[] = [
       'this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries,',
       'this.storage.save(rd.entries.length > 0 ? undefined : (rd.hardState ?? this.unsavedHardState), rd.entries,',
     ),
-    // The simulator does not see this one (5,000 seeds survive, 2026-12-01): the lost term/vote matters only
-    // when a vote and entries share a Ready and the node then crashes and votes again in that term. The
-    // loop's unit spec checks what each save carries.
+    // The simulator checks at every completed save that the durable term covers the saved entries' terms;
+    // the loop's unit spec also checks what each save carries.
     kill: [SIM_500, 'npx jest libs/consensus/src/ready-loop.spec.ts --selectProjects unit'],
   },
   {
