@@ -1,4 +1,15 @@
-import { ConfigError, loadNodeConfig } from './node-config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, configVariables, loadNodeConfig } from './node-config';
+
+describe("README's configuration table", () => {
+  it('lists exactly the variables the node reads', () => {
+    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n### Running nodes by hand'));
+    const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual(configVariables().sort());
+  });
+});
 
 describe('loadNodeConfig', () => {
   it('takes the seed defaults from an empty environment: a single-node cluster', () => {

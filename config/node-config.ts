@@ -190,13 +190,18 @@ function firstConstraint(error: ValidationError): string {
   return child ? firstConstraint(child) : `${error.property} is invalid`;
 }
 
+/** The names of every variable the node reads (the README's configuration table lists each). */
+export function configVariables(): string[] {
+  return Object.keys(new EnvironmentVariables());
+}
+
 /**
  * Reads and validates the node's configuration from an environment. Unset or empty variables take their
  * defaults. Throws ConfigError with a one-line message naming the variable at the first problem.
  */
 export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   const raw: Record<string, string> = {};
-  for (const key of Object.keys(new EnvironmentVariables())) {
+  for (const key of configVariables()) {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
