@@ -1,4 +1,15 @@
-import { ConfigError, loadNodeConfig } from './node-config';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, configVariables, loadNodeConfig } from './node-config';
+
+describe("README's configuration table", () => {
+  it('lists exactly the variables the node reads', () => {
+    const readme = readFileSync(join(__dirname, '..', 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('\n## Configuration\n'), readme.indexOf('\n### Running nodes by hand'));
+    const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented.sort()).toEqual(configVariables().sort());
+  });
+});
 
 describe('loadNodeConfig', () => {
   it('takes the seed defaults from an empty environment: a single-node cluster', () => {
@@ -17,6 +28,16 @@ describe('loadNodeConfig', () => {
       logLevel: 'info',
     });
     expect(config.clusterToken).toBeUndefined();
+    // Peer streams are admitted from the members' addresses only, with nothing configured.
+    expect(config.peerAllowAny).toBe(false);
+    expect(config.peerAllowedAddresses).toEqual([]);
+  });
+
+  it('reads PEER_ALLOW_ANY and the addresses and ranges of PEER_ALLOWED_ADDRESSES', () => {
+    const config = loadNodeConfig({ PEER_ALLOW_ANY: 'true', PEER_ALLOWED_ADDRESSES: ' 10.0.0.5, 10.1.0.0/16 ,FD00::/8,::1' });
+    expect(config.peerAllowAny).toBe(true);
+    expect(config.peerAllowedAddresses).toEqual(['10.0.0.5', '10.1.0.0/16', 'fd00::/8', '::1']);
+    expect(loadNodeConfig({ PEER_ALLOW_ANY: 'false' }).peerAllowAny).toBe(false);
   });
 
   it('reads the seed three-node example and derives the same cluster id on every node', () => {
@@ -63,6 +84,11 @@ describe('loadNodeConfig', () => {
     [{ CLUSTER_TOKEN: 'short' }, /^CLUSTER_TOKEN must be at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of: error, warn, info, debug, verbose/],
     [{ ADVERTISE_URL: 'ftp://x' }, /^ADVERTISE_URL has 'ftp:\/\/x'/],
+    [{ PEER_ALLOW_ANY: 'yes' }, /^PEER_ALLOW_ANY must be true or false \(got 'yes'\)$/],
+    [{ PEER_ALLOWED_ADDRESSES: 'node2' }, /^PEER_ALLOWED_ADDRESSES has 'node2': give IP addresses or CIDR ranges/],
+    [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/33' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/33'/],
+    [{ PEER_ALLOWED_ADDRESSES: '10.0.0.1,fd00::/129' }, /^PEER_ALLOWED_ADDRESSES has 'fd00::\/129'/],
+    [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/8/1' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/8\/1'/],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(() => loadNodeConfig(env)).toThrow(ConfigError);
     expect(() => loadNodeConfig(env)).toThrow(message);

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsIn,
@@ -36,6 +37,10 @@ export interface NodeConfig {
   maxKeyBytes: number;
   maxValueBytes: number;
   clusterToken?: string;
+  /** PEER_ALLOW_ANY: admit peer streams from any address (by default only from the members' addresses). */
+  peerAllowAny: boolean;
+  /** PEER_ALLOWED_ADDRESSES: addresses and CIDR ranges admitted besides the members' own. */
+  peerAllowedAddresses: string[];
   logLevel: LogLevelName;
   logFormat: 'text' | 'json';
 }
@@ -119,6 +124,12 @@ class EnvironmentVariables {
   @MaxLength(1024, { message: 'CLUSTER_TOKEN must be at most 1024 characters' })
   CLUSTER_TOKEN?: string;
 
+  @IsIn(['true', 'false'], { message: 'PEER_ALLOW_ANY must be true or false' })
+  PEER_ALLOW_ANY: 'true' | 'false' = 'false';
+
+  @IsString()
+  PEER_ALLOWED_ADDRESSES = '';
+
   @IsIn(LOG_LEVELS as unknown as string[], { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: LogLevelName = 'info';
 
@@ -151,6 +162,24 @@ export function clusterIdOf(members: string[]): string {
   return createHash('sha256').update([...members].sort().join('\n')).digest('hex').slice(0, 16);
 }
 
+/**
+ * Checks one PEER_ALLOWED_ADDRESSES entry: an IPv4 or IPv6 address, or a CIDR range (`10.0.0.0/8`,
+ * `fd00::/8`). Returns it trimmed and lower-cased; throws ConfigError otherwise.
+ */
+export function checkAllowedAddress(entry: string): string {
+  const value = entry.trim().toLowerCase();
+  const [address, prefix, ...rest] = value.split('/');
+  const version = isIP(address);
+  const max = version === 4 ? 32 : 128;
+  const prefixOk = prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= max);
+  if (version === 0 || !prefixOk || rest.length > 0) {
+    throw new ConfigError(
+      `PEER_ALLOWED_ADDRESSES has '${entry.trim()}': give IP addresses or CIDR ranges, comma-separated (e.g. 10.0.0.5,10.1.0.0/16)`,
+    );
+  }
+  return value;
+}
+
 function firstConstraint(error: ValidationError): string {
   if (error.constraints) {
     const [message] = Object.values(error.constraints);
@@ -161,13 +190,18 @@ function firstConstraint(error: ValidationError): string {
   return child ? firstConstraint(child) : `${error.property} is invalid`;
 }
 
+/** The names of every variable the node reads (the README's configuration table lists each). */
+export function configVariables(): string[] {
+  return Object.keys(new EnvironmentVariables());
+}
+
 /**
  * Reads and validates the node's configuration from an environment. Unset or empty variables take their
  * defaults. Throws ConfigError with a one-line message naming the variable at the first problem.
  */
 export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   const raw: Record<string, string> = {};
-  for (const key of Object.keys(new EnvironmentVariables())) {
+  for (const key of configVariables()) {
     const value = env[key];
     if (value !== undefined && value !== '') raw[key] = value;
   }
@@ -202,6 +236,10 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
     clusterToken: vars.CLUSTER_TOKEN,
+    peerAllowAny: vars.PEER_ALLOW_ANY === 'true',
+    peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')
+      .filter((part) => part.trim() !== '')
+      .map(checkAllowedAddress),
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,
   };

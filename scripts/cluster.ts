@@ -12,7 +12,7 @@
  * the README's walkthroughs read the same as with Docker Compose (`docker-compose stop node1`).
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, fstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -40,6 +40,10 @@ options:
   -d, --data-dir DIR   node N keeps its data in DIR/nodeN (default $CLUSTER_DATA_DIR, else ./data)
       --host HOST      host name in the nodes' URLs (default localhost, bound to 127.0.0.1;
                        any other name binds 0.0.0.0)
+
+environment:
+  CLUSTER_TOKEN        the nodes' shared secret for peer traffic (16+ characters); unset: a random
+                       one, new for each run
       --clean          delete the nodes' data before starting
       --no-build       never rebuild the node, even when dist/ is older than the sources
   -v, --verbose        also print Nest's start-up lines
@@ -286,6 +290,8 @@ class Supervisor {
   private shuttingDown = false;
   private lastSignalAt = 0;
   private readonly socket: string;
+  /** Whether the nodes' CLUSTER_TOKEN was generated for this run (not taken from the environment). */
+  private readonly generatedToken: boolean;
   /** Commands run one at a time, so that two terminals cannot interleave a stop and a start. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -303,7 +309,11 @@ class Supervisor {
       dir: join(options.dataDir, name),
       bindHost,
     }));
-    const envs = clusterEnvs(members, () => ({ LOG_FORMAT: process.env.LOG_FORMAT || 'json' }));
+    // Peer traffic carries a shared secret (docs/operations.md, "Who can do what"): the user's CLUSTER_TOKEN,
+    // else a random one for this run. Every node of a run is started by this supervisor, so they all share it.
+    this.generatedToken = !process.env.CLUSTER_TOKEN;
+    const token = process.env.CLUSTER_TOKEN || randomBytes(24).toString('base64url');
+    const envs = clusterEnvs(members, () => ({ LOG_FORMAT: process.env.LOG_FORMAT || 'json', CLUSTER_TOKEN: token }));
     this.nodes = members.map((m, i) => {
       const prefix = `${paint(COLOURS[i % COLOURS.length], `${m.name.padEnd(width)} |`)} `;
       return new Node(m.name, i, m.url, m.port, bindHost, envs[i], prefix, options.verbose, (node) => this.unexpectedExit(node));
@@ -394,6 +404,7 @@ class Supervisor {
       ...this.nodes.map(
         (n) => `  ${paint(COLOURS[n.index % COLOURS.length], n.name)}  ${n.url.padEnd(width)}   Swagger UI ${n.url}/docs   metrics ${n.url}/metrics`,
       ),
+      `  peer traffic: ${this.generatedToken ? 'a CLUSTER_TOKEN generated for this run' : 'the CLUSTER_TOKEN of this environment'}, from the members' addresses only`,
       '',
       'Ctrl-C stops every node. From another terminal: npm run cluster -- stop|start|restart|kill [node...], ps',
       '',

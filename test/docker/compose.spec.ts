@@ -16,11 +16,11 @@ const available = hasCommand('docker-compose');
 if (!available) console.warn('SKIPPED docker-compose.yml checks: docker-compose is not installed (Debian package docker-compose)');
 const describeIf = available ? describe : describe.skip;
 
-function compose(...args: string[]) {
+function compose(args: string[], extraEnv: Record<string, string> = {}) {
   const env = { ...process.env };
   delete env.CLUSTER_TOKEN; // the file's own default, not this machine's
   delete env.LOG_LEVEL;
-  return spawnSync('docker-compose', ['-f', 'docker-compose.yml', ...args], { cwd: ROOT, env, encoding: 'utf8' });
+  return spawnSync('docker-compose', ['-f', 'docker-compose.yml', ...args], { cwd: ROOT, env: { ...env, ...extraEnv }, encoding: 'utf8' });
 }
 
 interface Service {
@@ -46,13 +46,13 @@ describeIf('docker-compose.yml', () => {
   const nodeNames = ['node1', 'node2', 'node3'];
 
   beforeAll(() => {
-    const result = compose('config');
+    const result = compose(['config']);
     if (result.status !== 0) throw new Error(`docker-compose config failed:\n${result.stderr}`);
     config = parseYaml(result.stdout) as typeof config;
   });
 
   it('is valid for docker-compose (`docker-compose config -q`)', () => {
-    const result = compose('config', '-q');
+    const result = compose(['config', '-q']);
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
   });
@@ -81,6 +81,28 @@ describeIf('docker-compose.yml', () => {
       expect(c.clusterId).toBe(configs[0].clusterId);
     });
     expect(configs.map((c) => c.httpPort)).toEqual([3001, 3002, 3003]);
+  });
+
+  it('authenticates peer traffic by default: one placeholder CLUSTER_TOKEN on every node, which the environment replaces', () => {
+    const tokens = nodeNames.map((name) => loadNodeConfig(config.services[name].environment ?? {}).clusterToken);
+    expect(tokens[0]).toBe('change-me-raft-kv-compose-placeholder');
+    expect(new Set(tokens).size).toBe(1);
+    // The file tells users to change it, and the README says how.
+    expect(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8')).toMatch(/CHANGE IT/);
+    expect(readFileSync(join(ROOT, 'README.md'), 'utf8')).toContain('change-me-raft-kv-compose-placeholder');
+    const own = compose(['config'], { CLUSTER_TOKEN: 'my-own-secret-of-24-chars' });
+    expect(own.status).toBe(0);
+    const services = (parseYaml(own.stdout) as typeof config).services;
+    for (const name of nodeNames) expect(services[name].environment!.CLUSTER_TOKEN).toBe('my-own-secret-of-24-chars');
+  });
+
+  it("keeps the default address check: members named by service name (each resolves to its container's address), no PEER_ALLOW_ANY", () => {
+    for (const name of nodeNames) {
+      const c = loadNodeConfig(config.services[name].environment ?? {});
+      expect(c.peerAllowAny).toBe(false);
+      expect(c.peerAllowedAddresses).toEqual([]);
+      for (const member of c.members) expect(nodeNames).toContain(new URL(member).hostname);
+    }
   });
 
   it('publishes each node on its own port, 3001-3003, as the seed does', () => {

@@ -2,9 +2,9 @@
  * `npm run cluster` itself, beyond what the README test walks through: five nodes with `--nodes 5`, the
  * banner (URLs, Swagger UI, metrics, a curl to paste, which works), one prefix per node, `ps`, refusals
  * with a reason (a second cluster on the same data, another cluster's data, ports in use, unknown nodes),
- * the supervisor's stdin closing, and Ctrl-C stopping every node cleanly.
+ * the supervisor's stdin closing, Ctrl-C stopping every node cleanly, and the peer token each run generates.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterScript, consecutiveFreePorts, sh } from '../support/cluster-script';
@@ -16,11 +16,29 @@ let dir: string;
 let cluster: ClusterScript;
 let base: number;
 const extra: ClusterScript[] = [];
+/** The CLUSTER_TOKEN the 5-node run gave its nodes. */
+let firstRunToken: string | undefined;
+
+/** The CLUSTER_TOKEN in the environment of every node process a running cluster lists with `ps`. */
+async function nodeTokens(script: ClusterScript): Promise<Array<string | undefined>> {
+  const ps = await script.control('ps');
+  const pids = ps.stdout
+    .split('\n')
+    .filter((l) => /^node\d+ /.test(l))
+    .map((l) => Number(l.split(/\s+/)[2]));
+  return pids.map((pid) =>
+    readFileSync(`/proc/${pid}/environ`, 'utf8')
+      .split('\0')
+      .find((v) => v.startsWith('CLUSTER_TOKEN='))
+      ?.slice('CLUSTER_TOKEN='.length),
+  );
+}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'raftkv-cluster-script-'));
   base = await consecutiveFreePorts(5);
-  cluster = ClusterScript.start(['--nodes', '5', '--base-port', String(base), '--no-build'], join(dir, 'data'));
+  // CLUSTER_TOKEN emptied: the script's own default, not this machine's.
+  cluster = ClusterScript.start(['--nodes', '5', '--base-port', String(base), '--no-build'], join(dir, 'data'), { CLUSTER_TOKEN: '' });
   await cluster.waitFor(/cluster: ready; node\d is the leader \(term \d+\)/);
 });
 
@@ -75,6 +93,25 @@ describe('npm run cluster -- --nodes 5', () => {
     expect(unknown.stdout).toContain('no node named node6 (this cluster has node1, node2, node3, node4, node5)');
   });
 
+  it('gives every node one CLUSTER_TOKEN generated for this run: a peer stream without it gets 401', async () => {
+    expect(cluster.output()).toContain("peer traffic: a CLUSTER_TOKEN generated for this run, from the members' addresses only");
+    const tokens = await nodeTokens(cluster);
+    expect(tokens).toHaveLength(5);
+    expect(new Set(tokens).size).toBe(1);
+    expect(tokens[0]).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    firstRunToken = tokens[0];
+    const headers = { 'content-type': 'application/x-raft-stream' };
+    const anonymous = await http('POST', `http://127.0.0.1:${base}/raft/stream`, undefined, { raw: 'x', headers });
+    expect(anonymous.status).toBe(401);
+    // With the token, the request gets past the check (and is refused only for lacking a member's headers).
+    const authorized = await http('POST', `http://127.0.0.1:${base}/raft/stream`, undefined, {
+      raw: 'x',
+      headers: { ...headers, authorization: `Bearer ${firstRunToken}` },
+    });
+    expect(authorized.status).toBe(409);
+    expect(cluster.output()).not.toContain('CLUSTER_TOKEN is not set');
+  });
+
   it('refuses to start a second cluster on the same data, or on its ports, saying why', async () => {
     const same = ClusterScript.start(['--nodes', '5', '--base-port', String(base), '--no-build'], join(dir, 'data'));
     const ports = ClusterScript.start(['--nodes', '3', '--base-port', String(base), '--no-build'], join(dir, 'other'));
@@ -107,9 +144,16 @@ describe('npm run cluster -- --nodes 5', () => {
   });
 
   it('stops its nodes when the program that started it goes away (its stdin closes)', async () => {
-    const orphaned = ClusterScript.start(['--nodes', '1', '--base-port', String(base), '--no-build', '--clean'], join(dir, 'single'));
+    const orphaned = ClusterScript.start(['--nodes', '1', '--base-port', String(base), '--no-build', '--clean'], join(dir, 'single'), {
+      CLUSTER_TOKEN: '',
+    });
     extra.push(orphaned);
     await orphaned.waitFor(/cluster: ready;/);
+    // Another run, another token.
+    const [token] = await nodeTokens(orphaned);
+    expect(token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(firstRunToken).toBeDefined();
+    expect(token).not.toBe(firstRunToken);
     orphaned.child.stdin!.end();
     await orphaned.waitForExit();
     expect(orphaned.output()).toContain('standard input closed');

@@ -41,6 +41,8 @@ describe('invalid configuration stops the process with one clear line and exit c
     [{ PEER_URLS: 'localhost:3002' }, "PEER_URLS has 'localhost:3002': only http:// and https:// URLs are supported"],
     [{ ELECTION_TIMEOUT_MS: '100' }, 'ELECTION_TIMEOUT_MS (100) must be at least 3 x HEARTBEAT_INTERVAL_MS (100)'],
     [{ CLUSTER_TOKEN: 'x' }, 'CLUSTER_TOKEN must be at least 16 characters when set'],
+    [{ PEER_ALLOW_ANY: 'yes' }, "PEER_ALLOW_ANY must be true or false (got 'yes')"],
+    [{ PEER_ALLOWED_ADDRESSES: '10.0.0.1,node2' }, "PEER_ALLOWED_ADDRESSES has 'node2': give IP addresses or CIDR ranges"],
   ])('%j', (env, message) => {
     const { status, stderr } = startFails({ WAL_DIR: tempDir(), ...env });
     expect(status).toBe(1);

@@ -53,6 +53,8 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       peers: ['http://localhost:3001', 'http://localhost:3003'],
       clusterId: expected.clusterId,
       token: undefined,
+      // Peer streams from the members' addresses only.
+      admission: { allowAny: false, allowedAddresses: [] },
       stallTimeoutMs: 1000,
     });
     expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir });
@@ -79,6 +81,8 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       MAX_KEY_BYTES: '64',
       MAX_VALUE_BYTES: '4096',
       CLUSTER_TOKEN: 'a-token-of-16-chars-or-more',
+      PEER_ALLOW_ANY: 'true',
+      PEER_ALLOWED_ADDRESSES: '10.0.0.0/8',
     });
     expect(get(CONSENSUS_OPTIONS)).toMatchObject({
       id: 'http://n1.internal:4001',
@@ -86,7 +90,11 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       electionTimeoutMs: 400,
       requestTimeoutMs: 2000,
     });
-    expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({ token: 'a-token-of-16-chars-or-more', stallTimeoutMs: 500 });
+    expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({
+      token: 'a-token-of-16-chars-or-more',
+      admission: { allowAny: true, allowedAddresses: ['10.0.0.0/8'] },
+      stallTimeoutMs: 500,
+    });
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 64, maxValueBytes: 4096 });
     expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({ timeoutMs: 400 });
   });

@@ -49,6 +49,7 @@ export class AppModule {
         peers: c.peerUrls,
         clusterId: c.clusterId,
         token: c.clusterToken,
+        admission: { allowAny: c.peerAllowAny, allowedAddresses: c.peerAllowedAddresses },
         stallTimeoutMs: Math.max(500, c.electionTimeoutMs),
       }),
     });

@@ -1,11 +1,12 @@
-import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleInit } from '@nestjs/common';
+import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { PEER_TRANSPORT } from '@app/consensus/ports';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
+import { PeerAdmission } from './peer-admission';
 import { PeerAuthGuard } from './peer-auth.guard';
 import { PeerController } from './peer.controller';
-import { PEER_STREAM_CONTENT_TYPE } from './peer-protocol';
+import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 import { Readable } from 'node:stream';
 
 export interface ClusterRpcModuleAsyncOptions {
@@ -14,18 +15,32 @@ export interface ClusterRpcModuleAsyncOptions {
   useFactory: (...args: never[]) => ClusterRpcOptions | Promise<ClusterRpcOptions>;
 }
 
+interface PeerRequest {
+  routeOptions?: { url?: string };
+  socket?: { remoteAddress?: string };
+  headers: Record<string, string | string[] | undefined>;
+}
+interface PeerReply {
+  code(status: number): PeerReply;
+  header(name: string, value: string): PeerReply;
+  send(body: unknown): PeerReply;
+}
+
+const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /**
- * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoint.
- * Requires prom-client's Registry to be provided globally.
+ * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoint, admitting
+ * peer streams only from the members' addresses (PeerAdmission). Requires prom-client's Registry to be
+ * provided globally.
  */
 @Module({})
-export class ClusterRpcModule implements OnModuleInit {
+export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger('ClusterRpc');
 
   constructor(
     private readonly adapterHost: HttpAdapterHost,
     @Inject(CLUSTER_RPC_OPTIONS) private readonly options: ClusterRpcOptions,
+    private readonly admission: PeerAdmission,
   ) {}
 
   static forRootAsync(options: ClusterRpcModuleAsyncOptions): DynamicModule {
@@ -39,12 +54,25 @@ export class ClusterRpcModule implements OnModuleInit {
         { provide: PEER_TRANSPORT, useExisting: HttpPeerTransport },
         ClusterRpcMetrics,
         PeerAuthGuard,
+        {
+          provide: PeerAdmission,
+          inject: [CLUSTER_RPC_OPTIONS],
+          useFactory: (o: ClusterRpcOptions) => {
+            const logger = new Logger('ClusterRpc');
+            return new PeerAdmission({
+              members: [o.self, ...o.peers],
+              allowAny: o.admission?.allowAny,
+              allowedAddresses: o.admission?.allowedAddresses,
+              warn: (message) => logger.warn(message),
+            });
+          },
+        },
       ],
       exports: [PEER_TRANSPORT, HttpPeerTransport],
     };
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
     // A peer stream's body is read as it arrives, for as long as the stream lives: hand the controller the
     // raw request stream instead of letting Fastify buffer (and size-limit) a body that never ends.
     const fastify = this.adapterHost.httpAdapter?.getInstance?.();
@@ -54,10 +82,35 @@ export class ClusterRpcModule implements OnModuleInit {
         (_request: unknown, payload: Readable, done: (error: Error | null, body?: Readable) => void) => done(null, payload),
       );
     }
+    if (fastify) {
+      // The address check runs first of all, on the request's line and headers: a stranger's stream is
+      // answered 403 before a byte of its body is read, before the token is looked at, and long before any
+      // of it could reach the Raft core. `connection: close`, because the refused body is never read.
+      fastify.addHook('onRequest', async (request: PeerRequest, reply: PeerReply) => {
+        if (request.routeOptions?.url !== PEER_STREAM_PATH) return;
+        const refusal = await this.admission.check(request.socket?.remoteAddress, {
+          nodeId: header(request.headers[PEER_HEADERS.nodeId]),
+          from: header(request.headers[PEER_HEADERS.from]),
+        });
+        if (!refusal) return;
+        reply.code(refusal.status).header('connection', 'close').send({ error: refusal.error });
+        return reply;
+      });
+    }
+    await this.admission.start();
+    if (this.admission.allowAny) {
+      this.logger.warn('PEER_ALLOW_ANY is set: peer streams are admitted from any address');
+    } else if (this.options.peers.length > 0) {
+      this.logger.log(`peer streams admitted from the members' addresses: ${this.admission.addresses().join(', ') || 'none resolved yet'}`);
+    }
     if (!this.options.token && this.options.peers.length > 0) {
       this.logger.warn(
-        'CLUSTER_TOKEN is not set: peer traffic is unauthenticated; anyone who can reach this port can act as a member',
+        'CLUSTER_TOKEN is not set: peers are admitted by address only; any process on a member\'s host can act as a member',
       );
     }
+  }
+
+  onModuleDestroy(): void {
+    this.admission.stop();
   }
 }

@@ -22,6 +22,11 @@ export interface ClusterRpcOptions {
   clusterId: string;
   /** Shared secret of the cluster; when set, peers must present it. */
   token?: string;
+  /**
+   * Who may open a peer stream (PeerAdmission): by default only the members' addresses. `allowAny` turns the
+   * check off (PEER_ALLOW_ANY); `allowedAddresses` adds addresses and CIDR ranges (PEER_ALLOWED_ADDRESSES).
+   */
+  admission?: { allowAny?: boolean; allowedAddresses?: string[] };
   /** An outgoing stream with no sign of life from its peer for this long is torn down and reopened. */
   stallTimeoutMs: number;
   limits?: Partial<PeerStreamLimits>;

@@ -19,8 +19,9 @@ export class PeerController {
     description:
       'A long-lived request: its chunked body is a sequence of frames, each a binary batch of Raft messages behind ' +
       'its 32-bit length (docs/cluster-rpc.md). The answer is 200 at once, then one pong byte every 100 ms for as ' +
-      'long as the stream is open. The x-raft-* headers identify the sender; with CLUSTER_TOKEN set, the request ' +
-      'must carry `Authorization: Bearer <token>`.',
+      'long as the stream is open. Only the cluster members\' addresses may open one (403 otherwise, before the body ' +
+      'is read; PEER_ALLOWED_ADDRESSES / PEER_ALLOW_ANY widen it). The x-raft-* headers identify the sender; with ' +
+      'CLUSTER_TOKEN set, the request must carry `Authorization: Bearer <token>`.',
   })
   @ApiSecurity('cluster-token')
   @ApiConsumes(PEER_STREAM_CONTENT_TYPE)
@@ -31,7 +32,7 @@ export class PeerController {
   @ApiHeader({ name: PEER_HEADERS.clusterId, description: "Fingerprint of the sender's member set", required: true })
   @ApiResponse({ status: 200, description: 'Stream accepted; the answer carries pongs until either side closes it' })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
-  @ApiResponse({ status: 403, description: 'Sender is not a member' })
+  @ApiResponse({ status: 403, description: "Sender connects from an address that is no member's, or its URL is not a member's" })
   @ApiResponse({ status: 409, description: 'Sender belongs to another cluster configuration, or reuses this NODE_ID' })
   @ApiResponse({ status: 415, description: `Body is not ${PEER_STREAM_CONTENT_TYPE}` })
   stream(@Req() request: FastifyRequest, @Res() reply: FastifyReply): void {
