@@ -63,6 +63,8 @@ describe('loadNodeConfig', () => {
     [{ CLUSTER_TOKEN: 'short' }, /^CLUSTER_TOKEN must be at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of: error, warn, info, debug, verbose/],
     [{ ADVERTISE_URL: 'ftp://x' }, /^ADVERTISE_URL has 'ftp:\/\/x'/],
+    [{ NODE_ID: 'a\nb' }, /^NODE_ID must be .* \(got 'a\\u000ab'\)$/],
+    [{ PEER_URLS: 'http://a/\r\nx' }, /^PEER_URLS has 'http:\/\/a\/\\u000d\\u000ax': give a base URL/],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(() => loadNodeConfig(env)).toThrow(ConfigError);
     expect(() => loadNodeConfig(env)).toThrow(message);
