@@ -89,6 +89,8 @@ describe('loadNodeConfig', () => {
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/33' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/33'/],
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.1,fd00::/129' }, /^PEER_ALLOWED_ADDRESSES has 'fd00::\/129'/],
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/8/1' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/8\/1'/],
+    [{ NODE_ID: 'a\nb' }, /^NODE_ID must be .* \(got 'a\\u000ab'\)$/],
+    [{ PEER_URLS: 'http://a/\r\nx' }, /^PEER_URLS has 'http:\/\/a\/\\u000d\\u000ax': give a base URL/],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(() => loadNodeConfig(env)).toThrow(ConfigError);
     expect(() => loadNodeConfig(env)).toThrow(message);

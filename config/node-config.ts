@@ -137,6 +137,11 @@ class EnvironmentVariables {
   LOG_FORMAT: 'text' | 'json' = 'text';
 }
 
+/** A value as it is echoed in a ConfigError: control characters escaped, so that the message stays one line. */
+function shown(value: string): string {
+  return value.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /**
  * Normalizes a member URL so that every node derives the same identity from it: lower-case scheme and
  * host, no trailing slash. Paths, queries and credentials are refused: a member is a base URL.
@@ -146,13 +151,13 @@ export function normalizeMemberUrl(raw: string, variable: string): string {
   try {
     url = new URL(raw.trim());
   } catch {
-    throw new ConfigError(`${variable} has an invalid URL '${raw}' (expected e.g. http://localhost:3002)`);
+    throw new ConfigError(`${variable} has an invalid URL '${shown(raw)}' (expected e.g. http://localhost:3002)`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new ConfigError(`${variable} has '${raw}': only http:// and https:// URLs are supported`);
+    throw new ConfigError(`${variable} has '${shown(raw)}': only http:// and https:// URLs are supported`);
   }
   if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
-    throw new ConfigError(`${variable} has '${raw}': give a base URL (scheme, host, port) without path, query or credentials`);
+    throw new ConfigError(`${variable} has '${shown(raw)}': give a base URL (scheme, host, port) without path, query or credentials`);
   }
   return `${url.protocol}//${url.host}`;
 }
@@ -183,7 +188,7 @@ export function checkAllowedAddress(entry: string): string {
 function firstConstraint(error: ValidationError): string {
   if (error.constraints) {
     const [message] = Object.values(error.constraints);
-    const got = error.value === undefined ? '' : ` (got '${String(error.value)}')`;
+    const got = error.value === undefined ? '' : ` (got '${shown(String(error.value))}')`;
     return `${message}${got}`;
   }
   const child = error.children?.[0];

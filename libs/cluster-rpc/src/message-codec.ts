@@ -1,4 +1,5 @@
-import { Entry, EntryType, Message, MessageType, Snapshot } from '@app/consensus/core';
+import { Entry, EntryType, Message, MessageType, Snapshot, SnapshotMetadata } from '@app/consensus/core';
+import { isUtf8 } from 'node:buffer';
 
 /**
  * Binary encoding of a batch of Raft messages, for the body of one peer request.
@@ -15,19 +16,59 @@ import { Entry, EntryType, Message, MessageType, Snapshot } from '@app/consensus
  *   snapshot:= metaLength u32 | meta (utf-8 JSON of SnapshotMetadata) | dataLength u32 | data
  *
  * Entry data in decoded messages are views into the request body (no copy).
+ *
+ * The decoder is the wall between the network and the Raft core: it returns only messages the core can take
+ * (see decodeMessages for the rules) and refuses everything else with a MessageDecodeError.
  */
 
 const MAGIC = 0x5246;
 const VERSION = 1;
+const BATCH_HEADER = 2 + 1 + 4;
 const MESSAGE_FIXED = 2 + 5 * 8;
+/** The smallest message the format can express: fixed part, two string lengths, the entry count. */
+const MESSAGE_MIN = MESSAGE_FIXED + 2 + 2 + 4;
 const ENTRY_FIXED = 8 + 8 + 1 + 4;
+const KNOWN_FLAGS = 1 | 2 | 4;
 
-/** The body of a peer request is not a valid message batch. */
+/** Longest `from` / `to` accepted, in UTF-8 bytes: a member's id is its advertised URL. */
+export const MAX_NODE_ID_BYTES = 1024;
+
+/** The body of a peer request is not a valid message batch; the message names the problem. */
 export class MessageDecodeError extends Error {
   constructor(message: string) {
     super(`invalid message batch: ${message}`);
     this.name = 'MessageDecodeError';
   }
+}
+
+// What each message type may be and carry on the wire (docs/cluster-rpc.md). Types without a rule (the core's
+// local ones: MsgHup, MsgBeat, MsgProp, MsgUnreachable, MsgSnapStatus, MsgCheckQuorum) never cross the network.
+const NETWORK = 1;
+/** Sent by a leader or a candidate, which always has a term >= 1 (term 0 would mean "no term" to the core). */
+const HAS_TERM = 2;
+/** `logTerm` is the term of one of the sender's own entries, so at most its term. */
+const LOG_TERM_AT_MOST_TERM = 4;
+const CARRIES_ENTRIES = 8;
+const CARRIES_SNAPSHOT = 16;
+const RULES = new Uint8Array(256);
+RULES[MessageType.MsgApp] = NETWORK | HAS_TERM | LOG_TERM_AT_MOST_TERM | CARRIES_ENTRIES;
+RULES[MessageType.MsgAppResp] = NETWORK;
+RULES[MessageType.MsgVote] = NETWORK | HAS_TERM | LOG_TERM_AT_MOST_TERM;
+RULES[MessageType.MsgVoteResp] = NETWORK;
+RULES[MessageType.MsgSnap] = NETWORK | HAS_TERM | CARRIES_SNAPSHOT;
+RULES[MessageType.MsgHeartbeat] = NETWORK | HAS_TERM;
+RULES[MessageType.MsgHeartbeatResp] = NETWORK;
+RULES[MessageType.MsgTransferLeader] = NETWORK;
+RULES[MessageType.MsgTimeoutNow] = NETWORK | HAS_TERM;
+// A follower forwards a read to the leader with term 0 ("no term").
+RULES[MessageType.MsgReadIndex] = NETWORK;
+RULES[MessageType.MsgReadIndexResp] = NETWORK | HAS_TERM;
+RULES[MessageType.MsgPreVote] = NETWORK | HAS_TERM | LOG_TERM_AT_MOST_TERM;
+RULES[MessageType.MsgPreVoteResp] = NETWORK;
+
+/** Whether `type` may cross the network (the local types of the core never do). */
+export function isNetworkMessageType(type: MessageType): boolean {
+  return (RULES[type] & NETWORK) !== 0;
 }
 
 function strLength(s: string): number {
@@ -94,85 +135,179 @@ export function encodeMessages(messages: Message[], headroom = 0): Buffer {
   return buf;
 }
 
-export function decodeMessages(buf: Buffer): Message[] {
-  let o = 0;
-  const need = (n: number) => {
-    if (o + n > buf.length) throw new MessageDecodeError(`truncated at byte ${o} (need ${n} more of ${buf.length})`);
-  };
-  const readStr = () => {
-    need(2);
-    const n = buf.readUInt16LE(o);
-    need(2 + n);
-    const s = buf.toString('utf8', o + 2, o + 2 + n);
-    o += 2 + n;
-    return s;
-  };
-  const readF64 = () => {
-    const v = buf.readDoubleLE(o);
-    o += 8;
-    if (!Number.isSafeInteger(v) || v < 0) throw new MessageDecodeError(`bad number ${v} before byte ${o}`);
+
+/** A cursor over one batch; it knows which message it is in, to name it in errors. */
+class Reader {
+  o = BATCH_HEADER;
+  /** Position in the batch of the message being read, and its type once read (-1: none yet). */
+  message = -1;
+  type = -1;
+
+  constructor(readonly buf: Buffer) {}
+
+  fail(problem: string): never {
+    let where = '';
+    if (this.message >= 0) {
+      where = `message ${this.message}`;
+      if (this.type >= 0) where += ` (${MessageType[this.type] ?? `type ${this.type}`})`;
+      where += ': ';
+    }
+    throw new MessageDecodeError(where + problem);
+  }
+
+  get left(): number {
+    return this.buf.length - this.o;
+  }
+
+  need(n: number, what: string): void {
+    if (n > this.buf.length - this.o) this.fail(`truncated: ${what} needs ${n} bytes at byte ${this.o}, ${this.left} left`);
+  }
+
+  u8(): number {
+    return this.buf[this.o++];
+  }
+
+  u32(): number {
+    const v = this.buf.readUInt32LE(this.o);
+    this.o += 4;
     return v;
-  };
-  need(7);
-  if (buf.readUInt16LE(0) !== MAGIC) throw new MessageDecodeError('bad magic');
-  if (buf.readUInt8(2) !== VERSION) throw new MessageDecodeError(`unsupported version ${buf.readUInt8(2)}`);
+  }
+
+  /** A log index or term (or a commit, a hint): a non-negative integer below 2^53. Call after need(). */
+  f64(field: string): number {
+    const v = this.buf.readDoubleLE(this.o);
+    if (!Number.isSafeInteger(v) || v < 0) this.fail(`${field} is ${v}, not an integer in [0, 2^53)`);
+    this.o += 8;
+    return v + 0; // -0 becomes 0
+  }
+
+  str(field: string, min: number, max: number): string {
+    this.need(2, field);
+    const n = this.buf.readUInt16LE(this.o);
+    if (n < min || n > max) this.fail(`${field} is ${n} bytes long, allowed ${min} to ${max}`);
+    this.need(2 + n, field);
+    const start = this.o + 2;
+    // Invalid bytes would decode to U+FFFD: a string that no member sent, and longer than its bytes.
+    if (!isUtf8(this.buf.subarray(start, start + n))) this.fail(`${field} is not valid UTF-8`);
+    this.o = start + n;
+    return this.buf.toString('utf8', start, start + n);
+  }
+
+  /** A length-prefixed byte string, as a view into the batch. */
+  bytes(field: string): Buffer {
+    this.need(4, field);
+    const n = this.u32();
+    this.need(n, field);
+    const out = this.buf.subarray(this.o, this.o + n);
+    this.o += n;
+    return out;
+  }
+}
+
+/**
+ * Decodes a batch and checks that every message in it is one the Raft core can take; throws
+ * MessageDecodeError, naming the message and the problem, at the first that is not. Refused:
+ * - a truncated batch, a length (string, entries, data, message count) that runs past its end, trailing
+ *   bytes, a bad magic or version, unknown flag bits;
+ * - a message type that is unknown or local to a node (MsgHup, MsgBeat, MsgProp, MsgUnreachable,
+ *   MsgSnapStatus, MsgCheckQuorum);
+ * - a term, logTerm, index, commit or rejectHint that is not an integer in [0, 2^53);
+ * - term 0 on a message only a leader or a candidate sends (MsgApp, MsgHeartbeat, MsgSnap, MsgVote,
+ *   MsgPreVote, MsgTimeoutNow, MsgReadIndexResp); a logTerm above the term on MsgApp, MsgVote, MsgPreVote;
+ * - an empty `from` or `to`, or one longer than MAX_NODE_ID_BYTES; a string that is not valid UTF-8;
+ * - entries on anything but a MsgApp; entries whose indexes are not index+1, index+2, ... in order, whose
+ *   terms are 0, decrease, start below logTerm or exceed the message's term; an unknown entry type;
+ * - a snapshot on anything but a MsgSnap, a MsgSnap without one, snapshot metadata that is not
+ *   `{ index, term <= the message's term, confState: { voters: string[], learners?: string[] } }`.
+ * The transport then checks `from` and `to` against the stream's sender and recipient.
+ */
+export function decodeMessages(buf: Buffer): Message[] {
+  const r = new Reader(buf);
+  if (buf.length < BATCH_HEADER) r.fail(`truncated: ${buf.length} bytes, a batch header is ${BATCH_HEADER}`);
+  if (buf.readUInt16LE(0) !== MAGIC) r.fail('bad magic');
+  if (buf[2] !== VERSION) r.fail(`unsupported version ${buf[2]}`);
   const count = buf.readUInt32LE(3);
-  o = 7;
-  const messages: Message[] = [];
+  if (count > r.left / MESSAGE_MIN) r.fail(`${count} messages cannot fit in the ${r.left} bytes left`);
+  const messages: Message[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    need(MESSAGE_FIXED);
-    const type = buf.readUInt8(o) as MessageType;
-    if (MessageType[type] === undefined) throw new MessageDecodeError(`unknown message type ${type}`);
-    const flags = buf.readUInt8(o + 1);
-    o += 2;
-    const term = readF64();
-    const logTerm = readF64();
-    const index = readF64();
-    const commit = readF64();
-    const rejectHint = readF64();
-    const to = readStr();
-    const from = readStr();
+    r.message = i;
+    r.type = -1;
+    r.need(MESSAGE_FIXED, 'message');
+    const type = r.u8();
+    const rules = RULES[type];
+    if (rules === 0) r.fail(MessageType[type] === undefined ? `unknown message type ${type}` : `${MessageType[type]} never crosses the network`);
+    r.type = type;
+    const flags = r.u8();
+    if ((flags & ~KNOWN_FLAGS) !== 0) r.fail(`unknown flags 0x${flags.toString(16)}`);
+    const term = r.f64('term');
+    const logTerm = r.f64('logTerm');
+    const index = r.f64('index');
+    const commit = r.f64('commit');
+    const rejectHint = r.f64('rejectHint');
+    if (term === 0 && (rules & HAS_TERM) !== 0) r.fail('term is 0, but its sender always has a term');
+    if (logTerm > term && (rules & LOG_TERM_AT_MOST_TERM) !== 0) r.fail(`logTerm ${logTerm} is above the term ${term}`);
+    const to = r.str('to', 1, MAX_NODE_ID_BYTES);
+    const from = r.str('from', 1, MAX_NODE_ID_BYTES);
     const m: Message = { type, to, from, term, logTerm, index, commit, reject: (flags & 1) !== 0, rejectHint };
-    if (flags & 2) m.context = readStr();
-    need(4);
-    const entryCount = buf.readUInt32LE(o);
-    o += 4;
+    if (flags & 2) m.context = r.str('context', 0, 0xffff);
+    r.need(4, 'entry count');
+    const entryCount = r.u32();
     if (entryCount > 0) {
+      if ((rules & CARRIES_ENTRIES) === 0) r.fail(`carries ${entryCount} entries; only MsgApp carries entries`);
+      if (entryCount > r.left / ENTRY_FIXED) r.fail(`${entryCount} entries cannot fit in the ${r.left} bytes left`);
       const entries: Entry[] = new Array(entryCount);
+      let prevTerm = logTerm;
       for (let j = 0; j < entryCount; j++) {
-        need(ENTRY_FIXED);
-        const eTerm = readF64();
-        const eIndex = readF64();
-        const eType = buf.readUInt8(o) as EntryType;
-        const length = buf.readUInt32LE(o + 1);
-        o += 5;
-        need(length);
-        entries[j] = { term: eTerm, index: eIndex, type: eType, data: buf.subarray(o, o + length) };
-        o += length;
+        r.need(ENTRY_FIXED, `entry ${j}`);
+        const eTerm = r.f64(`entry ${j} term`);
+        const eIndex = r.f64(`entry ${j} index`);
+        if (eIndex !== index + 1 + j) r.fail(`entry ${j} has index ${eIndex}, expected ${index + 1 + j} (entries follow index ${index} one by one)`);
+        if (eTerm < prevTerm || eTerm > term || eTerm === 0) {
+          r.fail(`entry ${j} has term ${eTerm}, outside [${Math.max(prevTerm, 1)}, ${term}] (log terms start at 1, never decrease and never pass the leader's term)`);
+        }
+        prevTerm = eTerm;
+        const eType = r.u8();
+        if (eType !== EntryType.Normal && eType !== EntryType.ConfChange) r.fail(`entry ${j} has unknown type ${eType}`);
+        entries[j] = { term: eTerm, index: eIndex, type: eType, data: r.bytes(`entry ${j} data`) };
       }
       m.entries = entries;
     }
-    if (flags & 4) {
-      need(4);
-      const metaLength = buf.readUInt32LE(o);
-      o += 4;
-      need(metaLength);
-      let metadata: Snapshot['metadata'];
-      try {
-        metadata = JSON.parse(buf.toString('utf8', o, o + metaLength));
-      } catch {
-        throw new MessageDecodeError('bad snapshot metadata');
-      }
-      o += metaLength;
-      need(4);
-      const length = buf.readUInt32LE(o);
-      o += 4;
-      need(length);
-      m.snapshot = { metadata, data: buf.subarray(o, o + length) };
-      o += length;
+    if ((flags & 4) !== 0) {
+      if ((rules & CARRIES_SNAPSHOT) === 0) r.fail('carries a snapshot; only MsgSnap does');
+      const meta = r.bytes('snapshot metadata');
+      const metadata = snapshotMetadata(r, meta.toString('utf8'), term);
+      m.snapshot = { metadata, data: r.bytes('snapshot data') };
+    } else if ((rules & CARRIES_SNAPSHOT) !== 0) {
+      r.fail('carries no snapshot');
     }
-    messages.push(m);
+    messages[i] = m;
   }
-  if (o !== buf.length) throw new MessageDecodeError(`${buf.length - o} trailing bytes`);
+  r.message = -1;
+  if (r.left !== 0) r.fail(`${r.left} trailing bytes`);
   return messages;
+}
+
+const isIndex = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isIdList = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every((id) => typeof id === 'string' && id.length > 0 && Buffer.byteLength(id) <= MAX_NODE_ID_BYTES);
+
+/** Parses and checks a snapshot's metadata; returns a fresh object with only the known fields. */
+function snapshotMetadata(r: Reader, json: string, term: number): Snapshot['metadata'] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(json);
+  } catch {
+    r.fail('snapshot metadata is not JSON');
+  }
+  const meta = raw as Partial<Record<keyof SnapshotMetadata, unknown>> | null;
+  if (typeof meta !== 'object' || meta === null) r.fail('snapshot metadata is not an object');
+  if (!isIndex(meta.index) || !isIndex(meta.term)) r.fail('snapshot metadata needs an integer index and term in [0, 2^53)');
+  if (meta.term > term) r.fail(`snapshot term ${meta.term} is above the message's term ${term}`);
+  const conf = meta.confState as { voters?: unknown; learners?: unknown } | null;
+  if (typeof conf !== 'object' || conf === null || !isIdList(conf.voters) || (conf.learners !== undefined && !isIdList(conf.learners))) {
+    r.fail('snapshot confState needs voters (and optional learners) as lists of member ids');
+  }
+  const confState: SnapshotMetadata['confState'] = { voters: [...conf.voters] };
+  if (conf.learners !== undefined) confState.learners = [...(conf.learners as string[])];
+  return { index: meta.index, term: meta.term, confState };
 }

@@ -26,6 +26,12 @@ export class DtoValidationPipe implements PipeTransform {
       const expected = type === 'body' ? 'the body must be a JSON object such as {"value": "..."}' : 'invalid query';
       throw new BadRequestException({ error: expected, details: [expected] });
     }
+    // A query such as `?__proto__=a&__proto__=b` parses to an own `__proto__` key, which Object.assign would
+    // turn into the DTO's prototype: the DTO's rules would then be skipped.
+    if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
+      const list = ['unknown field "__proto__"'];
+      throw new BadRequestException({ error: list[0], details: list });
+    }
     const dto = Object.assign(Object.create(metatype.prototype as object) as object, value);
     const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
     if (errors.length > 0) {
