@@ -50,6 +50,20 @@ describe('three-node cluster', () => {
     }
   });
 
+  it('replicates far more bytes over each peer stream than the client body limit allows one request', async () => {
+    // 40 values of 100 KB: 4 MB through every stream, past the ~2.1 MB body limit of the HTTP port they share.
+    const big = 'v'.repeat(100 * 1024);
+    for (let i = 0; i < 40; i++) await write(leader, `big-${i}`, big);
+    for (const node of cluster.nodes) {
+      await eventually(`${node.name} to apply every large write`, async () => {
+        const answer = await http('GET', `${node.url}/kv/big-39?consistency=stale`);
+        return answer.status === 200 ? answer : undefined;
+      });
+    }
+    const statuses = await Promise.all(cluster.nodes.map((n) => n.status()));
+    expect(statuses.filter((s) => s.isLeader).map((s) => s.nodeId)).toEqual([leader.name]);
+  });
+
   it('a write through the leader is readable everywhere', async () => {
     await write(leader, 'username', 'alice');
     for (const node of cluster.nodes) {

@@ -1,3 +1,4 @@
+import { STREAMED_BODY_ROUTE } from '@app/cluster-rpc';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { Transform, TransformCallback } from 'node:stream';
 
@@ -42,9 +43,14 @@ export class BodyTooLargeError extends Error {
  * bounded: at most `limit` bytes are kept, the rest is dropped as it arrives. A client that sends more than
  * `limit + drainBytes` (or declares it in Content-Length) is answered at once and cut off: it may see a
  * reset rather than the answer, which is the price of not reading gigabytes.
+ *
+ * Routes marked with STREAMED_BODY_ROUTE (the peer stream: an endless body the handler consumes itself)
+ * are left alone: a limit there would cut the stream after `limit` bytes.
  */
 export function installBodyLimit(fastify: FastifyInstance, limit: number, drainBytes = OVERSIZE_DRAIN_BYTES): void {
   fastify.addHook('preParsing', async (request, reply, payload) => {
+    const route = request.routeOptions.config as { streamedBody?: boolean } | undefined;
+    if (route?.streamedBody === STREAMED_BODY_ROUTE.streamedBody) return payload;
     const declared = Number(request.headers['content-length']);
     if (declared > limit + drainBytes) {
       closeAfter(reply);

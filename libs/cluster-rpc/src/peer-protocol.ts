@@ -2,6 +2,12 @@
 
 /** Each member holds one long-lived POST here to each peer; its chunked body is a stream of frames (frame.ts). */
 export const PEER_STREAM_PATH = '/raft/stream';
+
+/**
+ * Fastify route config marking a route whose body is an endless stream consumed by the handler itself: the
+ * application's request-body limit (a bound for client requests) must not apply to it.
+ */
+export const STREAMED_BODY_ROUTE = { streamedBody: true } as const;
 export const PEER_STREAM_CONTENT_TYPE = 'application/x-raft-stream';
 
 /** The receiver writes a pong byte this often on the answer of an open stream: the sender's sign of life. */

@@ -1,10 +1,11 @@
 import { Controller, HttpException, Post, Req, Res, UnsupportedMediaTypeException, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiConsumes, ApiHeader, ApiOperation, ApiProduces, ApiResponse, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { RouteConfig } from '@nestjs/platform-fastify';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { HttpPeerTransport } from './http-peer-transport';
 import { PeerAuthGuard } from './peer-auth.guard';
-import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
+import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH, STREAMED_BODY_ROUTE } from './peer-protocol';
 
 /** The peer endpoint: each member keeps one stream of Raft messages open here. Not for clients. */
 @ApiTags('raft (peer)')
@@ -14,6 +15,7 @@ export class PeerController {
   constructor(private readonly transport: HttpPeerTransport) {}
 
   @Post(PEER_STREAM_PATH)
+  @RouteConfig(STREAMED_BODY_ROUTE)
   @ApiOperation({
     summary: 'Stream Raft messages from a peer (cluster-internal)',
     description:
