@@ -56,6 +56,9 @@ export function installBodyLimit(fastify: FastifyInstance, limit: number, drainB
       closeAfter(reply);
       throw new BodyTooLargeError(limit);
     }
+    // The HTTP parser delivers no more than a declared length: a body declared within the limit needs no
+    // counting (the common case, kept off the hot path). Chunked bodies and larger declared ones are counted.
+    if (declared <= limit) return payload;
     const limited = new LimitedBody(limit, drainBytes);
     payload.on('error', (err) => limited.destroy(err));
     return payload.pipe(limited);
