@@ -56,9 +56,10 @@ export function installBodyLimit(fastify: FastifyInstance, limit: number, drainB
       closeAfter(reply);
       throw new BodyTooLargeError(limit);
     }
-    // The HTTP parser delivers no more than a declared length: a body declared within the limit needs no
-    // counting (the common case, kept off the hot path). Chunked bodies and larger declared ones are counted.
-    if (declared <= limit) return payload;
+    // The HTTP parser delivers no more than a declared length, and nothing for a request that declares
+    // neither a length nor chunked encoding (a GET): only chunked bodies and larger declared ones need
+    // counting. The common cases stay off the hot path.
+    if (declared <= limit || (Number.isNaN(declared) && request.headers['transfer-encoding'] === undefined)) return payload;
     const limited = new LimitedBody(limit, drainBytes);
     payload.on('error', (err) => limited.destroy(err));
     return payload.pipe(limited);
