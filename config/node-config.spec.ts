@@ -80,6 +80,7 @@ describe('loadNodeConfig', () => {
     [{ HEARTBEAT_INTERVAL_MS: '5' }, /^HEARTBEAT_INTERVAL_MS must be/],
     [{ ELECTION_TIMEOUT_MS: '200' }, /^ELECTION_TIMEOUT_MS \(200\) must be at least 3 x HEARTBEAT_INTERVAL_MS \(100\)$/],
     [{ REQUEST_TIMEOUT_MS: '-1' }, /^REQUEST_TIMEOUT_MS must be/],
+    [{ MAX_PENDING_REQUESTS: '0' }, /^MAX_PENDING_REQUESTS must be an integer between 1 and 1000000/],
     [{ MAX_VALUE_BYTES: '0' }, /^MAX_VALUE_BYTES must be/],
     [{ CLUSTER_TOKEN: 'short' }, /^CLUSTER_TOKEN must be at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of: error, warn, info, debug, verbose/],

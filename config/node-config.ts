@@ -34,6 +34,8 @@ export interface NodeConfig {
   /** Base election timeout; each election waits a random time in [base, 2 x base). */
   electionTimeoutMs: number;
   requestTimeoutMs: number;
+  /** Writes, and linearizable reads, that may wait on the node at once; more are answered 503 at once. */
+  maxPendingRequests: number;
   maxKeyBytes: number;
   maxValueBytes: number;
   clusterToken?: string;
@@ -105,6 +107,12 @@ class EnvironmentVariables {
   @Min(100, { message: 'REQUEST_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
   @Max(600000, { message: 'REQUEST_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
   REQUEST_TIMEOUT_MS: number = 5000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'MAX_PENDING_REQUESTS must be an integer between 1 and 1000000' })
+  @Min(1, { message: 'MAX_PENDING_REQUESTS must be an integer between 1 and 1000000' })
+  @Max(1000000, { message: 'MAX_PENDING_REQUESTS must be an integer between 1 and 1000000' })
+  MAX_PENDING_REQUESTS: number = 10000;
 
   @Transform(toInt)
   @IsInt({ message: 'MAX_KEY_BYTES must be an integer between 1 and 65536' })
@@ -238,6 +246,7 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     heartbeatIntervalMs: vars.HEARTBEAT_INTERVAL_MS,
     electionTimeoutMs: checkElection(vars.ELECTION_TIMEOUT_MS, vars.HEARTBEAT_INTERVAL_MS),
     requestTimeoutMs: vars.REQUEST_TIMEOUT_MS,
+    maxPendingRequests: vars.MAX_PENDING_REQUESTS,
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
     clusterToken: vars.CLUSTER_TOKEN,

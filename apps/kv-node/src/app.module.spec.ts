@@ -46,6 +46,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       heartbeatIntervalMs: 100,
       electionTimeoutMs: 1000,
       requestTimeoutMs: 5000,
+      maxPendingRequests: 10000,
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toEqual({
       self: 'http://localhost:3002',
@@ -78,6 +79,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       HEARTBEAT_INTERVAL_MS: '50',
       ELECTION_TIMEOUT_MS: '400',
       REQUEST_TIMEOUT_MS: '2000',
+      MAX_PENDING_REQUESTS: '50',
       MAX_KEY_BYTES: '64',
       MAX_VALUE_BYTES: '4096',
       CLUSTER_TOKEN: 'a-token-of-16-chars-or-more',
@@ -89,6 +91,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       heartbeatIntervalMs: 50,
       electionTimeoutMs: 400,
       requestTimeoutMs: 2000,
+      maxPendingRequests: 50,
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({
       token: 'a-token-of-16-chars-or-more',

@@ -64,6 +64,7 @@ export class AppModule {
         heartbeatIntervalMs: c.heartbeatIntervalMs,
         electionTimeoutMs: c.electionTimeoutMs,
         requestTimeoutMs: c.requestTimeoutMs,
+        maxPendingRequests: c.maxPendingRequests,
       }),
     });
     return {

@@ -60,6 +60,20 @@ export class ReadTimeoutError extends Error {
   }
 }
 
+/**
+ * Too many requests of one kind (writes waiting for their commit, or linearizable reads waiting for their
+ * read index) are already waiting on this node; nothing was proposed or read. Retry after a moment.
+ */
+export class OverloadedError extends Error {
+  constructor(
+    readonly kind: 'write' | 'read',
+    readonly limit: number,
+  ) {
+    super(`${limit} ${kind}s are already waiting on this node (MAX_PENDING_REQUESTS)`);
+    this.name = 'OverloadedError';
+  }
+}
+
 /** The node is shutting down and takes no new requests. */
 export class ShuttingDownError extends Error {
   constructor() {

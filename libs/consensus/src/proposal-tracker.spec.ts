@@ -164,3 +164,21 @@ describe('ProposalTracker', () => {
     expect(ws[0].outcomes).toHaveLength(1);
   });
 });
+
+describe('ProposalTracker.waiters counts every proposal until it is answered', () => {
+  it('across apply (same and other term), expiry and failAll', () => {
+    const t = new ProposalTracker(TIMEOUT, recordingMetrics().metrics);
+    t.track(1, 1, 0, waiter());
+    t.track(1, 2, 0, waiter()); // two waiters at one index
+    t.track(2, 1, 0, waiter());
+    t.track(3, 1, 600, waiter());
+    t.track(4, 1, 600, waiter());
+    expect(t.waiters).toBe(5);
+    t.applied(ent(1, 1), undefined, 1);
+    expect(t.waiters).toBe(3);
+    t.expire(TIMEOUT); // index 2 expires; 3 and 4 (started at 600) do not
+    expect(t.waiters).toBe(2);
+    t.failAll();
+    expect(t.waiters).toBe(0);
+  });
+});

@@ -29,6 +29,7 @@ interface Pending {
  */
 export class ProposalTracker {
   private readonly pending = new Map<number, Pending[]>();
+  private count = 0;
 
   constructor(
     private readonly timeoutMs: number,
@@ -39,9 +40,15 @@ export class ProposalTracker {
     return this.pending.size;
   }
 
+  /** Proposals waiting for an answer. */
+  get waiters(): number {
+    return this.count;
+  }
+
   /** Records a proposal accepted by the core at (index, term) at time `now`. */
   track(index: number, term: number, now: number, waiter: ProposalWaiter): void {
     const p: Pending = { term, started: now, deadline: now + this.timeoutMs, waiter };
+    this.count++;
     const list = this.pending.get(index);
     if (list) list.push(p);
     else this.pending.set(index, [p]);
@@ -53,6 +60,7 @@ export class ProposalTracker {
     const list = this.pending.get(entry.index);
     if (!list) return;
     this.pending.delete(entry.index);
+    this.count -= list.length;
     for (const p of list) {
       if (p.term === entry.term) {
         this.metrics.proposal('committed', (now - p.started) / 1000);
@@ -69,6 +77,7 @@ export class ProposalTracker {
     for (const [index, list] of this.pending) {
       const alive = list.filter((p) => {
         if (p.deadline > now) return true;
+        this.count--;
         this.metrics.proposal('timeout');
         p.waiter.reject(new ProposalTimeoutError(index, this.timeoutMs));
         return false;
@@ -84,5 +93,6 @@ export class ProposalTracker {
       for (const p of list) p.waiter.reject(new ProposalTimeoutError(index, this.timeoutMs));
     }
     this.pending.clear();
+    this.count = 0;
   }
 }

@@ -29,6 +29,11 @@ export interface RaftNodeOptions {
   heartbeatTick?: number;
   /** How long a proposal or a linearizable read may wait before its client is answered. */
   requestTimeoutMs: number;
+  /**
+   * At most this many proposals, and this many linearizable reads, wait on the node at once; more are
+   * refused at once with OverloadedError (nothing proposed or read). Default 10,000.
+   */
+  maxPendingRequests?: number;
   /** Source of randomness for election timeouts, values in [0, 1). */
   random: () => number;
   /** Overrides of the core's limits and switches (defaults: check-quorum and pre-vote on). */

@@ -25,6 +25,8 @@ export interface ConsensusOptions {
   requestTimeoutMs: number;
   /** Bounds the leader's uncommitted tail (bytes): proposals beyond are refused instead of queued. */
   maxUncommittedBytes?: number;
+  /** At most this many writes, and this many linearizable reads, wait at once (see RaftNodeOptions). */
+  maxPendingRequests?: number;
   /** Source of randomness for election timeouts (default: crypto). */
   random?: () => number;
   /** Called when the node cannot go on safely (see RaftNodeOptions.onFatal). Default: exit with code 70. */
@@ -54,6 +56,7 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         tickMs: heartbeatIntervalMs,
         electionTick: Math.max(2, Math.round(electionTimeoutMs / heartbeatIntervalMs)),
         requestTimeoutMs: consensus.requestTimeoutMs,
+        maxPendingRequests: consensus.maxPendingRequests,
         tuning: { maxUncommittedEntriesSize: consensus.maxUncommittedBytes ?? 64 * 1024 * 1024 },
         random: consensus.random ?? (() => randomInt(0x100000000) / 0x100000000),
         onFatal: consensus.onFatal ?? (() => process.exit(70)),

@@ -8,7 +8,7 @@ import { newMessage } from './core/message';
 import { Storage } from './core/storage';
 import { Entry, HardState, Message, MessageType as T, None, StateType } from './core/types';
 import { seededRandom } from '../../../test/support/raft-test-util';
-import { NoLeaderError, NotLeaderError, ProposalTimeoutError, ShuttingDownError } from './errors';
+import { NoLeaderError, NotLeaderError, OverloadedError, ProposalTimeoutError, ShuttingDownError } from './errors';
 import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, Timer } from './ports';
 import { Applied } from './proposal-tracker';
 import { RaftNode } from './raft-node';
@@ -295,6 +295,45 @@ describe('RaftNode', () => {
     it('waitForLeader resolves true at once when a leader is known', async () => {
       const { node } = singleLeader();
       await expect(node.waitForLeader(1000)).resolves.toBe(true);
+    });
+  });
+
+  describe('bounded waiting (MAX_PENDING_REQUESTS)', () => {
+    function boundedLeader() {
+      const s = setup(['n1'], { maxPendingRequests: 2 });
+      s.node.start();
+      s.clock.runDeferred();
+      expect(s.node.isLeader).toBe(true);
+      return s;
+    }
+
+    it('refuses a write beyond the bound at once, proposing nothing, and takes writes again once answered', async () => {
+      const { node, clock, storage, stateMachine } = boundedLeader();
+      storage.hold = true;
+      const waiting = [outcome(node.propose(bytes('a'))), outcome(node.propose(bytes('b')))];
+      const refused = await outcome(node.propose(bytes('c')));
+      expect((refused as { error: Error }).error).toBeInstanceOf(OverloadedError);
+      expect((refused as { error: OverloadedError }).error.kind).toBe('write');
+      storage.release();
+      clock.runDeferred();
+      for (const o of await Promise.all(waiting)) expect(o).toHaveProperty('value');
+      expect(stateMachine.applied.map((e) => new TextDecoder().decode(e.data))).toEqual(['', 'a', 'b']);
+      const again = outcome(node.propose(bytes('d')));
+      clock.runDeferred();
+      expect(await again).toHaveProperty('value');
+    });
+
+    it('refuses a linearizable read beyond the bound at once', async () => {
+      const { node, clock } = boundedLeader();
+      const waiting = [outcome(node.readBarrier()), outcome(node.readBarrier())];
+      const refused = await outcome(node.readBarrier());
+      expect((refused as { error: OverloadedError }).error).toBeInstanceOf(OverloadedError);
+      expect((refused as { error: OverloadedError }).error.kind).toBe('read');
+      clock.runDeferred();
+      for (const o of await Promise.all(waiting)) expect(o).toHaveProperty('value');
+      const again = outcome(node.readBarrier());
+      clock.runDeferred();
+      expect(await again).toHaveProperty('value');
     });
   });
 

@@ -1,7 +1,7 @@
 import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
 import { RawNode, Status } from './core/raw-node';
 import { Entry, Message, MessageType, NodeId, None, ReadState, SoftState, StateType } from './core/types';
-import { NoLeaderError, NotLeaderError, ProposalRejectedError, ShuttingDownError } from './errors';
+import { NoLeaderError, NotLeaderError, OverloadedError, ProposalRejectedError, ShuttingDownError } from './errors';
 import { pickTransferee } from './leadership-handover';
 import { describeStatus, NodeStatus } from './node-status';
 import { NodeLogger, NodeMetrics, Timer } from './ports';
@@ -33,6 +33,7 @@ export class RaftNode {
   private readonly leaderWaiters: Array<() => void> = [];
   private readonly logger: NodeLogger;
   private readonly metrics: NodeMetrics;
+  private readonly maxPending: number;
 
   constructor(
     private readonly options: RaftNodeOptions,
@@ -40,6 +41,7 @@ export class RaftNode {
   ) {
     this.logger = ports.logger ?? silentLogger;
     this.metrics = ports.metrics ?? uncountedMetrics;
+    this.maxPending = options.maxPendingRequests ?? 10_000;
     this.proposals = new ProposalTracker(options.requestTimeoutMs, this.metrics);
     this.reads = new ReadBatcher(options.requestTimeoutMs, this.metrics);
   }
@@ -152,6 +154,10 @@ export class RaftNode {
   submit(data: Uint8Array, waiter: ProposalWaiter): { index: number; term: number } {
     this.assertServing();
     this.assertLeader();
+    if (this.proposals.waiters >= this.maxPending) {
+      this.metrics.proposal('rejected');
+      throw new OverloadedError('write', this.maxPending);
+    }
     let at: { index: number; term: number };
     try {
       at = this.raw.propose(data);
@@ -191,6 +197,7 @@ export class RaftNode {
     } else {
       this.assertLeader();
     }
+    if (this.reads.waiters >= this.maxPending) throw new OverloadedError('read', this.maxPending);
     this.reads.queue(waiter, this.ports.clock.now());
     this.loop.schedule();
   }

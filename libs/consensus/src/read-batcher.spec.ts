@@ -227,3 +227,52 @@ describe('ReadBatcher', () => {
     expect(served).toEqual([]);
   });
 });
+
+describe('ReadBatcher.waiters counts every reader until it is answered', () => {
+  const paths: Array<[string, (b: ReadBatcher) => void]> = [
+    ['released once applied', (b) => {
+      const { ctx } = issueBatch(b, 3, 0);
+      b.onReadStates([{ index: 5, requestCtx: ctx }], 5, 1);
+    }],
+    ['the request refused', (b) => {
+      for (let i = 0; i < 3; i++) b.queue(waiter(), 0);
+      b.issue(() => {
+        throw new Error('no leader');
+      }, noMap);
+    }],
+    ['expired while issued', (b) => {
+      issueBatch(b, 3, 0);
+      b.expire(TIMEOUT);
+    }],
+    ['expired while waiting for apply', (b) => {
+      const { ctx } = issueBatch(b, 3, 0);
+      b.onReadStates([{ index: 9, requestCtx: ctx }], 5, 1);
+      b.expire(TIMEOUT);
+    }],
+    ['abandoned (queued and issued)', (b) => {
+      issueBatch(b, 2, 0);
+      b.queue(waiter(), 0);
+      b.abandonUnconfirmed(new NoLeaderError());
+    }],
+    ['failAll', (b) => {
+      const { ctx } = issueBatch(b, 2, 0);
+      b.onReadStates([{ index: 9, requestCtx: ctx }], 5, 1);
+      b.queue(waiter(), 0);
+      b.failAll(new NoLeaderError());
+    }],
+  ];
+  it.each(paths)('back to 0 after: %s', (_name, path) => {
+    const b = new ReadBatcher(TIMEOUT, recordingMetrics().metrics);
+    path(b);
+    expect(b.waiters).toBe(0);
+  });
+
+  it('counts queued, issued and waiting readers together', () => {
+    const b = new ReadBatcher(TIMEOUT, recordingMetrics().metrics);
+    const { ctx } = issueBatch(b, 2, 0);
+    b.onReadStates([{ index: 9, requestCtx: ctx }], 5, 1); // waiting for apply
+    issueBatch(b, 3, 0); // issued
+    b.queue(waiter(), 0); // queued
+    expect(b.waiters).toBe(6);
+  });
+});

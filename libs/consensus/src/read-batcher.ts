@@ -33,6 +33,8 @@ export class ReadBatcher {
   private readonly issued = new Map<string, Batch>();
   private readonly waiting: Batch[] = [];
   private seq = 0;
+  /** Readers not answered yet (queued, issued or waiting for their index to be applied). */
+  private count = 0;
 
   constructor(
     private readonly timeoutMs: number,
@@ -43,8 +45,14 @@ export class ReadBatcher {
     return this.queued.length > 0;
   }
 
+  /** Readers waiting for an answer. */
+  get waiters(): number {
+    return this.count;
+  }
+
   queue(waiter: ReadWaiter, now: number): void {
     this.queued.push({ started: now, waiter });
+    this.count++;
   }
 
   /**
@@ -60,6 +68,7 @@ export class ReadBatcher {
       request(ctx);
     } catch (error) {
       const reason = mapError(error);
+      this.count -= waiters.length;
       for (const w of waiters) w.waiter.reject(reason);
       return;
     }
@@ -84,6 +93,7 @@ export class ReadBatcher {
     let kept = 0;
     for (const batch of this.waiting) {
       if (batch.index <= applied) {
+        this.count -= batch.waiters.length;
         for (const w of batch.waiters) {
           this.metrics.readServed((now - w.started) / 1000);
           w.waiter.resolve(batch.index);
@@ -101,6 +111,7 @@ export class ReadBatcher {
     let timeout: ReadTimeoutError | undefined;
     const reject = (batch: Batch) => {
       timeout ??= new ReadTimeoutError(this.timeoutMs);
+      this.count -= batch.waiters.length;
       for (const w of batch.waiters) w.waiter.reject(timeout);
     };
     for (const [ctx, batch] of this.issued) {
@@ -121,8 +132,12 @@ export class ReadBatcher {
    * those issued. Reads already holding a read index stay: their index was confirmed.
    */
   abandonUnconfirmed(error: Error): void {
-    for (const batch of this.issued.values()) for (const w of batch.waiters) w.waiter.reject(error);
+    for (const batch of this.issued.values()) {
+      this.count -= batch.waiters.length;
+      for (const w of batch.waiters) w.waiter.reject(error);
+    }
     this.issued.clear();
+    this.count -= this.queued.length;
     for (const w of this.queued.splice(0)) w.waiter.reject(error);
   }
 
@@ -131,5 +146,6 @@ export class ReadBatcher {
     this.abandonUnconfirmed(error);
     for (const batch of this.waiting) for (const w of batch.waiters) w.waiter.reject(error);
     this.waiting.length = 0;
+    this.count = 0;
   }
 }

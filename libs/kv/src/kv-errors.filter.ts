@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, ExceptionFilter } from '@nestjs/common';
 import {
   NoLeaderError,
   NotLeaderError,
+  OverloadedError,
   ProposalLostError,
   ProposalRejectedError,
   ProposalTimeoutError,
@@ -65,6 +66,13 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
       headers: { 'retry-after': '1' },
     };
   }
+  if (error instanceof OverloadedError) {
+    return {
+      status: 503,
+      body: { error: `Overloaded: ${error.message}; nothing was ${error.kind === 'write' ? 'written' : 'read'}, retry shortly`, outcome: 'failed' },
+      headers: { 'retry-after': '1' },
+    };
+  }
   if (error instanceof ShuttingDownError) {
     return { status: 503, body: { error: 'Node is shutting down', outcome: 'failed' }, headers: { 'retry-after': '1' } };
   }
@@ -82,6 +90,7 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   ProposalRejectedError,
   ReadTimeoutError,
   ShuttingDownError,
+  OverloadedError,
   InvalidKeyError,
   KeyNotFoundError,
   ValueTooLargeError,

@@ -1,0 +1,17 @@
+import { OverloadedError } from '@app/consensus';
+import { mapKvError } from './kv-errors.filter';
+
+describe('mapKvError', () => {
+  it.each([
+    ['write', 'nothing was written'],
+    ['read', 'nothing was read'],
+  ] as const)('answers an overloaded %s 503 with Retry-After, outcome failed', (kind, says) => {
+    const mapped = mapKvError(new OverloadedError(kind, 10000), { url: '/kv/k' });
+    expect(mapped).toEqual({
+      status: 503,
+      body: { error: expect.stringContaining(says), outcome: 'failed' },
+      headers: { 'retry-after': '1' },
+    });
+    expect(mapped!.body.error).toContain('MAX_PENDING_REQUESTS');
+  });
+});
