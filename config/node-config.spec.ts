@@ -25,6 +25,10 @@ describe('loadNodeConfig', () => {
       heartbeatIntervalMs: 100,
       electionTimeoutMs: 1000,
       requestTimeoutMs: 5000,
+      headersTimeoutMs: 10000,
+      bodyTimeoutMs: 10000,
+      keepAliveTimeoutMs: 5000,
+      maxConnections: 10000,
       logLevel: 'info',
     });
     expect(config.clusterToken).toBeUndefined();
@@ -66,6 +70,25 @@ describe('loadNodeConfig', () => {
     const config = loadNodeConfig({ ADVERTISE_URL: 'http://node1:3001', PEER_URLS: 'http://node2:3001' });
     expect(config.advertiseUrl).toBe('http://node1:3001');
     expect(config.members).toEqual(['http://node1:3001', 'http://node2:3001']);
+  });
+
+  it('reads the slow-client limits', () => {
+    const config = loadNodeConfig({ HEADERS_TIMEOUT_MS: '2000', BODY_TIMEOUT_MS: ' 1500 ', KEEP_ALIVE_TIMEOUT_MS: '100', MAX_CONNECTIONS: '64' });
+    expect(config).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 1500, keepAliveTimeoutMs: 100, maxConnections: 64 });
+  });
+
+  it.each([
+    [{ HEADERS_TIMEOUT_MS: '99' }, /^HEADERS_TIMEOUT_MS must be an integer number of milliseconds \(100-600000\) \(got '99'\)$/],
+    [{ HEADERS_TIMEOUT_MS: 'soon' }, /^HEADERS_TIMEOUT_MS must be an integer number of milliseconds \(100-600000\) \(got 'soon'\)$/],
+    [{ BODY_TIMEOUT_MS: '600001' }, /^BODY_TIMEOUT_MS must be an integer number of milliseconds \(100-600000\) \(got '600001'\)$/],
+    [{ BODY_TIMEOUT_MS: '1.5' }, /^BODY_TIMEOUT_MS must be an integer number of milliseconds/],
+    [{ KEEP_ALIVE_TIMEOUT_MS: '0' }, /^KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds \(100-600000\) \(got '0'\)$/],
+    [{ MAX_CONNECTIONS: '10' }, /^MAX_CONNECTIONS must be an integer \(64-1000000\) \(got '10'\)$/],
+    [{ MAX_CONNECTIONS: '-1' }, /^MAX_CONNECTIONS must be an integer \(64-1000000\)/],
+    [{ MAX_CONNECTIONS: '2000000' }, /^MAX_CONNECTIONS must be an integer \(64-1000000\)/],
+  ])('rejects slow-client limit %j with one line naming the variable', (env, message) => {
+    expect(() => loadNodeConfig(env)).toThrow(ConfigError);
+    expect(() => loadNodeConfig(env)).toThrow(message);
   });
 
   it.each([

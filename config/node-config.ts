@@ -38,6 +38,14 @@ export interface NodeConfig {
   maxPendingRequests: number;
   maxKeyBytes: number;
   maxValueBytes: number;
+  /** HEADERS_TIMEOUT_MS: a connection whose request headers are not complete by then is closed (peers too). */
+  headersTimeoutMs: number;
+  /** BODY_TIMEOUT_MS: a client request body not complete this long after its headers is answered 408 (not the peer stream). */
+  bodyTimeoutMs: number;
+  /** KEEP_ALIVE_TIMEOUT_MS: an idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: number;
+  /** MAX_CONNECTIONS: open connections the HTTP server accepts at once (clients and peers together). */
+  maxConnections: number;
   clusterToken?: string;
   /** PEER_ALLOW_ANY: admit peer streams from any address (by default only from the members' addresses). */
   peerAllowAny: boolean;
@@ -125,6 +133,30 @@ class EnvironmentVariables {
   @Min(1, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
   @Max(16 * 1024 * 1024, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
   MAX_VALUE_BYTES: number = 1024 * 1024;
+
+  @Transform(toInt)
+  @IsInt({ message: 'HEADERS_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Min(100, { message: 'HEADERS_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Max(600000, { message: 'HEADERS_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  HEADERS_TIMEOUT_MS: number = 10000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'BODY_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Min(100, { message: 'BODY_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Max(600000, { message: 'BODY_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  BODY_TIMEOUT_MS: number = 10000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Min(100, { message: 'KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  @Max(600000, { message: 'KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
+  KEEP_ALIVE_TIMEOUT_MS: number = 5000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'MAX_CONNECTIONS must be an integer (64-1000000)' })
+  @Min(64, { message: 'MAX_CONNECTIONS must be an integer (64-1000000)' })
+  @Max(1000000, { message: 'MAX_CONNECTIONS must be an integer (64-1000000)' })
+  MAX_CONNECTIONS: number = 10000;
 
   @IsOptional()
   @IsString()
@@ -249,6 +281,10 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     maxPendingRequests: vars.MAX_PENDING_REQUESTS,
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
+    headersTimeoutMs: vars.HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: vars.BODY_TIMEOUT_MS,
+    keepAliveTimeoutMs: vars.KEEP_ALIVE_TIMEOUT_MS,
+    maxConnections: vars.MAX_CONNECTIONS,
     clusterToken: vars.CLUSTER_TOKEN,
     peerAllowAny: vars.PEER_ALLOW_ANY === 'true',
     peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')

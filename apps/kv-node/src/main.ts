@@ -8,6 +8,7 @@ import { AppModule } from './app.module';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { createLogger } from './logger';
+import { applyServerLimits, httpServerOptionsFor, installBodyTimeout } from './slow-clients';
 import { setupSwagger } from './swagger';
 
 /** Errors whose message already says what is wrong and what to do: printed as one line, exit code 1. */
@@ -48,10 +49,17 @@ async function bootstrap(): Promise<void> {
         // The key is a path parameter, percent-encoded (up to 3 characters per byte). Fastify's default
         // limit (100 characters) would refuse valid keys with a 414 before the KV validation sees them.
         routerOptions: { maxParamLength: 3 * config.maxKeyBytes },
+        // Slow and idle clients (slow-clients.ts): header timeout, idle keep-alive connections; no global
+        // request timeout, since the peer stream is an endless request on this port.
+        http: httpServerOptionsFor(config),
+        keepAliveTimeout: config.keepAliveTimeoutMs,
       }),
       { logger, abortOnError: false },
     );
     installBodyLimit(app.getHttpAdapter().getInstance(), bodyLimit);
+    // After the body limit: it fails the stream the body parser reads.
+    installBodyTimeout(app.getHttpAdapter().getInstance(), config.bodyTimeoutMs);
+    applyServerLimits(app.getHttpServer(), config);
     app.useGlobalFilters(new HttpErrorsFilter());
     setupSwagger(app);
     await app.listen(config.httpPort, config.bindHost);
