@@ -1,2 +1,3 @@
 export * from './node-config';
 export * from './node-config.namespace';
+export * from './api-tokens';

@@ -14,6 +14,10 @@ import {
   validateSync,
   ValidationError,
 } from 'class-validator';
+import { ApiRole, loadApiTokens } from './api-tokens';
+import { ConfigError } from './config-error';
+
+export { ConfigError };
 
 /** The validated configuration of one node. Built once at start by loadNodeConfig(). */
 export interface NodeConfig {
@@ -47,6 +51,8 @@ export interface NodeConfig {
   /** MAX_CONNECTIONS: open connections the HTTP server accepts at once (clients and peers together). */
   maxConnections: number;
   clusterToken?: string;
+  /** API_TOKENS_FILE, parsed: token key → role. Undefined: the client API is open. */
+  apiTokens?: Map<string, ApiRole>;
   /** PEER_ALLOW_ANY: admit peer streams from any address (by default only from the members' addresses). */
   peerAllowAny: boolean;
   /** PEER_ALLOWED_ADDRESSES: addresses and CIDR ranges admitted besides the members' own. */
@@ -57,14 +63,6 @@ export interface NodeConfig {
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug', 'verbose'] as const;
 export type LogLevelName = (typeof LOG_LEVELS)[number];
-
-/** A configuration problem, stated in one line that names the variable. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
 
 const toInt = ({ value }: { value: unknown }) =>
   typeof value === 'string' && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value;
@@ -163,6 +161,10 @@ class EnvironmentVariables {
   @MinLength(16, { message: 'CLUSTER_TOKEN must be at least 16 characters when set' })
   @MaxLength(1024, { message: 'CLUSTER_TOKEN must be at most 1024 characters' })
   CLUSTER_TOKEN?: string;
+
+  @IsOptional()
+  @IsString()
+  API_TOKENS_FILE?: string;
 
   @IsIn(['true', 'false'], { message: 'PEER_ALLOW_ANY must be true or false' })
   PEER_ALLOW_ANY: 'true' | 'false' = 'false';
@@ -286,6 +288,7 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     keepAliveTimeoutMs: vars.KEEP_ALIVE_TIMEOUT_MS,
     maxConnections: vars.MAX_CONNECTIONS,
     clusterToken: vars.CLUSTER_TOKEN,
+    apiTokens: vars.API_TOKENS_FILE === undefined ? undefined : loadApiTokens(vars.API_TOKENS_FILE),
     peerAllowAny: vars.PEER_ALLOW_ANY === 'true',
     peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')
       .filter((part) => part.trim() !== '')

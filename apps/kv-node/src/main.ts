@@ -5,6 +5,7 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
 import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
+import { installApiAuth } from './api-auth';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { createLogger } from './logger';
@@ -56,6 +57,8 @@ async function bootstrap(): Promise<void> {
       }),
       { logger, abortOnError: false },
     );
+    // Before anything reads a body: a client without a valid token is answered at once.
+    if (config.apiTokens) installApiAuth(app.getHttpAdapter().getInstance(), config.apiTokens);
     installBodyLimit(app.getHttpAdapter().getInstance(), bodyLimit);
     // After the body limit: it fails the stream the body parser reads.
     installBodyTimeout(app.getHttpAdapter().getInstance(), config.bodyTimeoutMs);
@@ -65,7 +68,8 @@ async function bootstrap(): Promise<void> {
     await app.listen(config.httpPort, config.bindHost);
     Logger.log(
       `${config.nodeId} serving on ${config.bindHost}:${config.httpPort} as ${config.advertiseUrl}; ` +
-        `Swagger UI at ${config.advertiseUrl}/docs`,
+        `Swagger UI at ${config.advertiseUrl}/docs` +
+        (config.apiTokens ? `; the KV and cluster API need a token (${config.apiTokens.size} in API_TOKENS_FILE)` : ''),
       'Main',
     );
     installSignalHandlers(app);

@@ -19,6 +19,7 @@ interface GlobalOptions {
   endpoints: string;
   json: boolean;
   timeout: number;
+  token?: string;
 }
 
 function version(): string {
@@ -47,7 +48,11 @@ function buildProgram(io: Io, outcome: Outcome): Command {
   const program = new Command('kvctl');
   const client = () => {
     const opts = program.opts<GlobalOptions>();
-    return new KvClient({ endpoints: opts.endpoints.split(',').filter((e) => e.trim() !== ''), timeoutMs: opts.timeout });
+    return new KvClient({
+      endpoints: opts.endpoints.split(',').filter((e) => e.trim() !== ''),
+      timeoutMs: opts.timeout,
+      token: opts.token,
+    });
   };
   const json = () => program.opts<GlobalOptions>().json;
   const print = (value: unknown) => io.stdout(`${JSON.stringify(value)}\n`);
@@ -61,6 +66,7 @@ function buildProgram(io: Io, outcome: Outcome): Command {
         .default(DEFAULT_ENDPOINTS),
     )
     .option('--json', 'print JSON, for scripts', false)
+    .addOption(new Option('--token <token>', 'API token, for nodes started with API_TOKENS_FILE').env('KVCTL_TOKEN'))
     .addOption(new Option('-t, --timeout <ms>', 'give up after this long, retries included').argParser(positiveInt).default(10_000))
     .showHelpAfterError('(run kvctl --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })

@@ -43,6 +43,8 @@ export interface KvClientOptions {
   timeoutMs: number;
   /** Budget for one `/status` request (status and leader discovery). */
   statusTimeoutMs?: number;
+  /** Bearer token sent with every request (nodes started with API_TOKENS_FILE require one). */
+  token?: string;
 }
 
 interface Answer {
@@ -196,7 +198,7 @@ export class KvClient {
           if (remaining <= 0) break;
           let answer: Answer;
           try {
-            answer = await send(method, url, body, remaining);
+            answer = await send(method, url, body, remaining, this.options.token);
           } catch (error) {
             problems.set(originOf(url), describeNetworkError(error, remaining));
             if (method !== 'GET' && isTimeout(error)) {
@@ -249,7 +251,7 @@ export class KvClient {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       try {
-        return await send(method, `${endpoint}${path}`, undefined, Math.min(remaining, this.statusTimeoutMs));
+        return await send(method, `${endpoint}${path}`, undefined, Math.min(remaining, this.statusTimeoutMs), this.options.token);
       } catch (error) {
         problems.push(`${endpoint}: ${describeNetworkError(error, Math.min(remaining, this.statusTimeoutMs))}`);
       }
@@ -287,7 +289,7 @@ export class KvClient {
   /** A node's status, or a few words saying why there is none. */
   private async fetchStatus(endpoint: string): Promise<NodeStatus | string> {
     try {
-      const answer = await send('GET', `${endpoint}/status`, undefined, this.statusTimeoutMs);
+      const answer = await send('GET', `${endpoint}/status`, undefined, this.statusTimeoutMs, this.options.token);
       if (answer.status !== 200 || typeof answer.body?.nodeId !== 'string') return `HTTP ${answer.status} from /status`;
       return answer.body as NodeStatus;
     } catch (error) {
@@ -317,10 +319,13 @@ function isTimeout(error: unknown): boolean {
   return name === 'TimeoutError' || name === 'AbortError';
 }
 
-async function send(method: string, url: string, body: unknown, timeoutMs: number): Promise<Answer> {
+async function send(method: string, url: string, body: unknown, timeoutMs: number, token?: string): Promise<Answer> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(url, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers,
     body: body === undefined ? undefined : JSON.stringify(body),
     redirect: 'manual',
     signal: AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs))),
