@@ -3,33 +3,19 @@
  * cannot write, a readwrite token writes, only an admin token reaches /cluster; kvctl with --token (or
  * KVCTL_TOKEN) works from a follower's endpoint, and without one it says why it failed.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, http, LocalCluster } from '../support/local-cluster';
 
 jest.setTimeout(60_000);
 
-const ROOT = resolve(__dirname, '../..');
-const BIN = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin.kvctl);
 const READ = 'reader-token-0123456789';
 const WRITE = 'writer-token-0123456789';
 const ADMIN = 'admin-token-01234567890';
 
-function kvctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((ok, fail) => {
-    const full = { ...process.env, ...env };
-    for (const k of ['KVCTL_ENDPOINTS', 'KVCTL_TOKEN']) if (!(k in env)) delete full[k];
-    const child = spawn(process.execPath, [BIN, ...args], { env: full, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', fail);
-    child.on('exit', (code) => ok({ code, stdout, stderr }));
-  });
-}
+const kvctl = (args: string[], env: NodeJS.ProcessEnv = {}) => runKvctl(args, { env });
 
 let cluster: LocalCluster;
 let leader: ClusterNode;

@@ -3,37 +3,15 @@
  * build) against a real 3-node cluster: every command, text and --json output, finding the leader from
  * any endpoint, discovering the members, and the exit codes it documents.
  */
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, eventually, freePorts, http, LocalCluster, sleep } from '../support/local-cluster';
 
 jest.setTimeout(120_000);
 
 const ROOT = resolve(__dirname, '../..');
-const BIN = join(ROOT, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> }).bin.kvctl);
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function kvctl(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<Result> {
-  return new Promise((ok, fail) => {
-    const env = { ...process.env, ...options.env };
-    if (!options.env || !('KVCTL_ENDPOINTS' in options.env)) delete env.KVCTL_ENDPOINTS;
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', fail);
-    child.on('exit', (code) => ok({ code, stdout, stderr }));
-    if (options.stdin !== undefined) child.stdin.end(options.stdin);
-    else child.stdin.end();
-  });
-}
+const kvctl = runKvctl;
 
 let cluster: LocalCluster;
 let leader: ClusterNode;
