@@ -21,6 +21,7 @@ module.exports = {
     {
       ...common,
       displayName: 'unit',
+      setupFiles: ['<rootDir>/test/support/fuzz-seed.ts'],
       testMatch: ['<rootDir>/libs/**/*.spec.ts', '<rootDir>/apps/**/*.spec.ts', '<rootDir>/config/**/*.spec.ts', '<rootDir>/scripts/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
       testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/e2e/', '<rootDir>/test/chaos/'],
     },

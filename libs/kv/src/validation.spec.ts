@@ -15,6 +15,21 @@ function parsedQuery(raw: Record<string, unknown>): Record<string, unknown> {
 }
 
 describe('DtoValidationPipe', () => {
+  it.each([
+    ['a body with a constructor key', { constructor: null, value: '' }, /unknown field "constructor"/],
+    ['a body with a constructor object', JSON.parse('{"value":"x","constructor":{"name":"PutValueDto"}}'), /unknown field "constructor"/],
+    ['a body with a __proto__ key', JSON.parse('{"value":"x","__proto__":{"value":1}}'), /unknown field "__proto__"/],
+  ])('refuses %s with 400 (found by fuzzing: it answered 500)', (_name, raw, message) => {
+    let refusal: unknown;
+    try {
+      body(raw);
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(BadRequestException);
+    expect((refusal as BadRequestException).getResponse()).toMatchObject({ error: expect.stringMatching(message) });
+  });
+
   it('accepts a valid query and body', () => {
     expect(query(parsedQuery({ consistency: 'stale' }))).toMatchObject({ consistency: 'stale' });
     expect(body({ value: 'alice' })).toMatchObject({ value: 'alice' });

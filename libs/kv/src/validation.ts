@@ -9,6 +9,7 @@ function messages(errors: ValidationError[], prefix = ''): string[] {
 }
 
 const PLAIN_TYPES = new Set<unknown>([String, Number, Boolean, Array, Object]);
+const RESERVED_KEYS = ['__proto__', 'constructor'] as const;
 
 /**
  * Validates request bodies and query objects against their class-validator DTOs. Unknown fields are refused;
@@ -26,11 +27,14 @@ export class DtoValidationPipe implements PipeTransform {
       const expected = type === 'body' ? 'the body must be a JSON object such as {"value": "..."}' : 'invalid query';
       throw new BadRequestException({ error: expected, details: [expected] });
     }
-    // A query such as `?__proto__=a&__proto__=b` parses to an own `__proto__` key, which Object.assign would
-    // turn into the DTO's prototype: the DTO's rules would then be skipped.
-    if (Object.prototype.hasOwnProperty.call(value, '__proto__')) {
-      const list = ['unknown field "__proto__"'];
-      throw new BadRequestException({ error: list[0], details: list });
+    // Keys that would reach into the DTO's object model rather than its fields: an own `__proto__` (a query
+    // such as `?__proto__=a&__proto__=b`) would become the DTO's prototype and skip its rules, and an own
+    // `constructor` (a JSON body) would hide the class class-validator looks its rules up by, and make it throw.
+    for (const key of RESERVED_KEYS) {
+      if (Object.prototype.hasOwnProperty.call(value, key)) {
+        const list = [`unknown field "${key}"`];
+        throw new BadRequestException({ error: list[0], details: list });
+      }
     }
     const dto = Object.assign(Object.create(metatype.prototype as object) as object, value);
     const errors = validateSync(dto, { whitelist: true, forbidNonWhitelisted: true, forbidUnknownValues: false });
