@@ -7,7 +7,10 @@ import {
   ApiOperation,
   ApiParam,
   ApiPayloadTooLargeResponse,
+  ApiForbiddenResponse,
+  ApiRequestTimeoutResponse,
   ApiResponse,
+  ApiUnauthorizedResponse,
   ApiServiceUnavailableResponse,
   ApiTags,
 } from '@nestjs/swagger';
@@ -46,11 +49,16 @@ const notLeader = ApiResponse({
   type: NotLeaderDto,
 });
 const unavailable = ApiServiceUnavailableResponse({
-  description: 'No leader, no quorum in time, or shutting down. For writes, `outcome` says whether it may still take effect.',
+  description:
+    'No leader, no quorum in time, shutting down, or more than MAX_PENDING_REQUESTS requests already waiting (Overloaded). ' +
+    'For writes, `outcome` says whether it may still take effect.',
   type: UnavailableDto,
 });
 
 @ApiTags('kv')
+@ApiUnauthorizedResponse({ type: ErrorDto, description: 'With API_TOKENS_FILE set: no token, or an unknown one (WWW-Authenticate: Bearer)' })
+@ApiForbiddenResponse({ type: ErrorDto, description: "With API_TOKENS_FILE set: the token's role is not enough (reads need read, writes readwrite)" })
+@ApiRequestTimeoutResponse({ type: ErrorDto, description: 'The request body was not complete within BODY_TIMEOUT_MS' })
 @Controller('kv')
 @UseFilters(KvErrorsFilter)
 @UsePipes(DtoValidationPipe)
