@@ -1,4 +1,4 @@
-import { Entry, HardState, Message, MessageType, NodeId, Ready } from './core/types';
+import { Entry, HardState, Message, MessageType, NodeId, Ready, Snapshot, SnapshotMetadata } from './core/types';
 import { Storage } from './core/storage';
 
 /**
@@ -24,6 +24,34 @@ export interface RaftStorage {
    * is never called synchronously from within save().
    */
   save(hardState: HardState | undefined, entries: Entry[], done: SaveCallback): void;
+  /**
+   * Writes a snapshot durably: `metadata` (index and term of the last entry it covers, the configuration)
+   * and the content of `view`, read a chunk at a time off the hot path (the node keeps running meanwhile).
+   * Calls `done` once the snapshot is durable and recorded with the log; from then on storage.snapshot()
+   * returns its metadata and snapshotContent() its content. The storage keeps the newest two snapshots.
+   * `done(error)`: nothing changed (the node logs it and tries again later). The caller releases the view.
+   */
+  createSnapshot(metadata: SnapshotMetadata, view: StateMachineView, done: SaveCallback): void;
+  /**
+   * Releases the log up to and including `index` (at or below the newest snapshot's index): whole files are
+   * deleted where the storage keeps the log in files, and storage.firstIndex() moves up at most to index + 1
+   * (it may stay lower: compaction is by whole segments). Asynchronous and best effort; failures are logged.
+   */
+  compact(index: number): void;
+  /**
+   * Makes a snapshot received from the leader (the core's Ready.snapshot) this node's state: its content
+   * becomes the newest snapshot and the log is reset to start right after it (every stored entry is
+   * discarded: the core installs a snapshot only when its log does not hold the snapshot's last entry).
+   * Ordered with save(): saves made after this call land after the reset. Calls `done` once durable; an
+   * error means the node must stop, as for save(). Production finds the content where the transport put it
+   * on arrival (`snapshot.data` is empty); the simulator carries it in `snapshot.data`.
+   */
+  installSnapshot(snapshot: Snapshot, done: SaveCallback): void;
+  /**
+   * The content of the newest durable snapshot (whose metadata storage.snapshot() returns), chunk by chunk
+   * as the view wrote it, for StateMachine.restore(). Throws when there is no snapshot.
+   */
+  snapshotContent(): Iterable<Uint8Array> | AsyncIterable<Uint8Array>;
   /** Identity recorded when the node first started with this directory, or undefined on first start. */
   readonly meta: Record<string, unknown> | undefined;
   /** Replaces the identity record durably (write to a temporary file, fsync, rename, fsync the directory). */
@@ -48,6 +76,40 @@ export interface PeerTransport {
   onUnreachable(callback: (peer: NodeId) => void): void;
   /** The NODE_ID a peer announced in its requests, if it has sent any. */
   peerName(peer: NodeId): string | undefined;
+  /**
+   * Registers a callback for the outcome of each MsgSnap sent: `failed` false once the peer has received the
+   * whole snapshot (it then installs it and answers with a MsgAppResp), true when the transfer failed (the
+   * leader retries later). Every MsgSnap handed to send() gets exactly one outcome.
+   */
+  onSnapshotStatus(callback: (peer: NodeId, failed: boolean) => void): void;
+}
+
+export const SNAPSHOT_FILES = Symbol('SNAPSHOT_FILES');
+
+/**
+ * Snapshot files as the transport moves them between members (production only: the simulator carries a
+ * snapshot's content inside the message). The leader's core sends MsgSnap with the metadata of its newest
+ * snapshot and empty data; the transport streams that snapshot's file to the peer, which writes it aside,
+ * verifies it, and only then hands the MsgSnap to its node; RaftStorage.installSnapshot() finds it there.
+ */
+export interface SnapshotFiles {
+  /**
+   * The bytes of the durable snapshot file with this index and term, as a stream, or undefined when it no
+   * longer exists (a newer snapshot replaced it: the core will send that one).
+   */
+  openForSending(index: number, term: number): { size: number; stream: AsyncIterable<Uint8Array> } | undefined;
+  /**
+   * Starts receiving a snapshot file from a peer. write() the bytes in order, then finish(): it verifies the
+   * whole file (checksums, format) and resolves with its metadata, after which installSnapshot() of a
+   * snapshot with that index and term finds it. abort() discards a transfer that was cut.
+   */
+  receive(): IncomingSnapshotFile;
+}
+
+export interface IncomingSnapshotFile {
+  write(chunk: Uint8Array): Promise<void>;
+  finish(): Promise<SnapshotMetadata>;
+  abort(): void;
 }
 
 export const STATE_MACHINE = Symbol('STATE_MACHINE');
@@ -61,6 +123,28 @@ export interface StateMachine {
    * throw.
    */
   apply(entry: Entry): unknown;
+  /**
+   * A point-in-time view of the state as of the last entry applied. Cheap to take (no copy of the state):
+   * apply() goes on while the view is read, and the view still shows the state as of when it was taken.
+   */
+  snapshot(): StateMachineView;
+  /**
+   * Replaces the whole state with a snapshot's content (the chunks a view produced, in order) and calls
+   * `done` once restored; with an error, the previous state is kept. apply() is not called meanwhile. With a
+   * synchronous iterable, restores synchronously (and calls `done` before returning).
+   */
+  restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, done: (error?: Error) => void): void;
+}
+
+/** A frozen view of the state machine, taken by StateMachine.snapshot(). */
+export interface StateMachineView {
+  /**
+   * The content, computed lazily a chunk at a time as it is pulled (so that a large state is written out in
+   * small slices between other work). Each chunk is self-contained; restore() receives them as produced.
+   */
+  chunks(): Iterable<Uint8Array>;
+  /** The view is no longer needed (called exactly once, whether or not chunks() was read to the end). */
+  release(): void;
 }
 
 /** A cancellable timer of the Clock. */
@@ -99,6 +183,10 @@ export interface NodeMetrics {
   readServed(seconds: number): void;
   leaderChanged(): void;
   electionStarted(): void;
+  /** A snapshot of the state machine was written (seconds from taking the view to durable). */
+  snapshotTaken(seconds: number): void;
+  /** A snapshot received from the leader was installed. */
+  snapshotInstalled(seconds: number): void;
 }
 
 /**
