@@ -42,6 +42,12 @@ export interface NodeConfig {
   maxPendingRequests: number;
   maxKeyBytes: number;
   maxValueBytes: number;
+  /** SNAPSHOT_ENTRIES: a snapshot of the map every this many applied entries (0: never). */
+  snapshotEntries: number;
+  /** SNAPSHOT_CATCHUP_ENTRIES: entries kept in the log behind the newest snapshot. */
+  snapshotCatchUpEntries: number;
+  /** WAL_SEGMENT_BYTES: a WAL segment file is closed and a new one started past this size. */
+  walSegmentBytes: number;
   /** HEADERS_TIMEOUT_MS: a connection whose request headers are not complete by then is closed (peers too). */
   headersTimeoutMs: number;
   /** BODY_TIMEOUT_MS: a client request body not complete this long after its headers is answered 408 (not the peer stream). */
@@ -119,6 +125,24 @@ class EnvironmentVariables {
   @Min(1, { message: 'MAX_PENDING_REQUESTS must be an integer between 1 and 1000000' })
   @Max(1000000, { message: 'MAX_PENDING_REQUESTS must be an integer between 1 and 1000000' })
   MAX_PENDING_REQUESTS: number = 10000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'SNAPSHOT_ENTRIES must be an integer between 0 (never) and 100000000' })
+  @Min(0, { message: 'SNAPSHOT_ENTRIES must be an integer between 0 (never) and 100000000' })
+  @Max(100_000_000, { message: 'SNAPSHOT_ENTRIES must be an integer between 0 (never) and 100000000' })
+  SNAPSHOT_ENTRIES: number = 10_000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'SNAPSHOT_CATCHUP_ENTRIES must be an integer between 0 and 100000000' })
+  @Min(0, { message: 'SNAPSHOT_CATCHUP_ENTRIES must be an integer between 0 and 100000000' })
+  @Max(100_000_000, { message: 'SNAPSHOT_CATCHUP_ENTRIES must be an integer between 0 and 100000000' })
+  SNAPSHOT_CATCHUP_ENTRIES: number = 5_000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'WAL_SEGMENT_BYTES must be an integer between 4096 and 1073741824 (1 GiB)' })
+  @Min(4096, { message: 'WAL_SEGMENT_BYTES must be an integer between 4096 and 1073741824 (1 GiB)' })
+  @Max(1024 * 1024 * 1024, { message: 'WAL_SEGMENT_BYTES must be an integer between 4096 and 1073741824 (1 GiB)' })
+  WAL_SEGMENT_BYTES: number = 64 * 1024 * 1024;
 
   @Transform(toInt)
   @IsInt({ message: 'MAX_KEY_BYTES must be an integer between 1 and 65536' })
@@ -283,6 +307,9 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     maxPendingRequests: vars.MAX_PENDING_REQUESTS,
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
+    snapshotEntries: vars.SNAPSHOT_ENTRIES,
+    snapshotCatchUpEntries: vars.SNAPSHOT_CATCHUP_ENTRIES,
+    walSegmentBytes: vars.WAL_SEGMENT_BYTES,
     headersTimeoutMs: vars.HEADERS_TIMEOUT_MS,
     bodyTimeoutMs: vars.BODY_TIMEOUT_MS,
     keepAliveTimeoutMs: vars.KEEP_ALIVE_TIMEOUT_MS,

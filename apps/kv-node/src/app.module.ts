@@ -65,6 +65,8 @@ export class AppModule {
         electionTimeoutMs: c.electionTimeoutMs,
         requestTimeoutMs: c.requestTimeoutMs,
         maxPendingRequests: c.maxPendingRequests,
+        snapshotEntries: c.snapshotEntries,
+        snapshotCatchUpEntries: c.snapshotCatchUpEntries,
       }),
     });
     return {

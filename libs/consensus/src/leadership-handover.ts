@@ -1,5 +1,6 @@
 import { Status } from './core/raw-node';
 import { NodeId } from './core/types';
+import { Clock, NodeLogger } from './ports';
 
 /**
  * The peer a stopping leader hands leadership to: the most caught-up follower (highest match) among those
@@ -24,4 +25,38 @@ export function pickTransferee(
     }
   }
   return best;
+}
+
+/** What handOver() needs from the stopping node. */
+export interface HandOverContext {
+  name: string;
+  status(): Status;
+  lastContact: ReadonlyMap<NodeId, number>;
+  clock: Clock;
+  electionTimeoutMs: number;
+  logger: NodeLogger;
+  peerName(peer: NodeId): string | undefined;
+  /** Asks the core to transfer leadership to `to`, and runs the loop. */
+  transfer(to: NodeId): void;
+  /** Whether the node still leads (and runs). */
+  leading(): boolean;
+}
+
+/**
+ * A stopping leader hands leadership to the best transferee (pickTransferee), waiting at most two election
+ * timeouts for it to take over. Resolves at once when no peer qualifies.
+ */
+export async function handOver(ctx: HandOverContext): Promise<void> {
+  const { clock, electionTimeoutMs } = ctx;
+  const target = pickTransferee(ctx.status(), ctx.lastContact, clock.now(), electionTimeoutMs);
+  if (!target) {
+    ctx.logger.log(`${ctx.name} stopping as leader: no peer is reachable to take over`);
+    return;
+  }
+  ctx.logger.log(`${ctx.name} transferring leadership to ${ctx.peerName(target) ?? target}`);
+  ctx.transfer(target);
+  const deadline = clock.now() + 2 * electionTimeoutMs;
+  while (ctx.leading() && clock.now() < deadline) {
+    await new Promise<void>((resolve) => clock.after(20, resolve));
+  }
 }

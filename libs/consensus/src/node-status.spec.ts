@@ -29,6 +29,10 @@ function sources(over: Partial<StatusSources> = {}): StatusSources {
   return {
     name: 'node-a',
     applied: 39,
+    storage: {
+      firstIndex: () => 21,
+      snapshot: () => ({ metadata: { index: 30, term: 4, confState: { voters: [] } }, data: new Uint8Array(0) }),
+    },
     leaderName: 'node-a',
     now: 5000,
     lastContact: new Map([
@@ -52,6 +56,8 @@ describe('describeStatus', () => {
       commit: 40,
       applied: 39,
       lastIndex: 42,
+      snapshotIndex: 30,
+      firstLogIndex: 21,
       peers: [
         { id: 'http://b', name: 'node-b', match: 40, next: 43, state: 'Replicate', lastContactMs: 250 },
         { id: 'http://c', name: undefined, match: 7, next: 8, state: 'Probe', lastContactMs: undefined },

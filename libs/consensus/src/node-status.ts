@@ -1,4 +1,5 @@
 import { Status } from './core/raw-node';
+import { Storage } from './core/storage';
 import { NodeId, StateType } from './core/types';
 
 /** What GET /status reports about one peer (leader only). */
@@ -22,6 +23,10 @@ export interface NodeStatus {
   commit: number;
   applied: number;
   lastIndex: number;
+  /** Index of the last entry covered by the newest snapshot (0: none yet). */
+  snapshotIndex: number;
+  /** Index of the first entry still in the log (entries before it were compacted into snapshots). */
+  firstLogIndex: number;
   peers: PeerStatus[];
 }
 
@@ -29,6 +34,8 @@ export interface NodeStatus {
 export interface StatusSources {
   name: string;
   applied: number;
+  /** The durable log, for its first index and newest snapshot. */
+  storage: Pick<Storage, 'firstIndex' | 'snapshot'>;
   leaderName?: string;
   now: number;
   /** When each peer was last heard from (clock milliseconds). */
@@ -61,6 +68,8 @@ export function describeStatus(s: Status, src: StatusSources): NodeStatus {
     commit: s.commit,
     applied: src.applied,
     lastIndex: s.lastIndex,
+    snapshotIndex: src.storage.snapshot().metadata.index,
+    firstLogIndex: src.storage.firstIndex(),
     peers,
   };
 }

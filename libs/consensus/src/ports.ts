@@ -42,8 +42,8 @@ export interface RaftStorage {
    * Makes a snapshot received from the leader (the core's Ready.snapshot) this node's state: its content
    * becomes the newest snapshot and the log is reset to start right after it (every stored entry is
    * discarded: the core installs a snapshot only when its log does not hold the snapshot's last entry).
-   * Ordered with save(): saves made after this call land after the reset. Calls `done` once durable; an
-   * error means the node must stop, as for save(). Production finds the content where the transport put it
+   * The loop makes no save() until `done` is called. Calls `done` once durable; an error means the node
+   * must stop, as for save(). Production finds the content where the transport put it
    * on arrival (`snapshot.data` is empty); the simulator carries it in `snapshot.data`.
    */
   installSnapshot(snapshot: Snapshot, done: SaveCallback): void;

@@ -1,4 +1,6 @@
 import { RaftConfig } from './core/config';
+import { RawNode } from './core/raw-node';
+import { Storage } from './core/storage';
 import { NodeId } from './core/types';
 import { Clock, NodeLogger, NodeMetrics, NodeObserver, PeerTransport, RaftStorage, StateMachine } from './ports';
 
@@ -34,6 +36,17 @@ export interface RaftNodeOptions {
    * refused at once with OverloadedError (nothing proposed or read). Default 10,000.
    */
   maxPendingRequests?: number;
+  /**
+   * A snapshot of the state machine is written every this many applied entries, after which the log is
+   * compacted. Default 10,000; 0 never takes one (the log then grows without bound).
+   */
+  snapshotEntries?: number;
+  /**
+   * Entries kept in the log behind the newest snapshot, so that a follower slightly behind catches up from
+   * the log rather than with a whole snapshot. Default 5,000. The log is also kept back to the previous
+   * snapshot, so that a damaged newest snapshot can be replaced by the previous one plus the log.
+   */
+  snapshotCatchUpEntries?: number;
   /** Source of randomness for election timeouts, values in [0, 1). */
   random: () => number;
   /** Overrides of the core's limits and switches (defaults: check-quorum and pre-vote on). */
@@ -65,4 +78,23 @@ export const uncountedMetrics: NodeMetrics = {
   readServed() {},
   leaderChanged() {},
   electionStarted() {},
+  snapshotTaken() {},
+  snapshotInstalled() {},
 };
+
+/** The core a node runs: its options applied over the defaults (check-quorum and pre-vote on). */
+export function newRawNode(options: RaftNodeOptions, storage: Storage, applied: number, logger: NodeLogger): RawNode {
+  return new RawNode({
+    id: options.id,
+    peers: options.members,
+    storage,
+    applied,
+    heartbeatTick: options.heartbeatTick ?? 1,
+    electionTick: options.electionTick,
+    checkQuorum: true,
+    preVote: true,
+    ...options.tuning,
+    random: options.random,
+    logger: { debug: (m) => logger.debug(m), info: (m) => logger.debug(m), warn: (m) => logger.warn(m) },
+  });
+}

@@ -27,6 +27,11 @@ export interface ConsensusOptions {
   maxUncommittedBytes?: number;
   /** At most this many writes, and this many linearizable reads, wait at once (see RaftNodeOptions). */
   maxPendingRequests?: number;
+  /** See RaftNodeOptions.snapshotEntries / snapshotCatchUpEntries. */
+  snapshotEntries?: number;
+  snapshotCatchUpEntries?: number;
+  /** Size of the newest snapshot file, for the metrics (undefined when unknown). */
+  snapshotBytes?: () => number | undefined;
   /** Source of randomness for election timeouts (default: crypto). */
   random?: () => number;
   /** Called when the node cannot go on safely (see RaftNodeOptions.onFatal). Default: exit with code 70. */
@@ -57,6 +62,8 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         electionTick: Math.max(2, Math.round(electionTimeoutMs / heartbeatIntervalMs)),
         requestTimeoutMs: consensus.requestTimeoutMs,
         maxPendingRequests: consensus.maxPendingRequests,
+        snapshotEntries: consensus.snapshotEntries,
+        snapshotCatchUpEntries: consensus.snapshotCatchUpEntries,
         tuning: { maxUncommittedEntriesSize: consensus.maxUncommittedBytes ?? 64 * 1024 * 1024 },
         random: consensus.random ?? (() => randomInt(0x100000000) / 0x100000000),
         onFatal: consensus.onFatal ?? (() => process.exit(70)),
@@ -71,10 +78,20 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
    */
   async onApplicationBootstrap(): Promise<void> {
     await checkIdentity(this.raftStorage, this.consensus);
-    this.start();
+    await new Promise<void>((resolve, reject) => this.start((error) => (error ? reject(error) : resolve())));
     this.raftMetrics.bind(() => {
       const s = this.raftStatus();
-      return { term: s.term, state: s.raftState, commit: s.commit, lastIndex: s.lastIndex, applied: this.applied };
+      const log = this.raftStorage.storage;
+      return {
+        term: s.term,
+        state: s.raftState,
+        commit: s.commit,
+        lastIndex: s.lastIndex,
+        applied: this.applied,
+        snapshotIndex: log.snapshot().metadata.index,
+        firstIndex: log.firstIndex(),
+        snapshotBytes: this.consensus.snapshotBytes?.(),
+      };
     });
   }
 

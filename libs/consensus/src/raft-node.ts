@@ -1,22 +1,22 @@
 import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
 import { RawNode, Status } from './core/raw-node';
-import { Entry, Message, MessageType, NodeId, None, ReadState, SoftState, StateType } from './core/types';
+import { Entry, Message, MessageType, NodeId, None, ReadState, Snapshot, SoftState, StateType } from './core/types';
 import { NoLeaderError, NotLeaderError, OverloadedError, ProposalRejectedError, ShuttingDownError } from './errors';
-import { pickTransferee } from './leadership-handover';
+import { handOver } from './leadership-handover';
 import { describeStatus, NodeStatus } from './node-status';
 import { NodeLogger, NodeMetrics, Timer } from './ports';
-import { RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
+import { newRawNode, RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
 import { Applied, ProposalTracker, ProposalWaiter } from './proposal-tracker';
 import { ReadBatcher, ReadWaiter } from './read-batcher';
 import { ReadyLoop } from './ready-loop';
+import { Snapshotter } from './snapshotter';
 
 /**
  * One Raft member: the pure core driven by the Ready loop on the given ports, with the bookkeeping around
  * it (proposals waiting for their entry, reads waiting for their read index, contact times, leadership).
  * The same class runs in production (RaftNodeService binds real ports) and in the simulator (fakes).
- *
- * Inputs (ticks, peer messages, proposals, reads) land in the core at any time and only schedule the loop,
- * so a slow disk or peer never blocks the caller.
+ * Inputs land in the core at any time and only schedule the loop: a slow disk or peer never blocks callers.
+ * Snapshots (taking, compacting after them, restoring) are the Snapshotter's.
  */
 export class RaftNode {
   private raw!: RawNode;
@@ -27,6 +27,7 @@ export class RaftNode {
   private failed?: Error;
   private soft: SoftState = { lead: None, raftState: StateType.Follower };
   private appliedIndex = 0;
+  private snapshots!: Snapshotter;
   private readonly proposals: ProposalTracker;
   private readonly reads: ReadBatcher;
   private readonly lastContact = new Map<NodeId, number>();
@@ -46,22 +47,39 @@ export class RaftNode {
     this.reads = new ReadBatcher(options.requestTimeoutMs, this.metrics);
   }
 
-  /** Restores the core from storage, starts ticking and listening. Call once. */
-  start(): void {
-    const { id, members, tickMs, electionTick, heartbeatTick = 1, tuning } = this.options;
-    const { storage, transport, clock } = this.ports;
-    this.raw = new RawNode({
-      id,
-      peers: members,
-      storage: storage.storage,
-      heartbeatTick,
-      electionTick,
-      checkQuorum: true,
-      preVote: true,
-      ...tuning,
-      random: this.options.random,
-      logger: { debug: (m) => this.logger.debug(m), info: (m) => this.logger.debug(m), warn: (m) => this.logger.warn(m) },
+  /**
+   * Restores the state machine (newest snapshot) and the core from storage, then starts ticking and listening.
+   * Call once. `done(error?)` once started or failed (an error without `done` is fatal: onFatal).
+   */
+  start(done?: (error?: Error) => void): void {
+    const { storage, stateMachine, clock } = this.ports;
+    this.snapshots = new Snapshotter({
+      name: this.options.name,
+      storage,
+      stateMachine,
+      clock,
+      logger: this.logger,
+      metrics: this.metrics,
+      every: this.options.snapshotEntries ?? 10_000,
+      catchUp: this.options.snapshotCatchUpEntries ?? 5_000,
+      confState: () => this.raw.confState(),
     });
+    this.snapshots.start(
+      (applied) => this.boot(applied),
+      (error) => {
+        if (!error) return done?.();
+        this.logger.error(`${this.options.name}: ${error.message}`);
+        if (done) done(error);
+        else this.options.onFatal(error);
+      },
+    );
+  }
+
+  private boot(applied: number): void {
+    const { members, tickMs } = this.options;
+    const { storage, transport, clock } = this.ports;
+    this.appliedIndex = applied;
+    this.raw = newRawNode(this.options, storage.storage, applied, this.logger);
     this.loop = new ReadyLoop(
       this.raw,
       storage,
@@ -71,6 +89,7 @@ export class RaftNode {
         onSoftState: (soft) => this.onSoftState(soft),
         send: (messages) => this.send(messages),
         apply: (entries) => this.apply(entries),
+        restore: (snapshot, done) => this.installed(snapshot, done),
         onReadStates: (states) => this.onReadStates(states),
         fail: (error) => this.fail(error),
       },
@@ -82,10 +101,16 @@ export class RaftNode {
       this.raw.reportUnreachable(peer);
       this.loop.schedule();
     });
+    transport.onSnapshotStatus((peer, failed) => {
+      if (this.stopped) return;
+      this.raw.reportSnapshot(peer, failed);
+      this.loop.schedule();
+    });
     const s = this.raw.status();
     this.logger.log(
-      `${this.options.name} starting at term ${s.term} with commit ${s.commit}, last index ${s.lastIndex}; ` +
-        `members: ${members.join(', ')}`,
+      `${this.options.name} starting at term ${s.term} with commit ${s.commit}, last index ${s.lastIndex}` +
+        (applied > 0 ? `, state restored from the snapshot at ${applied}` : '') +
+        `; members: ${members.join(', ')}`,
     );
     this.ticker = clock.every(tickMs, () => this.tick());
     // A single-node cluster has nobody to wait for: elect itself now rather than after a timeout.
@@ -112,24 +137,25 @@ export class RaftNode {
       }),
     );
     this.stopped = true;
+    this.snapshots.stop();
     this.failAll(new ShuttingDownError());
   }
 
-  private async handOver(): Promise<void> {
-    const { clock } = this.ports;
-    const electionMs = this.options.electionTick * this.options.tickMs;
-    const target = pickTransferee(this.raw.status(), this.lastContact, clock.now(), electionMs);
-    if (!target) {
-      this.logger.log(`${this.options.name} stopping as leader: no peer is reachable to take over`);
-      return;
-    }
-    this.logger.log(`${this.options.name} transferring leadership to ${this.ports.transport.peerName(target) ?? target}`);
-    this.raw.transferLeadership(target);
-    this.loop.schedule();
-    const deadline = clock.now() + 2 * electionMs;
-    while (this.isLeader && !this.stopped && clock.now() < deadline) {
-      await new Promise<void>((resolve) => clock.after(20, resolve));
-    }
+  private handOver(): Promise<void> {
+    return handOver({
+      name: this.options.name,
+      status: () => this.raw.status(),
+      lastContact: this.lastContact,
+      clock: this.ports.clock,
+      electionTimeoutMs: this.options.electionTick * this.options.tickMs,
+      logger: this.logger,
+      peerName: (peer) => this.ports.transport.peerName(peer),
+      transfer: (to) => {
+        this.raw.transferLeadership(to);
+        this.loop.schedule();
+      },
+      leading: () => this.isLeader && !this.stopped,
+    });
   }
 
   /**
@@ -147,10 +173,7 @@ export class RaftNode {
     });
   }
 
-  /**
-   * propose() for callers that take callbacks (the simulator): returns where the entry was appended. Throws
-   * what propose() would reject with at once.
-   */
+  /** propose() with callbacks (the simulator): returns where the entry went; throws what propose() rejects with. */
   submit(data: Uint8Array, waiter: ProposalWaiter): { index: number; term: number } {
     this.assertServing();
     this.assertLeader();
@@ -239,6 +262,7 @@ export class RaftNode {
     return describeStatus(this.raw.status(), {
       name: this.options.name,
       applied: this.appliedIndex,
+      storage: this.ports.storage.storage,
       leaderName: this.leader().name,
       now: this.ports.clock.now(),
       lastContact: this.lastContact,
@@ -350,6 +374,18 @@ export class RaftNode {
       this.proposals.applied(entry, result, now);
     }
     this.reads.applied(this.appliedIndex, now);
+    this.snapshots.applied(this.appliedIndex, entries[entries.length - 1].term);
+  }
+
+  /** The leader's snapshot is durable here: the state machine takes its content. */
+  private installed(snapshot: Snapshot, done: (error?: Error) => void): void {
+    this.snapshots.install(snapshot, (error) => {
+      if (!error) {
+        this.appliedIndex = snapshot.metadata.index;
+        this.reads.applied(this.appliedIndex, this.ports.clock.now());
+      }
+      done(error);
+    });
   }
 
   private issueReads(): void {
@@ -376,6 +412,7 @@ export class RaftNode {
     this.ticker?.cancel();
     this.loop.stop();
     this.stopped = true;
+    this.snapshots?.stop();
     this.failAll(this.failed);
     this.options.onFatal(error);
   }

@@ -10,6 +10,10 @@ export interface RaftMetricsSnapshot {
   commit: number;
   applied: number;
   lastIndex: number;
+  snapshotIndex: number;
+  firstIndex: number;
+  /** Size of the newest snapshot file (undefined: none, or not known). */
+  snapshotBytes?: number;
 }
 
 const MESSAGE_TYPES = Object.keys(MessageType).filter((k) => Number.isNaN(Number(k)));
@@ -25,6 +29,7 @@ export class RaftMetrics implements NodeMetrics {
   private readonly elections: Counter;
   private readonly proposalDuration: Histogram;
   private readonly readIndexDuration: Histogram;
+  private readonly snapshotDuration: Histogram<'kind'>;
   private readonly proposals: Counter<'outcome'>;
   private readonly outcomes = new Map<ProposalOutcome, Counter.Internal>();
   private readonly sent: Counter.Internal[] = [];
@@ -46,6 +51,9 @@ export class RaftMetrics implements NodeMetrics {
     gauge('raftkv_raft_commit_index', 'Highest log index known to be committed.', read('commit'));
     gauge('raftkv_raft_applied_index', 'Highest log index applied to the state machine.', read('applied'));
     gauge('raftkv_raft_last_log_index', 'Index of the last entry in the log.', read('lastIndex'));
+    gauge('raftkv_raft_snapshot_index', 'Index of the last entry covered by the newest snapshot.', read('snapshotIndex'));
+    gauge('raftkv_raft_first_log_index', 'Index of the first entry still in the log (older ones are compacted).', read('firstIndex'));
+    gauge('raftkv_raft_snapshot_size_bytes', 'Size of the newest snapshot file.', read('snapshotBytes'));
     gauge('raftkv_raft_is_leader', '1 if this node is the leader, else 0.', () => {
       const s = this.snapshot();
       return s ? Number(s.state === StateType.Leader) : undefined;
@@ -88,6 +96,13 @@ export class RaftMetrics implements NodeMetrics {
       name: 'raftkv_raft_read_index_duration_seconds',
       help: 'Time for a linearizable read to confirm leadership and catch up the state machine.',
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+      registers: [registry],
+    });
+    this.snapshotDuration = new Histogram({
+      name: 'raftkv_raft_snapshot_duration_seconds',
+      help: 'Snapshots of the state machine: taken here (view to durable file) or installed from the leader (restore).',
+      labelNames: ['kind'],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     });
     const sent = new Counter({
@@ -140,5 +155,13 @@ export class RaftMetrics implements NodeMetrics {
 
   electionStarted(): void {
     this.elections.inc();
+  }
+
+  snapshotTaken(seconds: number): void {
+    this.snapshotDuration.observe({ kind: 'taken' }, seconds);
+  }
+
+  snapshotInstalled(seconds: number): void {
+    this.snapshotDuration.observe({ kind: 'installed' }, seconds);
   }
 }

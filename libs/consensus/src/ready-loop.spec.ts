@@ -11,7 +11,7 @@ import { MemoryStorage } from './core/memory-storage';
 import { newMessage } from './core/message';
 import { RawNode } from './core/raw-node';
 import { seededRandom } from '../../../test/support/raft-test-util';
-import { Entry, HardState, Message, MessageType as T, NodeId, ReadState, Ready, SoftState } from './core/types';
+import { Entry, HardState, Message, MessageType as T, NodeId, ReadState, Ready, Snapshot, SoftState } from './core/types';
 import { Clock, RaftStorage, SaveCallback, Timer } from './ports';
 import { ReadyHandler, ReadyLoop } from './ready-loop';
 
@@ -54,6 +54,28 @@ class ManualStorage implements RaftStorage {
     this.events.push(`save ${entries.map((e) => e.index).join(',') || '-'}`);
   }
   async setMeta(): Promise<void> {}
+  /** Installs complete when the test says (completeInstall). */
+  readonly installs: Array<{ snapshot: Snapshot; done: SaveCallback }> = [];
+  installSnapshot(snapshot: Snapshot, done: SaveCallback): void {
+    this.installs.push({ snapshot, done });
+    this.events.push(`install ${snapshot.metadata.index}`);
+  }
+  completeInstall(error?: Error): void {
+    const i = this.installs.shift();
+    if (!i) throw new Error('no install in flight');
+    if (!error) this.storage.applySnapshot(i.snapshot);
+    this.events.push(error ? `install failed ${error.message}` : 'installed');
+    i.done(error);
+  }
+  createSnapshot(): void {
+    throw new Error('the loop takes no snapshot');
+  }
+  compact(): void {
+    throw new Error('the loop compacts nothing');
+  }
+  snapshotContent(): Iterable<Uint8Array> {
+    return [];
+  }
   get pending(): SaveCall[] {
     return this.saves.filter((s) => !s.completed);
   }
@@ -85,6 +107,8 @@ interface Harness {
   readStates: ReadState[];
   readies: Ready[];
   failures: Error[];
+  /** Restores the handler was asked for, completed by the test. */
+  restores: Array<{ snapshot: Snapshot; done: (error?: Error) => void }>;
   /** Steps messages into the loop's node and schedules a turn, as the owner does. */
   deliver(ms: Message[]): void;
 }
@@ -113,6 +137,7 @@ function harness(peers: NodeId[] = ['1']): Harness {
   const readStates: ReadState[] = [];
   const readies: Ready[] = [];
   const failures: Error[] = [];
+  const restores: Harness['restores'] = [];
   const handler: ReadyHandler = {
     beforeReady: jest.fn(),
     onSoftState: (s: SoftState) => events.push(`soft ${s.raftState}`),
@@ -123,6 +148,10 @@ function harness(peers: NodeId[] = ['1']): Harness {
     apply: (es) => {
       applied.push(...es);
       events.push(`apply ${es.map((e) => e.index).join(',')}`);
+    },
+    restore: (snapshot, done) => {
+      restores.push({ snapshot, done });
+      events.push(`restore ${snapshot.metadata.index}`);
     },
     onReadStates: (rs) => {
       readStates.push(...rs);
@@ -146,6 +175,7 @@ function harness(peers: NodeId[] = ['1']): Harness {
     readStates,
     readies,
     failures,
+    restores,
     deliver(ms) {
       for (const m of ms) node.step(m);
       loop.schedule();

@@ -1,6 +1,6 @@
 import { canSendBeforePersist } from './core/message';
 import { RawNode } from './core/raw-node';
-import { Entry, HardState, Message, ReadState, Ready, SoftState } from './core/types';
+import { Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState } from './core/types';
 import { Clock, NodeObserver, RaftStorage } from './ports';
 
 /** What the loop hands back to its owner while it works through a Ready. */
@@ -11,6 +11,11 @@ export interface ReadyHandler {
   send(messages: Message[]): void;
   /** Committed entries, in order, after everything that precedes them is durable here. */
   apply(entries: Entry[]): void;
+  /**
+   * A snapshot from the leader is durable here (its content is the storage's newest snapshot): replace the
+   * state machine's state with it, then call `done` (with an error, the loop stops).
+   */
+  restore(snapshot: Snapshot, done: (error?: Error) => void): void;
   onReadStates(states: ReadState[]): void;
   /** The loop cannot go on (a failed save, an error from the core); it has stopped. */
   fail(error: Error): void;
@@ -25,6 +30,10 @@ export interface ReadyHandler {
  * durable state); apply committed entries; hand read states over; advance(). One Ready at a time: inputs
  * that arrive meanwhile (ticks, messages, proposals) land in the core and go into the next Ready, so one
  * fsync covers everything that accumulated while the previous one was in flight (group commit).
+ *
+ * A Ready that carries a snapshot from the leader (InstallSnapshot) first has the storage install it (its
+ * file made the newest snapshot, the log reset after it), then saves its hard state and entries, sends,
+ * restores the state machine from the snapshot, and only then applies the committed entries that follow it.
  *
  * A Ready whose only durable change is the commit index is not fsynced: a commit index can be learned again
  * from a quorum after a crash, and an fsync there would sit between a commit and its answer to the client.
@@ -100,30 +109,68 @@ export class ReadyLoop {
       return;
     }
     this.saving = true;
-    this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries, (error) => {
+    const save = () =>
+      this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries, (error) => {
+        if (this.stopped) return;
+        if (error) {
+          this.saving = false;
+          this.failWith(error);
+          return;
+        }
+        this.unsavedHardState = undefined;
+        this.finish(rd, late, () => {
+          this.saving = false;
+          for (const fn of this.idle.splice(0)) fn();
+          this.turn();
+        });
+      });
+    if (!rd.snapshot) {
+      save();
+      return;
+    }
+    this.storage.installSnapshot(rd.snapshot, (error) => {
       if (this.stopped) return;
-      this.saving = false;
       if (error) {
+        this.saving = false;
         this.failWith(error);
-        return;
+      } else {
+        save();
       }
-      this.unsavedHardState = undefined;
+    });
+  }
+
+  /**
+   * Sends the messages held for durability, restores a snapshot, applies, hands read states over and
+   * advances; then calls `next` (synchronously unless a snapshot is being restored).
+   */
+  private finish(rd: Ready, late: Message[], next: () => void = () => undefined): void {
+    try {
+      if (late.length > 0) this.handler.send(late);
+    } catch (e) {
+      this.failWith(e as Error);
+      return;
+    }
+    const rest = () => {
       try {
-        this.finish(rd, late);
+        if (rd.committedEntries.length > 0) this.handler.apply(rd.committedEntries);
+        if (rd.readStates.length > 0) this.handler.onReadStates(rd.readStates);
+        this.node.advance();
       } catch (e) {
         this.failWith(e as Error);
         return;
       }
-      for (const fn of this.idle.splice(0)) fn();
-      this.turn();
+      next();
+    };
+    if (!rd.snapshot) {
+      rest();
+      return;
+    }
+    const snapshot = rd.snapshot;
+    this.handler.restore(snapshot, (error) => {
+      if (this.stopped) return;
+      if (error) this.failWith(new Error(`restoring snapshot ${snapshot.metadata.index}: ${error.message}`));
+      else rest();
     });
-  }
-
-  private finish(rd: Ready, late: Message[]): void {
-    if (late.length > 0) this.handler.send(late);
-    if (rd.committedEntries.length > 0) this.handler.apply(rd.committedEntries);
-    if (rd.readStates.length > 0) this.handler.onReadStates(rd.readStates);
-    this.node.advance();
   }
 
   private failWith(error: Error): void {

@@ -16,7 +16,7 @@ export class StatusController {
   constructor(private readonly raft: RaftNodeService) {}
 
   @Get()
-  @ApiOperation({ summary: "This node's view of the cluster: role, term, leader, log indexes, and (on the leader) each peer" })
+  @ApiOperation({ summary: "This node's view of the cluster: role, term, leader, log and snapshot indexes, and (on the leader) each peer" })
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
@@ -32,6 +32,8 @@ export class StatusController {
       commitIndex: s.commit,
       appliedIndex: s.applied,
       lastLogIndex: s.lastIndex,
+      snapshotIndex: s.snapshotIndex,
+      firstLogIndex: s.firstLogIndex,
     };
     if (isLeader) {
       status.peers = s.peers.map((p) => ({

@@ -104,6 +104,18 @@ export class StatusDto {
   @ApiProperty({ example: 42 })
   lastLogIndex: number;
 
+  @ApiProperty({
+    example: 30000,
+    description: 'Index of the last entry covered by the newest snapshot of the map (0: none taken or installed yet).',
+  })
+  snapshotIndex: number;
+
+  @ApiProperty({
+    example: 20001,
+    description: 'Index of the first entry still in the log; the entries before it were compacted into snapshots.',
+  })
+  firstLogIndex: number;
+
   @ApiPropertyOptional({ type: [PeerStatusDto], description: 'Replication state of each peer (leader only).' })
   peers?: PeerStatusDto[];
 }
