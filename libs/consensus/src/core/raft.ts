@@ -741,6 +741,8 @@ export class Raft {
       throw new Error(`${this.id}: follower ${to} needs entries that were compacted, and the storage holds no snapshot`);
     }
     pr.becomeSnapshot(index);
+    // Installing it commits up to its index: no commit-only MsgApp needed for that afterwards.
+    pr.recordSentCommit(index);
     const m = newMessage(MessageType.MsgSnap, to, this.id, this.term);
     m.snapshot = snapshot;
     this.send(m);

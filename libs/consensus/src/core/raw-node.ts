@@ -14,6 +14,8 @@ export interface ProgressStatus {
   recentActive: boolean;
   /** MsgApps in flight (Replicate state). */
   inflight: number;
+  /** Snapshot state: the index of the snapshot sent (MsgSnap). */
+  pendingSnapshot?: number;
 }
 
 export interface Status {
@@ -272,6 +274,7 @@ export class RawNode {
           recentActive: pr.recentActive,
           inflight: pr.inflights.count,
         };
+        if (pr.state === 'Snapshot') progress[id].pendingSnapshot = pr.pendingSnapshot;
       }
     }
     return {
