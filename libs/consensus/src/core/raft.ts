@@ -61,6 +61,11 @@ export class Raft {
   msgs: Message[] = [];
   /** Reads that became safe; taken by RawNode.ready(). */
   readStates: ReadState[] = [];
+  /**
+   * The hard state found in storage at start. The state may start above it (commit raised to `applied` or
+   * to the snapshot, term raised to the snapshot's): the first Ready then carries the difference.
+   */
+  readonly storedHardState: HardState;
 
   private readonly cfg: ResolvedRaftConfig;
   private readOnly = new ReadOnly();
@@ -86,11 +91,13 @@ export class Raft {
     this.id = cfg.id;
     this.readNonce = `${Math.floor(cfg.random() * 0x100000000).toString(36)}:`;
     const { hardState, confState } = cfg.storage.initialState();
+    this.storedHardState = { ...hardState };
     const voters = confState.voters.length > 0 ? confState.voters : cfg.peers;
     if (voters.length === 0) throw new RaftConfigError('no voters: peers is empty and storage holds no configuration');
     this.raftLog = new RaftLog(cfg.storage);
     this.trk = new ProgressTracker(voters, cfg.maxInflightMsgs);
     if (hardState.term !== 0 || hardState.vote !== None || hardState.commit !== 0) this.loadState(hardState);
+    this.raiseTermToSnapshot();
     if (cfg.applied > 0) this.restoreApplied(cfg.applied);
     this.becomeFollower(this.term, None);
     cfg.logger.info(
@@ -111,6 +118,20 @@ export class Raft {
     if (hs.commit > this.raftLog.committed) this.raftLog.committed = hs.commit;
     this.term = hs.term;
     this.vote = hs.vote;
+  }
+
+  /**
+   * A crash between installing a snapshot and saving the hard state that came with it leaves a durable term
+   * below the snapshot's. Campaigning from there could make this node a second leader of the snapshot's
+   * term (voters that never voted in it would grant it). No vote was given in that term either (a vote is
+   * durable before it is sent), so the node resumes at the snapshot's term without a vote.
+   */
+  private raiseTermToSnapshot(): void {
+    const snapTerm = this.raftLog.term(this.raftLog.firstIndex() - 1);
+    if (this.term >= snapTerm) return;
+    this.cfg.logger.info(`${this.id} raising term ${this.term} to the term ${snapTerm} of its snapshot`);
+    this.term = snapTerm;
+    this.vote = None;
   }
 
   /**

@@ -138,8 +138,34 @@ describe('RawNode with snapshots', () => {
     });
 
     it('a durable commit index below the snapshot (a crash before the hard state was saved) starts at the snapshot', () => {
-      const n = node('1', ['1'], installed(3));
+      const s = installed(3);
+      const n = node('1', ['1', '2', '3'], s);
       expect(n.status()).toMatchObject({ commit: 10, applied: 10 });
+      // The first Ready saves the commit index the node starts from.
+      const rd = n.ready();
+      expect([rd.hardState, rd.mustSync, rd.committedEntries]).toEqual([{ term: 2, vote: '', commit: 10 }, false, []]);
+    });
+
+    it("a durable term below the snapshot's is saved by the first Ready (fsynced)", () => {
+      const s = installed(3);
+      s.setHardState({ term: 1, vote: '2', commit: 3 });
+      const rd = node('1', ['1', '2', '3'], s).ready();
+      expect([rd.hardState, rd.mustSync]).toEqual([{ term: 2, vote: '', commit: 10 }, true]);
+    });
+
+    it("a durable term below the snapshot's (the same crash) resumes at the snapshot's term, without a vote", () => {
+      const s = installed(3);
+      s.setHardState({ term: 1, vote: '2', commit: 3 });
+      const n = node('1', ['1', '2', '3'], s, { preVote: false });
+      expect(n.status()).toMatchObject({ term: 2, vote: '', commit: 10 });
+      // Its campaign is for a term none of whose entries it holds.
+      n.campaign();
+      const rd = n.ready();
+      expect([rd.hardState, rd.mustSync]).toEqual([{ term: 3, vote: '1', commit: 10 }, true]);
+      expect(rd.messages.map((m) => [T[m.type], m.term, m.logTerm, m.index])).toEqual([
+        ['MsgVote', 3, 2, 12],
+        ['MsgVote', 3, 2, 12],
+      ]);
     });
 
     it('the restarted node campaigns with its last entry and replicates after the snapshot', () => {

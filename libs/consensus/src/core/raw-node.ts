@@ -76,7 +76,7 @@ export class RawNode {
     this.cfg = resolveConfig(config);
     this.raft = new Raft(this.cfg);
     this.prevSoftSt = this.raft.softState();
-    this.prevHardSt = this.raft.hardState();
+    this.prevHardSt = this.raft.storedHardState;
   }
 
   /** Advances logical time by one tick (election timeouts, heartbeats, check-quorum). */
