@@ -19,9 +19,10 @@ export class SnapshotOutOfDateError extends Error {
  * ents[k] has index ents[0].index + k. All operations but compact() cost O(1) or O(entries touched),
  * never O(log).
  *
- * Snapshots and compaction follow etcd-io/raft's MemoryStorage: on a leader, createSnapshot(i) records
- * the state machine as of applied entry i and keeps the log; compact(j), j <= i, then drops the entries up
- * to j. On a follower, applySnapshot() installs a snapshot received from the leader (Ready.snapshot).
+ * Snapshots and compaction follow etcd-io/raft's MemoryStorage: any node's driver records the state
+ * machine as of applied entry i with createSnapshot(i), which keeps the log, then releases entries up to
+ * j <= i with compact(j). A follower installs a snapshot received from the leader (Ready.snapshot) with
+ * applySnapshot().
  */
 export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: None, commit: 0 };

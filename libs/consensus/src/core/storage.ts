@@ -45,10 +45,12 @@ export class SnapshotTemporarilyUnavailableError extends Error {
  *   snapshot index, whose term the storage remembers); throws CompactedError below and UnavailableError above.
  * - firstIndex() is the index of the first entry still available (1 on a log never compacted);
  *   lastIndex() is the index of the last one (0 on an empty log).
- * - snapshot() returns the most recent snapshot (index 0 when there is none). Its index is at least
- *   firstIndex() - 1 once the log was compacted: the leader sends it to a follower whose next entry was
- *   compacted, so compacting beyond the snapshot breaks replication (the core throws when it finds a
- *   compacted log and no snapshot). May throw SnapshotTemporarilyUnavailableError.
+ * - snapshot() returns the most recent snapshot (index 0 when there is none), whose index must be at least
+ *   firstIndex() - 1: the leader sends it to a follower whose next entry was compacted, so a log compacted
+ *   beyond its snapshot cannot catch such a follower up (and a compacted log without any snapshot makes
+ *   the leader throw). May throw SnapshotTemporarilyUnavailableError.
+ * - After a restart, firstIndex() - 1 is where the node starts committed and applied: the driver restores
+ *   its state machine from the snapshot at that index.
  */
 export interface Storage {
   initialState(): { hardState: HardState; confState: ConfState };
