@@ -12,7 +12,7 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemoryStorage } from './memory-storage';
 import { RawNode } from './raw-node';
-import { Entry, Message, MessageType, Ready } from './types';
+import { Entry, Message, MessageType, Ready, Snapshot } from './types';
 
 const DIR = join(__dirname, 'testdata');
 
@@ -34,21 +34,32 @@ function fmtMsg(m: Message): string {
   }
   if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat) parts.push(`Commit:${m.commit}`);
   if (m.type === MessageType.MsgAppResp || m.type === MessageType.MsgReadIndexResp) parts.push(`Index:${m.index}`);
+  if (m.snapshot) parts.push(`Snapshot:${fmtSnapshot(m.snapshot)}`);
   if (m.reject) parts.push(`Rejected (Hint: ${m.rejectHint}, Term: ${m.logTerm})`);
   if (m.entries && m.entries.length > 0) parts.push(`Entries:[${m.entries.map(fmtEntry).join(', ')}]`);
   if (m.context !== undefined) parts.push(`Context:${JSON.stringify(m.context.replace('\u0000', '/'))}`);
   return parts.join(' ');
 }
 
+function fmtSnapshot(s: Snapshot): string {
+  const m = s.metadata;
+  return `${m.term}/${m.index} Voters:[${m.confState.voters.join(',')}] ${JSON.stringify(new TextDecoder().decode(s.data))}`;
+}
+
 function fmtReady(id: string, rd: Ready): string[] {
   const out = [`> ${id} handling Ready`];
   if (rd.softState) out.push(`  Lead:${rd.softState.lead || 'none'} State:${rd.softState.raftState}`);
   if (rd.hardState) out.push(`  HardState Term:${rd.hardState.term} Vote:${rd.hardState.vote || 'none'} Commit:${rd.hardState.commit}`);
+  if (rd.snapshot) out.push(`  Snapshot:${fmtSnapshot(rd.snapshot)}`);
   if (rd.entries.length > 0) out.push(`  Entries:`, ...rd.entries.map((e) => `    ${fmtEntry(e)}`));
   if (rd.committedEntries.length > 0) out.push(`  CommittedEntries:`, ...rd.committedEntries.map((e) => `    ${fmtEntry(e)}`));
   if (rd.messages.length > 0) out.push(`  Messages:`, ...rd.messages.map((m) => `    ${fmtMsg(m)}`));
   if (rd.readStates.length > 0) out.push(`  ReadStates:`, ...rd.readStates.map((r) => `    index:${r.index} ctx:${r.requestCtx}`));
   return out;
+}
+
+function n0(env: Env, id: string): Env['nodes'] extends Map<string, infer V> ? V : never {
+  return env.nodes.get(id)!;
 }
 
 function start(env: Env, id: string): void {
@@ -73,6 +84,7 @@ function processReady(env: Env, id: string, out: string[]): boolean {
   if (!n.raw || !n.raw.hasReady()) return false;
   const rd = n.raw.ready();
   out.push(...fmtReady(id, rd));
+  if (rd.snapshot) n.storage.applySnapshot(rd.snapshot);
   if (rd.hardState) n.storage.setHardState(rd.hardState);
   n.storage.append(rd.entries);
   for (const m of rd.messages) {
@@ -170,6 +182,23 @@ function run(env: Env, line: string): string[] {
       }
       break;
     }
+    case 'compact': {
+      // The node snapshots what it applied (the snapshot's data names it) and releases its log up to there.
+      const applied = node(ids[0]).status().applied;
+      n0(env, ids[0]).storage.createSnapshot(applied, node(ids[0]).confState(), new TextEncoder().encode(`state@${applied}`));
+      n0(env, ids[0]).storage.compact(applied);
+      out.push(`snapshot and compaction at ${applied}`);
+      break;
+    }
+    case 'report-snapshot':
+      node(ids[0]).reportSnapshot(ids[1], kv.failed === 'true');
+      out.push('ok');
+      break;
+    case 'progress':
+      for (const [id, p] of Object.entries(node(ids[0]).status().progress)) {
+        out.push(`${id}: ${p.state} match:${p.match} next:${p.next}${p.pendingSnapshot ? ` pendingSnapshot:${p.pendingSnapshot}` : ''}`);
+      }
+      break;
     case 'status':
       for (const id of all) {
         const s = env.nodes.get(id)!.raw?.status();
@@ -181,7 +210,9 @@ function run(env: Env, line: string): string[] {
       for (const id of all) {
         const s = env.nodes.get(id)!.storage;
         const es = s.lastIndex() >= s.firstIndex() ? s.entries(s.firstIndex(), s.lastIndex() + 1) : [];
-        out.push(`${id}: ${es.map(fmtEntry).join(', ') || '(empty)'}`);
+        const snap = s.snapshot().metadata;
+        const head = s.firstIndex() > 1 ? `[snapshot ${snap.term}/${snap.index}, compacted to ${s.firstIndex() - 1}] ` : '';
+        out.push(`${id}: ${head}${es.map(fmtEntry).join(', ') || '(empty)'}`);
       }
       break;
     default:

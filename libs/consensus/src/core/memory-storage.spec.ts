@@ -1,5 +1,5 @@
 import { MemoryStorage, SnapshotOutOfDateError } from './memory-storage';
-import { CompactedError, UnavailableError } from './storage';
+import { CompactedError, SnapshotTemporarilyUnavailableError, UnavailableError } from './storage';
 import { ent, ents, it2 } from '../../../../test/support/raft-test-util';
 
 /** A storage holding a snapshot at index 3 (term 3) and entries 4 (term 4) and 5 (term 5). */
@@ -92,6 +92,30 @@ describe('MemoryStorage', () => {
     expect([s.firstIndex(), s.lastIndex(), s.term(4)]).toEqual([5, 4, 4]);
     expect(() => s.applySnapshot(snap(3, 3))).toThrow(SnapshotOutOfDateError);
     expect(s.snapshot().metadata.index).toBe(4);
+  });
+
+  it('createSnapshot records the state at an index and keeps the log; compact then releases it', () => {
+    const s = new MemoryStorage(['a']);
+    s.append(ents(1, [1, 1, 2, 2, 2]));
+    const snap = s.createSnapshot(3, { voters: ['a', 'b'] }, new Uint8Array([7]));
+    expect(snap).toEqual({ metadata: { index: 3, term: 2, confState: { voters: ['a', 'b'] } }, data: new Uint8Array([7]) });
+    expect(s.snapshot()).toBe(snap);
+    expect([s.firstIndex(), s.lastIndex()]).toEqual([1, 5]);
+    // A restart takes the configuration from the newest snapshot.
+    expect(s.initialState().confState).toEqual({ voters: ['a', 'b'] });
+    s.compact(3);
+    expect([s.firstIndex(), s.lastIndex(), s.term(3)]).toEqual([4, 5, 2]);
+    expect(() => s.createSnapshot(3, { voters: ['a'] }, new Uint8Array(0))).toThrow(SnapshotOutOfDateError);
+    expect(() => s.createSnapshot(6, { voters: ['a'] }, new Uint8Array(0))).toThrow('out of bound');
+    expect(s.createSnapshot(5, { voters: ['a'] }, new Uint8Array(0)).metadata).toEqual({ index: 5, term: 2, confState: { voters: ['a'] } });
+  });
+
+  it('snapshot() can be made temporarily unavailable (for tests of the leader)', () => {
+    const s = new MemoryStorage();
+    s.setSnapshotTemporarilyUnavailable(true);
+    expect(() => s.snapshot()).toThrow(SnapshotTemporarilyUnavailableError);
+    s.setSnapshotTemporarilyUnavailable(false);
+    expect(s.snapshot().metadata.index).toBe(0);
   });
 
   it('keeps the hard state and the bootstrap voters', () => {

@@ -1,8 +1,8 @@
 import { countWithinLimit } from './entries';
-import { CompactedError, Storage, UnavailableError } from './storage';
+import { CompactedError, SnapshotTemporarilyUnavailableError, Storage, UnavailableError } from './storage';
 import { ConfState, Entry, EntryType, HardState, None, Snapshot } from './types';
 
-/** applySnapshot() was given a snapshot older than the one the storage already holds. */
+/** applySnapshot() or createSnapshot() was given a snapshot older than the one the storage already holds. */
 export class SnapshotOutOfDateError extends Error {
   constructor(index: number, current: number) {
     super(`requested snapshot at index ${index} is older than the existing snapshot at ${current}`);
@@ -14,13 +14,21 @@ export class SnapshotOutOfDateError extends Error {
  * An in-memory Storage: what a node's disk would hold, kept in an array. Used by tests, the simulator and
  * the benchmark, and as the stable log of a driver that keeps its WAL elsewhere.
  *
- * Layout: ents[0] is a dummy entry standing for the snapshot (its index and term are the snapshot's);
- * ents[k] has index ents[0].index + k. All operations cost O(1) or O(entries touched), never O(log).
+ * Layout: ents[0] is a dummy entry standing for the compaction point (its index and term are those of the
+ * last compacted entry: the snapshot's after applySnapshot(), the compact() index after compact());
+ * ents[k] has index ents[0].index + k. All operations but compact() cost O(1) or O(entries touched),
+ * never O(log).
+ *
+ * Snapshots and compaction follow etcd-io/raft's MemoryStorage: any node's driver records the state
+ * machine as of applied entry i with createSnapshot(i), which keeps the log, then releases entries up to
+ * j <= i with compact(j). A follower installs a snapshot received from the leader (Ready.snapshot) with
+ * applySnapshot().
  */
 export class MemoryStorage implements Storage {
   private hardState: HardState = { term: 0, vote: None, commit: 0 };
   private snap: Snapshot;
   private ents: Entry[];
+  private snapshotUnavailable = false;
 
   /** `voters` is the bootstrap configuration reported by initialState(); leave empty to use RaftConfig.peers. */
   constructor(voters: string[] = []) {
@@ -62,7 +70,29 @@ export class MemoryStorage implements Storage {
     return this.ents[0].index + this.ents.length - 1;
   }
 
+  /** The newest snapshot. Throws SnapshotTemporarilyUnavailableError while a test asked it to. */
   snapshot(): Snapshot {
+    if (this.snapshotUnavailable) throw new SnapshotTemporarilyUnavailableError();
+    return this.snap;
+  }
+
+  /** For tests: while `unavailable`, snapshot() throws SnapshotTemporarilyUnavailableError. */
+  setSnapshotTemporarilyUnavailable(unavailable: boolean): void {
+    this.snapshotUnavailable = unavailable;
+  }
+
+  /**
+   * Records a snapshot of the state machine as of entry `index` (applied by the caller, at most
+   * lastIndex()), with the configuration at that point and the state machine's content. The log is kept:
+   * call compact() to release it. Returns the snapshot. Throws SnapshotOutOfDateError when `index` is not
+   * above the current snapshot's, and CompactedError when entry `index` was compacted.
+   */
+  createSnapshot(index: number, confState: ConfState, data: Uint8Array): Snapshot {
+    const cur = this.snap.metadata.index;
+    if (index <= cur) throw new SnapshotOutOfDateError(index, cur);
+    if (index > this.lastIndex()) throw new Error(`snapshot ${index} is out of bound lastindex(${this.lastIndex()})`);
+    const term = this.term(index);
+    this.snap = { metadata: { index, term, confState: { ...confState, voters: [...confState.voters] } }, data };
     return this.snap;
   }
 
@@ -88,8 +118,9 @@ export class MemoryStorage implements Storage {
   }
 
   /**
-   * Replaces the storage's content with a snapshot (InstallSnapshot on a follower; later work in the
-   * core). Entries are discarded. Throws SnapshotOutOfDateError for a snapshot older than the current one.
+   * Replaces the storage's content with a snapshot received from the leader (Ready.snapshot): it becomes
+   * the newest snapshot and every entry is discarded (the log restarts right after it). Throws
+   * SnapshotOutOfDateError for a snapshot not newer than the current one.
    */
   applySnapshot(snap: Snapshot): void {
     const cur = this.snap.metadata.index;
@@ -99,8 +130,9 @@ export class MemoryStorage implements Storage {
   }
 
   /**
-   * Discards entries up to and including compactIndex (log compaction, later work in the core); the
-   * caller must have saved a snapshot covering them. Throws CompactedError if already compacted.
+   * Discards entries up to and including compactIndex (at most lastIndex()). A leader sends its snapshot
+   * to a follower whose next entry was compacted, so the snapshot must cover them: compact at or below the
+   * index of createSnapshot(). Throws CompactedError if already compacted.
    */
   compact(compactIndex: number): void {
     const offset = this.ents[0].index;

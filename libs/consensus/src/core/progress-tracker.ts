@@ -23,6 +23,16 @@ export class ProgressTracker {
     return this.progress.has(id);
   }
 
+  /**
+   * Takes the configuration of a snapshot (InstallSnapshot on a follower): the voters are replaced, every
+   * Progress is re-created at `next` and the votes are dropped.
+   */
+  restore(voters: readonly NodeId[], next: number): void {
+    this.config = new MajorityConfig(voters);
+    this.resetVotes();
+    this.resetProgress(next);
+  }
+
   /** Re-creates every Progress (on a term change): followers start in Probe at `next`. */
   resetProgress(next: number): void {
     this.progress.clear();

@@ -68,8 +68,14 @@ describe('Progress', () => {
     p.becomeReplicate();
     expect([p.state, p.next]).toEqual(['Replicate', 4]);
     p.becomeSnapshot(20);
+    expect([p.state, p.pendingSnapshot, p.next]).toEqual(['Snapshot', 20, 21]);
     p.becomeProbe();
     expect([p.state, p.next]).toEqual(['Probe', 21]);
+    // A failed snapshot (pendingSnapshot cleared first) probes from match + 1.
+    p.becomeSnapshot(20);
+    p.pendingSnapshot = 0;
+    p.becomeProbe();
+    expect([p.state, p.next]).toEqual(['Probe', 4]);
   });
 
   it('canBumpCommit: only when the follower may hold entries above the commit index it was sent', () => {

@@ -5,7 +5,9 @@ import { Inflights } from './inflights';
  * - Probe: the follower's log position is unknown; send at most one MsgApp per heartbeat interval and
  *   wait for the answer (after election, after a rejection, when the follower is unreachable).
  * - Replicate: the follower is known to match; stream MsgApps optimistically, up to the inflight window.
- * - Snapshot: the follower needs a snapshot (later work); nothing else is sent meanwhile.
+ * - Snapshot: the follower's next entry was compacted and a snapshot (MsgSnap) is on its way; nothing else
+ *   is sent meanwhile. Left for Probe when the transport reports the outcome (RawNode.reportSnapshot) or
+ *   when the follower's MsgAppResp shows it can again be caught up from the log.
  */
 export type ProgressState = 'Probe' | 'Replicate' | 'Snapshot';
 
@@ -16,7 +18,10 @@ export class Progress {
   /** Index of the next entry to send. */
   next: number;
   state: ProgressState = 'Probe';
-  /** Index of the snapshot in flight, in Snapshot state (later work). */
+  /**
+   * Index of the snapshot in flight, in Snapshot state. 0 after a failed transfer: the next probe then
+   * starts from match + 1 rather than from a snapshot the follower never got.
+   */
   pendingSnapshot = 0;
   /** The follower answered since the last check-quorum round. */
   recentActive = false;
@@ -62,9 +67,11 @@ export class Progress {
     this.next = this.match + 1;
   }
 
+  /** A snapshot at `snapshotIndex` was sent: once installed, the follower needs the entries after it. */
   becomeSnapshot(snapshotIndex: number): void {
     this.resetState('Snapshot');
     this.pendingSnapshot = snapshotIndex;
+    this.next = snapshotIndex + 1;
   }
 
   /** Flow-control bookkeeping after a MsgApp carrying `count` entries ending at `lastIndex` was sent. */

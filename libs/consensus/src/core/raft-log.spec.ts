@@ -139,6 +139,38 @@ describe('RaftLog', () => {
     expect(log.nextCommittedEnts(Infinity)).toEqual([]);
   });
 
+  it('restore: the log becomes the snapshot; committed entries to apply start after it', () => {
+    const log = logWith([1, 1, 1, 2], 3);
+    log.commitTo(2);
+    const snap = { metadata: { index: 6, term: 3, confState: { voters: ['1'] } }, data: new Uint8Array(0) };
+    log.restore(snap);
+    expect([log.firstIndex(), log.lastIndex(), log.lastTerm(), log.committed, log.applied]).toEqual([7, 6, 3, 6, 0]);
+    expect(log.snapshot()).toBe(snap);
+    // What storage still holds (entries 1..3) is no longer part of the log.
+    expect(() => log.term(2)).toThrow(CompactedError);
+    expect(log.matchTerm(3, 1)).toBe(false);
+    log.append(ents(7, [3, 3]));
+    log.commitTo(8);
+    expect(it2(log.nextCommittedEnts(Infinity))).toEqual([[7, 3], [8, 3]]);
+    // Once durable, the storage answers for it.
+    log.unstable.acceptInProgress();
+    (log.storage as MemoryStorage).applySnapshot(snap);
+    log.unstable.stableSnapTo(6);
+    log.appliedTo(6);
+    expect([log.firstIndex(), log.term(6), log.snapshot().metadata.index]).toEqual([7, 3, 6]);
+    expect(it2(log.nextCommittedEnts(Infinity))).toEqual([[7, 3], [8, 3]]);
+  });
+
+  it('a log on a compacted storage starts committed and applied at the snapshot index', () => {
+    const s = new MemoryStorage();
+    s.append(ents(1, [1, 1, 2, 2]));
+    s.createSnapshot(3, { voters: ['1'] }, new Uint8Array(0));
+    s.compact(3);
+    const log = new RaftLog(s);
+    expect([log.firstIndex(), log.committed, log.applying, log.applied, log.term(3)]).toEqual([4, 3, 3, 3, 2]);
+    expect(() => log.term(2)).toThrow(CompactedError);
+  });
+
   it('stableIndex and the unstable hand-off', () => {
     const log = logWith([1, 1, 2, 2], 2);
     expect(log.stableIndex()).toBe(2);

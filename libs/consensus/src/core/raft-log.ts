@@ -6,8 +6,10 @@ import { Unstable } from './unstable';
 /**
  * The log as the state machine sees it: the stable part in Storage, followed by the unstable tail.
  *
- * Indices: firstIndex() <= applied <= applying <= committed <= lastIndex(). `applying` is how far
- * committed entries have been handed out in a Ready; `applied` how far the driver confirmed them.
+ * Indices: firstIndex() - 1 <= applied <= applying <= committed <= lastIndex(), except while a snapshot
+ * received from the leader waits in the unstable tail (firstIndex() - 1 is its index, applied is below it
+ * until the driver restored it). `applying` is how far committed entries (or a snapshot) have been handed
+ * out in a Ready; `applied` how far the driver confirmed them.
  * Every operation reads only the entries it returns (the cost never grows with the log's length).
  */
 export class RaftLog {
@@ -49,6 +51,9 @@ export class RaftLog {
     const t = this.unstable.maybeTerm(i);
     if (t !== undefined) return t;
     if (i >= this.unstable.offset) throw new UnavailableError(i); // beyond the last index
+    // An unstable snapshot replaced the log: what storage still holds below it is no longer ours.
+    const snap = this.unstable.snapshot;
+    if (snap && i < snap.metadata.index) throw new CompactedError(i);
     return this.storage.term(i);
   }
 
@@ -170,12 +175,14 @@ export class RaftLog {
   }
 
   /**
-   * The next committed entries to apply, after `applying`, at most maxBytes of data (at least one entry).
-   * They may include entries of the same Ready's `entries`: the driver persists before it applies.
+   * The next committed entries to apply, at most maxBytes of data (at least one entry): after `applying`,
+   * and after the unstable snapshot if there is one (the state machine gets those entries from the
+   * snapshot). They may include entries of the same Ready's `entries`: the driver persists before it applies.
    */
   nextCommittedEnts(maxBytes: number): Entry[] {
-    if (!this.hasNextCommittedEnts()) return [];
-    return this.slice(this.applying + 1, this.committed + 1, maxBytes);
+    const from = Math.max(this.applying, this.unstable.snapshot?.metadata.index ?? 0) + 1;
+    if (from > this.committed) return [];
+    return this.slice(from, this.committed + 1, maxBytes);
   }
 
   nextUnstableEnts(): Entry[] {
@@ -219,7 +226,20 @@ export class RaftLog {
     return out;
   }
 
-  /** Restores the log from a snapshot (InstallSnapshot; later work). */
+  /**
+   * The newest snapshot: the one being installed (unstable) if any, else the storage's. May throw
+   * SnapshotTemporarilyUnavailableError (from the storage).
+   */
+  snapshot(): Snapshot {
+    return this.unstable.snapshot ?? this.storage.snapshot();
+  }
+
+  /**
+   * InstallSnapshot: the log becomes the snapshot alone (its index is the last and the committed index),
+   * held in the unstable tail until the driver persists it. The caller checked that the snapshot is ahead
+   * of the commit index and that the log does not hold its last entry. `applied` does not move until the
+   * driver restored the state machine (advance()).
+   */
   restore(s: Snapshot): void {
     this.committed = s.metadata.index;
     this.unstable.restore(s);

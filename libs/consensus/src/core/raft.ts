@@ -7,8 +7,21 @@ import { ProgressTracker } from './progress-tracker';
 import { VoteResult } from './quorum';
 import { RaftLog } from './raft-log';
 import { ReadOnly } from './read-only';
-import { CompactedError } from './storage';
-import { Entry, EntryType, HardState, Message, MessageType, None, NodeId, ReadState, SoftState, StateType } from './types';
+import { CompactedError, SnapshotTemporarilyUnavailableError } from './storage';
+import {
+  ConfState,
+  Entry,
+  EntryType,
+  HardState,
+  Message,
+  MessageType,
+  None,
+  NodeId,
+  ReadState,
+  Snapshot,
+  SoftState,
+  StateType,
+} from './types';
 
 export enum CampaignType {
   /** A pre-vote round (thesis 9.6): asks whether an election could be won, without changing the term. */
@@ -48,6 +61,11 @@ export class Raft {
   msgs: Message[] = [];
   /** Reads that became safe; taken by RawNode.ready(). */
   readStates: ReadState[] = [];
+  /**
+   * The hard state found in storage at start. The state may start above it (commit raised to `applied` or
+   * to the snapshot, term raised to the snapshot's): the first Ready then carries the difference.
+   */
+  readonly storedHardState: HardState;
 
   private readonly cfg: ResolvedRaftConfig;
   private readOnly = new ReadOnly();
@@ -73,11 +91,13 @@ export class Raft {
     this.id = cfg.id;
     this.readNonce = `${Math.floor(cfg.random() * 0x100000000).toString(36)}:`;
     const { hardState, confState } = cfg.storage.initialState();
+    this.storedHardState = { ...hardState };
     const voters = confState.voters.length > 0 ? confState.voters : cfg.peers;
     if (voters.length === 0) throw new RaftConfigError('no voters: peers is empty and storage holds no configuration');
     this.raftLog = new RaftLog(cfg.storage);
     this.trk = new ProgressTracker(voters, cfg.maxInflightMsgs);
     if (hardState.term !== 0 || hardState.vote !== None || hardState.commit !== 0) this.loadState(hardState);
+    this.raiseTermToSnapshot();
     if (cfg.applied > 0) this.restoreApplied(cfg.applied);
     this.becomeFollower(this.term, None);
     cfg.logger.info(
@@ -87,14 +107,31 @@ export class Raft {
   }
 
   private loadState(hs: HardState): void {
-    if (hs.commit < this.raftLog.committed || hs.commit > this.raftLog.lastIndex()) {
+    if (hs.commit > this.raftLog.lastIndex()) {
       throw new RaftConfigError(
         `${this.id} state.commit ${hs.commit} is out of range [${this.raftLog.committed}, ${this.raftLog.lastIndex()}]`,
       );
     }
-    this.raftLog.committed = hs.commit;
+    // A durable commit index below the storage's snapshot is a crash between installing a snapshot and
+    // saving the hard state that came with it: the snapshot's index is committed (it is how far the log
+    // starts), so the commit index stays there.
+    if (hs.commit > this.raftLog.committed) this.raftLog.committed = hs.commit;
     this.term = hs.term;
     this.vote = hs.vote;
+  }
+
+  /**
+   * A crash between installing a snapshot and saving the hard state that came with it leaves a durable term
+   * below the snapshot's. Campaigning from there could make this node a second leader of the snapshot's
+   * term (voters that never voted in it would grant it). No vote was given in that term either (a vote is
+   * durable before it is sent), so the node resumes at the snapshot's term without a vote.
+   */
+  private raiseTermToSnapshot(): void {
+    const snapTerm = this.raftLog.term(this.raftLog.firstIndex() - 1);
+    if (this.term >= snapTerm) return;
+    this.cfg.logger.info(`${this.id} raising term ${this.term} to the term ${snapTerm} of its snapshot`);
+    this.term = snapTerm;
+    this.vote = None;
   }
 
   /**
@@ -120,6 +157,11 @@ export class Raft {
 
   hardState(): HardState {
     return { term: this.term, vote: this.vote, commit: this.raftLog.committed };
+  }
+
+  /** The current configuration, as the driver records it in the snapshots it takes. */
+  confState(): ConfState {
+    return { voters: [...this.trk.voters] };
   }
 
   /** Whether this node may campaign (it is a voter). */
@@ -400,6 +442,9 @@ export class Raft {
       case MessageType.MsgHeartbeatResp:
         this.handleHeartbeatResponse(m, pr);
         return;
+      case MessageType.MsgSnapStatus:
+        this.handleSnapshotStatus(m, pr);
+        return;
     }
   }
 
@@ -502,9 +547,45 @@ export class Raft {
     this.send(r);
   }
 
-  /** InstallSnapshot is later work: without log compaction no leader sends MsgSnap yet. */
+  /**
+   * InstallSnapshot (Figure 13 of the paper, the rules of etcd-io/raft). The answer is a MsgAppResp whose
+   * index is the last entry known to match the leader's log: the snapshot's index once installed (or
+   * fast-forwarded to), the commit index when the snapshot is ignored.
+   */
   private handleSnapshot(m: Message): void {
-    this.cfg.logger.warn(`${this.id} ignored MsgSnap from ${m.from}: snapshots are not supported yet`);
+    const r = newMessage(MessageType.MsgAppResp, m.from, this.id, this.term);
+    r.index = m.snapshot && this.restore(m.snapshot, m.from) ? this.raftLog.lastIndex() : this.raftLog.committed;
+    this.send(r);
+  }
+
+  /** Installs the snapshot if it brings something new; returns whether the log was replaced by it. */
+  private restore(s: Snapshot, from: NodeId): boolean {
+    const { index, term, confState } = s.metadata;
+    const log = this.raftLog;
+    if (index <= log.committed) {
+      // Everything it holds is already committed here (a late or duplicated MsgSnap).
+      this.cfg.logger.info(`${this.id} [commit: ${log.committed}] ignored snapshot [index: ${index}, term: ${term}] from ${from}`);
+      return false;
+    }
+    if (!confState.voters.includes(this.id) && !(confState.learners ?? []).includes(this.id)) {
+      // A configuration without us: installing it would leave this node in a cluster it is not part of.
+      this.cfg.logger.warn(`${this.id} ignored snapshot [index: ${index}, term: ${term}] from ${from}: not in its configuration`);
+      return false;
+    }
+    if (log.matchTerm(index, term)) {
+      // We already hold the snapshot's last entry, hence (Log Matching) everything before it: commit up to
+      // it and keep the entries that follow (Figure 13, step 6). Only the prefix is known to match the
+      // leader's log, so the caller answers with the commit index, not our last index.
+      this.cfg.logger.info(`${this.id} [commit: ${log.committed}] fast-forwarded commit to snapshot [index: ${index}, term: ${term}]`);
+      log.commitTo(index);
+      return false;
+    }
+    log.restore(s);
+    this.trk.restore(confState.voters, log.lastIndex() + 1);
+    this.cfg.logger.info(
+      `${this.id} restored snapshot [index: ${index}, term: ${term}] from ${from}, voters: ${this.trk.voters.join(',')}`,
+    );
+    return true;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -583,8 +664,18 @@ export class Raft {
     }
     // An empty probe answered at exactly our match also proves where the follower is.
     if (pr.maybeUpdate(m.index) || (pr.state === 'Probe' && pr.match === m.index && pr.next - 1 === m.index)) {
-      if (pr.state === 'Probe') pr.becomeReplicate();
-      else if (pr.state === 'Replicate') pr.inflights.freeLE(m.index);
+      if (pr.state === 'Probe') {
+        pr.becomeReplicate();
+      } else if (pr.state === 'Snapshot' && pr.match + 1 >= this.raftLog.firstIndex()) {
+        // The follower can be caught up from the log again (it installed the snapshot, or another one, or
+        // a late answer shows it needs nothing compacted): resume replication, whatever the transport
+        // reports later about the snapshot. Probe first so that `next` accounts for the snapshot.
+        this.cfg.logger.debug(`${this.id} resumed replication to ${m.from} at match ${pr.match} after a snapshot`);
+        pr.becomeProbe();
+        pr.becomeReplicate();
+      } else if (pr.state === 'Replicate') {
+        pr.inflights.freeLE(m.index);
+      }
       if (this.maybeCommit()) this.onCommitAdvanced();
       this.appendsDirty = true; // the window moved: more entries may go out
       if (m.from === this.leadTransferee && pr.match === this.raftLog.lastIndex()) {
@@ -644,9 +735,59 @@ export class Raft {
     return true;
   }
 
-  /** The entries a follower needs were compacted: InstallSnapshot (later work). */
-  private sendSnapshot(to: NodeId, _pr: Progress): boolean {
-    throw new Error(`${this.id}: follower ${to} needs a snapshot, and InstallSnapshot is not implemented yet`);
+  /**
+   * The entries a follower needs were compacted: send it the newest snapshot (MsgSnap) and wait in Snapshot
+   * state (nothing else goes to it) until the transport reports the outcome or the follower's MsgAppResp
+   * shows it caught up. Returns whether a MsgSnap was sent.
+   */
+  private sendSnapshot(to: NodeId, pr: Progress): boolean {
+    if (!pr.recentActive) {
+      // Not heard from since the last check-quorum round: a snapshot would likely go nowhere, and it is
+      // costly. The next answer from it makes it active again.
+      this.cfg.logger.debug(`${this.id} ignored sending a snapshot to ${to}: it is not recently active`);
+      return false;
+    }
+    let snapshot: Snapshot;
+    try {
+      snapshot = this.raftLog.snapshot();
+    } catch (e) {
+      if (e instanceof SnapshotTemporarilyUnavailableError) {
+        this.cfg.logger.debug(`${this.id} failed to send a snapshot to ${to}: the snapshot is temporarily unavailable`);
+        return false;
+      }
+      throw e;
+    }
+    const { index, term } = snapshot.metadata;
+    if (index === 0) {
+      throw new Error(`${this.id}: follower ${to} needs entries that were compacted, and the storage holds no snapshot`);
+    }
+    pr.becomeSnapshot(index);
+    // Installing it commits up to its index: no commit-only MsgApp needed for that afterwards.
+    pr.recordSentCommit(index);
+    const m = newMessage(MessageType.MsgSnap, to, this.id, this.term);
+    m.snapshot = snapshot;
+    this.send(m);
+    this.cfg.logger.info(`${this.id} sent snapshot [index: ${index}, term: ${term}] to ${to} [match: ${pr.match}]`);
+    return true;
+  }
+
+  /**
+   * The transport's outcome of a MsgSnap (RawNode.reportSnapshot). Either way the follower is probed
+   * again, but not at once: after a failure, at the next heartbeat response (from match + 1, which finds
+   * the entries compacted and sends a snapshot again); after a success, when the follower's MsgAppResp to
+   * the snapshot arrives (or the next heartbeat response), from after the snapshot.
+   */
+  private handleSnapshotStatus(m: Message, pr: Progress): void {
+    if (pr.state !== 'Snapshot') return;
+    if (m.reject) {
+      // Before becomeProbe, which would otherwise probe from the snapshot the follower never got.
+      pr.pendingSnapshot = 0;
+      this.cfg.logger.debug(`${this.id} snapshot to ${m.from} failed, will probe from ${pr.match + 1}`);
+    } else {
+      this.cfg.logger.debug(`${this.id} snapshot to ${m.from} succeeded, waiting for its MsgAppResp`);
+    }
+    pr.becomeProbe();
+    pr.msgAppFlowPaused = true;
   }
 
   private bcastHeartbeat(): void {

@@ -1,9 +1,9 @@
 import { RaftConfig, resolveConfig, ResolvedRaftConfig } from './config';
 import { ReadyProtocolError, StepLocalMessageError } from './errors';
-import { isLocalMsg, isResponseMsg } from './message';
+import { isLocalMsg, isResponseMsg, newMessage } from './message';
 import { ProgressState } from './progress';
 import { CampaignType, Raft } from './raft';
-import { Entry, HardState, Message, MessageType, NodeId, Ready, SoftState, StateType } from './types';
+import { ConfState, Entry, HardState, Message, MessageType, NodeId, Ready, SoftState, StateType } from './types';
 
 export type { RaftConfig, RaftLogger } from './config';
 
@@ -14,6 +14,8 @@ export interface ProgressStatus {
   recentActive: boolean;
   /** MsgApps in flight (Replicate state). */
   inflight: number;
+  /** Snapshot state: the index of the snapshot sent (MsgSnap). */
+  pendingSnapshot?: number;
 }
 
 export interface Status {
@@ -34,6 +36,8 @@ export interface Status {
 interface Outstanding {
   lastEntryIndex: number;
   lastEntryTerm: number;
+  /** Index of the Ready's snapshot, 0 without one. */
+  snapshotIndex: number;
   committedEntries: Entry[];
 }
 
@@ -48,9 +52,11 @@ interface Outstanding {
  *     if (node.hasReady()) {
  *       const rd = node.ready();
  *       // (early-send drivers may send now the messages for which canSendBeforePersist(m) is true)
+ *       if (rd.snapshot) install(rd.snapshot);  // the stored log now starts right after it
  *       persist(rd.hardState, rd.entries);   // truncating the stored suffix from rd.entries[0].index;
  *                                            // fsync when rd.mustSync; then append to config.storage
  *       send(rd.messages);                   // all of them (or the remaining ones)
+ *       if (rd.snapshot) restoreStateMachine(rd.snapshot);
  *       apply(rd.committedEntries);          // in order; serve rd.readStates once applied >= index
  *       node.advance();
  *     }
@@ -70,7 +76,7 @@ export class RawNode {
     this.cfg = resolveConfig(config);
     this.raft = new Raft(this.cfg);
     this.prevSoftSt = this.raft.softState();
-    this.prevHardSt = this.raft.hardState();
+    this.prevHardSt = this.raft.storedHardState;
   }
 
   /** Advances logical time by one tick (election timeouts, heartbeats, check-quorum). */
@@ -144,12 +150,34 @@ export class RawNode {
     this.raft.reportUnreachable(id);
   }
 
+  /**
+   * The outcome of a MsgSnap this node sent to `id`: `failed` false once `id` received the whole snapshot,
+   * true when the transfer failed. Report exactly one outcome per MsgSnap. The leader then probes `id`
+   * again: after a failure at the next heartbeat response (which sends a snapshot again if still needed),
+   * after a success once `id` answers the snapshot. Ignored unless this node leads and waits for a
+   * snapshot to reach `id`.
+   */
+  reportSnapshot(id: NodeId, failed: boolean): void {
+    const m = newMessage(MessageType.MsgSnapStatus, this.raft.id, id, 0);
+    m.reject = failed;
+    this.raft.step(m);
+  }
+
+  /**
+   * The current configuration (the voters, in the order the node keeps them), for the snapshots the
+   * driver takes: record it as the snapshot's metadata.confState.
+   */
+  confState(): ConfState {
+    return this.raft.confState();
+  }
+
   /** Whether ready() would return something to do. False while a Ready is outstanding (not advanced). */
   hasReady(): boolean {
     if (this.outstanding) return false;
     const r = this.raft;
     r.flush();
     if (r.msgs.length > 0 || r.readStates.length > 0) return true;
+    if (r.raftLog.unstable.nextSnapshot()) return true;
     if (r.raftLog.hasNextUnstableEnts() || r.raftLog.hasNextCommittedEnts()) return true;
     if (r.lead !== this.prevSoftSt.lead || r.state !== this.prevSoftSt.raftState) return true;
     const hs = this.prevHardSt;
@@ -165,9 +193,12 @@ export class RawNode {
     const r = this.raft;
     const log = r.raftLog;
     r.flush();
+    const snapshot = log.unstable.nextSnapshot();
     const entries = log.nextUnstableEnts();
+    // After the snapshot's index when there is one: the state machine gets those entries from it.
     const committedEntries = log.nextCommittedEnts(this.cfg.maxCommittedSizePerReady);
     const rd: Ready = { entries, committedEntries, messages: r.msgs, readStates: r.readStates, mustSync: false };
+    if (snapshot) rd.snapshot = snapshot;
     if (r.lead !== this.prevSoftSt.lead || r.state !== this.prevSoftSt.raftState) {
       rd.softState = r.softState();
       this.prevSoftSt = rd.softState;
@@ -180,31 +211,45 @@ export class RawNode {
       this.prevHardSt = rd.hardState;
     }
     if (entries.length > 0) rd.mustSync = true;
+    if (snapshot) rd.mustSync = true;
     r.msgs = [];
     r.readStates = [];
     log.unstable.acceptInProgress();
+    if (snapshot) log.acceptApplying(snapshot.metadata.index);
     if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1].index);
     const last = entries.length > 0 ? entries[entries.length - 1] : undefined;
     this.outstanding = {
       lastEntryIndex: last ? last.index : 0,
       lastEntryTerm: last ? last.term : 0,
+      snapshotIndex: snapshot ? snapshot.metadata.index : 0,
       committedEntries,
     };
     return rd;
   }
 
   /**
-   * The last Ready was fully handled: its hard state and entries are durable and in config.storage, its
-   * messages sent, its committed entries applied. Throws ReadyProtocolError without an outstanding Ready.
+   * The last Ready was fully handled: its snapshot, hard state and entries are durable and in
+   * config.storage, its messages sent, the state machine restored from its snapshot and its committed
+   * entries applied. Throws ReadyProtocolError without an outstanding Ready, or when config.storage does
+   * not show the Ready's snapshot or last entry.
    */
   advance(): void {
     const o = this.outstanding;
     if (!o) throw new ReadyProtocolError('advance() called without an outstanding ready()');
     this.outstanding = undefined;
     const r = this.raft;
+    const storage = r.raftLog.storage;
+    if (o.snapshotIndex > 0) {
+      if (storage.firstIndex() <= o.snapshotIndex && storage.snapshot().metadata.index < o.snapshotIndex) {
+        throw new ReadyProtocolError(`advance(): the snapshot at ${o.snapshotIndex} of the Ready was not installed in storage`);
+      }
+      r.raftLog.unstable.stableSnapTo(o.snapshotIndex);
+      r.raftLog.appliedTo(o.snapshotIndex);
+    }
     if (o.lastEntryIndex > 0) {
-      const storage = r.raftLog.storage;
-      if (storage.lastIndex() < o.lastEntryIndex || storage.term(o.lastEntryIndex) !== o.lastEntryTerm) {
+      // Entries the storage compacted meanwhile (the driver snapshots what it applied) were persisted.
+      const compacted = storage.firstIndex() > o.lastEntryIndex;
+      if (!compacted && (storage.lastIndex() < o.lastEntryIndex || storage.term(o.lastEntryIndex) !== o.lastEntryTerm)) {
         throw new ReadyProtocolError(`advance(): entry ${o.lastEntryIndex} of the Ready was not appended to storage`);
       }
       r.raftLog.unstable.stableTo(o.lastEntryIndex, o.lastEntryTerm);
@@ -229,6 +274,7 @@ export class RawNode {
           recentActive: pr.recentActive,
           inflight: pr.inflights.count,
         };
+        if (pr.state === 'Snapshot') progress[id].pendingSnapshot = pr.pendingSnapshot;
       }
     }
     return {

@@ -1,6 +1,9 @@
 import { ConfState, Entry, HardState, Snapshot } from './types';
 
-/** Entry `lo` was compacted into a snapshot (later work); the caller must send a snapshot instead. */
+/**
+ * The requested entry was compacted into a snapshot. The leader then sends the follower a snapshot instead
+ * of entries (MsgSnap).
+ */
 export class CompactedError extends Error {
   constructor(index: number) {
     super(`requested index ${index} is unavailable due to compaction`);
@@ -13,6 +16,17 @@ export class UnavailableError extends Error {
   constructor(index: number) {
     super(`requested entry at index ${index} is unavailable`);
     this.name = 'UnavailableError';
+  }
+}
+
+/**
+ * snapshot() cannot return a snapshot right now (one is being written, say). The leader skips this follower
+ * for now and asks again later (at the next heartbeat response); nothing is wrong with the storage.
+ */
+export class SnapshotTemporarilyUnavailableError extends Error {
+  constructor() {
+    super('snapshot is temporarily unavailable');
+    this.name = 'SnapshotTemporarilyUnavailableError';
   }
 }
 
@@ -31,7 +45,12 @@ export class UnavailableError extends Error {
  *   snapshot index, whose term the storage remembers); throws CompactedError below and UnavailableError above.
  * - firstIndex() is the index of the first entry still available (1 on a log never compacted);
  *   lastIndex() is the index of the last one (0 on an empty log).
- * - snapshot() returns the most recent snapshot (index 0 when there is none).
+ * - snapshot() returns the most recent snapshot (index 0 when there is none), whose index must be at least
+ *   firstIndex() - 1: the leader sends it to a follower whose next entry was compacted, so a log compacted
+ *   beyond its snapshot cannot catch such a follower up (and a compacted log without any snapshot makes
+ *   the leader throw). May throw SnapshotTemporarilyUnavailableError.
+ * - After a restart, firstIndex() - 1 is where the node starts committed and applied: the driver restores
+ *   its state machine from the snapshot at that index.
  */
 export interface Storage {
   initialState(): { hardState: HardState; confState: ConfState };

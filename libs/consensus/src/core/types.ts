@@ -54,7 +54,11 @@ export interface SnapshotMetadata {
   confState: ConfState;
 }
 
-/** Reserved for log compaction / InstallSnapshot (later work). */
+/**
+ * The state machine as of entry `metadata.index` (term `metadata.term`), with the configuration at that
+ * point. A leader sends it (MsgSnap) to a follower whose next entry it has compacted; `data` is opaque to
+ * the core (it may be empty when the content travels out of band).
+ */
 export interface Snapshot {
   metadata: SnapshotMetadata;
   data: Uint8Array;
@@ -128,22 +132,29 @@ export interface ReadState {
 
 /**
  * What the driver must do, in this order:
- * 1. Persist `hardState` (if present) and `entries` durably (fsync). If entries[0].index is at or below the
+ * 1. Persist `snapshot` when present: it becomes the storage's snapshot and the stored log restarts right
+ *    after it (every stored entry is discarded; the core installs a snapshot only when its log does not
+ *    hold the snapshot's last entry). From then on storage.snapshot() reports it (or firstIndex() is
+ *    above its index).
+ * 2. Persist `hardState` (if present) and `entries` durably (fsync). If entries[0].index is at or below the
  *    last stored index, first discard the stored suffix from entries[0].index on (a new leader overwrote
- *    uncommitted entries). Persist `snapshot` too when present (later work).
- * 2. Send `messages`. Messages that acknowledge something (votes, append responses) are only correct once
- *    step 1 is durable; the simple rule is: never send a Ready's messages before its persistence finished.
- * 3. Apply `committedEntries` to the state machine, in order, and serve `readStates` once applied >= index.
- * 4. Call advance().
+ *    uncommitted entries).
+ * 3. Send `messages`. Messages that acknowledge something (votes, append responses) are only correct once
+ *    steps 1 and 2 are durable; the simple rule is: never send a Ready's messages before its persistence
+ *    finished.
+ * 4. With a `snapshot`, restore the state machine from it. Then apply `committedEntries`, in order (they
+ *    start after the snapshot's index), and serve `readStates` once applied >= index.
+ * 5. Call advance(): the snapshot counts as applied, and applied moves to the last committed entry.
  */
 export interface Ready {
   softState?: SoftState;
   hardState?: HardState;
   entries: Entry[];
+  /** A snapshot received from the leader, to install (with mustSync); its index is then the commit index. */
   snapshot?: Snapshot;
   committedEntries: Entry[];
   messages: Message[];
   readStates: ReadState[];
-  /** True when hardState or entries must be fsynced before messages go out. */
+  /** True when the snapshot, hardState or entries must be fsynced before messages go out. */
   mustSync: boolean;
 }

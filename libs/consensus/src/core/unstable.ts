@@ -1,8 +1,9 @@
 import { Entry, Snapshot } from './types';
 
 /**
- * The tail of the log not yet known to be durable: entries (and, later, an incoming snapshot) that the
- * driver has not persisted. ready() hands them out ("in progress"); advance() moves them to stable storage.
+ * The tail of the log not yet known to be durable: a snapshot received from the leader (if any) and the
+ * entries the driver has not persisted. ready() hands them out ("in progress"); advance() moves them to
+ * stable storage.
  *
  * Entries live in `buf` from `head` on, so dropping the persisted prefix is O(1) amortized rather than a
  * copy of the remaining tail. `offset` is the index of the first unstable entry; entries below
@@ -89,6 +90,7 @@ export class Unstable {
     }
   }
 
+  /** The snapshot at `index` is durable. Ignored when it was meanwhile replaced by a newer one. */
   stableSnapTo(index: number): void {
     if (this.snapshot && this.snapshot.metadata.index === index) {
       this.snapshot = undefined;
@@ -96,7 +98,10 @@ export class Unstable {
     }
   }
 
-  /** Replaces the tail with a snapshot (InstallSnapshot; later work). */
+  /**
+   * Replaces the tail with a snapshot (InstallSnapshot): the log now ends at its index, entries follow from
+   * index + 1 on, and the snapshot is to be handed out in the next Ready.
+   */
   restore(s: Snapshot): void {
     this.offset = s.metadata.index + 1;
     this.offsetInProgress = this.offset;
