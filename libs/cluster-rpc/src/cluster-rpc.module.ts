@@ -6,10 +6,14 @@ import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './htt
 import { PeerAdmission } from './peer-admission';
 import { PeerAuthGuard } from './peer-auth.guard';
 import { PeerController } from './peer.controller';
-import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
+import { PEER_HEADERS, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 import { Readable } from 'node:stream';
 
 export interface ClusterRpcModuleAsyncOptions {
+  /**
+   * Modules the factory's `inject` comes from; also where SNAPSHOT_FILES is looked up (optional: without it,
+   * MsgSnap transfers are reported failed and incoming ones answered 503).
+   */
   imports?: ModuleMetadata['imports'];
   inject?: Array<string | symbol | (abstract new (...args: never[]) => unknown)>;
   useFactory: (...args: never[]) => ClusterRpcOptions | Promise<ClusterRpcOptions>;
@@ -28,10 +32,13 @@ interface PeerReply {
 
 const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
+/** The routes only members may reach (PeerAdmission, before anything else). */
+const PEER_PATHS: ReadonlySet<string> = new Set([PEER_STREAM_PATH, PEER_SNAPSHOT_PATH]);
+
 /**
- * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoint, admitting
- * peer streams only from the members' addresses (PeerAdmission). Requires prom-client's Registry to be
- * provided globally.
+ * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoints (the message
+ * stream and snapshot transfers), admitting them only from the members' addresses (PeerAdmission). Requires
+ * prom-client's Registry to be provided globally; uses SNAPSHOT_FILES when one of `imports` exports it.
  */
 @Module({})
 export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
@@ -73,21 +80,24 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
   }
 
   async onModuleInit(): Promise<void> {
-    // A peer stream's body is read as it arrives, for as long as the stream lives: hand the controller the
-    // raw request stream instead of letting Fastify buffer (and size-limit) a body that never ends.
+    // A peer stream's body is read as it arrives, for as long as the stream lives, and a snapshot's is written
+    // to disk as it arrives: hand the controller the raw request stream instead of letting Fastify buffer (and
+    // size-limit) a body that never ends or may be hundreds of megabytes.
     const fastify = this.adapterHost.httpAdapter?.getInstance?.();
-    if (fastify && !fastify.hasContentTypeParser(PEER_STREAM_CONTENT_TYPE)) {
-      fastify.addContentTypeParser(
-        PEER_STREAM_CONTENT_TYPE,
-        (_request: unknown, payload: Readable, done: (error: Error | null, body?: Readable) => void) => done(null, payload),
-      );
+    for (const type of [PEER_STREAM_CONTENT_TYPE, PEER_SNAPSHOT_CONTENT_TYPE]) {
+      if (fastify && !fastify.hasContentTypeParser(type)) {
+        fastify.addContentTypeParser(
+          type,
+          (_request: unknown, payload: Readable, done: (error: Error | null, body?: Readable) => void) => done(null, payload),
+        );
+      }
     }
     if (fastify) {
       // The address check runs first of all, on the request's line and headers: a stranger's stream is
       // answered 403 before a byte of its body is read, before the token is looked at, and long before any
       // of it could reach the Raft core. `connection: close`, because the refused body is never read.
       fastify.addHook('onRequest', async (request: PeerRequest, reply: PeerReply) => {
-        if (request.routeOptions?.url !== PEER_STREAM_PATH) return;
+        if (!PEER_PATHS.has(request.routeOptions?.url ?? '')) return;
         const refusal = await this.admission.check(request.socket?.remoteAddress, {
           nodeId: header(request.headers[PEER_HEADERS.nodeId]),
           from: header(request.headers[PEER_HEADERS.from]),

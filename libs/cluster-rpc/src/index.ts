@@ -1,10 +1,20 @@
 export { ClusterRpcModule } from './cluster-rpc.module';
 export type { ClusterRpcModuleAsyncOptions } from './cluster-rpc.module';
 export { HttpPeerTransport, CLUSTER_RPC_OPTIONS } from './http-peer-transport';
-export type { ClusterRpcOptions } from './http-peer-transport';
+export type { ClusterRpcOptions, SnapshotAnswer } from './http-peer-transport';
+export { DEFAULT_SNAPSHOT_STALL_TIMEOUT_MS } from './http-peer-transport';
 export { encodeMessages, decodeMessages, MessageDecodeError } from './message-codec';
 export { FrameDecoder, FrameError, FRAME_HEADER, PONG } from './frame';
-export { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH, PONG_INTERVAL_MS, STREAMED_BODY_ROUTE } from './peer-protocol';
+export {
+  MAX_SNAPSHOT_FRAME,
+  PEER_HEADERS,
+  PEER_SNAPSHOT_CONTENT_TYPE,
+  PEER_SNAPSHOT_PATH,
+  PEER_STREAM_CONTENT_TYPE,
+  PEER_STREAM_PATH,
+  PONG_INTERVAL_MS,
+  STREAMED_BODY_ROUTE,
+} from './peer-protocol';
 export type { PeerStreamLimits } from './peer-stream';
 export { ClusterAdminModule } from './admin/cluster-admin.module';
 export type { ClusterAdminModuleAsyncOptions } from './admin/cluster-admin.module';

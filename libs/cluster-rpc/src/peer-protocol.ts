@@ -10,10 +10,19 @@ export const PEER_STREAM_PATH = '/raft/stream';
 export const STREAMED_BODY_ROUTE = { streamedBody: true } as const;
 export const PEER_STREAM_CONTENT_TYPE = 'application/x-raft-stream';
 
+/**
+ * A snapshot transfer: one POST per snapshot, on its own connection, whose body is one frame holding the
+ * MsgSnap followed by the snapshot file's bytes. Answered once the file is received and verified.
+ */
+export const PEER_SNAPSHOT_PATH = '/raft/snapshot';
+export const PEER_SNAPSHOT_CONTENT_TYPE = 'application/x-raft-snapshot';
+/** The leading frame of a snapshot transfer holds one MsgSnap without data: a longer one is refused. */
+export const MAX_SNAPSHOT_FRAME = 1024 * 1024;
+
 /** The receiver writes a pong byte this often on the answer of an open stream: the sender's sign of life. */
 export const PONG_INTERVAL_MS = 100;
 
-/** Request headers every stream request carries (lower case, as Node presents them). */
+/** Request headers every stream (and snapshot) request carries (lower case, as Node presents them). */
 export const PEER_HEADERS = {
   /** The sender's advertised URL: its member identity. */
   from: 'x-raft-from',
@@ -23,7 +32,7 @@ export const PEER_HEADERS = {
   clusterId: 'x-raft-cluster-id',
 } as const;
 
-/** Why a stream was refused: answered as `status` with `{ "error": error }`. */
+/** Why a stream or a snapshot transfer was refused: answered as `status` with `{ "error": error }`. */
 export interface PeerRejection {
   status: number;
   error: string;

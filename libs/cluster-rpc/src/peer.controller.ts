@@ -5,9 +5,19 @@ import { FastifyReply, FastifyRequest } from 'fastify';
 import { Readable } from 'node:stream';
 import { HttpPeerTransport } from './http-peer-transport';
 import { PeerAuthGuard } from './peer-auth.guard';
-import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH, STREAMED_BODY_ROUTE } from './peer-protocol';
+import {
+  PEER_HEADERS,
+  PEER_SNAPSHOT_CONTENT_TYPE,
+  PEER_SNAPSHOT_PATH,
+  PEER_STREAM_CONTENT_TYPE,
+  PEER_STREAM_PATH,
+  STREAMED_BODY_ROUTE,
+} from './peer-protocol';
 
-/** The peer endpoint: each member keeps one stream of Raft messages open here. Not for clients. */
+/**
+ * The peer endpoints: each member keeps one stream of Raft messages open here, and sends snapshots here, one
+ * request each. Not for clients.
+ */
 @ApiTags('raft (peer)')
 @Controller()
 @UseGuards(PeerAuthGuard)
@@ -46,5 +56,51 @@ export class PeerController {
     // From here on the stream is ours: Fastify must neither answer nor time the request out.
     reply.hijack();
     this.transport.serve(admitted.from, request.body, reply.raw);
+  }
+
+  @Post(PEER_SNAPSHOT_PATH)
+  @RouteConfig(STREAMED_BODY_ROUTE)
+  @ApiOperation({
+    summary: 'Receive a snapshot from the leader (cluster-internal)',
+    description:
+      'One snapshot transfer: the chunked body is one frame holding the MsgSnap (its 32-bit length, then a binary ' +
+      'message batch of exactly that message, as on the stream) followed by the bytes of the snapshot file ' +
+      '(docs/cluster-rpc.md). The file is written aside as it arrives and verified; only then is the MsgSnap handed ' +
+      'to the node and the answer 200 given. A newer transfer from the same sender cuts this one. Admitted like the ' +
+      'stream: members\' addresses, CLUSTER_TOKEN, the x-raft-* headers.',
+  })
+  @ApiSecurity('cluster-token')
+  @ApiConsumes(PEER_SNAPSHOT_CONTENT_TYPE)
+  @ApiProduces('application/json')
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @ApiHeader({ name: PEER_HEADERS.from, description: "Sender's advertised URL", required: true })
+  @ApiHeader({ name: PEER_HEADERS.nodeId, description: "Sender's NODE_ID", required: true })
+  @ApiHeader({ name: PEER_HEADERS.clusterId, description: "Fingerprint of the sender's member set", required: true })
+  @ApiResponse({
+    status: 200,
+    description: 'The whole file was received and verified, and the MsgSnap handed to the node',
+    schema: { type: 'object', properties: { index: { type: 'integer' }, term: { type: 'integer' } }, required: ['index', 'term'] },
+  })
+  @ApiResponse({
+    status: 400,
+    description: 'Bad leading frame, not one MsgSnap from the sender to this node, or a file that fails verification or holds another snapshot',
+  })
+  @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
+  @ApiResponse({ status: 403, description: "Sender connects from an address that is no member's, or its URL is not a member's" })
+  @ApiResponse({ status: 409, description: 'Sender belongs to another cluster configuration, or reuses this NODE_ID' })
+  @ApiResponse({ status: 415, description: `Body is not ${PEER_SNAPSHOT_CONTENT_TYPE}` })
+  @ApiResponse({ status: 503, description: 'This node cannot take the snapshot now (no snapshot storage, storage error, stopping)' })
+  async snapshot(@Req() request: FastifyRequest, @Res() reply: FastifyReply): Promise<void> {
+    if (!(request.body instanceof Readable)) {
+      throw new UnsupportedMediaTypeException(`snapshots must be sent as ${PEER_SNAPSHOT_CONTENT_TYPE}`);
+    }
+    const admitted = this.transport.admit(request.headers);
+    if ('status' in admitted) throw new HttpException(admitted.error, admitted.status);
+    const answer = await this.transport.receiveSnapshot(admitted.from, request.body);
+    // A cut or replaced transfer has no connection left to answer on.
+    if (reply.raw.destroyed) return;
+    // A refusal may come before the body is read: without `close`, Node would read (and drop) the rest of it.
+    if (answer.status !== 200) void reply.header('connection', 'close');
+    void reply.code(answer.status).send(answer.body);
   }
 }
