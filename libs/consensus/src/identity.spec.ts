@@ -2,18 +2,13 @@
  * checkIdentity: the first start records who the data directory belongs to; later starts must match it,
  * and every difference is named in the error.
  */
-import { MemoryStorage } from './core/memory-storage';
 import { IdentityMismatchError } from './errors';
 import { checkIdentity, NodeIdentity } from './identity';
 import { RaftStorage } from './ports';
 
-class FakeRaftStorage implements RaftStorage {
-  readonly storage = new MemoryStorage();
+class FakeRaftStorage implements Pick<RaftStorage, 'meta' | 'setMeta'> {
   readonly setMetaCalls: Record<string, unknown>[] = [];
   constructor(public meta: Record<string, unknown> | undefined = undefined) {}
-  save(): void {
-    throw new Error('not used');
-  }
   async setMeta(meta: Record<string, unknown>): Promise<void> {
     this.setMetaCalls.push(meta);
     this.meta = meta;

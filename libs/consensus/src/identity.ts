@@ -20,7 +20,7 @@ export interface NodeIdentity {
  * node or another cluster: starting anyway could make this node vote or acknowledge with a log that is not
  * its own.
  */
-export async function checkIdentity(storage: RaftStorage, identity: NodeIdentity): Promise<void> {
+export async function checkIdentity(storage: Pick<RaftStorage, 'meta' | 'setMeta'>, identity: NodeIdentity): Promise<void> {
   const { id, name, clusterId, members } = identity;
   const meta = storage.meta;
   if (!meta) {

@@ -18,6 +18,8 @@ function recordingMetrics(): { metrics: NodeMetrics; calls: unknown[][] } {
     readServed: (s) => calls.push(['readServed', s]),
     leaderChanged: () => calls.push(['leaderChanged']),
     electionStarted: () => calls.push(['electionStarted']),
+    snapshotTaken: () => calls.push(['snapshotTaken']),
+    snapshotInstalled: () => calls.push(['snapshotInstalled']),
   };
   return { metrics, calls };
 }

@@ -6,10 +6,10 @@
 import { MemoryStorage } from './core/memory-storage';
 import { newMessage } from './core/message';
 import { Storage } from './core/storage';
-import { Entry, HardState, Message, MessageType as T, None, StateType } from './core/types';
+import { Entry, HardState, Message, MessageType as T, None, Snapshot, SnapshotMetadata, StateType } from './core/types';
 import { seededRandom } from '../../../test/support/raft-test-util';
 import { NoLeaderError, NotLeaderError, OverloadedError, ProposalTimeoutError, ShuttingDownError } from './errors';
-import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, Timer } from './ports';
+import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, StateMachineView, Timer } from './ports';
 import { Applied } from './proposal-tracker';
 import { RaftNode } from './raft-node';
 import { RaftNodeOptions } from './raft-node-options';
@@ -140,6 +140,36 @@ class FakeRaftStorage implements RaftStorage {
   async setMeta(meta: Record<string, unknown>): Promise<void> {
     this.meta = meta;
   }
+  /** Snapshots written, in order (metadata and content read from the view). */
+  readonly snapshots: Array<{ metadata: SnapshotMetadata; content: Uint8Array[] }> = [];
+  readonly compactions: number[] = [];
+  readonly installs: Snapshot[] = [];
+  failNextSnapshot?: Error;
+  createSnapshot(metadata: SnapshotMetadata, view: StateMachineView, done: SaveCallback): void {
+    const content = [...view.chunks()];
+    const error = this.failNextSnapshot;
+    this.failNextSnapshot = undefined;
+    this.clock.defer(() => {
+      if (error) return done(error);
+      this.mem.createSnapshot(metadata.index, metadata.confState, content[0] ?? new Uint8Array(0));
+      this.snapshots.push({ metadata, content });
+      done();
+    });
+  }
+  compact(index: number): void {
+    this.compactions.push(index);
+    this.mem.compact(index);
+  }
+  installSnapshot(snapshot: Snapshot, done: SaveCallback): void {
+    this.clock.defer(() => {
+      this.mem.applySnapshot(snapshot);
+      this.installs.push(snapshot);
+      done();
+    });
+  }
+  snapshotContent(): Iterable<Uint8Array> {
+    return [this.mem.snapshot().data];
+  }
 }
 
 class RecordingTransport implements PeerTransport {
@@ -159,17 +189,35 @@ class RecordingTransport implements PeerTransport {
   peerName(peer: string): string | undefined {
     return this.names.get(peer);
   }
+  snapshotStatus?: (peer: string, failed: boolean) => void;
+  onSnapshotStatus(callback: (peer: string, failed: boolean) => void): void {
+    this.snapshotStatus = callback;
+  }
   /** Delivers messages to the node as if they came from peers. */
   deliver(...messages: Message[]): void {
     this.receiver!(messages);
   }
 }
 
+/** Records what it applies; its state is the list of applied entries' data, which snapshots carry as JSON. */
 class RecordingStateMachine implements StateMachine {
   readonly applied: Entry[] = [];
+  state: string[] = [];
+  restores = 0;
   apply(entry: Entry): unknown {
     this.applied.push(entry);
+    this.state.push(new TextDecoder().decode(entry.data));
     return `applied ${new TextDecoder().decode(entry.data)}@${entry.index}`;
+  }
+  snapshot(): StateMachineView {
+    const frozen = [...this.state];
+    return { chunks: () => [new TextEncoder().encode(JSON.stringify(frozen))], release: () => undefined };
+  }
+  restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, done: (error?: Error) => void): void {
+    const [chunk] = [...(chunks as Iterable<Uint8Array>)];
+    this.state = JSON.parse(new TextDecoder().decode(chunk)) as string[];
+    this.restores++;
+    done();
   }
 }
 
@@ -490,6 +538,130 @@ describe('RaftNode', () => {
       expect(transport.sent).toEqual([]);
       const o = await outcome(node.readBarrier({ onFollower: true }));
       expect((o as { error: Error }).error).toBe(node.failure);
+    });
+  });
+
+  describe('snapshots', () => {
+    async function writeAll(node: RaftNode, clock: VirtualClock, values: string[]): Promise<void> {
+      for (const v of values) {
+        const o = outcome(node.propose(bytes(v)));
+        clock.runDeferred();
+        expect(await o).toHaveProperty('value');
+      }
+    }
+
+    it('takes a snapshot every snapshotEntries applied entries, of the state as of its index, and compacts behind it', async () => {
+      const s = setup(['n1'], { snapshotEntries: 4, snapshotCatchUpEntries: 1 });
+      s.node.start();
+      s.clock.runDeferred();
+      await writeAll(s.node, s.clock, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h']);
+      // Applied: the no-op (1) and a..h (2..9): snapshots at 4 and 8.
+      expect(s.storage.snapshots.map((x) => x.metadata.index)).toEqual([4, 8]);
+      expect(s.storage.snapshots[0].metadata).toMatchObject({ term: 1, confState: { voters: ['n1'] } });
+      expect(JSON.parse(new TextDecoder().decode(s.storage.snapshots[0].content[0]))).toEqual(['', 'a', 'b', 'c']);
+      // The log is kept back to the previous snapshot: nothing compacted after the first, then up to 4.
+      expect(s.storage.compactions).toEqual([4]);
+      expect(s.node.status()).toMatchObject({ snapshotIndex: 8, firstLogIndex: 5, applied: 9 });
+    });
+
+    it('keeps at least snapshotCatchUpEntries entries behind the newest snapshot', async () => {
+      const s = setup(['n1'], { snapshotEntries: 3, snapshotCatchUpEntries: 5 });
+      s.node.start();
+      s.clock.runDeferred();
+      await writeAll(s.node, s.clock, ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k']);
+      expect(s.storage.snapshots.map((x) => x.metadata.index)).toEqual([3, 6, 9, 12]);
+      // min(previous snapshot, newest - 5): 6 - 5 = 1, then min(6, 9 - 5) = 4, then min(9, 12 - 5) = 7.
+      expect(s.storage.compactions).toEqual([1, 4, 7]);
+    });
+
+    it('snapshotEntries 0 takes none', async () => {
+      const s = setup(['n1'], { snapshotEntries: 0 });
+      s.node.start();
+      s.clock.runDeferred();
+      await writeAll(s.node, s.clock, ['a', 'b', 'c', 'd', 'e']);
+      expect(s.storage.snapshots).toEqual([]);
+    });
+
+    it('a failed snapshot changes nothing and is tried again a quarter interval later', async () => {
+      const s = setup(['n1'], { snapshotEntries: 4, snapshotCatchUpEntries: 0 });
+      s.node.start();
+      s.clock.runDeferred();
+      s.storage.failNextSnapshot = new Error('ENOSPC: no space left on device');
+      await writeAll(s.node, s.clock, ['a', 'b', 'c']);
+      expect(s.storage.snapshots).toEqual([]);
+      expect(s.node.failure).toBeUndefined();
+      await writeAll(s.node, s.clock, ['d']);
+      expect(s.storage.snapshots.map((x) => x.metadata.index)).toEqual([5]);
+    });
+
+    it('restarts from its newest snapshot: the state machine is restored, and only later entries are applied', async () => {
+      const first = setup(['n1'], { snapshotEntries: 4, snapshotCatchUpEntries: 0 });
+      first.node.start();
+      first.clock.runDeferred();
+      await writeAll(first.node, first.clock, ['a', 'b', 'c', 'd', 'e']);
+      await first.node.stop();
+      expect(first.storage.snapshots.map((x) => x.metadata.index)).toEqual([4]);
+
+      const again = setup(['n1'], { snapshotEntries: 4, snapshotCatchUpEntries: 0 });
+      again.storage.mem.applySnapshot(first.storage.mem.snapshot());
+      again.storage.mem.append(first.storage.mem.entries(5, first.storage.mem.lastIndex() + 1));
+      again.storage.mem.setHardState(first.storage.mem.initialState().hardState);
+      const started: Array<Error | undefined> = [];
+      again.node.start((error) => started.push(error));
+      expect(started).toEqual([undefined]);
+      expect(again.stateMachine.restores).toBe(1);
+      expect(again.node.applied).toBeGreaterThanOrEqual(4);
+      again.clock.advance(30 * TICK_MS);
+      expect(again.node.isLeader).toBe(true);
+      // Entries 5 and 6 (d, e), then the new term's no-op, are applied on top of the restored no-op, a..c.
+      expect(again.stateMachine.applied.map((e) => e.index)).toEqual([5, 6, 7]);
+      expect(again.stateMachine.state).toEqual(['', 'a', 'b', 'c', 'd', 'e', '']);
+    });
+
+    it('a follower installs the leader snapshot: storage first, then the state machine, then later entries', () => {
+      const s = followerOfN2();
+      const content = new TextEncoder().encode(JSON.stringify(['', 'x', 'y', 'z', 'w', 'v']));
+      const snapshot: Snapshot = { metadata: { index: 6, term: 1, confState: { voters: ['n1', 'n2', 'n3'] } }, data: content };
+      s.transport.deliver({ ...newMessage(T.MsgSnap, 'n1', 'n2', 1), snapshot });
+      s.clock.runDeferred();
+      expect(s.storage.installs.map((x) => x.metadata.index)).toEqual([6]);
+      expect(s.stateMachine.restores).toBe(1);
+      expect(s.stateMachine.state).toEqual(['', 'x', 'y', 'z', 'w', 'v']);
+      expect(s.node.applied).toBe(6);
+      expect(s.node.status()).toMatchObject({ snapshotIndex: 6, firstLogIndex: 7 });
+      const resp = s.transport.sent.filter((m) => m.type === T.MsgAppResp);
+      expect(resp.map((m) => [m.to, m.index, m.reject])).toEqual([['n2', 6, false]]);
+      s.transport.deliver({
+        ...newMessage(T.MsgApp, 'n1', 'n2', 1),
+        index: 6,
+        logTerm: 1,
+        commit: 7,
+        entries: [{ index: 7, term: 1, type: 0, data: bytes('u') }],
+      });
+      s.clock.runDeferred();
+      expect(s.stateMachine.applied.map((e) => e.index)).toEqual([7]);
+      expect(s.node.applied).toBe(7);
+    });
+
+    it("reports the transport's snapshot outcomes to the core (a failure puts the follower back to probing)", () => {
+      const s = setup(['n1', 'n2'], { snapshotEntries: 0 });
+      s.node.start();
+      s.clock.runDeferred();
+      s.node.campaign();
+      s.clock.runDeferred();
+      const vote = s.transport.sent.find((m) => m.type === T.MsgPreVote || m.type === T.MsgVote)!;
+      s.transport.deliver({ ...newMessage(vote.type + 1, 'n1', 'n2', vote.term), reject: false });
+      s.clock.runDeferred();
+      const vote2 = s.transport.sent.find((m) => m.type === T.MsgVote);
+      if (vote2) s.transport.deliver({ ...newMessage(T.MsgVoteResp, 'n1', 'n2', vote2.term), reject: false });
+      s.clock.runDeferred();
+      expect(s.node.isLeader).toBe(true);
+      expect(s.transport.snapshotStatus).toBeDefined();
+      // No snapshot is in flight: an outcome for n2 changes nothing and breaks nothing.
+      s.transport.snapshotStatus!('n2', true);
+      s.clock.runDeferred();
+      expect(s.node.failure).toBeUndefined();
+      expect(s.node.raftStatus().progress.n2.state).not.toBe('Snapshot');
     });
   });
 

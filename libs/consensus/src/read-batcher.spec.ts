@@ -31,6 +31,8 @@ function recordingMetrics(): { metrics: NodeMetrics; served: number[] } {
       readServed: (s) => served.push(s),
       leaderChanged: none,
       electionStarted: none,
+      snapshotTaken: none,
+      snapshotInstalled: none,
     },
   };
 }

@@ -325,6 +325,54 @@ describe('ReadyLoop', () => {
     expect(h.events.slice(h.events.lastIndexOf('durable'))).toEqual(['durable', 'apply 1', 'advance']);
   });
 
+  describe('a Ready carrying the leader snapshot (InstallSnapshot)', () => {
+    const snapshot: Snapshot = { metadata: { index: 5, term: 1, confState: { voters: ['1', '2'] } }, data: new Uint8Array(0) };
+    function installing(): Harness {
+      const h = harness(['1', '2']);
+      h.deliver([{ ...newMessage(T.MsgSnap, '1', '2', 1), snapshot }]);
+      h.clock.run();
+      return h;
+    }
+
+    it('installs, then saves, then answers, then restores the state machine, then advances; busy throughout', () => {
+      const h = installing();
+      expect(h.readies[0].snapshot?.metadata.index).toBe(5);
+      expect(h.events).toEqual(['soft StateFollower', 'install 5']);
+      h.loop.schedule();
+      h.clock.run();
+      expect(h.storage.saves).toHaveLength(0); // no save before the install is durable
+      h.storage.completeInstall();
+      expect(h.events.slice(-2)).toEqual(['installed', 'save -']);
+      h.storage.complete();
+      expect(h.events.slice(-3)).toEqual(['durable', 'send MsgAppResp', 'restore 5']);
+      expect(h.loop.busy).toBe(true);
+      h.loop.schedule();
+      h.clock.run();
+      expect(h.readies).toHaveLength(1); // nothing else until the state machine holds the snapshot
+      h.restores[0].done();
+      expect(h.events.slice(-1)).toEqual(['advance']);
+      expect(h.loop.busy).toBe(false);
+      expect(h.node.status().applied).toBe(5);
+    });
+
+    it('a failed install stops the loop before anything is saved or sent', () => {
+      const h = installing();
+      h.storage.completeInstall(new Error('no received file'));
+      expect(h.failures.map((e) => e.message)).toEqual(['no received file']);
+      expect(h.storage.saves).toHaveLength(0);
+      expect(h.sent).toEqual([]);
+    });
+
+    it('a failed restore stops the loop without advancing', () => {
+      const h = installing();
+      h.storage.completeInstall();
+      h.storage.complete();
+      h.restores[0].done(new Error('bad chunk'));
+      expect(h.failures.map((e) => e.message)).toEqual(['restoring snapshot 5: bad chunk']);
+      expect(h.events).not.toContain('advance');
+    });
+  });
+
   it('takes no second Ready while a save is in flight, whatever arrives meanwhile', () => {
     const h = singleLeader();
     h.node.propose(new Uint8Array([1]));
