@@ -84,6 +84,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private snapshotStatus: (peer: NodeId, failed: boolean) => void = () => undefined;
   /** The snapshot transfer in flight to each peer (at most one). */
   private readonly outgoingSnapshots = new Map<NodeId, SnapshotTransfer>();
+  /** Transfers replaced by a newer one to the same peer: their end is counted but not reported to the core. */
+  private readonly superseded = new WeakSet<SnapshotTransfer>();
   /** The snapshot transfer being received from each sender (at most one). */
   private readonly incomingSnapshots = new Map<NodeId, IncomingSnapshot>();
   private readonly headers: Record<string, string>;
@@ -158,12 +160,18 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
 
   /**
    * Starts the transfer of a MsgSnap's snapshot file to its recipient (docs/cluster-rpc.md, "Snapshot
-   * transfers"), replacing the one in flight to that peer, if any (reported failed). Every MsgSnap gets
-   * exactly one onSnapshotStatus outcome, never from within send().
+   * transfers"), replacing the one in flight to that peer, if any. Every MsgSnap gets exactly one
+   * onSnapshotStatus outcome, never from within send(), except one replaced by a newer MsgSnap to the same
+   * peer: the core tracks one snapshot per follower, and a late failure of the replaced one would make it give
+   * up the newer one too (then send another, replacing it in turn).
    */
   private sendSnapshot(m: Message): void {
     const peer = m.to;
-    this.outgoingSnapshots.get(peer)?.abort(new Error('a newer snapshot transfer to the same peer replaced it'));
+    const replaced = this.outgoingSnapshots.get(peer);
+    if (replaced) {
+      this.superseded.add(replaced);
+      replaced.abort(new Error('a newer snapshot transfer to the same peer replaced it'));
+    }
     const metadata = m.snapshot?.metadata;
     if (this.stopped || !this.streams.has(peer) || !metadata) {
       this.reportSnapshot(peer, 'unavailable');
@@ -210,6 +218,10 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     }
     const why = `sending snapshot ${index} to ${peer} ${result.aborted ? 'aborted' : 'failed'} after ${result.bytes} of ${transfer.size} bytes, ${took}: ${result.error?.message}`;
     this.warnOnce(`snap-out:${peer}`, why);
+    if (this.superseded.delete(transfer)) {
+      this.metrics.snapshotSent(peer, 'aborted');
+      return;
+    }
     this.reportSnapshot(peer, result.aborted ? 'aborted' : 'failed');
   }
 

@@ -304,7 +304,7 @@ describe('snapshot transfers between HttpPeerTransports', () => {
     expect(await got('raftkv_peer_snapshots_received_total', { outcome: 'invalid' })).toBe(1);
   });
 
-  it('a second MsgSnap to the same peer aborts the transfer in flight (failed), and succeeds itself', async () => {
+  it('a second MsgSnap to the same peer aborts the transfer in flight (not reported: the core waits for the newer), and succeeds itself', async () => {
     const source = new FakeSnapshotFiles(16 * 1024);
     const never = gate();
     source.add(10, 2, fakeSnapshotFile(10, 2, MB), (chunk) => (chunk < 2 ? undefined : never.wait));
@@ -315,10 +315,11 @@ describe('snapshot transfers between HttpPeerTransports', () => {
     tx.send([msgSnap(SENDER, url, 10)]);
     await eventually('the first transfer to start', () => (target.incoming[0]?.bytes ?? 0) > 0);
     tx.send([msgSnap(SENDER, url, 12)]);
-    await eventually('both outcomes', () => statuses.length === 2);
+    await eventually('the outcome of the second', () => statuses.length === 1);
     await eventually('the first incoming file to be aborted', () => target.incoming[0].aborted);
+    await new Promise((resolve) => setTimeout(resolve, 50));
 
-    expect(statuses).toEqual([true, false]);
+    expect(statuses).toEqual([false]);
     expect(snaps().map((m) => m.snapshot!.metadata.index)).toEqual([12]);
     expect(target.incoming).toHaveLength(2);
     expect(target.incoming[1].finished).toBe(true);

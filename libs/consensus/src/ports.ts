@@ -79,7 +79,8 @@ export interface PeerTransport {
   /**
    * Registers a callback for the outcome of each MsgSnap sent: `failed` false once the peer has received the
    * whole snapshot (it then installs it and answers with a MsgAppResp), true when the transfer failed (the
-   * leader retries later). Every MsgSnap handed to send() gets exactly one outcome.
+   * leader retries later). Every MsgSnap handed to send() gets exactly one outcome, except one replaced by
+   * a newer MsgSnap to the same peer before it ended (the core waits for the newer one's).
    */
   onSnapshotStatus(callback: (peer: NodeId, failed: boolean) => void): void;
 }
