@@ -63,3 +63,39 @@ export class WalClosedError extends Error {
     this.name = 'WalClosedError';
   }
 }
+
+/**
+ * A snapshot file is damaged or truncated: a record fails its checksum, the file ends early, or its trailer
+ * does not match what precedes it. Thrown by the snapshot file reader and verifier; the message names the
+ * file and the byte offset of the first bad record. What to do depends on the file (see docs/storage.md):
+ * a damaged backup cannot be restored, a damaged received file is fetched again, a damaged local snapshot is
+ * replaced by an older one when the log allows.
+ */
+export class SnapshotCorruptionError extends Error {
+  constructor(
+    /** Path (or name) of the damaged file. */
+    readonly file: string,
+    /** Byte offset of the first bad record in `file`. */
+    readonly offset: number,
+    /** What is wrong, in a few words. */
+    readonly reason: string,
+  ) {
+    super(`snapshot file damaged: ${file} at byte offset ${offset}: ${reason}`);
+    this.name = 'SnapshotCorruptionError';
+  }
+}
+
+/**
+ * The node cannot rebuild its state: the snapshot it needs is damaged or missing and the log no longer holds
+ * the entries to rebuild it from an older one. The message names the file and says what to do.
+ */
+export class SnapshotUnusableError extends Error {
+  constructor(
+    /** Path of the snapshot file that is damaged or missing. */
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SnapshotUnusableError';
+  }
+}

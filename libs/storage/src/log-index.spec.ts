@@ -28,4 +28,27 @@ describe('LogIndex', () => {
     index.append(101, 7, 3, 0, 0);
     expect(index.term(101)).toBe(7);
   });
+
+  it('drops a prefix without losing the term before it, and keeps appending and truncating after it', () => {
+    const index = new LogIndex();
+    for (let i = 1; i <= 3000; i++) index.append(i, Math.ceil(i / 100), i, i * 10, i % 13);
+    // Many small drops (each moving the start), interleaved with appends that grow the arrays.
+    let next = 3001;
+    for (let first = 50; first <= 2900; first += 50) {
+      index.dropBefore(first);
+      index.append(next, Math.ceil(next / 100), next, next * 10, next % 13);
+      next++;
+      expect([index.first, index.term(first - 1)]).toEqual([first, Math.ceil((first - 1) / 100)]);
+    }
+    for (const i of [2900, 3000, next - 1]) {
+      expect([index.term(i), index.seq(i), index.offset(i), index.dataLength(i)]).toEqual([Math.ceil(i / 100), i, i * 10, i % 13]);
+    }
+    expect(() => index.term(2898)).toThrow(RangeError);
+    index.truncateFrom(3001);
+    index.dropBefore(3001); // everything: an empty log after entry 3000
+    expect([index.first, index.last, index.term(3000)]).toEqual([3001, 3000, 30]);
+    index.append(3001, 31, 1, 0, 0);
+    expect(index.term(3001)).toBe(31);
+    expect(() => index.dropBefore(3003)).toThrow(RangeError);
+  });
 });

@@ -4,11 +4,15 @@
  * is O(1) and the memory is bounded by the entry count, not by the payloads.
  *
  * Covers the entries [first, last]; `prevTerm` is the term of entry first - 1 (0 on a log that starts at 1).
+ * Entry i lives in slot `head + i - first`: compaction drops a prefix by moving `head`, and the live slots are
+ * moved back to the start only once `head` passes half the capacity, so dropping costs O(1) amortised per
+ * entry, not a copy of the whole arrays each time.
  */
 export class LogIndex {
   private firstIndex = 1;
   private lastIndex = 0;
   private prev = 0;
+  private head = 0;
   private capacity = 0;
   private terms = new Float64Array(0);
   private offsets = new Float64Array(0);
@@ -32,13 +36,17 @@ export class LogIndex {
     this.firstIndex = firstIndex;
     this.lastIndex = firstIndex - 1;
     this.prev = prevTerm;
+    this.head = 0;
   }
 
   /** Appends entry `index`, which must be last + 1. */
   append(index: number, term: number, seq: number, offset: number, dataLength: number): void {
     if (index !== this.lastIndex + 1) throw new RangeError(`index ${index} does not follow last index ${this.lastIndex}`);
-    const slot = index - this.firstIndex;
-    if (slot >= this.capacity) this.grow(slot + 1);
+    let slot = this.head + index - this.firstIndex;
+    if (slot >= this.capacity) {
+      this.grow(index - this.firstIndex + 1);
+      slot = index - this.firstIndex;
+    }
     this.terms[slot] = term;
     this.offsets[slot] = offset;
     this.seqs[slot] = seq;
@@ -52,6 +60,30 @@ export class LogIndex {
       throw new RangeError(`cannot truncate at ${index}: the index holds [${this.firstIndex}, ${this.lastIndex}]`);
     }
     this.lastIndex = index - 1;
+  }
+
+  /**
+   * Forgets the entries before `index` (index in [first, last + 1]): the index then covers [index, last] and
+   * remembers the term of entry index - 1 as prevTerm.
+   */
+  dropBefore(index: number): void {
+    if (index < this.firstIndex || index > this.lastIndex + 1) {
+      throw new RangeError(`cannot drop before ${index}: the index holds [${this.firstIndex}, ${this.lastIndex}]`);
+    }
+    if (index === this.firstIndex) return;
+    this.prev = this.term(index - 1);
+    this.head += index - this.firstIndex;
+    this.firstIndex = index;
+    if (this.head * 2 > this.capacity) {
+      // At least capacity / 2 entries were dropped since the last move and at most capacity / 2 are live.
+      const live = this.lastIndex - this.firstIndex + 1;
+      const from = this.head;
+      this.terms.copyWithin(0, from, from + live);
+      this.offsets.copyWithin(0, from, from + live);
+      this.seqs.copyWithin(0, from, from + live);
+      this.lengths.copyWithin(0, from, from + live);
+      this.head = 0;
+    }
   }
 
   /** Term of entry i, for i in [first - 1, last]. */
@@ -75,14 +107,14 @@ export class LogIndex {
     if (i < this.firstIndex || i > this.lastIndex) {
       throw new RangeError(`index ${i} outside [${this.firstIndex}, ${this.lastIndex}]`);
     }
-    return i - this.firstIndex;
+    return this.head + i - this.firstIndex;
   }
 
   private grow(min: number): void {
     const capacity = Math.max(min, this.capacity * 2, 1024);
     const grow = <T extends Float64Array | Uint32Array>(old: T, make: (n: number) => T): T => {
       const next = make(capacity);
-      next.set(old.subarray(0, this.lastIndex - this.firstIndex + 1) as never);
+      next.set(old.subarray(this.head, this.head + this.lastIndex - this.firstIndex + 1) as never);
       return next;
     };
     this.terms = grow(this.terms, (n) => new Float64Array(n));
@@ -90,5 +122,6 @@ export class LogIndex {
     this.seqs = grow(this.seqs, (n) => new Uint32Array(n));
     this.lengths = grow(this.lengths, (n) => new Uint32Array(n));
     this.capacity = capacity;
+    this.head = 0;
   }
 }

@@ -15,6 +15,22 @@ function readWalFromTheDocs(dir: string) {
     const n = b.readUInt16LE(o);
     return [b.toString('utf8', o + 2, o + 2 + n), o + 2 + n];
   };
+  const confStateAt = (p: Buffer): { voters: string[]; learners?: string[] } => {
+    const lists: string[][] = [];
+    let o2 = 0;
+    for (let l = 0; l < 2; l++) {
+      const list: string[] = [];
+      const count = p.readUInt32LE(o2);
+      o2 += 4;
+      for (let k = 0; k < count; k++) {
+        const [s, next] = str(p, o2);
+        list.push(s);
+        o2 = next;
+      }
+      lists.push(list);
+    }
+    return lists[1].length > 0 ? { voters: lists[0], learners: lists[1] } : { voters: lists[0] };
+  };
   const names = readdirSync(dir)
     .filter((n) => /^[0-9a-f]{16}-[0-9a-f]{16}\.wal$/.test(n))
     .sort();
@@ -23,6 +39,8 @@ function readWalFromTheDocs(dir: string) {
   let last = 0;
   let hardState = { term: 0, vote: '', commit: 0 };
   let confState: { voters: string[]; learners?: string[] } = { voters: [] };
+  let snapshot: { index: number; term: number; confState: { voters: string[]; learners?: string[] } } | undefined;
+  let prevTerm = 0;
   for (const name of names) {
     const buf = readFileSync(join(dir, name));
     let batch: Array<{ type: number; p: Buffer }> = [];
@@ -40,7 +58,7 @@ function readWalFromTheDocs(dir: string) {
       for (const { type: t, p } of batch) {
         if (t === 1) {
           expect(p.toString('latin1', 0, 4)).toBe('RWAL');
-          if (first === 0) [first, last] = [u64(p, 16), u64(p, 16) - 1];
+          if (first === 0) [first, last, prevTerm] = [u64(p, 16), u64(p, 16) - 1, u64(p, 24)];
         } else if (t === 2) {
           expect(u64(p, 0)).toBe(last + 1);
           last = u64(p, 0);
@@ -48,22 +66,17 @@ function readWalFromTheDocs(dir: string) {
         } else if (t === 3) {
           hardState = { term: u64(p, 0), commit: u64(p, 8), vote: str(p, 16)[0] };
         } else if (t === 4) {
-          const lists: string[][] = [];
-          let o2 = 0;
-          for (let l = 0; l < 2; l++) {
-            const list: string[] = [];
-            const count = p.readUInt32LE(o2);
-            o2 += 4;
-            for (let k = 0; k < count; k++) {
-              const [s, next] = str(p, o2);
-              list.push(s);
-              o2 = next;
-            }
-            lists.push(list);
-          }
-          confState = lists[1].length > 0 ? { voters: lists[0], learners: lists[1] } : { voters: lists[0] };
+          confState = confStateAt(p);
         } else if (t === 5) {
           last = u64(p, 0) - 1;
+        } else if (t === 7) {
+          snapshot = { index: u64(p, 0), term: u64(p, 8), confState: confStateAt(p.subarray(17)) };
+          if (p[16] === 1) {
+            [first, last, prevTerm] = [snapshot.index + 1, snapshot.index, snapshot.term];
+            log.clear();
+            hardState = { ...hardState, commit: snapshot.index };
+            confState = snapshot.confState;
+          }
         }
       }
       batch = [];
@@ -71,7 +84,8 @@ function readWalFromTheDocs(dir: string) {
   }
   const ents = [];
   for (let i = first; i <= last; i++) ents.push({ index: i, ...log.get(i)! });
-  return { first, last, entries: ents, hardState, confState };
+  const prev = log.get(first - 1)?.term ?? prevTerm;
+  return { first, last, entries: ents, hardState, confState, snapshot, prevTerm: prev };
 }
 
 const dirs = new TempDirs();
@@ -89,14 +103,30 @@ describe('the on-disk format, as docs/storage.md describes it', () => {
       wal.save({ term: 3, vote: '', commit: 20 }, entries(44, 50, 3, 300)),
     ]);
     const s = wal.storage;
-    const expected = {
+    const read = () => ({
       first: s.firstIndex(),
       last: s.lastIndex(),
       entries: plain(s.entries(s.firstIndex(), s.lastIndex() + 1)),
       ...s.initialState(),
-    };
-    await wal.close();
+      snapshot: wal.snapshotMetadata,
+      prevTerm: s.term(s.firstIndex() - 1),
+    });
+    const expected = read();
     expect(readdirSync(dir).filter((n) => n.endsWith('.wal')).length).toBeGreaterThan(3);
     expect(readWalFromTheDocs(dir)).toEqual(expected);
+
+    // A snapshot this node took, then compaction: the log now starts in a later segment.
+    await wal.save({ term: 3, vote: '', commit: 48 }, []);
+    await wal.saveSnapshot({ index: 45, term: 3, confState: { voters: ['n1', 'n2', 'n3'] } });
+    await wal.save({ term: 3, vote: '', commit: 50 }, entries(51, 60, 3, 100));
+    expect(await wal.compact(45)).toBeGreaterThan(0);
+    expect(readdirSync(dir).sort()[0]).not.toMatch(/^0000000000000001-/);
+    expect(readWalFromTheDocs(dir)).toEqual(read());
+
+    // A snapshot installed from a leader: the log restarts after it.
+    await wal.saveSnapshot({ index: 90, term: 5, confState: { voters: ['a', 'b'] } }, { installed: true });
+    await wal.save({ term: 5, vote: 'a', commit: 92 }, entries(91, 95, 5, 40));
+    expect(readWalFromTheDocs(dir)).toEqual(read());
+    await wal.close();
   });
 });

@@ -33,4 +33,16 @@ describe('PayloadCache', () => {
     cache.append(entry(2, 1));
     expect([cache.size, cache.get(2)]).toEqual([0, undefined]);
   });
+
+  it('drops a compacted prefix, and an empty cache then starts where the log does', () => {
+    const cache = new PayloadCache(1 << 20);
+    for (let i = 1; i <= 10; i++) cache.append(entry(i, 1));
+    cache.dropBefore(4);
+    expect([cache.get(3), cache.get(4)?.index, cache.size]).toEqual([undefined, 4, 7]);
+    expect(cache.byteSize).toBe(7 * 260);
+    cache.dropBefore(20);
+    expect(cache.size).toBe(0);
+    cache.append(entry(20, 2));
+    expect(cache.get(20)?.index).toBe(20);
+  });
 });

@@ -52,6 +52,12 @@ export class PayloadCache {
     if (this.size === 0) this.clear(index);
   }
 
+  /** Drops the cached entries before `index` (compaction released them). */
+  dropBefore(index: number): void {
+    while (this.size > 0 && this.lo < index) this.evictOldest();
+    if (this.size === 0 && this.lo < index) this.clear(index);
+  }
+
   clear(nextIndex: number): void {
     this.items = [];
     this.head = 0;

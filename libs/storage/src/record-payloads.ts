@@ -1,4 +1,4 @@
-import { ConfState, Entry, EntryType, HardState } from '@app/consensus/core';
+import { ConfState, Entry, EntryType, HardState, SnapshotMetadata } from '@app/consensus/core';
 import { HEADER_SIZE, RecordType, sealRecord } from './record';
 
 /**
@@ -122,6 +122,42 @@ export function decodeSegmentHeader(payload: Buffer): SegmentHeader {
     throw new PayloadError(`segment format version ${version}; this build reads version ${FORMAT_VERSION}`);
   }
   return { version, seq: readU64(payload, 8), firstIndex: readU64(payload, 16), prevTerm: readU64(payload, 24) };
+}
+
+/**
+ * How a Snapshot record acts on the log. Written explicitly rather than re-derived on recovery, so that a
+ * reader that starts after deleted segments (which may not know the entry the snapshot names) still does
+ * exactly what the writer did.
+ */
+export enum SnapshotMode {
+  /** A snapshot of entries the log holds (taken by this node, or repeated in a segment's header batch). */
+  Keep = 0,
+  /** A snapshot installed from the leader: every entry is discarded, the log restarts after it. */
+  Reset = 1,
+}
+
+export interface SnapshotRecord {
+  metadata: SnapshotMetadata;
+  mode: SnapshotMode;
+}
+
+/** u64 index, u64 term, u8 mode, then the configuration as in a ConfState record. */
+export function encodeSnapshotRecord(r: SnapshotRecord): Buffer {
+  const head = Buffer.allocUnsafe(17);
+  writeU64(head, 0, r.metadata.index);
+  writeU64(head, 8, r.metadata.term);
+  head[16] = r.mode;
+  return Buffer.concat([head, encodeConfState(r.metadata.confState)]);
+}
+
+export function decodeSnapshotRecord(payload: Buffer): SnapshotRecord {
+  if (payload.length < 17) throw new PayloadError(`snapshot payload of ${payload.length} bytes is too short`);
+  const mode = payload[16];
+  if (mode !== SnapshotMode.Keep && mode !== SnapshotMode.Reset) throw new PayloadError(`unknown snapshot mode ${mode}`);
+  return {
+    metadata: { index: readU64(payload, 0), term: readU64(payload, 8), confState: decodeConfState(payload.subarray(17)) },
+    mode,
+  };
 }
 
 export function encodeTruncate(index: number): Buffer {

@@ -1,7 +1,8 @@
 import { crc32 } from 'node:zlib';
 
 /**
- * Record framing of the write-ahead log (docs/storage.md is the normative description).
+ * Record framing of the write-ahead log's segments and of snapshot files (docs/storage.md is the normative
+ * description).
  *
  * ```
  * offset  size  field
@@ -33,6 +34,14 @@ export enum RecordType {
   Truncate = 5,
   /** Ends a batch: the records since the previous BatchEnd take effect together, or not at all. */
   BatchEnd = 6,
+  /** A snapshot was recorded (taken here: the log is kept; installed from the leader: the log is reset). */
+  Snapshot = 7,
+  /** Snapshot files only (snapshot-file.ts): the file's header (magic, version, metadata). */
+  SnapshotFileHeader = 8,
+  /** Snapshot files only: one chunk of the state machine's content, as the view produced it. */
+  SnapshotChunk = 9,
+  /** Snapshot files only: chunk count, content bytes and digest, closing the file. */
+  SnapshotTrailer = 10,
 }
 
 const KNOWN_TYPES = new Set<number>(Object.values(RecordType).filter((v): v is number => typeof v === 'number'));

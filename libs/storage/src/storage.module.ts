@@ -1,16 +1,20 @@
-import { RAFT_STORAGE } from '@app/consensus/ports';
+import { RAFT_STORAGE, SNAPSHOT_FILES } from '@app/consensus/ports';
 import { DynamicModule, FactoryProvider, Inject, Injectable, Module, ModuleMetadata, OnApplicationShutdown } from '@nestjs/common';
-import { walRaftStorage } from './wal-raft-storage';
+import { NodeStorage, openNodeStorage } from './node-storage';
 import { Wal, WalOptions } from './wal';
 
 /** Injection token of the opened Wal. */
 export const WAL = Symbol('WAL');
+/** Injection token of the node's storage (WAL and snapshot files), also provided as RAFT_STORAGE. */
+export const NODE_STORAGE = Symbol('NODE_STORAGE');
 /** Injection token of the options the module opened it with. */
 export const WAL_MODULE_OPTIONS = Symbol('WAL_MODULE_OPTIONS');
 
 export interface WalModuleOptions extends WalOptions {
-  /** The WAL directory (WAL_DIR, default ./data). */
+  /** The WAL directory (WAL_DIR, default ./data). Snapshot files go to its `snap/` subdirectory. */
   dir: string;
+  /** Another name for segmentSize (segmentSize wins when both are given). */
+  segmentBytes?: number;
 }
 
 export interface StorageModuleAsyncOptions {
@@ -21,21 +25,27 @@ export interface StorageModuleAsyncOptions {
   global?: boolean;
 }
 
-/** Closes the Wal in the last shutdown phase, after the modules that write to it stopped (onModuleDestroy). */
+/** Closes the storage in the last shutdown phase, after the modules that write to it stopped (onModuleDestroy). */
 @Injectable()
-class WalCloser implements OnApplicationShutdown {
-  constructor(@Inject(WAL) private readonly wal: Wal) {}
+class StorageCloser implements OnApplicationShutdown {
+  constructor(@Inject(NODE_STORAGE) private readonly storage: NodeStorage) {}
 
   async onApplicationShutdown(): Promise<void> {
-    await this.wal.close();
+    await this.storage.close();
   }
 }
 
+function openFromOptions(o: WalModuleOptions): Promise<NodeStorage> {
+  const { dir, segmentBytes, ...wal } = o;
+  return openNodeStorage(dir, { ...wal, segmentSize: wal.segmentSize ?? segmentBytes });
+}
+
 /**
- * Provides the write-ahead log, opened (locked and recovered) during module initialisation, under `WAL`
- * (and as the consensus driver's RAFT_STORAGE port).
- * Opening fails the application's start with WalLockedError or WalCorruptionError, whose messages say what
- * to do.
+ * Provides the node's storage, opened (locked, recovered, snapshot chosen) during module initialisation:
+ * under NODE_STORAGE and as the consensus driver's RAFT_STORAGE port, its snapshot files as the transport's
+ * SNAPSHOT_FILES port, and its write-ahead log under WAL.
+ * Opening fails the application's start with WalLockedError, WalCorruptionError or SnapshotUnusableError,
+ * whose messages say what to do.
  */
 @Module({})
 export class StorageModule {
@@ -46,11 +56,13 @@ export class StorageModule {
       imports: options.imports ?? [],
       providers: [
         { provide: WAL_MODULE_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
-        { provide: WAL, useFactory: (o: WalModuleOptions) => Wal.open(o.dir, o), inject: [WAL_MODULE_OPTIONS] },
-        { provide: RAFT_STORAGE, useFactory: walRaftStorage, inject: [WAL] },
-        WalCloser,
+        { provide: NODE_STORAGE, useFactory: openFromOptions, inject: [WAL_MODULE_OPTIONS] },
+        { provide: WAL, useFactory: (s: NodeStorage): Wal => s.wal, inject: [NODE_STORAGE] },
+        { provide: RAFT_STORAGE, useExisting: NODE_STORAGE },
+        { provide: SNAPSHOT_FILES, useFactory: (s: NodeStorage) => s.snapshotFiles, inject: [NODE_STORAGE] },
+        StorageCloser,
       ],
-      exports: [WAL, RAFT_STORAGE],
+      exports: [WAL, NODE_STORAGE, RAFT_STORAGE, SNAPSHOT_FILES],
     };
   }
 }

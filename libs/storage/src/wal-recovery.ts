@@ -1,4 +1,4 @@
-import type { ConfState, HardState } from '@app/consensus/core';
+import type { ConfState, HardState, SnapshotMetadata } from '@app/consensus/core';
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fileIo, fsyncDir } from './durable-fs';
@@ -11,13 +11,27 @@ import {
   decodeEntryHeader,
   decodeHardState,
   decodeSegmentHeader,
+  decodeSnapshotRecord,
   decodeTruncate,
   PayloadError,
   SegmentHeader,
+  SnapshotMode,
+  SnapshotRecord,
 } from './record-payloads';
 import { listSegments, SegmentName, segmentFileName } from './wal-segment';
 
-export interface RecoveredSegment extends SegmentName {
+/**
+ * What compaction needs to know about a segment's records, besides its name (wal-compaction.ts): whether a
+ * reader starting at this segment could meet a record that refers to entries before the segment's start.
+ */
+export interface SegmentLowRefs {
+  /** Lowest index of a Truncate record written before the segment's first Reset snapshot (Infinity: none). */
+  minTruncate: number;
+  /** The segment holds a Snapshot record in Reset mode (everything before it was discarded). */
+  hasReset: boolean;
+}
+
+export interface RecoveredSegment extends SegmentName, SegmentLowRefs {
   /** Bytes of intact, complete batches: the file's length after recovery. */
   size: number;
   /** End of the segment's first batch (its header batch). */
@@ -29,6 +43,10 @@ export interface RecoveryResult {
   segments: RecoveredSegment[];
   hardState: HardState;
   confState: ConfState;
+  /** The newest snapshot the log records, if any. */
+  snapshot: SnapshotMetadata | undefined;
+  /** Every snapshot the surviving segments record (index and term), oldest first. */
+  recordedSnapshots: Array<{ index: number; term: number }>;
 }
 
 /** The subset of a logger recovery uses. */
@@ -41,7 +59,8 @@ type Staged =
   | { type: RecordType.Entry; offset: number; value: { index: number; term: number; dataLength: number } }
   | { type: RecordType.HardState; offset: number; value: HardState }
   | { type: RecordType.ConfState; offset: number; value: ConfState }
-  | { type: RecordType.Truncate; offset: number; value: number };
+  | { type: RecordType.Truncate; offset: number; value: number }
+  | { type: RecordType.Snapshot; offset: number; value: SnapshotRecord };
 
 /**
  * Rebuilds the durable state from the segments in `dir` into `index` (docs/storage.md,
@@ -95,14 +114,30 @@ export async function recoverLog(
           'Expected after a crash: that batch was never reported durable.',
       );
     }
-    segments.push({ ...name, size: scan.size, headerEnd: scan.headerEnd });
+    segments.push({ ...name, size: scan.size, headerEnd: scan.headerEnd, ...scan.lowRefs });
   }
-  return { segments, hardState: replay.hardState, confState: replay.confState };
+  const { snapshot } = replay;
+  if (index.first > 1 && (!snapshot || snapshot.index < index.first - 1)) {
+    throw new WalCorruptionError(
+      join(dir, segments[0].name),
+      0,
+      `the log starts at entry ${index.first} but ${snapshot ? `the newest snapshot it records is at ${snapshot.index}` : 'it records no snapshot'}: ` +
+        `entries before ${index.first} are missing`,
+    );
+  }
+  return {
+    segments,
+    hardState: replay.hardState,
+    confState: replay.confState,
+    snapshot,
+    recordedSnapshots: replay.recorded,
+  };
 }
 
 interface SegmentScan {
   size: number;
   headerEnd: number;
+  lowRefs: SegmentLowRefs;
   /** Set when the segment ends with a torn write, cut at `size`. */
   tornAt?: number;
   reason?: string;
@@ -111,7 +146,10 @@ interface SegmentScan {
 class Replay {
   hardState: HardState = { term: 0, vote: '', commit: 0 };
   confState: ConfState = { voters: [] };
+  snapshot: SnapshotMetadata | undefined;
+  readonly recorded: Array<{ index: number; term: number }> = [];
   private started = false;
+  private lowRefs: SegmentLowRefs = { minTruncate: Infinity, hasReset: false };
 
   constructor(private readonly index: LogIndex) {}
 
@@ -122,6 +160,8 @@ class Replay {
     let headerEnd = 0;
     let staged: Staged[] = [];
     let damage: string | undefined;
+    const lowRefs: SegmentLowRefs = { minTruncate: Infinity, hasReset: false };
+    this.lowRefs = lowRefs;
     while (p < buf.length) {
       const rec = decodeRecord(buf, p);
       if (!rec.ok) {
@@ -151,7 +191,7 @@ class Replay {
       p = rec.end;
     }
 
-    if (damage === undefined && staged.length === 0 && committed > 0) return { size: committed, headerEnd };
+    if (damage === undefined && staged.length === 0 && committed > 0) return { size: committed, headerEnd, lowRefs };
     const at = damage !== undefined ? p : staged.length > 0 ? staged[0].offset : 0;
     const reason = damage ?? (staged.length > 0 ? 'batch without its batch end record' : 'empty segment');
     if (!isLast) throw corrupt(at, `${reason}; only the last segment can end with a torn write`);
@@ -161,7 +201,7 @@ class Replay {
         throw corrupt(p, `${reason}, yet a later batch follows (intact record at offset ${later}), so this is not a torn final write`);
       }
     }
-    return { size: committed, headerEnd, tornAt: at, reason };
+    return { size: committed, headerEnd, lowRefs, tornAt: at, reason };
   }
 
   /** Applies one complete batch, checking it against the log so far. */
@@ -206,8 +246,12 @@ class Replay {
             throw corrupt(rec.offset, `truncation at ${from} would discard committed entries (commit ${this.hardState.commit})`);
           }
           index.truncateFrom(from);
+          if (!this.lowRefs.hasReset) this.lowRefs.minTruncate = Math.min(this.lowRefs.minTruncate, from);
           break;
         }
+        case RecordType.Snapshot:
+          this.applySnapshot(rec.value, rec.offset, corrupt);
+          break;
         case RecordType.HardState:
           this.hardState = rec.value;
           break;
@@ -219,6 +263,37 @@ class Replay {
     if (this.hardState.commit > index.last) {
       throw corrupt(batch[batch.length - 1]?.offset ?? 0, `commit ${this.hardState.commit} beyond the last index ${index.last}`);
     }
+  }
+
+  /**
+   * A Snapshot record. Keep: the log is untouched, and the entry it names must have its term wherever the log
+   * still holds it (below the log's start it was compacted: nothing to check). Reset: every entry is
+   * discarded and the log restarts right after the snapshot, which becomes committed.
+   */
+  private applySnapshot(r: SnapshotRecord, offset: number, corrupt: (o: number, r: string) => WalCorruptionError): void {
+    const { index } = this;
+    const { index: s, term: t } = r.metadata;
+    const prev = this.snapshot;
+    if (prev && (s < prev.index || (s === prev.index && t !== prev.term))) {
+      throw corrupt(offset, `snapshot (${s}, term ${t}) recorded after the newer snapshot (${prev.index}, term ${prev.term})`);
+    }
+    if (r.mode === SnapshotMode.Keep) {
+      if (s > index.last) throw corrupt(offset, `snapshot of entry ${s}, beyond the last index ${index.last}`);
+      if (s >= index.first - 1 && index.term(s) !== t) {
+        throw corrupt(offset, `snapshot (${s}, term ${t}), but entry ${s} has term ${index.term(s)}`);
+      }
+    } else {
+      if (this.hardState.commit > s) {
+        throw corrupt(offset, `installed snapshot at ${s} would discard committed entries (commit ${this.hardState.commit})`);
+      }
+      index.reset(s + 1, t);
+      this.hardState = { ...this.hardState, commit: s };
+      this.confState = r.metadata.confState;
+      this.lowRefs.hasReset = true;
+    }
+    this.snapshot = r.metadata;
+    const last = this.recorded[this.recorded.length - 1];
+    if (!last || last.index !== s || last.term !== t) this.recorded.push({ index: s, term: t });
   }
 }
 
@@ -263,6 +338,8 @@ function decodeStaged(type: RecordType, payload: Buffer, offset: number): Staged
       return { type, offset, value: decodeConfState(payload) };
     case RecordType.Truncate:
       return { type, offset, value: decodeTruncate(payload) };
+    case RecordType.Snapshot:
+      return { type, offset, value: decodeSnapshotRecord(payload) };
     default:
       throw new PayloadError(`unexpected record type ${type}`);
   }

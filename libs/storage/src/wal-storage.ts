@@ -4,6 +4,7 @@ import {
   Entry,
   HardState,
   Snapshot,
+  SnapshotMetadata,
   Storage,
   UnavailableError,
 } from '@app/consensus/core';
@@ -25,6 +26,8 @@ export interface DurableLog {
   readonly cache: PayloadCache;
   readonly hardState: HardState;
   readonly confState: ConfState;
+  /** The newest snapshot recorded in the log, if any. */
+  readonly snapshot: SnapshotMetadata | undefined;
   /** The segment with sequence `seq`; throws WalClosedError once the Wal is closed. */
   segment(seq: number): WalSegment;
 }
@@ -41,10 +44,7 @@ export class WalStorage implements Storage {
 
   initialState(): { hardState: HardState; confState: ConfState } {
     const { hardState, confState } = this.log;
-    return {
-      hardState: { ...hardState },
-      confState: { voters: [...confState.voters], ...(confState.learners ? { learners: [...confState.learners] } : {}) },
-    };
+    return { hardState: { ...hardState }, confState: copyConfState(confState) };
   }
 
   firstIndex(): number {
@@ -94,12 +94,17 @@ export class WalStorage implements Storage {
     return out;
   }
 
+  /**
+   * The newest snapshot recorded in the log (its metadata; the content is in its snapshot file, so `data` is
+   * empty), or index 0 when there is none. Compaction is by whole segments, so firstIndex() - 1 may be below
+   * its index: the log may still hold entries the snapshot covers.
+   */
   snapshot(): Snapshot {
-    const { index } = this.log;
-    return {
-      metadata: { index: index.first - 1, term: index.prevTerm, confState: this.initialState().confState },
-      data: new Uint8Array(0),
-    };
+    const snap = this.log.snapshot;
+    const metadata = snap
+      ? { index: snap.index, term: snap.term, confState: copyConfState(snap.confState) }
+      : { index: 0, term: 0, confState: this.initialState().confState };
+    return { metadata, data: new Uint8Array(0) };
   }
 
   /** Reads entries [lo, hi), grouping neighbours of one segment into a single read. */
@@ -145,4 +150,8 @@ export class WalStorage implements Storage {
     // Copy the data out of the read buffer, which holds neighbours the caller may not keep.
     return { ...entry, data: Buffer.from(entry.data) };
   }
+}
+
+function copyConfState(cs: ConfState): ConfState {
+  return { voters: [...cs.voters], ...(cs.learners ? { learners: [...cs.learners] } : {}) };
 }

@@ -1,5 +1,6 @@
-import { ConfState, Entry, EntryType, HardState, Storage } from '@app/consensus/core';
+import { ConfState, Entry, EntryType, HardState, SnapshotMetadata, Storage } from '@app/consensus/core';
 import { Logger } from '@nestjs/common';
+import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { DirLock } from './dir-lock';
 import { ensureDir, fsyncDir } from './durable-fs';
@@ -13,12 +14,15 @@ import {
   encodeConfState,
   encodeHardState,
   encodeSegmentHeader,
+  encodeSnapshotRecord,
   encodeTruncate,
   ENTRY_FIXED,
   entryRecordSize,
+  SnapshotMode,
   writeEntryRecord,
 } from './record-payloads';
-import { recoverLog } from './wal-recovery';
+import { compactionPoint, firstEntryFrom } from './wal-compaction';
+import { recoverLog, SegmentLowRefs } from './wal-recovery';
 import { SyncMethod, WalSegment } from './wal-segment';
 import { DurableLog, WalStorage } from './wal-storage';
 
@@ -66,8 +70,27 @@ interface PendingWrite {
   offsets: number[];
   hardState?: HardState;
   confState?: ConfState;
+  snapshot?: { metadata: SnapshotMetadata; mode: SnapshotMode };
+  /** Runs before the batch holding this write is written; its failure fails the Wal (see saveSnapshot). */
+  before?: () => Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
+}
+
+/** Options of Wal.saveSnapshot(). */
+export interface SaveSnapshotOptions {
+  /**
+   * The snapshot was installed from the leader: if the log holds its entry with its term, the log is kept,
+   * otherwise every entry is discarded and the log restarts right after it. Without this option (a
+   * snapshot this node took), the log must hold that entry.
+   */
+  installed?: boolean;
+  /**
+   * Runs before the record's batch is written, after the batches ahead of it (installing moves the received
+   * snapshot file into place there). Saves made after saveSnapshot() wait for it. If it fails, the Wal fails
+   * like a failed write (WalFailedError): the saves queued behind were checked against the reset log.
+   */
+  before?: () => Promise<void>;
 }
 
 /**
@@ -79,6 +102,10 @@ interface PendingWrite {
  * is atomic on recovery: it takes effect whole or not at all.
  *
  * `storage` is the Raft core's synchronous read view; it shows only what is durable.
+ *
+ * Snapshots: saveSnapshot() records one in the log (its content lives in a snapshot file, written by the
+ * caller first); compact() then deletes whole old segments the snapshot covers. Every segment's header batch
+ * repeats the hard state, configuration and newest snapshot, so the segments left describe the state alone.
  *
  * Failure: a failed write or fsync puts the Wal in a failed state for good: the failed saves and every later
  * one reject with WalFailedError. Retrying is unsafe: after a failed fsync Linux may have dropped the dirty
@@ -100,14 +127,23 @@ export class Wal {
   private activeHeaderEnd = 0;
   private hardState: HardState = { term: 0, vote: '', commit: 0 };
   private confState: ConfState = { voters: [] };
+  private snapshot: SnapshotMetadata | undefined;
+  private readonly recorded: Array<{ index: number; term: number }> = [];
+  /** Per segment, what compaction must know about its records (wal-compaction.ts). */
+  private readonly lowRefs = new Map<number, SegmentLowRefs>();
   private metaValue: WalMeta | undefined;
 
   // The log as it will be once every queued write is durable: saves are checked against it.
+  private tailFirst = 1;
   private tailLast = 0;
   private tailCommit = 0;
   private tailTerm = 0;
+  private tailSnapshot: SnapshotMetadata | undefined;
 
   private queue: PendingWrite[] = [];
+  /** The batch being written (not yet in `index`, no longer in `queue`). */
+  private inflight: PendingWrite[] = [];
+  private compactChain: Promise<unknown> = Promise.resolve();
   private flushing = false;
   private readonly drainWaiters: Array<() => void> = [];
   private failure?: WalFailedError;
@@ -135,6 +171,9 @@ export class Wal {
       },
       get confState() {
         return self.confState;
+      },
+      get snapshot() {
+        return self.snapshot;
       },
       segment: (seq) => self.segmentFor(seq),
     };
@@ -170,6 +209,24 @@ export class Wal {
       throw err;
     }
     return wal;
+  }
+
+  /** The newest snapshot the log records (durable), or undefined if none. */
+  get snapshotMetadata(): SnapshotMetadata | undefined {
+    return this.snapshot && copySnapshotMetadata(this.snapshot);
+  }
+
+  /**
+   * Every snapshot the log records (durably), oldest first: those read from the segments still on disk, then
+   * those recorded since.
+   */
+  get recordedSnapshots(): ReadonlyArray<{ index: number; term: number }> {
+    return this.recorded;
+  }
+
+  /** True when the durable log holds entry `index` with `term` (index in [firstIndex - 1, lastIndex]). */
+  holds(index: number, term: number): boolean {
+    return index >= this.index.first - 1 && index <= this.index.last && this.index.term(index) === term;
   }
 
   /** The metadata last written with setMeta(), or undefined if there is none. */
@@ -217,6 +274,45 @@ export class Wal {
   }
 
   /**
+   * Records a snapshot in the log (a Snapshot record, ordered with the saves) and resolves once durable;
+   * storage.snapshot() returns it from then on, and after restarts. The snapshot's content is not in the
+   * log: the caller wrote it to its own file first.
+   *
+   * If the log holds entry metadata.index with metadata.term, the log is kept (storage.firstIndex() does not
+   * move: compact() releases entries). Otherwise, which only an installed snapshot allows (options), the log
+   * is reset: every entry is discarded, the log restarts at index + 1 with term(index) = term, the commit
+   * index becomes index and the configuration the snapshot's. Later saves are checked against the reset log.
+   *
+   * Rejects with a RangeError, without writing anything, for a snapshot older than one already recorded, a
+   * taken snapshot whose entry the log does not hold, or a reset that would discard committed entries.
+   */
+  saveSnapshot(metadata: SnapshotMetadata, options: SaveSnapshotOptions = {}): Promise<void> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    let write: Omit<PendingWrite, 'resolve' | 'reject'>;
+    try {
+      write = this.encodeSnapshot(metadata, options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.enqueue(write);
+  }
+
+  /**
+   * Releases the log up to `index` (clamped to the newest recorded snapshot's index): deletes, oldest first,
+   * whole segments whose live entries are all at or below it (never the active segment), fsyncing the
+   * directory after each, and drops those entries from memory first. storage.firstIndex() moves up to at
+   * most index + 1. A crash halfway leaves a shorter prefix deleted, which recovers as well. Calls run one at
+   * a time. Resolves with the number of segments deleted.
+   */
+  compact(index: number): Promise<number> {
+    if (this.closed) return Promise.reject(new WalClosedError(this.dir));
+    const run = this.compactChain.then(() => this.compactNow(index));
+    this.compactChain = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
    * Replaces the metadata file durably and atomically (write `meta.json.tmp`, fsync, rename, fsync the
    * directory). Calls are applied in order.
    */
@@ -240,6 +336,7 @@ export class Wal {
     this.closed = true;
     if (this.flushing) await new Promise<void>((done) => this.drainWaiters.push(done));
     await this.metaChain;
+    await this.compactChain;
     this.closeSegments();
     await this.lock.release();
   }
@@ -249,11 +346,14 @@ export class Wal {
     const result = await recoverLog(this.dir, this.index, this.logger);
     this.hardState = result.hardState;
     this.confState = result.confState;
+    this.snapshot = result.snapshot;
+    this.recorded.push(...result.recordedSnapshots);
     const { segments } = result;
     for (let k = 0; k < segments.length; k++) {
       const isLast = k === segments.length - 1;
       const segment = await WalSegment.open(this.dir, segments[k], segments[k].size, isLast ? this.syncMethod : undefined);
       this.segments.set(segment.seq, segment);
+      this.lowRefs.set(segment.seq, { minTruncate: segments[k].minTruncate, hasReset: segments[k].hasReset });
       if (isLast) {
         this.active = segment;
         this.activeHeaderEnd = segments[k].headerEnd;
@@ -266,16 +366,20 @@ export class Wal {
       await segment.appendDurably([header], header.length);
       await fsyncDir(this.dir);
       this.segments.set(segment.seq, segment);
+      this.lowRefs.set(segment.seq, { minTruncate: Infinity, hasReset: false });
       this.active = segment;
       this.activeHeaderEnd = header.length;
     }
     this.warmCache();
+    this.tailFirst = this.index.first;
     this.tailLast = this.index.last;
     this.tailCommit = this.hardState.commit;
     this.tailTerm = this.hardState.term;
+    this.tailSnapshot = this.snapshot;
+    const snap = this.snapshot ? `, snapshot (${this.snapshot.index}, term ${this.snapshot.term})` : '';
     this.logger.log(
       `opened ${this.dir}: entries [${this.index.first}, ${this.index.last}], term ${this.hardState.term}, ` +
-        `commit ${this.hardState.commit}, ${this.segments.size} segment(s)`,
+        `commit ${this.hardState.commit}${snap}, ${this.segments.size} segment(s)`,
     );
   }
 
@@ -313,8 +417,8 @@ export class Wal {
         }
         size += entryRecordSize(e);
       }
-      if (first < this.index.first || first > this.tailLast + 1) {
-        throw new RangeError(`entries start at ${first}; the log holds [${this.index.first}, ${this.tailLast}]`);
+      if (first < this.tailFirst || first > this.tailLast + 1) {
+        throw new RangeError(`entries start at ${first}; the log holds [${this.tailFirst}, ${this.tailLast}]`);
       }
       if (first <= this.tailCommit) {
         throw new RangeError(`entry ${first} would overwrite a committed entry (commit ${this.tailCommit})`);
@@ -369,6 +473,83 @@ export class Wal {
     return { buf, records, truncateFrom, entries, offsets, hardState: hs };
   }
 
+  /** Checks a snapshot against the tail of the log and frames its record. */
+  private encodeSnapshot(metadata: SnapshotMetadata, options: SaveSnapshotOptions): Omit<PendingWrite, 'resolve' | 'reject'> {
+    const { index, term } = metadata;
+    checkU64(index, 'snapshot index');
+    checkU64(term, 'snapshot term');
+    if (index < 1) throw new RangeError('a snapshot covers at least entry 1');
+    const copy = copySnapshotMetadata(metadata);
+    const prev = this.tailSnapshot;
+    if (prev && (index < prev.index || (index === prev.index && term !== prev.term))) {
+      throw new RangeError(`snapshot (${index}, term ${term}) is older than the snapshot (${prev.index}, term ${prev.term}) already recorded`);
+    }
+    const keep = this.tailTermAt(index) === term;
+    if (!keep && !options.installed) {
+      throw new RangeError(`snapshot (${index}, term ${term}): the log does not hold entry ${index} with term ${term}`);
+    }
+    if (!keep && this.tailCommit > index) {
+      throw new RangeError(
+        `snapshot (${index}, term ${term}) does not match the log, and resetting the log would discard committed entries (commit ${this.tailCommit})`,
+      );
+    }
+    const mode = keep ? SnapshotMode.Keep : SnapshotMode.Reset;
+    const buf = encodeRecord(RecordType.Snapshot, encodeSnapshotRecord({ metadata: copy, mode }));
+    this.tailSnapshot = copy;
+    if (!keep) {
+      this.tailFirst = index + 1;
+      this.tailLast = index;
+      this.tailCommit = index;
+    }
+    return { buf, records: 1, entries: [], offsets: [], snapshot: { metadata: copy, mode }, before: options.before };
+  }
+
+  /**
+   * Term of entry i in the log as it will be once every queued write is durable, or undefined where that log
+   * does not hold it (outside [first - 1, last]). Looks at the queued and in-flight writes, newest first,
+   * then at the durable index.
+   */
+  private tailTermAt(i: number): number | undefined {
+    const writes = [...this.inflight, ...this.queue];
+    for (let k = writes.length - 1; k >= 0; k--) {
+      const w = writes[k];
+      if (w.snapshot?.mode === SnapshotMode.Reset) return i === w.snapshot.metadata.index ? w.snapshot.metadata.term : undefined;
+      if (w.entries.length > 0 && i >= w.entries[0].index) {
+        const e = w.entries[i - w.entries[0].index];
+        return e?.term;
+      }
+    }
+    if (i < this.index.first - 1 || i > this.index.last) return undefined;
+    return this.index.term(i);
+  }
+
+  private async compactNow(upTo: number): Promise<number> {
+    if (this.failure) return 0;
+    const limit = Math.min(upTo, this.snapshot?.index ?? 0);
+    const ordered = [...this.segments.values()].sort((a, b) => a.seq - b.seq);
+    const view = ordered.map((s) => ({ seq: s.seq, firstIndex: s.firstIndex, ...(this.lowRefs.get(s.seq) as SegmentLowRefs) }));
+    const point = compactionPoint(view, limit);
+    if (point === 0) return 0;
+    // Out of memory first, so that nothing reads them while they go.
+    const first = firstEntryFrom(this.index, ordered[point].seq);
+    this.index.dropBefore(first);
+    this.cache.dropBefore(first);
+    this.tailFirst = Math.max(this.tailFirst, first);
+    for (let k = 0; k < point; k++) {
+      const segment = ordered[k];
+      // One at a time, each deletion durable before the next: the segments left always follow each other.
+      await fsp.unlink(segment.path);
+      await fsyncDir(this.dir);
+      segment.close();
+      this.segments.delete(segment.seq);
+      this.lowRefs.delete(segment.seq);
+    }
+    this.logger.log(
+      `compacted ${this.dir} up to entry ${limit}: deleted ${point} segment(s); the log now holds [${this.index.first}, ${this.index.last}]`,
+    );
+    return point;
+  }
+
   private enqueue(write: Omit<PendingWrite, 'resolve' | 'reject'>): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ ...write, resolve, reject });
@@ -389,6 +570,7 @@ export class Wal {
         for (const w of batch) w.reject(this.failure);
         continue;
       }
+      this.inflight = batch;
       try {
         await this.writeBatch(batch);
       } catch (err) {
@@ -396,12 +578,14 @@ export class Wal {
         this.logger.error(this.failure.message);
         for (const w of batch) w.reject(this.failure);
       }
+      this.inflight = [];
     }
     this.flushing = false;
     for (const done of this.drainWaiters.splice(0)) done();
   }
 
   private async writeBatch(batch: PendingWrite[]): Promise<void> {
+    for (const w of batch) if (w.before) await w.before();
     const buffers: Buffer[] = [];
     let bytes = 0;
     let records = 0;
@@ -425,6 +609,7 @@ export class Wal {
       // Roll over: the new segment's header batch goes out with this batch, under the same fsync.
       const segment = await WalSegment.create(this.dir, this.active.seq + 1, this.index.last + 1, this.syncMethod);
       this.segments.set(segment.seq, segment);
+      this.lowRefs.set(segment.seq, { minTruncate: Infinity, hasReset: false });
       this.active = segment;
       const header = this.headerBatch(segment);
       buffers.unshift(header);
@@ -439,12 +624,15 @@ export class Wal {
     this.reportFsync(Number(process.hrtime.bigint() - started) / 1e9, bytes);
 
     // Durable: make it visible, then tell the callers.
+    const refs = this.lowRefs.get(segment.seq) as SegmentLowRefs;
     for (const w of batch) {
       if (!w.buf) continue;
       if (w.truncateFrom !== undefined) {
         this.index.truncateFrom(w.truncateFrom);
         this.cache.truncateFrom(w.truncateFrom);
+        if (!refs.hasReset) refs.minTruncate = Math.min(refs.minTruncate, w.truncateFrom);
       }
+      if (w.snapshot) this.applySnapshot(w.snapshot.metadata, w.snapshot.mode, refs);
       for (let k = 0; k < w.entries.length; k++) {
         const e = w.entries[k];
         this.index.append(e.index, e.term, segment.seq, position + w.offsets[k], e.data.length);
@@ -460,18 +648,41 @@ export class Wal {
     for (const w of batch) w.resolve();
   }
 
-  /** The first batch of every segment: header, then the current hard state and configuration. */
+  /** A durable Snapshot record takes effect (the same rules as recovery's). */
+  private applySnapshot(metadata: SnapshotMetadata, mode: SnapshotMode, refs: SegmentLowRefs): void {
+    if (mode === SnapshotMode.Reset) {
+      this.index.reset(metadata.index + 1, metadata.term);
+      this.cache.clear(metadata.index + 1);
+      this.hardState = { ...this.hardState, commit: metadata.index };
+      this.confState = metadata.confState;
+      refs.hasReset = true;
+    }
+    this.snapshot = metadata;
+    const last = this.recorded[this.recorded.length - 1];
+    if (!last || last.index !== metadata.index || last.term !== metadata.term) {
+      this.recorded.push({ index: metadata.index, term: metadata.term });
+    }
+  }
+
+  /**
+   * The first batch of every segment: header, then the current hard state, configuration and newest snapshot
+   * (in Keep mode), so that the newest segments alone describe the state once older ones are deleted.
+   */
   private headerBatch(segment: WalSegment): Buffer {
     const last = this.index.last;
-    return Buffer.concat([
+    const records = [
       encodeRecord(
         RecordType.SegmentHeader,
         encodeSegmentHeader({ seq: segment.seq, firstIndex: segment.firstIndex, prevTerm: this.index.term(last) }),
       ),
       encodeRecord(RecordType.HardState, encodeHardState(this.hardState)),
       encodeRecord(RecordType.ConfState, encodeConfState(this.confState)),
-      encodeRecord(RecordType.BatchEnd, encodeBatchEnd(3)),
-    ]);
+    ];
+    if (this.snapshot) {
+      records.push(encodeRecord(RecordType.Snapshot, encodeSnapshotRecord({ metadata: this.snapshot, mode: SnapshotMode.Keep })));
+    }
+    records.push(encodeRecord(RecordType.BatchEnd, encodeBatchEnd(records.length)));
+    return Buffer.concat(records);
   }
 
   private reportFsync(seconds: number, bytes: number): void {
@@ -497,6 +708,15 @@ export class Wal {
   private closeSegments(): void {
     for (const segment of this.segments.values()) segment.close();
   }
+}
+
+function copySnapshotMetadata(m: SnapshotMetadata): SnapshotMetadata {
+  const cs = m.confState;
+  return {
+    index: m.index,
+    term: m.term,
+    confState: { voters: [...cs.voters], ...(cs.learners?.length ? { learners: [...cs.learners] } : {}) },
+  };
 }
 
 function checkU64(value: number, what: string): void {

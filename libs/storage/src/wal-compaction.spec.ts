@@ -1,0 +1,296 @@
+import { CompactedError, HardState, SnapshotMetadata, UnavailableError } from '@app/consensus/core';
+import { readdirSync, statSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
+import { WalCorruptionError } from './errors';
+import { Wal, WalOptions } from './wal';
+import { parseSegmentFileName } from './wal-segment';
+
+const dirs = new TempDirs();
+const opened: Wal[] = [];
+
+afterEach(async () => {
+  for (const wal of opened.splice(0)) await wal.close().catch(() => undefined);
+  dirs.cleanup();
+});
+
+async function open(dir: string, options: WalOptions = {}): Promise<Wal> {
+  const wal = await Wal.open(dir, { logger: new MemoryLogger(), segmentSize: 1024, ...options });
+  opened.push(wal);
+  return wal;
+}
+
+async function reopen(wal: Wal, options: WalOptions = {}): Promise<Wal> {
+  await wal.close();
+  return open(wal.dir, options);
+}
+
+/** Everything the Raft core can read, as plain values. */
+function dump(wal: Wal): unknown {
+  const s = wal.storage;
+  return {
+    first: s.firstIndex(),
+    last: s.lastIndex(),
+    entries: plain(s.entries(s.firstIndex(), s.lastIndex() + 1)),
+    prevTerm: s.term(s.firstIndex() - 1),
+    state: s.initialState(),
+    snapshot: s.snapshot().metadata,
+  };
+}
+
+function segments(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => parseSegmentFileName(n))
+    .sort();
+}
+
+function walBytes(dir: string): number {
+  return segments(dir).reduce((n, name) => n + statSync(join(dir, name)).size, 0);
+}
+
+const hs = (term: number, commit: number): HardState => ({ term, vote: 'n1', commit });
+const snap = (index: number, term: number, voters = ['n1', 'n2', 'n3']): SnapshotMetadata => ({ index, term, confState: { voters } });
+
+describe('Wal snapshots', () => {
+  it('a snapshot of an entry the log holds keeps the log, live and after a restart', async () => {
+    let wal = await open(dirs.make());
+    await wal.setConfState({ voters: ['n1', 'n2', 'n3'] });
+    await wal.save(hs(2, 20), entries(1, 30, 2));
+    await wal.saveSnapshot(snap(20, 2));
+    const expected = {
+      first: 1,
+      last: 30,
+      entries: plain(entries(1, 30, 2)),
+      prevTerm: 0,
+      state: { hardState: hs(2, 20), confState: { voters: ['n1', 'n2', 'n3'] } },
+      snapshot: snap(20, 2),
+    };
+    expect(dump(wal)).toEqual(expected);
+    expect(wal.snapshotMetadata).toEqual(snap(20, 2));
+    wal = await reopen(wal);
+    expect(dump(wal)).toEqual(expected);
+    expect(wal.recordedSnapshots).toEqual([{ index: 20, term: 2 }]);
+  });
+
+  it('an installed snapshot the log does not match resets the log after it, live and after a restart', async () => {
+    let wal = await open(dirs.make());
+    await wal.setConfState({ voters: ['n1'] });
+    await wal.save(hs(2, 5), entries(1, 10, 2));
+    await wal.saveSnapshot(snap(50, 3, ['a', 'b']), { installed: true });
+    const expected = {
+      first: 51,
+      last: 50,
+      entries: [],
+      prevTerm: 3,
+      state: { hardState: hs(2, 50), confState: { voters: ['a', 'b'] } },
+      snapshot: snap(50, 3, ['a', 'b']),
+    };
+    expect(dump(wal)).toEqual(expected);
+    expect(() => wal.storage.entries(10, 11)).toThrow(CompactedError);
+    expect(() => wal.storage.term(49)).toThrow(CompactedError);
+    wal = await reopen(wal);
+    expect(dump(wal)).toEqual(expected);
+    // The log goes on after it.
+    await wal.save(hs(3, 52), entries(51, 52, 3));
+    wal = await reopen(wal);
+    expect(dump(wal)).toMatchObject({ first: 51, last: 52, prevTerm: 3, state: { hardState: hs(3, 52) } });
+  });
+
+  it('an installed snapshot whose entry the log holds with that term keeps the log', async () => {
+    const wal = await open(dirs.make());
+    await wal.save(hs(2, 5), entries(1, 10, 2));
+    await wal.saveSnapshot(snap(8, 2), { installed: true });
+    expect(dump(wal)).toMatchObject({ first: 1, last: 10, snapshot: snap(8, 2) });
+  });
+
+  it('orders the reset with the saves: a save made right after it is checked against, and lands after, the reset log', async () => {
+    let wal = await open(dirs.make());
+    await wal.save(hs(1, 2), entries(1, 5, 1));
+    let moved = false;
+    const install = wal.saveSnapshot(snap(40, 2), {
+      installed: true,
+      before: async () => {
+        moved = true;
+      },
+    });
+    const after = wal.save(hs(2, 41), entries(41, 42, 2));
+    await expect(wal.save(undefined, entries(6, 6, 1))).rejects.toThrow(RangeError);
+    await Promise.all([install, after]);
+    expect(moved).toBe(true);
+    expect(dump(wal)).toMatchObject({ first: 41, last: 42, state: { hardState: hs(2, 41) } });
+    wal = await reopen(wal);
+    expect(dump(wal)).toMatchObject({ first: 41, last: 42, prevTerm: 2, state: { hardState: hs(2, 41) } });
+  });
+
+  it('refuses snapshots that would break the log, writing nothing', async () => {
+    const wal = await open(dirs.make());
+    await wal.save(hs(2, 8), entries(1, 10, 2));
+    await wal.saveSnapshot(snap(6, 2));
+    await expect(wal.saveSnapshot(snap(5, 2))).rejects.toThrow(/older than the snapshot \(6/);
+    await expect(wal.saveSnapshot(snap(6, 1))).rejects.toThrow(/older than the snapshot/);
+    await expect(wal.saveSnapshot(snap(9, 3))).rejects.toThrow(/does not hold entry 9 with term 3/);
+    await expect(wal.saveSnapshot(snap(12, 2))).rejects.toThrow(/does not hold entry 12/);
+    await expect(wal.saveSnapshot(snap(7, 3), { installed: true })).rejects.toThrow(/discard committed entries/);
+    expect(dump(wal)).toMatchObject({ first: 1, last: 10, snapshot: snap(6, 2) });
+  });
+
+  it('a failing before() fails the Wal: the saves queued behind were checked against the reset log', async () => {
+    const wal = await open(dirs.make());
+    await wal.save(hs(1, 1), entries(1, 3, 1));
+    const install = wal.saveSnapshot(snap(9, 2), {
+      installed: true,
+      before: () => Promise.reject(new Error('rename failed')),
+    });
+    const after = wal.save(undefined, entries(10, 10, 2));
+    await expect(install).rejects.toThrow(/rename failed/);
+    await expect(after).rejects.toThrow(/accepts no more writes/);
+    expect(wal.storage.lastIndex()).toBe(3);
+  });
+
+  it('repeats the newest snapshot in the header batch of every new segment', async () => {
+    let wal = await open(dirs.make(), { segmentSize: 512 });
+    for (let i = 1; i <= 31; i++) await wal.save(hs(1, i), entries(i, i, 1, 50));
+    await wal.saveSnapshot(snap(31, 1));
+    const files = segments(wal.dir).length;
+    // A large entry rolls over to a new segment, which starts at 32: its header batch carries the snapshot.
+    await wal.save(hs(1, 32), entries(32, 32, 1, 600));
+    expect(segments(wal.dir).length).toBe(files + 1);
+    const all = segments(wal.dir);
+    await wal.close();
+    for (const name of all.slice(0, -1)) unlinkSync(join(wal.dir, name));
+    wal = await open(wal.dir);
+    expect(wal.snapshotMetadata).toEqual(snap(31, 1));
+    expect(dump(wal)).toMatchObject({ first: 32, last: 32, prevTerm: 1, state: { hardState: hs(1, 32) } });
+  });
+});
+
+describe('Wal compaction', () => {
+  async function filled(options: WalOptions = {}): Promise<Wal> {
+    const wal = await open(dirs.make(), options);
+    await wal.setConfState({ voters: ['n1'] });
+    for (let i = 1; i <= 200; i += 10) await wal.save(hs(1, i + 9), entries(i, i + 9, 1, 60));
+    return wal;
+  }
+
+  it('deletes whole segments up to the snapshot and frees their disk space', async () => {
+    const wal = await filled();
+    expect(segments(wal.dir).length).toBeGreaterThan(10);
+    // Without a snapshot no entry may go (only a segment that holds none, if any).
+    await wal.compact(150);
+    expect(wal.storage.firstIndex()).toBe(1);
+    await wal.saveSnapshot(snap(150, 1));
+    const before = { files: segments(wal.dir).length, bytes: walBytes(wal.dir) };
+    const deleted = await wal.compact(150);
+    expect(deleted).toBeGreaterThan(5);
+    expect(segments(wal.dir).length).toBe(before.files - deleted);
+    expect(walBytes(wal.dir)).toBeLessThan(before.bytes / 2);
+    const first = wal.storage.firstIndex();
+    expect(first).toBeGreaterThan(100);
+    expect(first).toBeLessThanOrEqual(151);
+    // Compaction is clamped to the snapshot, and by whole segments.
+    expect(await wal.compact(1000)).toBe(0);
+    expect(wal.storage.firstIndex()).toBe(first);
+  });
+
+  it('reads of compacted indexes throw CompactedError; term(first - 1) still works', async () => {
+    const wal = await filled();
+    await wal.saveSnapshot(snap(150, 1));
+    await wal.compact(150);
+    const s = wal.storage;
+    const first = s.firstIndex();
+    expect(() => s.entries(first - 1, first + 1)).toThrow(CompactedError);
+    expect(() => s.term(first - 2)).toThrow(CompactedError);
+    expect(s.term(first - 1)).toBe(1);
+    expect(plain(s.entries(first, 201))).toEqual(plain(entries(first, 200, 1, 60)));
+    expect(() => s.entries(first, 202)).toThrow(UnavailableError);
+    expect(s.snapshot().metadata).toEqual(snap(150, 1));
+  });
+
+  it('recovers the compacted log after a restart, and keeps writing after it', async () => {
+    let wal = await filled();
+    await wal.saveSnapshot(snap(150, 1));
+    await wal.compact(150);
+    const expected = dump(wal);
+    wal = await reopen(wal);
+    expect(dump(wal)).toEqual(expected);
+    expect(segments(wal.dir)[0].startsWith('0000000000000001-')).toBe(false);
+    await wal.save(hs(2, 210), entries(201, 210, 2, 60));
+    wal = await reopen(wal);
+    expect(wal.storage.lastIndex()).toBe(210);
+    expect(wal.storage.initialState().hardState).toEqual(hs(2, 210));
+  });
+
+  /**
+   * Compacts `wal` up to `index`, then checks every state a crash halfway through could leave (the oldest k
+   * segments deleted, for each k): each one must open and hold what `check` expects.
+   */
+  async function compactCheckingCrashes(wal: Wal, index: number, check: (w: Wal, finalFirst: number) => void): Promise<number> {
+    const before = dirs.snapshot(wal.dir);
+    const files = segments(before);
+    const deleted = await wal.compact(index);
+    const finalFirst = wal.storage.firstIndex();
+    check(wal, finalFirst);
+    for (let k = 0; k <= deleted; k++) {
+      const copy = dirs.snapshot(before);
+      unlinkSync(join(copy, 'LOCK'));
+      for (const name of files.slice(0, k)) unlinkSync(join(copy, name));
+      const w = await open(copy);
+      expect(w.storage.firstIndex()).toBeLessThanOrEqual(finalFirst);
+      check(w, finalFirst);
+      await w.close();
+    }
+    return deleted;
+  }
+
+  it('a crash halfway through the deletions recovers: whichever oldest segments are gone, nothing else is lost', async () => {
+    const wal = await filled();
+    await wal.saveSnapshot(snap(150, 1));
+    const deleted = await compactCheckingCrashes(wal, 150, (w, finalFirst) => {
+      expect(w.storage.lastIndex()).toBe(200);
+      expect(plain(w.storage.entries(finalFirst, 201))).toEqual(plain(entries(finalFirst, 200, 1, 60)));
+      expect(w.snapshotMetadata).toEqual(snap(150, 1));
+      expect(w.storage.initialState().hardState).toEqual(hs(1, 200));
+    });
+    expect(deleted).toBeGreaterThan(5);
+  });
+
+  it('keeps a segment whose successor truncates below its own start, so recovery never needs what was deleted', async () => {
+    const wal = await open(dirs.make(), { segmentSize: 1024 });
+    for (let i = 1; i <= 30; i += 10) await wal.save(hs(1, 10), entries(i, i + 9, 1, 60));
+    expect(segments(wal.dir).length).toBeGreaterThan(2);
+    // Uncommitted entries 11..30 ran into later segments; a new leader overwrites them from 11 (in a new
+    // segment that starts at 31, with a Truncate record back to 11).
+    await wal.save(hs(2, 40), entries(11, 40, 2, 60));
+    await wal.saveSnapshot(snap(40, 2));
+    const expected = [...entries(1, 10, 1, 60), ...entries(11, 40, 2, 60)];
+    const deleted = await compactCheckingCrashes(wal, 40, (w) => {
+      const first = w.storage.firstIndex();
+      expect(first).toBeLessThanOrEqual(11);
+      expect(plain(w.storage.entries(first, 41))).toEqual(plain(expected.slice(first - 1)));
+    });
+    expect(deleted).toBeGreaterThan(0);
+  });
+
+  it('after an install over a divergent log, releases the discarded segments', async () => {
+    const wal = await open(dirs.make(), { segmentSize: 1024 });
+    for (let i = 1; i <= 60; i += 10) await wal.save(hs(1, 5), entries(i, i + 9, 1, 60));
+    expect(segments(wal.dir).length).toBeGreaterThan(3);
+    await wal.saveSnapshot(snap(30, 2), { installed: true });
+    await wal.save(hs(2, 32), entries(31, 32, 2, 60));
+    const total = segments(wal.dir).length;
+    const deleted = await compactCheckingCrashes(wal, 30, (w) => {
+      expect(dump(w)).toMatchObject({ last: 32, prevTerm: 2, snapshot: snap(30, 2), entries: plain(entries(31, 32, 2, 60)) });
+    });
+    expect(deleted).toBe(total - 1);
+  });
+
+  it('refuses a log whose start no recorded snapshot covers (segments deleted by hand)', async () => {
+    const wal = await filled();
+    const files = segments(wal.dir);
+    await wal.close();
+    // (The first segment holds only the configuration: the entries start in the second.)
+    for (const name of files.slice(0, 2)) unlinkSync(join(wal.dir, name));
+    await expect(open(wal.dir)).rejects.toThrow(WalCorruptionError);
+    await expect(open(wal.dir)).rejects.toThrow(/records no snapshot: entries before \d+ are missing/);
+  });
+});
