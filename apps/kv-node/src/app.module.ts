@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { ConsensusModule, ConsensusOptions } from '@app/consensus';
 import { ClusterAdminModule, ClusterAdminOptions, ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
 import { KvModule, KvOptions, KvStateMachineModule } from '@app/kv';
-import { StorageModule, WalModuleOptions } from '@app/storage';
+import { NODE_STORAGE, NodeStorage, StorageModule, WalModuleOptions } from '@app/storage';
 import { nodeConfig, nodeConfigFrom, NodeConfigType } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
@@ -38,10 +38,13 @@ export class AppModule {
       inject: [nodeConfig.KEY, Registry],
       useFactory: (c: NodeConfigType, registry: Registry): WalModuleOptions => ({
         dir: c.walDir,
+        segmentBytes: c.walSegmentBytes,
         onFsync: walMetrics(registry),
       }),
     });
     const clusterRpc = ClusterRpcModule.forRootAsync({
+      // The storage's SNAPSHOT_FILES: the snapshot files the transport sends to and receives from peers.
+      imports: [storage],
       inject: [nodeConfig.KEY],
       useFactory: (c: NodeConfigType): ClusterRpcOptions => ({
         self: c.advertiseUrl,
@@ -55,8 +58,8 @@ export class AppModule {
     });
     const consensus = ConsensusModule.forRootAsync({
       imports: [storage, clusterRpc, KvStateMachineModule],
-      inject: [nodeConfig.KEY],
-      useFactory: (c: NodeConfigType): ConsensusOptions => ({
+      inject: [nodeConfig.KEY, NODE_STORAGE],
+      useFactory: (c: NodeConfigType, files: NodeStorage): ConsensusOptions => ({
         id: c.advertiseUrl,
         name: c.nodeId,
         members: c.members,
@@ -67,6 +70,7 @@ export class AppModule {
         maxPendingRequests: c.maxPendingRequests,
         snapshotEntries: c.snapshotEntries,
         snapshotCatchUpEntries: c.snapshotCatchUpEntries,
+        snapshotBytes: () => files.latestSnapshot?.size,
       }),
     });
     return {
