@@ -29,6 +29,9 @@ describe('loadNodeConfig', () => {
       bodyTimeoutMs: 10000,
       keepAliveTimeoutMs: 5000,
       maxConnections: 10000,
+      snapshotEntries: 10000,
+      snapshotCatchUpEntries: 5000,
+      walSegmentBytes: 64 * 1024 * 1024,
       logLevel: 'info',
     });
     expect(config.clusterToken).toBeUndefined();
@@ -105,6 +108,10 @@ describe('loadNodeConfig', () => {
     [{ REQUEST_TIMEOUT_MS: '-1' }, /^REQUEST_TIMEOUT_MS must be/],
     [{ MAX_PENDING_REQUESTS: '0' }, /^MAX_PENDING_REQUESTS must be an integer between 1 and 1000000/],
     [{ MAX_VALUE_BYTES: '0' }, /^MAX_VALUE_BYTES must be/],
+    [{ SNAPSHOT_ENTRIES: '-1' }, /^SNAPSHOT_ENTRIES must be an integer between 0 \(never\) and 100000000 \(got '-1'\)$/],
+    [{ SNAPSHOT_ENTRIES: 'often' }, /^SNAPSHOT_ENTRIES must be/],
+    [{ SNAPSHOT_CATCHUP_ENTRIES: '1.5' }, /^SNAPSHOT_CATCHUP_ENTRIES must be/],
+    [{ WAL_SEGMENT_BYTES: '512' }, /^WAL_SEGMENT_BYTES must be an integer between 4096 and 1073741824/],
     [{ CLUSTER_TOKEN: 'short' }, /^CLUSTER_TOKEN must be at least 16 characters/],
     [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL must be one of: error, warn, info, debug, verbose/],
     [{ ADVERTISE_URL: 'ftp://x' }, /^ADVERTISE_URL has 'ftp:\/\/x'/],

@@ -313,8 +313,8 @@ const loop: Mutant[] = [
     file: READY_LOOP,
     edits: [
       {
-        search: '    if (rd.committedEntries.length > 0) this.handler.apply(rd.committedEntries);\n    if (rd.readStates',
-        replace: '    if (rd.readStates',
+        search: '        if (rd.committedEntries.length > 0) this.handler.apply(rd.committedEntries);\n        if (rd.readStates',
+        replace: '        if (rd.readStates',
       },
       {
         search: '    if (early.length > 0) this.handler.send(early);\n',
@@ -383,7 +383,7 @@ const loop: Mutant[] = [
     suite: 'sim',
     file: READY_LOOP,
     edits: [
-      { search: '    this.node.advance();\n  }\n', replace: '    if (!rd.mustSync) this.node.advance();\n  }\n' },
+      { search: '        this.node.advance();\n', replace: '        if (!rd.mustSync) this.node.advance();\n' },
       { search: '    this.saving = true;\n', replace: '    this.node.advance();\n    this.saving = true;\n' },
     ],
     kill: [SIM_500],

@@ -47,6 +47,9 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       electionTimeoutMs: 1000,
       requestTimeoutMs: 5000,
       maxPendingRequests: 10000,
+      snapshotEntries: 10000,
+      snapshotCatchUpEntries: 5000,
+      snapshotBytes: expect.any(Function),
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toEqual({
       self: 'http://localhost:3002',
@@ -58,7 +61,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       admission: { allowAny: false, allowedAddresses: [] },
       stallTimeoutMs: 1000,
     });
-    expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir });
+    expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir, segmentBytes: 64 * 1024 * 1024 });
     expect(get<Wal>(WAL).dir).toBe(walDir);
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
     expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
@@ -85,6 +88,9 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       CLUSTER_TOKEN: 'a-token-of-16-chars-or-more',
       PEER_ALLOW_ANY: 'true',
       PEER_ALLOWED_ADDRESSES: '10.0.0.0/8',
+      SNAPSHOT_ENTRIES: '500',
+      SNAPSHOT_CATCHUP_ENTRIES: '50',
+      WAL_SEGMENT_BYTES: '65536',
     });
     expect(get(CONSENSUS_OPTIONS)).toMatchObject({
       id: 'http://n1.internal:4001',
@@ -92,7 +98,12 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       electionTimeoutMs: 400,
       requestTimeoutMs: 2000,
       maxPendingRequests: 50,
+      snapshotEntries: 500,
+      snapshotCatchUpEntries: 50,
     });
+    expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ segmentBytes: 65536 });
+    // No snapshot yet: the size gauge has nothing to read.
+    expect((get(CONSENSUS_OPTIONS) as { snapshotBytes: () => unknown }).snapshotBytes()).toBeUndefined();
     expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({
       token: 'a-token-of-16-chars-or-more',
       admission: { allowAny: true, allowedAddresses: ['10.0.0.0/8'] },
