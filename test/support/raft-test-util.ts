@@ -1,5 +1,7 @@
 // Helpers shared by the core's unit tests (spec files only; not exported from the library).
-import { Entry, EntryType } from '@app/consensus/core';
+import { Entry, EntryType, Message, MessageType, NodeId } from '@app/consensus/core';
+import { newMessage } from '../../libs/consensus/src/core/message';
+import type { Raft } from '../../libs/consensus/src/core/raft';
 
 /** An entry with the given index and term and optional payload. */
 export function ent(index: number, term: number, data = ''): Entry {
@@ -23,4 +25,17 @@ export function seededRandom(seed = 1): () => number {
     s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
     return s / 4294967296;
   };
+}
+
+/** The messages the Raft instance queued (after flushing deferred appends), taken from it. */
+export function takeMsgs(r: Raft): Message[] {
+  r.flush();
+  const m = r.msgs;
+  r.msgs = [];
+  return m;
+}
+
+/** A message from `from` to `to` in `term`, with `fields` over the defaults. */
+export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
+  return { ...newMessage(type, to, from, term), ...fields };
 }

@@ -275,38 +275,33 @@ export async function readSnapshotFile(path: string): Promise<SnapshotFileReader
  */
 export async function verifySnapshotFile(path: string): Promise<SnapshotFileSummary> {
   const decoder = new SnapshotDecoder(path, { chunks: false });
+  for await (const piece of readPieces(path)) decoder.push(piece);
+  return decoder.end();
+}
+
+/** The file's bytes, READ_SIZE at a time, each piece in a buffer of its own. */
+async function* readPieces(path: string): AsyncGenerator<Buffer> {
   const handle = await fsp.open(path, 'r');
   try {
     let position = 0;
     for (;;) {
       const buf = Buffer.allocUnsafe(READ_SIZE);
       const { bytesRead } = await handle.read(buf, 0, buf.length, position);
-      if (bytesRead === 0) break;
+      if (bytesRead === 0) return;
       position += bytesRead;
-      decoder.push(buf.subarray(0, bytesRead));
+      yield buf.subarray(0, bytesRead);
     }
   } finally {
     await handle.close();
   }
-  return decoder.end();
 }
 
 async function* readChunks(path: string): AsyncGenerator<Uint8Array> {
   const decoder = new SnapshotDecoder(path);
-  const handle = await fsp.open(path, 'r');
-  try {
-    let position = 0;
-    for (;;) {
-      const buf = Buffer.allocUnsafe(READ_SIZE);
-      const { bytesRead } = await handle.read(buf, 0, buf.length, position);
-      if (bytesRead === 0) break;
-      position += bytesRead;
-      for (const chunk of decoder.push(buf.subarray(0, bytesRead))) yield chunk;
-    }
-    decoder.end();
-  } finally {
-    await handle.close();
+  for await (const piece of readPieces(path)) {
+    for (const chunk of decoder.push(piece)) yield chunk;
   }
+  decoder.end();
 }
 
 function encodeHeaderPayload(metadata: SnapshotMetadata): Buffer {

@@ -8,7 +8,7 @@ import { MemoryStorage } from './memory-storage';
 import { newMessage } from './message';
 import { CampaignType, Raft } from './raft';
 import { CompactedError } from './storage';
-import { ents, it2, seededRandom } from '../../../../test/support/raft-test-util';
+import { ents, it2, msg, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Message, MessageType as T, None, NodeId, Snapshot, StateType } from './types';
 
 function newRaft(id: NodeId, peers: NodeId[], storage: MemoryStorage, opts: Partial<RaftConfig> = {}): Raft {
@@ -44,17 +44,6 @@ function persist(r: Raft): void {
   const last = es[es.length - 1];
   log.unstable.stableTo(last.index, last.term);
   r.onPersisted();
-}
-
-function takeMsgs(r: Raft): Message[] {
-  r.flush();
-  const m = r.msgs;
-  r.msgs = [];
-  return m;
-}
-
-function msg(type: T, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
-  return { ...newMessage(type, to, from, term), ...fields };
 }
 
 function snapshot(index: number, term: number, voters: NodeId[] = ['1', '2', '3']): Snapshot {

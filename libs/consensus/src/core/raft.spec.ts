@@ -8,7 +8,7 @@ import { ProposalDroppedError } from './errors';
 import { MemoryStorage } from './memory-storage';
 import { CAMPAIGN_TRANSFER, newMessage } from './message';
 import { CampaignType, Raft } from './raft';
-import { ents, it2, seededRandom } from '../../../../test/support/raft-test-util';
+import { ents, it2, msg, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, None, NodeId, StateType } from './types';
 
 const IDS3 = ['1', '2', '3'];
@@ -46,17 +46,6 @@ function persist(r: Raft): void {
   const last = es[es.length - 1];
   r.raftLog.unstable.stableTo(last.index, last.term);
   r.onPersisted();
-}
-
-function takeMsgs(r: Raft): Message[] {
-  r.flush();
-  const m = r.msgs;
-  r.msgs = [];
-  return m;
-}
-
-function msg(type: T, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
-  return { ...newMessage(type, to, from, term), ...fields };
 }
 
 function logTerms(r: Raft): number[] {
