@@ -16,7 +16,10 @@ import {
   Ready,
   SaveCallback,
   ShuttingDownError,
+  Snapshot,
+  SnapshotMetadata,
   StateMachine,
+  StateMachineView,
   StateType,
   Status,
   Timer,
@@ -25,6 +28,7 @@ import { EventQueue } from './event-queue';
 import { entryIdent, InvariantChecker, InvariantViolation, ReadyHashes } from './invariants';
 import { Network, NetworkConfig, RELIABLE } from './network';
 import { Rng } from './rng';
+import { decodeChunks, decodeState, encodeChunks, SimStateMachine } from './sim-state-machine';
 
 /** Virtual time units (milliseconds of the node's clock) per tick. Delays and latencies are in the same units. */
 export const TICK = 10;
@@ -52,6 +56,17 @@ export interface ClusterOptions {
   stateMachine?: (id: NodeId) => StateMachine;
   /** Keep the last N trace lines, printed with a failure. 0 disables. */
   traceSize?: number;
+  /**
+   * Each node snapshots its state machine every this many applied entries and compacts its log after it
+   * (RaftNodeOptions.snapshotEntries). Default 0: never, the log is kept whole.
+   */
+  snapshotEntries?: number;
+  /** Entries kept behind the newest snapshot when compacting (RaftNodeOptions.snapshotCatchUpEntries). Default 0. */
+  snapshotCatchUpEntries?: number;
+  /** Range of the time a snapshot write or install takes, in time units. Default [1, 10]. */
+  snapshotDelay?: [number, number];
+  /** Probability that a snapshot write fails (the node keeps running and tries again later). Default 0. */
+  snapshotWriteFailure?: number;
 }
 
 /** The error a simulated disk fault reports: the node stops, as the real one exits on a failed fsync. */
@@ -82,6 +97,57 @@ interface PendingSave {
   fails: boolean;
 }
 
+/** A snapshot write (RaftStorage.createSnapshot) in progress on the simulated disk. */
+interface PendingSnapshotWrite {
+  metadata: SnapshotMetadata;
+  view: StateMachineView;
+  done: SaveCallback;
+  /** The write will fail (an injected fault): nothing changes, the node tries again later. */
+  fails: boolean;
+}
+
+/** A snapshot from the leader being installed (RaftStorage.installSnapshot) on the simulated disk. */
+interface PendingInstall {
+  snapshot: Snapshot;
+  done: SaveCallback;
+  /** The write will fail as a failed fsync does: the node stops. */
+  fails: boolean;
+}
+
+/** One MsgSnap on the wire: it gets exactly one outcome, reported to the incarnation that sent it. */
+interface SnapshotTransfer {
+  from: SimNode;
+  incarnation: number;
+  to: NodeId;
+  /** Copies (a duplicated message has two) whose fate is not known yet. */
+  copies: number;
+  reported: boolean;
+}
+
+/** What the cluster counts of snapshots and compaction, over all nodes and incarnations. */
+export interface SnapshotStats {
+  /** Snapshot writes that completed (the storage's newest snapshot moved). */
+  taken: number;
+  /** Snapshot writes refused: not newer than the stored snapshot (an install landed meanwhile). */
+  refused: number;
+  /** Snapshot writes failed by an injected fault. */
+  failedWrites: number;
+  /** compact() calls that released entries. */
+  compactions: number;
+  /** MsgSnap sent, and their outcomes as reported to the sender. */
+  sent: number;
+  delivered: number;
+  failed: number;
+  /** Snapshots from the leader made durable on a follower. */
+  installs: number;
+  /** State machines restored from a snapshot: at install, and at restart. */
+  restoredAtInstall: number;
+  restoredAtStart: number;
+  /** Crashes while a snapshot write, or an install, was in progress on the crashed node. */
+  crashesDuringWrite: number;
+  crashesDuringInstall: number;
+}
+
 /** A linearizable read issued through the node's read barrier, and what came of it. */
 export interface ReadRequest {
   node: NodeId;
@@ -109,9 +175,24 @@ export class SimNode {
   pendingSave: PendingSave | undefined;
   /** The next fsync fails (an injected disk fault). */
   diskFault = false;
+  /** Snapshot writes in progress on the simulated disk (lost in a crash). */
+  pendingSnapshots: PendingSnapshotWrite[] = [];
+  /** The install in progress (at most one: the loop waits for it). */
+  pendingInstall: PendingInstall | undefined;
+  /** Snapshots from the leader installed on this server (all incarnations). */
+  installs = 0;
   /** Hashes of the last Ready's entries, chained onto the durable log (for the checker at persist time). */
   readyHashes: ReadyHashes = { first: 0, hashes: [] };
   receiver: MessageReceiver | undefined;
+  snapshotStatus: ((peer: NodeId, failed: boolean) => void) | undefined;
+  /** This incarnation's state machine. */
+  sm: SimStateMachine | undefined;
+  /** Inside RaftNode.start() (which restores the state machine from the newest snapshot synchronously here). */
+  starting = false;
+  /** The node crashes in the middle of its next snapshot write or install (an armed fault). */
+  crashDuring: 'snapshot-write' | 'install' | undefined;
+  /** The crash that armed fault scheduled (settle() calls it off). */
+  crashScheduled: object | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -130,8 +211,12 @@ export class SimNode {
 
 type SimEvent =
   | { kind: 'call'; node: SimNode; incarnation: number; fn: () => void; timer?: SimTimer }
-  | { kind: 'deliver'; msg: Message }
-  | { kind: 'persist'; node: SimNode; incarnation: number };
+  | { kind: 'deliver'; msg: Message; transfer?: SnapshotTransfer }
+  | { kind: 'persist'; node: SimNode; incarnation: number }
+  | { kind: 'snapshot-write'; node: SimNode; incarnation: number; write: PendingSnapshotWrite }
+  | { kind: 'install'; node: SimNode; incarnation: number }
+  | { kind: 'snapshot-status'; transfer: SnapshotTransfer; failed: boolean }
+  | { kind: 'crash'; node: SimNode; incarnation: number; token: object };
 
 interface SimTimer {
   cancelled: boolean;
@@ -158,11 +243,27 @@ export class Cluster {
   readonly checker: InvariantChecker;
   readonly rng: Rng;
   readonly stats: MessageStats = { sent: 0, delivered: 0, byType: new Map() };
+  readonly snapshotStats: SnapshotStats = {
+    taken: 0,
+    refused: 0,
+    failedWrites: 0,
+    compactions: 0,
+    sent: 0,
+    delivered: 0,
+    failed: 0,
+    installs: 0,
+    restoredAtInstall: 0,
+    restoredAtStart: 0,
+    crashesDuringWrite: 0,
+    crashesDuringInstall: 0,
+  };
   readonly reads: ReadRequest[] = [];
   /** Proposals acknowledged to their client: index and ident. */
   readonly acked: { index: number; ident: number }[] = [];
   /** Drops the messages for which it returns true (targeted faults in scenario tests). */
   dropIf: ((m: Message) => boolean) | undefined;
+  /** The next snapshot write or install on any node crashes that node (crashDuringNext). */
+  private crashDuringAny: 'snapshot-write' | 'install' | undefined;
   now = 0;
   private readonly opts: Required<Omit<ClusterOptions, 'net' | 'stateMachine'>> & Pick<ClusterOptions, 'stateMachine'>;
   private readonly queue = new EventQueue<SimEvent>();
@@ -184,6 +285,10 @@ export class Cluster {
       tornWrites: false,
       requestTimeoutTicks: 100,
       traceSize: 0,
+      snapshotEntries: 0,
+      snapshotCatchUpEntries: 0,
+      snapshotDelay: [1, 10],
+      snapshotWriteFailure: 0,
       ...options,
     };
     this.rng = new Rng(options.seed);
@@ -216,6 +321,14 @@ export class Cluster {
     this.trace.push(`t=${this.now} ${line}`);
     if (this.trace.length > this.opts.traceSize) this.trace.shift();
   }
+
+  /** The nodes' own log lines, into the trace (warnings and errors marked). */
+  private readonly traceLogger = {
+    debug: () => undefined,
+    log: (m: string) => this.log(m),
+    warn: (m: string) => this.log(`WARN ${m}`),
+    error: (m: string) => this.log(`ERROR ${m}`),
+  };
 
   traceLines(): string[] {
     return [...this.trace];
@@ -289,13 +402,32 @@ export class Cluster {
       case 'deliver': {
         const m = ev.msg;
         const n = this.nodes.get(m.to)!;
-        if (!n.node || !n.receiver || !this.net.connected(m.from, m.to)) return;
+        const t = ev.transfer;
+        if (t) t.copies--;
+        if (!n.node || !n.receiver || !this.net.connected(m.from, m.to)) {
+          if (t && t.copies === 0) this.reportSnapshot(t, true);
+          return;
+        }
         this.stats.delivered++;
         n.receiver([m]);
+        // The whole snapshot reached the peer (it travels inside the message).
+        if (t) this.reportSnapshot(t, false);
         return;
       }
       case 'persist':
         if (ev.node.incarnation === ev.incarnation) this.completeSave(ev.node);
+        return;
+      case 'snapshot-write':
+        if (ev.node.incarnation === ev.incarnation) this.completeSnapshotWrite(ev.node, ev.write);
+        return;
+      case 'install':
+        if (ev.node.incarnation === ev.incarnation) this.completeInstall(ev.node);
+        return;
+      case 'snapshot-status':
+        this.reportSnapshot(ev.transfer, ev.failed);
+        return;
+      case 'crash':
+        if (ev.node.incarnation === ev.incarnation && ev.node.crashScheduled === ev.token) this.crash(ev.node.id);
         return;
     }
   }
@@ -331,7 +463,118 @@ export class Cluster {
         const [lo, hi] = this.opts.persistDelay;
         this.queue.push(this.now + this.rng.range(lo, hi), { kind: 'persist', node: n, incarnation });
       },
+      createSnapshot: (metadata, view, done) => {
+        const write: PendingSnapshotWrite = { metadata, view, done, fails: false };
+        if (this.opts.snapshotWriteFailure > 0) write.fails = this.rng.chance(this.opts.snapshotWriteFailure);
+        n.pendingSnapshots.push(write);
+        const [lo, hi] = this.opts.snapshotDelay;
+        const delay = this.rng.range(lo, hi);
+        this.queue.push(this.now + delay, { kind: 'snapshot-write', node: n, incarnation, write });
+        if (n.crashDuring === 'snapshot-write' || this.crashDuringAny === 'snapshot-write') this.crashWithin(n, incarnation, delay);
+      },
+      compact: (index) => this.compact(n, index),
+      installSnapshot: (snapshot, done) => {
+        if (n.pendingInstall) throw new InvariantViolation(`${n.id}: a second install while one is in flight`);
+        if (n.pendingSave) throw new InvariantViolation(`${n.id}: an install while a save is in flight`);
+        // A disk fault armed for the next fsync hits the install's: the node stops, nothing installed.
+        n.pendingInstall = { snapshot, done, fails: n.diskFault };
+        n.diskFault = false;
+        this.log(`${n.id} installing snapshot ${snapshot.metadata.index}@${snapshot.metadata.term}`);
+        const [lo, hi] = this.opts.snapshotDelay;
+        const delay = this.rng.range(lo, hi);
+        this.queue.push(this.now + delay, { kind: 'install', node: n, incarnation });
+        if (n.crashDuring === 'install' || this.crashDuringAny === 'install') this.crashWithin(n, incarnation, delay);
+      },
+      snapshotContent: () => {
+        const snap = n.storage.snapshot();
+        if (snap.metadata.index === 0) throw new Error(`${n.id}: no snapshot to restore from`);
+        return decodeChunks(snap.data);
+      },
     };
+  }
+
+  /** The armed crash: at a random time until a write started now completes (`delay` from now). */
+  private crashWithin(n: SimNode, incarnation: number, delay: number): void {
+    n.crashDuring = undefined;
+    this.crashDuringAny = undefined;
+    const token = {};
+    n.crashScheduled = token;
+    // At `delay` itself the write completes first (it was queued first): a crash right after an install and
+    // before the save of the Ready's hard state, which the restart must tolerate.
+    this.queue.push(this.now + this.rng.int(delay + 1), { kind: 'crash', node: n, incarnation, token });
+  }
+
+  /**
+   * A snapshot write completes: the view is read now (the node applied more meanwhile, so a view that is
+   * not point-in-time shows), and the snapshot becomes the storage's newest unless one at or above its
+   * index is there already (an install landed meanwhile).
+   */
+  private completeSnapshotWrite(n: SimNode, w: PendingSnapshotWrite): void {
+    n.pendingSnapshots = n.pendingSnapshots.filter((p) => p !== w);
+    const { index, term, confState } = w.metadata;
+    if (w.fails) {
+      this.snapshotStats.failedWrites++;
+      this.log(`${n.id} snapshot write at ${index} failed`);
+      w.done(new Error(`simulated snapshot write failure on ${n.id} (ENOSPC)`));
+      return;
+    }
+    const chunks = [...w.view.chunks()];
+    const current = n.storage.snapshot().metadata.index;
+    if (index <= current) {
+      this.snapshotStats.refused++;
+      this.log(`${n.id} snapshot write at ${index} refused (stored snapshot ${current})`);
+      w.done(new Error(`snapshot at ${index} is not newer than the stored snapshot at ${current}`));
+      return;
+    }
+    this.checker.onSnapshotWritten(n.id, w.metadata, decodeState(chunks[0]));
+    const stored = n.storage.createSnapshot(index, confState, encodeChunks(chunks));
+    if (stored.metadata.term !== term) {
+      throw new InvariantViolation(`${n.id}: snapshot at ${index} says term ${term}, the log has ${stored.metadata.term}`);
+    }
+    this.snapshotStats.taken++;
+    this.log(`${n.id} snapshot taken at ${index}@${term}`);
+    w.done();
+  }
+
+  /** RaftStorage.compact: at once (best effort: an index the log already starts after is a no-op). */
+  private compact(n: SimNode, index: number): void {
+    this.checker.onCompact(n.id, index);
+    if (index < n.storage.firstIndex()) return;
+    n.storage.compact(index);
+    this.snapshotStats.compactions++;
+    this.log(`${n.id} compacted to ${index}`);
+  }
+
+  /** The install's write completes: the snapshot is the storage's and the log restarts after it. */
+  private completeInstall(n: SimNode): void {
+    const p = n.pendingInstall;
+    if (!p) return;
+    n.pendingInstall = undefined;
+    if (p.fails) {
+      this.log(`${n.id} install failed (disk fault)`);
+      p.done(new SimulatedDiskError(n.id));
+      return;
+    }
+    const meta = p.snapshot.metadata;
+    this.checker.onInstall(n.id, meta, decodeState(decodeChunks(p.snapshot.data)[0]));
+    try {
+      n.storage.applySnapshot(p.snapshot);
+    } catch (error) {
+      throw new InvariantViolation(`${n.id}: installing snapshot ${meta.index}: ${(error as Error).message}`);
+    }
+    this.snapshotStats.installs++;
+    n.installs++;
+    this.log(`${n.id} installed snapshot ${meta.index}@${meta.term}`);
+    p.done();
+  }
+
+  /** The one outcome of a MsgSnap, to the incarnation that sent it (a crashed sender hears nothing). */
+  private reportSnapshot(t: SnapshotTransfer, failed: boolean): void {
+    if (t.reported) return;
+    t.reported = true;
+    if (failed) this.snapshotStats.failed++;
+    else this.snapshotStats.delivered++;
+    if (t.from.incarnation === t.incarnation) t.from.snapshotStatus?.(t.to, failed);
   }
 
   /** The fsync of the node's pending save completes: its data is durable (or, on a disk fault, torn). */
@@ -372,24 +615,39 @@ export class Cluster {
       listen: (receiver: MessageReceiver) => (n.receiver = receiver),
       send: (messages: Message[]) => {
         if (n.incarnation !== incarnation) return;
-        for (const m of messages) this.send(m);
+        for (const m of messages) this.send(m, n, incarnation);
       },
       onUnreachable: () => {},
       peerName: (peer: NodeId) => peer,
+      onSnapshotStatus: (callback: (peer: NodeId, failed: boolean) => void) => {
+        if (n.incarnation === incarnation) n.snapshotStatus = callback;
+      },
     };
   }
 
   private stateMachineFor(n: SimNode): StateMachine {
-    const inner = this.opts.stateMachine?.(n.id);
-    return {
-      apply: (e: Entry) => {
-        this.checker.onApply(n.id, e);
-        n.smApplied = e.index;
-        const ident = entryIdent(e);
-        n.applied[e.index] = ident;
-        return inner ? inner.apply(e) : ident;
+    const sm = new SimStateMachine(
+      {
+        onApply: (e: Entry) => {
+          this.checker.onApply(n.id, e);
+          n.smApplied = e.index;
+          n.applied[e.index] = entryIdent(e);
+        },
+        onRestore: (state) => {
+          // The checker verifies the restored state against the committed entries 1..index.
+          this.checker.onRestore(n.id, state);
+          if (n.starting) this.snapshotStats.restoredAtStart++;
+          else this.snapshotStats.restoredAtInstall++;
+          n.smApplied = state.index;
+          // The server holds those entries' effects: record them as applied (the lab's nCommitted counts them).
+          for (let i = 1; i <= state.index; i++) if (n.applied[i] === undefined) n.applied[i] = this.checker.appliedIdentAt(i)!;
+          this.log(`${n.id} state machine restored at ${state.index}`);
+        },
       },
-    };
+      this.opts.stateMachine?.(n.id),
+    );
+    n.sm = sm;
+    return sm;
   }
 
   private onReady(n: SimNode, rd: Ready): void {
@@ -399,7 +657,8 @@ export class Cluster {
       rd.entries.length === 0 &&
       rd.committedEntries.length === 0 &&
       rd.messages.length === 0 &&
-      rd.readStates.length === 0
+      rd.readStates.length === 0 &&
+      !rd.snapshot
     ) {
       throw new InvariantViolation(`${n.id}: hasReady() was true but the Ready is empty (at t=${this.now})`);
     }
@@ -411,7 +670,7 @@ export class Cluster {
     }
   }
 
-  private send(m: Message): void {
+  private send(m: Message, from: SimNode, incarnation: number): void {
     this.stats.sent++;
     this.stats.byType.set(m.type, (this.stats.byType.get(m.type) ?? 0) + 1);
     this.checker.onSend(m);
@@ -422,8 +681,31 @@ export class Cluster {
       Object.freeze(m.entries);
       for (const e of m.entries) if (!Object.isFrozen(e)) Object.freeze(e);
     }
-    if (!this.net.connected(m.from, m.to) || (this.dropIf && this.dropIf(m))) return;
-    for (const at of this.net.fate(m.from, m.to, this.now)) this.queue.push(at, { kind: 'deliver', msg: m });
+    let transfer: SnapshotTransfer | undefined;
+    if (m.snapshot) {
+      // The snapshot is the sender's stored one, shared with the receiver's storage once installed.
+      Object.freeze(m.snapshot);
+      Object.freeze(m.snapshot.metadata);
+      Object.freeze(m.snapshot.metadata.confState);
+      this.snapshotStats.sent++;
+      transfer = { from, incarnation, to: m.to, copies: 0, reported: false };
+      this.log(`${m.from} sends snapshot ${m.snapshot.metadata.index}@${m.snapshot.metadata.term} to ${m.to}`);
+    }
+    const times = !this.net.connected(m.from, m.to) || (this.dropIf && this.dropIf(m)) ? [] : this.net.fate(m.from, m.to, this.now);
+    if (transfer) {
+      transfer.copies = times.length;
+      // A transfer that went nowhere fails, as a real one does after its connection fails, not inside send().
+      if (times.length === 0) this.queue.push(this.now + 1, { kind: 'snapshot-status', transfer, failed: true });
+    }
+    for (const at of times) this.queue.push(at, { kind: 'deliver', msg: m, transfer });
+  }
+
+  /**
+   * Delivers a copy of a message sent earlier, now (a scenario replays an old MsgSnap this way). It goes
+   * through the network's connectivity check like any delivery; it gets no snapshot outcome of its own.
+   */
+  deliverLate(m: Message): void {
+    this.queue.push(this.now, { kind: 'deliver', msg: m });
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -435,18 +717,44 @@ export class Cluster {
     const n = this.node(id);
     if (!n.node) return;
     if (n.pendingSave) this.persistTorn(n, n.pendingSave);
-    this.log(`${id} crash`);
+    // A snapshot write or an install in progress is lost whole: nothing of it is durable.
+    if (n.pendingSnapshots.length > 0) this.snapshotStats.crashesDuringWrite++;
+    if (n.pendingInstall) this.snapshotStats.crashesDuringInstall++;
+    const during = `${n.pendingSnapshots.length > 0 ? ' during a snapshot write' : ''}${n.pendingInstall ? ' during an install' : ''}`;
+    this.log(`${id} crash${during}`);
     this.halt(n);
   }
 
   private halt(n: SimNode): void {
     n.node = undefined;
     n.receiver = undefined;
+    n.snapshotStatus = undefined;
+    n.sm = undefined;
     n.pendingSave = undefined;
+    n.pendingSnapshots = [];
+    n.pendingInstall = undefined;
+    n.crashDuring = undefined;
     n.diskFault = false;
     n.incarnation++;
     n.smApplied = 0;
     this.checker.onCrash(n.id);
+  }
+
+  /**
+   * A node crashes in the middle of its next snapshot write (`snapshot-write`) or its next install of a
+   * leader's snapshot (`install`), whenever that comes: the write is lost whole. `id` undefined: the next
+   * such write on any node. Cleared by that node's crash, and by settle().
+   */
+  crashDuringNext(what: 'snapshot-write' | 'install', id?: NodeId): void {
+    if (id === undefined) {
+      this.log(`armed: the next ${what} crashes its node`);
+      this.crashDuringAny = what;
+      return;
+    }
+    const n = this.node(id);
+    if (!n.node) return;
+    this.log(`${id} armed to crash during its next ${what}`);
+    n.crashDuring = what;
   }
 
   /** The next fsync of `id` fails: the node stops as the real one does (and a supervisor may restart it). */
@@ -473,6 +781,8 @@ export class Cluster {
         electionTick: o.electionTick,
         heartbeatTick: o.heartbeatTick,
         requestTimeoutMs: o.requestTimeoutTicks * TICK,
+        snapshotEntries: o.snapshotEntries,
+        snapshotCatchUpEntries: o.snapshotCatchUpEntries,
         random: () => rng.next(),
         tuning: {
           preVote: o.preVote,
@@ -495,13 +805,26 @@ export class Cluster {
         stateMachine: this.stateMachineFor(n),
         clock: this.clockFor(n, incarnation),
         observer: { onReady: (rd) => this.onReady(n, rd) },
+        logger: this.opts.traceSize > 0 ? this.traceLogger : undefined,
       },
     );
     n.node = node;
     const hs = n.storage.initialState().hardState;
     this.checker.onRestart(id, hs.term, hs.vote, 0);
-    this.log(`${id} restart term=${hs.term} vote=${hs.vote} commit=${hs.commit} last=${n.storage.lastIndex()}`);
-    node.start();
+    this.log(
+      `${id} restart term=${hs.term} vote=${hs.vote} commit=${hs.commit} first=${n.storage.firstIndex()} last=${n.storage.lastIndex()}` +
+        ` snapshot=${n.storage.snapshot().metadata.index}`,
+    );
+    n.starting = true;
+    try {
+      node.start();
+    } finally {
+      n.starting = false;
+    }
+    // The simulator's storage hands the snapshot's content synchronously: the node is up when start() returns.
+    if (n.storage.snapshot().metadata.index > 0 && n.smApplied !== n.storage.snapshot().metadata.index) {
+      throw new InvariantViolation(`${id}: started without restoring its state machine from the snapshot`);
+    }
   }
 
   disconnect(id: NodeId): void {
@@ -731,11 +1054,15 @@ export class Cluster {
    */
   settle(stallTicks = 600): void {
     this.heal();
+    this.crashDuringAny = undefined;
     this.setNetwork(RELIABLE);
     for (const n of this.nodes.values()) {
       // Disk faults armed earlier would stop a node after the restart below, and it would stay down.
       n.diskFault = false;
       if (n.pendingSave) n.pendingSave.fails = false;
+      if (n.pendingInstall) n.pendingInstall.fails = false;
+      n.crashDuring = undefined;
+      n.crashScheduled = undefined;
     }
     for (const id of this.ids) this.restart(id);
     let probe: { index: number; ident: number } | undefined;

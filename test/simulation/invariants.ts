@@ -1,4 +1,4 @@
-import { Entry, Message, MessageType, None, NodeId, Ready, StateType } from '@app/consensus';
+import { Entry, Message, MessageType, None, NodeId, Ready, SnapshotMetadata, StateType } from '@app/consensus';
 
 /** A broken Raft safety property. The message says which one, where and when. */
 export class InvariantViolation extends Error {
@@ -21,7 +21,9 @@ export function entryIdent(e: Entry): number {
   return (h >>> 0) || 1;
 }
 
-const HASH_SEED = 0x811c9dc5;
+/** Hash of the empty log prefix (index 0), the start of every chain. */
+export const EMPTY_PREFIX_HASH = 0x811c9dc5;
+const HASH_SEED = EMPTY_PREFIX_HASH;
 
 /**
  * Hash of a log prefix, extended one entry at a time. Two logs with equal hashes at index i hold the same
@@ -38,8 +40,16 @@ export function chainHash(prev: number, term: number, ident: number): number {
 
 /** What the checker knows of one node: its durable log (as hashes) and what its Readies said. */
 class NodeTrack {
-  /** durable[i] = hash of the durable log prefix up to i; durable[0] is the empty prefix. */
-  durable: number[] = [HASH_SEED];
+  /**
+   * The durable log from the compaction point `base` on: hashes[k] is the hash of the prefix up to index
+   * base + k, terms[k] that entry's term. Entries at or below `base` are gone (compacted, or replaced by an
+   * installed snapshot); the entry at `base` is the snapshot's (or the compacted one's) and still known.
+   */
+  hashes: number[] = [HASH_SEED];
+  terms: number[] = [0];
+  base = 0;
+  /** Index of the node's newest durable snapshot (0: none). Always at or above `base`. */
+  snap = 0;
   term = 0;
   vote: NodeId = None;
   state: StateType = StateType.Follower;
@@ -49,7 +59,42 @@ class NodeTrack {
   applied = 0;
 
   get durableLast(): number {
-    return this.durable.length - 1;
+    return this.base + this.hashes.length - 1;
+  }
+
+  /** Hash of the durable prefix up to i; undefined outside [base, durableLast]. */
+  hash(i: number): number | undefined {
+    return i < this.base ? undefined : this.hashes[i - this.base];
+  }
+
+  termAt(i: number): number | undefined {
+    return i < this.base ? undefined : this.terms[i - this.base];
+  }
+
+  /** Keeps the durable log up to index last (at or above base). */
+  truncateAfter(last: number): void {
+    this.hashes.length = last - this.base + 1;
+    this.terms.length = last - this.base + 1;
+  }
+
+  push(hash: number, term: number): void {
+    this.hashes.push(hash);
+    this.terms.push(term);
+  }
+
+  /** The log now starts after `index` (its hash and term kept as the new base). */
+  compactTo(index: number): void {
+    if (index <= this.base) return;
+    this.hashes = this.hashes.slice(index - this.base);
+    this.terms = this.terms.slice(index - this.base);
+    this.base = index;
+  }
+
+  /** The log is replaced by a snapshot at `index`, whose prefix hash and term are given. */
+  resetTo(index: number, hash: number, term: number): void {
+    this.hashes = [hash];
+    this.terms = [term];
+    this.base = index;
   }
 }
 
@@ -64,17 +109,21 @@ export interface ReadyHashes {
  * visible state changes; each check costs O(1) or O(entries involved), so it runs after every step.
  *
  * Properties (Raft paper, Figure 3, plus the ones the driver contract adds):
- * - Election Safety: at most one leader per term (from Readies and from who sends MsgApp/MsgHeartbeat),
- *   and no node grants two different votes in one term, across crashes.
+ * - Election Safety: at most one leader per term (from Readies and from who sends MsgApp/MsgHeartbeat/
+ *   MsgSnap), and no node grants two different votes in one term, across crashes.
  * - Leader Append-Only: a leader never overwrites or deletes entries of its log during its term.
  * - Log Matching: two durable entries with the same index and term have identical prefixes, on any nodes
- *   at any times.
- * - Leader Completeness: a new leader's log contains every entry committed so far.
+ *   at any times (only entries a node still holds are compared: compacted ones are gone).
+ * - Leader Completeness: a new leader's log contains every entry committed so far (up to its snapshot).
  * - State Machine Safety: no two nodes apply different entries at an index; nodes apply in order, only
- *   committed entries.
+ *   committed entries. A snapshot (taken, sent, installed) at index S has the term of the committed entry
+ *   S, and the state a node restores from one (at install, at restart) is the state after applying exactly
+ *   the committed entries 1..S.
  * - Durability: every committed entry is durable on a quorum when its commit is first reported, and
- *   every acknowledged proposal is durable on a quorum when acknowledged; committed entries never vanish
- *   from or change in a node's durable log.
+ *   every acknowledged proposal is durable on a quorum when acknowledged (an entry covered by a node's
+ *   durable snapshot counts as durable there); committed entries never vanish from or change in a node's
+ *   durable log, nor are they discarded by installing a snapshot. The log is never compacted beyond the
+ *   node's newest snapshot.
  */
 export class InvariantChecker {
   private readonly nodes = new Map<NodeId, NodeTrack>();
@@ -82,10 +131,13 @@ export class InvariantChecker {
   private readonly votes = new Map<string, NodeId>();
   /** Hash of every durable (index, term) ever seen: the Log Matching witness. */
   private readonly entryHashes = new Map<number, number>();
-  /** committed[i] = hash of the committed prefix up to i. */
+  /** committed[i] = hash of the committed prefix up to i; committedTerms[i] = term of committed entry i. */
   private readonly committed: number[] = [HASH_SEED];
+  private readonly committedTerms: number[] = [0];
   /** Identity (term:ident) of the entry applied at each index. */
   private readonly appliedIdent: string[] = [''];
+  /** entryIdent() of the entry applied at each index (what SimNode.applied records). */
+  private readonly appliedIdentNumber: number[] = [0];
   private readonly quorum: number;
   now = 0;
 
@@ -99,6 +151,16 @@ export class InvariantChecker {
     return this.committed.length - 1;
   }
 
+  /** Hash of the committed prefix up to i (the state a correct state machine has at i), if committed. */
+  committedHash(i: number): number | undefined {
+    return this.committed[i];
+  }
+
+  /** entryIdent() of the committed entry at i, once some node applied it. */
+  appliedIdentAt(i: number): number | undefined {
+    return this.appliedIdentNumber[i];
+  }
+
   private fail(what: string): never {
     throw new InvariantViolation(`${what} (at t=${this.now})`);
   }
@@ -107,7 +169,7 @@ export class InvariantChecker {
     return this.nodes.get(id)!;
   }
 
-  /** A node (re)started from its durable storage. */
+  /** A node (re)started from its durable storage (its state machine is restored from its snapshot next). */
   onRestart(id: NodeId, term: number, vote: NodeId, durableApplied: number): void {
     const t = this.track(id);
     t.term = term;
@@ -127,24 +189,36 @@ export class InvariantChecker {
   onReady(id: NodeId, rd: Ready): ReadyHashes {
     const t = this.track(id);
     const ents = rd.entries;
+    const snap = rd.snapshot?.metadata;
+    if (snap) this.checkSnapshotMetadata(id, snap, 'received');
+    // With a snapshot the Ready's entries follow it: the node's log is about to be the snapshot alone.
+    const prevLast = snap ? snap.index : t.durableLast;
+    const prevHash = (i: number): number | undefined => (snap ? (i === snap.index ? this.committed[i] : undefined) : t.hash(i));
+    const prevTerm = (i: number): number | undefined => (snap ? (i === snap.index ? snap.term : undefined) : t.termAt(i));
     const first = ents.length > 0 ? ents[0].index : t.viewLast + 1;
+    const hashes: number[] = new Array(ents.length);
     if (ents.length > 0) {
-      if (first > t.durableLast + 1) this.fail(`${id}: Ready entries start at ${first}, after durable last ${t.durableLast}`);
+      if (first > prevLast + 1) this.fail(`${id}: Ready entries start at ${first}, after durable last ${prevLast}`);
       for (let k = 1; k < ents.length; k++) {
         if (ents[k].index !== first + k) this.fail(`${id}: Ready entries are not consecutive at ${ents[k].index}`);
       }
+      let h = prevHash(first - 1);
+      if (h === undefined) this.fail(`${id}: Ready entries start at ${first}, at or below its log's start ${snap ? snap.index : t.base}`);
+      for (let k = 0; k < ents.length; k++) {
+        h = chainHash(h, ents[k].term, entryIdent(ents[k]));
+        hashes[k] = h;
+      }
     }
-    const hashes: number[] = new Array(ents.length);
-    let h = ents.length > 0 ? t.durable[first - 1] : 0;
-    for (let k = 0; k < ents.length; k++) {
-      h = chainHash(h, ents[k].term, entryIdent(ents[k]));
-      hashes[k] = h;
-    }
-    const viewLast = ents.length > 0 ? ents[ents.length - 1].index : t.durableLast;
+    const viewLast = ents.length > 0 ? ents[ents.length - 1].index : prevLast;
     const viewHash = (i: number): number | undefined => {
       if (i > viewLast) return undefined;
       if (ents.length > 0 && i >= first) return hashes[i - first];
-      return t.durable[i];
+      return prevHash(i);
+    };
+    const viewTerm = (i: number): number | undefined => {
+      if (i > viewLast) return undefined;
+      if (ents.length > 0 && i >= first) return ents[i - first].term;
+      return prevTerm(i);
     };
 
     const wasLeaderTerm = t.state === StateType.Leader ? t.term : -1;
@@ -185,7 +259,11 @@ export class InvariantChecker {
         this.fail(`${id}: committed prefix at ${known} differs from the cluster's`);
       }
       for (let i = g + 1; i <= c; i++) {
-        this.committed.push(viewHash(i)!);
+        const h = viewHash(i);
+        const term = viewTerm(i);
+        if (h === undefined || term === undefined) this.fail(`${id}: reports commit ${c} but no longer holds entry ${i}`);
+        this.committed.push(h);
+        this.committedTerms.push(term);
         this.checkDurableOnQuorum(i, `commit ${c} reported by ${id}`);
       }
     }
@@ -196,7 +274,8 @@ export class InvariantChecker {
   private checkDurableOnQuorum(i: number, what: string): void {
     const want = this.committed[i];
     let n = 0;
-    for (const t of this.nodes.values()) if (t.durable[i] === want) n++;
+    // A durable snapshot at or above i holds entry i's effect (checked to be the committed state).
+    for (const t of this.nodes.values()) if (i <= t.snap || t.hash(i) === want) n++;
     if (n < this.quorum) this.fail(`durability: entry ${i} of ${what} is durable on ${n} nodes, quorum is ${this.quorum}`);
   }
 
@@ -205,26 +284,30 @@ export class InvariantChecker {
     if (count === 0) return;
     const t = this.track(id);
     const first = ents[0].index;
+    // Entries at or below the compaction point are ignored by the storage (MemoryStorage.append).
+    const skip = Math.max(0, t.base + 1 - first);
+    if (skip >= count) return;
+    const from = first + skip;
     const prevLast = t.durableLast;
     const lastNew = first + count - 1;
     const g = this.commitIndex;
-    if (first > prevLast + 1) this.fail(`${id}: durable log gap: append at ${first} after ${prevLast}`);
+    if (from > prevLast + 1) this.fail(`${id}: durable log gap: append at ${from} after ${prevLast}`);
     // Committed entries this node holds must survive the write: a node never loses or changes an entry of
     // its committed prefix (the new entries may differ from the committed ones only above that prefix,
     // e.g. when a lagging node takes entries from a deposed leader).
     const top = Math.min(prevLast, g);
-    if (first <= top) {
+    if (from <= top) {
       const held = this.heldCommittedPrefix(t, top);
-      if (held >= first) {
-        if (lastNew < held) this.fail(`${id}: persisting entries ${first}..${lastNew} truncates committed entries up to ${held}`);
-        if (rh.hashes[held - first] !== this.committed[held]) this.fail(`${id}: persisting entries from ${first} overwrites committed entry ${held}`);
+      if (held >= from) {
+        if (lastNew < held) this.fail(`${id}: persisting entries ${from}..${lastNew} truncates committed entries up to ${held}`);
+        if (rh.hashes[held - first] !== this.committed[held]) this.fail(`${id}: persisting entries from ${from} overwrites committed entry ${held}`);
       }
     }
-    t.durable.length = first;
-    for (let k = 0; k < count; k++) {
+    t.truncateAfter(from - 1);
+    for (let k = skip; k < count; k++) {
       const e = ents[k];
       const h = rh.hashes[k];
-      t.durable.push(h);
+      t.push(h, e.term);
       if (e.term >= 1 << 20) this.fail('term too large for the checker');
       const key = e.index * (1 << 20) + e.term;
       const seen = this.entryHashes.get(key);
@@ -234,13 +317,16 @@ export class InvariantChecker {
     if (t.viewLast < t.durableLast) t.viewLast = t.durableLast;
   }
 
-  /** Largest i <= top with durable[i] === committed[i]; matching is prefix-closed, so binary search. */
+  /**
+   * Largest i in [base, top] with hash(i) === committed[i]; matching is prefix-closed, so binary search.
+   * The entry at base always matches: it is covered by a snapshot, or is the empty prefix.
+   */
   private heldCommittedPrefix(t: NodeTrack, top: number): number {
-    let lo = 0;
+    let lo = t.base;
     let hi = top;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
-      if (t.durable[mid] === this.committed[mid]) lo = mid;
+      if (t.hash(mid) === this.committed[mid]) lo = mid;
       else hi = mid - 1;
     }
     return lo;
@@ -252,15 +338,74 @@ export class InvariantChecker {
     if (e.index !== t.applied + 1) this.fail(`${id}: applied ${e.index} after ${t.applied} (out of order)`);
     t.applied = e.index;
     if (e.index > this.commitIndex) this.fail(`${id}: applied ${e.index} beyond the commit index ${this.commitIndex}`);
-    if (t.durable[e.index] !== this.committed[e.index]) this.fail(`${id}: applied entry ${e.index} is not the committed one`);
+    if (t.hash(e.index) !== this.committed[e.index]) this.fail(`${id}: applied entry ${e.index} is not the committed one`);
     const ident = `${e.term}:${entryIdent(e)}`;
     const prev = this.appliedIdent[e.index];
     if (prev === undefined) {
       if (e.index !== this.appliedIdent.length) this.fail(`${id}: applied ${e.index} with a gap in the applied log`);
       this.appliedIdent.push(ident);
+      this.appliedIdentNumber.push(entryIdent(e));
     } else if (prev !== ident) {
       this.fail(`state machine safety: ${id} applied ${ident} at ${e.index}, another node applied ${prev}`);
     }
+  }
+
+  /** A snapshot's metadata names a committed entry: index at or below the commit index, and its term. */
+  private checkSnapshotMetadata(id: NodeId, m: SnapshotMetadata, what: string): void {
+    if (m.index > this.commitIndex) this.fail(`${id}: ${what} snapshot at ${m.index} beyond the commit index ${this.commitIndex}`);
+    if (m.term !== this.committedTerms[m.index]) {
+      const want = this.committedTerms[m.index];
+      this.fail(`${id}: ${what} snapshot at ${m.index} has term ${m.term}, the committed entry ${m.index} has term ${want}`);
+    }
+  }
+
+  /** The state a snapshot holds (or a state machine was restored to) is the committed prefix's. */
+  private checkState(id: NodeId, index: number, state: { index: number; hash: number }, what: string): void {
+    if (state.index !== index) this.fail(`${id}: ${what}: the content is the state at ${state.index}, not at ${index}`);
+    if (state.index > this.commitIndex || state.hash !== this.committed[state.index]) {
+      this.fail(`state machine safety: ${id}: ${what}: the state at ${state.index} is not that of the committed entries 1..${state.index}`);
+    }
+  }
+
+  /** The node's snapshot write completed: `state` is the content's simulator state. */
+  onSnapshotWritten(id: NodeId, m: SnapshotMetadata, state: { index: number; hash: number }): void {
+    const t = this.track(id);
+    this.checkSnapshotMetadata(id, m, 'taken');
+    this.checkState(id, m.index, state, `snapshot taken at ${m.index}`);
+    if (m.index <= t.snap) this.fail(`${id}: snapshot at ${m.index} stored over a newer one at ${t.snap}`);
+    t.snap = m.index;
+  }
+
+  /** The node's storage released its log up to `index`. */
+  onCompact(id: NodeId, index: number): void {
+    const t = this.track(id);
+    if (index > t.snap) this.fail(`${id}: log compacted to ${index}, beyond its newest snapshot at ${t.snap}`);
+    t.compactTo(index);
+  }
+
+  /** A snapshot from the leader became durable on the node: its log is now the snapshot alone. */
+  onInstall(id: NodeId, m: SnapshotMetadata, state: { index: number; hash: number }): void {
+    const t = this.track(id);
+    this.checkSnapshotMetadata(id, m, 'installed');
+    this.checkState(id, m.index, state, `snapshot installed at ${m.index}`);
+    if (m.index <= t.snap) this.fail(`${id}: installed snapshot at ${m.index} over a newer one at ${t.snap}`);
+    // The core installs only when its log does not hold the snapshot's last entry: then no entry beyond it
+    // can be a committed one (Log Matching), and discarding the log loses nothing committed.
+    const top = Math.min(t.durableLast, this.commitIndex);
+    if (top > m.index) {
+      const held = this.heldCommittedPrefix(t, top);
+      if (held > m.index) this.fail(`${id}: installing the snapshot at ${m.index} discards committed entries up to ${held}`);
+    }
+    t.resetTo(m.index, this.committed[m.index], m.term);
+    t.snap = m.index;
+  }
+
+  /** The node's state machine was restored from its newest snapshot (at install, or at restart). */
+  onRestore(id: NodeId, state: { index: number; hash: number }): void {
+    const t = this.track(id);
+    this.checkState(id, t.snap, state, `state machine restored from the snapshot at ${t.snap}`);
+    if (state.index < t.applied) this.fail(`${id}: restoring moved its state machine back from ${t.applied} to ${state.index}`);
+    t.applied = state.index;
   }
 
   /** A client was told its proposal at `index` succeeded. */
@@ -268,12 +413,16 @@ export class InvariantChecker {
     this.checkDurableOnQuorum(index, 'an acknowledged proposal');
   }
 
-  /** Leadership as seen on the wire: only the leader of a term sends MsgApp/MsgHeartbeat in it. */
+  /** Leadership as seen on the wire: only the leader of a term sends MsgApp/MsgHeartbeat/MsgSnap in it. */
   onSend(m: Message): void {
     if (m.type === MessageType.MsgApp || m.type === MessageType.MsgHeartbeat || m.type === MessageType.MsgSnap) {
       const other = this.leaders.get(m.term);
       if (other !== undefined && other !== m.from) this.fail(`election safety: ${other} and ${m.from} both act as leader in term ${m.term}`);
       if (other === undefined) this.leaders.set(m.term, m.from);
+      if (m.type === MessageType.MsgSnap) {
+        if (!m.snapshot) this.fail(`${m.from}: MsgSnap to ${m.to} without a snapshot`);
+        this.checkSnapshotMetadata(m.from, m.snapshot.metadata, `sent ${m.to} a`);
+      }
     } else if (m.type === MessageType.MsgVoteResp && !m.reject) {
       const key = `${m.from}@${m.term}`;
       const prev = this.votes.get(key);

@@ -33,9 +33,26 @@ interface Report {
   unknown: number;
   checkMs: number;
   maxCheckMs: number;
+  /** Snapshots taken, compactions, snapshots installed (over all seeds). */
+  taken: number;
+  compactions: number;
+  installs: number;
 }
 
-const empty = (): Report => ({ seeds: 0, failures: [], undecided: [], ops: 0, ok: 0, fail: 0, unknown: 0, checkMs: 0, maxCheckMs: 0 });
+const empty = (): Report => ({
+  seeds: 0,
+  failures: [],
+  undecided: [],
+  ops: 0,
+  ok: 0,
+  fail: 0,
+  unknown: 0,
+  checkMs: 0,
+  maxCheckMs: 0,
+  taken: 0,
+  compactions: 0,
+  installs: 0,
+});
 
 async function runJob(job: Job): Promise<Report> {
   const r = empty();
@@ -49,6 +66,9 @@ async function runJob(job: Job): Promise<Report> {
       r.unknown += s.unknown;
       r.checkMs += s.checkMs;
       r.maxCheckMs = Math.max(r.maxCheckMs, s.checkMs);
+      r.taken += s.snapshots.taken;
+      r.compactions += s.snapshots.compactions;
+      r.installs += s.snapshots.installs;
       if (s.verdict !== 'linearizable') r.undecided.push(seed);
     } catch (e) {
       r.failures.push({ seed, message: (e as Error).message });
@@ -105,6 +125,9 @@ async function main(): Promise<void> {
       unknown: a.unknown + r.unknown,
       checkMs: a.checkMs + r.checkMs,
       maxCheckMs: Math.max(a.maxCheckMs, r.maxCheckMs),
+      taken: a.taken + r.taken,
+      compactions: a.compactions + r.compactions,
+      installs: a.installs + r.installs,
     }),
     empty(),
   );
@@ -112,7 +135,8 @@ async function main(): Promise<void> {
   console.log(
     `kv-soak: ${t.seeds} seeds in ${secs.toFixed(1)} s (${(t.seeds / secs).toFixed(1)} seeds/s), ${t.failures.length} failed, ` +
       `${t.undecided.length} undecided (check budget); ${t.ops} operations: ${t.ok} ok, ${t.fail} failed, ${t.unknown} unknown; ` +
-      `checker ${(t.checkMs / 1000).toFixed(1)} s in all, at most ${t.maxCheckMs} ms per history`,
+      `checker ${(t.checkMs / 1000).toFixed(1)} s in all, at most ${t.maxCheckMs} ms per history; ` +
+      `${t.taken} snapshots taken, ${t.compactions} compactions, ${t.installs} snapshots installed`,
   );
   if (t.undecided.length > 0) console.log(`undecided seeds: ${t.undecided.sort((a, b) => a - b).join(', ')}`);
   for (const f of t.failures.sort((a, b) => a.seed - b.seed)) console.error(`\n${f.message}`);

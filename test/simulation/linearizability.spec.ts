@@ -17,7 +17,7 @@ import { KvFaults, KvLinearizabilityError, KvRunOptions, KvRunSummary, runKvClie
 
 const RANDOM_SEEDS = 80;
 const CHUNK = 20;
-const DEPOSED_SEEDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+const DEPOSED_SEEDS = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
 
 const only = process.env.SIM_SEED === undefined ? undefined : Number(process.env.SIM_SEED);
 const onlyFaults = (process.env.SIM_FAULTS ?? 'random') as KvFaults;
@@ -58,7 +58,8 @@ function describeRun(s: KvRunSummary): string {
   return (
     `seed ${s.seed}: ${s.size} nodes, ${s.clients} clients, ${s.keys} key(s); ${s.ops} operations ` +
     `(${s.ok} ok, ${s.fail} failed, ${s.unknown} unknown) in ${s.time} time units; ${s.verdict} (checked in ${s.checkMs} ms); ` +
-    `failures and unknowns by cause: ${JSON.stringify(s.reasons)}`
+    `failures and unknowns by cause: ${JSON.stringify(s.reasons)}; snapshots ${s.snapshots.taken} taken, ` +
+    `${s.snapshots.compactions} compactions, ${s.snapshots.installs} installed`
   );
 }
 
@@ -93,6 +94,10 @@ describe('client histories in the simulator are linearizable', () => {
       expect(sum((r) => r.ok)).toBeGreaterThan(100 * runs.length);
       expect(sum((r) => r.unknown)).toBeGreaterThan(0);
       expect(sum((r) => r.fail)).toBeGreaterThan(0);
+      // Under snapshots: the KV state went through snapshots, compactions and installs on the way.
+      expect(sum((r) => r.snapshots.compactions)).toBeGreaterThanOrEqual(runs.length);
+      expect(sum((r) => r.snapshots.installs)).toBeGreaterThanOrEqual(3);
+      expect(sum((r) => r.snapshots.restoredAtStart)).toBeGreaterThan(0);
     }, 60_000);
   }
 
@@ -110,6 +115,7 @@ describe('a deposed leader (isolated with its clients, check-quorum off so it ke
   it('the real read path (ReadIndex) stays linearizable', async () => {
     const runs = await runSeeds(DEPOSED_SEEDS, deposed);
     expect(runs.filter((r) => r.verdict !== 'linearizable').map(describeRun)).toEqual([]);
+    expect(runs.reduce((a, r) => a + r.snapshots.installs, 0)).toBeGreaterThan(0);
   }, 60_000);
 
   it('a read path without ReadIndex serves stale reads, and the checker reports a violation', async () => {

@@ -1,4 +1,4 @@
-import { Cluster, ClusterOptions } from './cluster';
+import { Cluster, ClusterOptions, SnapshotStats } from './cluster';
 import { NetworkConfig, RELIABLE, UNRELIABLE } from './network';
 import { Rng } from './rng';
 
@@ -12,6 +12,7 @@ export interface ScheduleSummary {
   messages: number;
   /** Virtual time at the end (time units). */
   time: number;
+  snapshots: SnapshotStats;
 }
 
 export type ScheduleLength = 'normal' | 'long';
@@ -26,7 +27,9 @@ export function replayCommand(seed: number, length: ScheduleLength = 'normal'): 
 
 /**
  * Draws a cluster configuration from the seed: size, timeouts, pre-vote/check-quorum, flow-control limits,
- * driver modes, persistence latency, torn writes, state machine durability and network quality.
+ * driver modes, persistence latency, torn writes, state machine durability, network quality, and snapshots
+ * (every 5 to 20 applied entries, 0 to 5 entries kept behind them, writes that take time and sometimes
+ * fail), so that logs are compacted and lagging nodes are caught up by InstallSnapshot under every fault.
  */
 export function randomClusterOptions(seed: number, rng: Rng): ClusterOptions {
   const size = rng.pick([1, 2, 3, 3, 3, 3, 4, 5, 5, 5]);
@@ -45,6 +48,10 @@ export function randomClusterOptions(seed: number, rng: Rng): ClusterOptions {
     persistDelay: [0, rng.pick([0, 2, 5, 20])],
     net: rng.pick([RELIABLE, UNRELIABLE, UNRELIABLE, LOSSY, SLOW]),
     tornWrites: rng.chance(0.5),
+    snapshotEntries: rng.pick([5, 5, 6, 8, 10, 15, 20]),
+    snapshotCatchUpEntries: rng.pick([0, 0, 1, 2, 5]),
+    snapshotDelay: [1, rng.pick([2, 10, 30])],
+    snapshotWriteFailure: rng.pick([0, 0, 0.1, 0.3]),
   };
 }
 
@@ -58,7 +65,8 @@ export function randomClusterOptions(seed: number, rng: Rng): ClusterOptions {
 export function runRandomSchedule(seed: number, length: ScheduleLength = 'normal'): ScheduleSummary {
   const rng = new Rng(seed ^ 0x5eed5eed);
   const opts = randomClusterOptions(seed, rng);
-  const c = new Cluster({ ...opts, traceSize: 60 });
+  // SIM_TRACE=<lines> keeps a longer trace (node log lines included) when replaying a seed.
+  const c = new Cluster({ ...opts, traceSize: Number(process.env.SIM_TRACE ?? 60) });
   try {
     const rounds = length === 'long' ? 150 : 40;
     const ids = c.ids;
@@ -78,6 +86,7 @@ export function runRandomSchedule(seed: number, length: ScheduleLength = 'normal
       readsServed,
       messages: c.stats.sent,
       time: c.now,
+      snapshots: { ...c.snapshotStats },
     };
   } catch (e) {
     const err = e as Error;
@@ -139,6 +148,11 @@ export function chaos(c: Cluster, rng: Rng): void {
     // A disk fault: the node's next fsync fails (torn when torn writes are on) and the node stops, as the
     // real one exits; a later round restarts it, as a supervisor would.
     if (alive.length > 0) c.failNextSync(rng.pick(alive));
+  } else if (roll < 0.67) {
+    // A crash in the middle of a node's next snapshot write, or of the next install of a leader's snapshot
+    // on any node (whenever that comes): the write is lost whole; a later round restarts the node.
+    if (rng.chance(0.5)) c.crashDuringNext('install');
+    else if (alive.length > 0) c.crashDuringNext('snapshot-write', rng.pick(alive));
   }
 }
 

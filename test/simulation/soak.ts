@@ -13,6 +13,7 @@
 import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { integerOption, parseCommandLine, withUsage } from '../../scripts/lib/cli';
+import { SnapshotStats } from './cluster';
 import { runRandomSchedule, ScheduleLength } from './random-schedule';
 
 interface Job {
@@ -30,10 +31,17 @@ interface Report {
   acked: number;
   readsServed: number;
   messages: number;
+  snapshots: Partial<SnapshotStats>;
+}
+
+function addStats(a: Partial<SnapshotStats>, b: Partial<SnapshotStats>): Partial<SnapshotStats> {
+  const out: Partial<SnapshotStats> = { ...a };
+  for (const [k, v] of Object.entries(b) as [keyof SnapshotStats, number][]) out[k] = (out[k] ?? 0) + v;
+  return out;
 }
 
 function runJob(job: Job, progress?: (done: number) => void): Report {
-  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0 };
+  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {} };
   for (let i = job.offset; i < job.count; i += job.stride) {
     const seed = job.start + i;
     try {
@@ -42,6 +50,7 @@ function runJob(job: Job, progress?: (done: number) => void): Report {
       report.acked += s.acked;
       report.readsServed += s.readsServed;
       report.messages += s.messages;
+      report.snapshots = addStats(report.snapshots, s.snapshots);
     } catch (e) {
       report.failures.push({ seed, message: (e as Error).message });
     }
@@ -132,14 +141,23 @@ async function main(): Promise<void> {
       acked: a.acked + r.acked,
       readsServed: a.readsServed + r.readsServed,
       messages: a.messages + r.messages,
+      snapshots: addStats(a.snapshots, r.snapshots),
     }),
-    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0 } as Report,
+    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {} } as Report,
   );
   const secs = (Date.now() - t0) / 1000;
   console.log(
     `soak: ${total.seeds} seeds in ${secs.toFixed(1)} s (${(total.seeds / secs).toFixed(0)} seeds/s), ${total.failures.length} failed; ` +
       `${total.committed} entries committed, ${total.acked} proposals acknowledged, ${total.readsServed} reads served, ` +
       `${total.messages} messages`,
+  );
+  const sn = total.snapshots;
+  console.log(
+    `snapshots: ${sn.taken ?? 0} taken (${sn.refused ?? 0} refused, ${sn.failedWrites ?? 0} failed writes), ` +
+      `${sn.compactions ?? 0} compactions, ` +
+      `${sn.sent ?? 0} MsgSnap sent (${sn.delivered ?? 0} delivered, ${sn.failed ?? 0} failed), ${sn.installs ?? 0} installed; ` +
+      `state machines restored ${sn.restoredAtInstall ?? 0} times at install, ${sn.restoredAtStart ?? 0} at restart; ` +
+      `crashes during a snapshot write ${sn.crashesDuringWrite ?? 0}, during an install ${sn.crashesDuringInstall ?? 0}`,
   );
   for (const f of total.failures.sort((a, b) => a.seed - b.seed)) console.error(`\n${f.message}`);
   if (total.failures.length > 0) process.exitCode = 1;
