@@ -19,7 +19,6 @@
  */
 import {
   Entry,
-  EntryType,
   NoLeaderError,
   NodeId,
   NotLeaderError,
@@ -31,7 +30,7 @@ import {
   ShuttingDownError,
   StateMachine,
 } from '@app/consensus';
-import { decodeCommand, encodeCommand, KvService, KvStateMachine } from '@app/kv';
+import { decodeCommand, KvService, KvStateMachine } from '@app/kv';
 import { checkHistory, CheckResult } from '../linearizability/checker';
 import { HistoryOp, OpKind } from '../linearizability/history';
 import { Cluster, ClusterOptions, SnapshotStats, TICK } from './cluster';
@@ -398,60 +397,13 @@ export async function runKvClients(options: KvRunOptions): Promise<KvRunSummary>
  * The KV state machine, minus entries that are not KV commands: the simulator's own probe commands
  * (Cluster.settle proposes them through Cluster.propose, which expects each to be answered with its
  * identity, as the default state machine does). KvStateMachine would skip them, with a warning per entry.
- * Snapshots and restores are KvStateMachine's own when it has them (withKvSnapshots otherwise).
+ * Snapshots and restores are KvStateMachine's own.
  */
 export function skipForeignEntries(kv: KvStateMachine): StateMachine {
-  const apply = (entry: Entry) => (entry.data.length > 0 && !decodeCommand(entry.data) ? entryIdent(entry) : kv.apply(entry));
-  const own = kv as unknown as Partial<StateMachine>;
-  if (typeof own.snapshot === 'function' && typeof own.restore === 'function') {
-    return { apply, snapshot: () => own.snapshot!(), restore: (chunks, done) => own.restore!(chunks, done) };
-  }
-  return withKvSnapshots(kv, apply);
-}
-
-/**
- * Snapshots of a KvStateMachine that has no snapshot()/restore() of its own (they are written on another
- * branch): a shadow copy of the map, kept from the same commands, is the snapshot's content (one JSON
- * chunk of [key, value] pairs); a restore brings the real map to that content through apply() of delete
- * and put commands, so that KvService reads the restored state. Test scaffolding only: the shadow is
- * exactly the map as long as apply() is deterministic, which the linearizability check relies on anyway.
- */
-function withKvSnapshots(kv: KvStateMachine, apply: (entry: Entry) => unknown): StateMachine {
-  let shadow = new Map<string, string>();
-  const command = (data: Uint8Array): Entry => ({ index: 0, term: 0, type: EntryType.Normal, data });
   return {
-    apply: (entry) => {
-      const c = entry.data.length > 0 ? decodeCommand(entry.data) : undefined;
-      if (c?.op === 'put') shadow.set(c.key, c.value);
-      else if (c?.op === 'delete') shadow.delete(c.key);
-      return apply(entry);
-    },
-    snapshot: () => {
-      const pairs = [...shadow];
-      return {
-        chunks: () => [new TextEncoder().encode(JSON.stringify(pairs))],
-        release: () => undefined,
-      };
-    },
-    restore: (chunks, done) => {
-      if (!(Symbol.iterator in chunks)) {
-        done(new Error('synchronous chunks only'));
-        return;
-      }
-      let next: Map<string, string>;
-      try {
-        const parts = [...chunks];
-        if (parts.length !== 1) throw new Error(`a KV snapshot is one chunk, got ${parts.length}`);
-        next = new Map(JSON.parse(new TextDecoder().decode(parts[0])) as [string, string][]);
-      } catch (error) {
-        done(error as Error);
-        return;
-      }
-      for (const key of shadow.keys()) if (!next.has(key)) kv.apply(command(encodeCommand({ op: 'delete', key })));
-      for (const [key, value] of next) kv.apply(command(encodeCommand({ op: 'put', key, value })));
-      shadow = next;
-      done();
-    },
+    apply: (entry: Entry) => (entry.data.length > 0 && !decodeCommand(entry.data) ? entryIdent(entry) : kv.apply(entry)),
+    snapshot: () => kv.snapshot(),
+    restore: (chunks, done) => kv.restore(chunks, done),
   };
 }
 
