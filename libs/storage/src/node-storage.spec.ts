@@ -162,6 +162,25 @@ describe('NodeStorage (the RaftStorage port over the WAL and the snapshot files)
     expect(await content(again)).toEqual(hex(stateAt(90)));
   });
 
+  it('a snapshot being written when the leader snapshot is installed is refused, and leaves nothing behind', async () => {
+    const { node: leader } = await nodeWithLog(100);
+    await takeSnapshot(leader, 90, 1);
+    const { node } = await nodeWithLog(20);
+    const incoming = node.snapshotFiles.receive();
+    for await (const piece of leader.snapshotFiles.openForSending(90, 1)!.stream) await incoming.write(piece);
+    const received = await incoming.finish();
+    // Many chunks: the write yields between them, and the install lands meanwhile.
+    const slow = view(Array.from({ length: 200 }, (_, k) => Buffer.alloc(4096, k)));
+    const taking = call((done) => node.createSnapshot(meta(10), slow, done));
+    await call((done) => node.installSnapshot({ metadata: received, data: new Uint8Array(0) }, done));
+    await expect(taking).rejects.toThrow(/superseded while it was written|older than the snapshot \(90, term 1\) already recorded/);
+    expect(node.storage.snapshot().metadata).toEqual(meta(90));
+    expect(snapFiles(node.wal.dir)).toEqual([snapshotFileName(90, 1)]);
+    const { node: again } = await reopen(node);
+    expect(again.storage.snapshot().metadata).toEqual(meta(90));
+    expect(again.storage.firstIndex()).toBe(91);
+  });
+
   it('installSnapshot fails when no such file was received', async () => {
     const { node } = await nodeWithLog(5);
     await expect(call((done) => node.installSnapshot({ metadata: meta(90), data: new Uint8Array(0) }, done))).rejects.toThrow(

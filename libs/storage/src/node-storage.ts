@@ -176,6 +176,13 @@ export class NodeStorage implements RaftStorage {
       throw new RangeError(`snapshot (${index}, term ${term}): the log does not hold entry ${index} with term ${term}`);
     }
     const file = await this.snapshots.write(metadata, view.chunks());
+    // An install from the leader may have landed while the file was written: recording this older snapshot
+    // now would name a state the log no longer leads to.
+    const now = this.current?.metadata;
+    if ((now && index <= now.index) || !this.wal.holds(index, term)) {
+      await this.snapshots.remove(index, term).catch(() => undefined);
+      throw new RangeError(`snapshot at ${index} was superseded while it was written (the leader's snapshot at ${now?.index} was installed)`);
+    }
     try {
       await this.wal.saveSnapshot(metadata);
     } catch (err) {
