@@ -4,7 +4,7 @@
 const { existsSync } = require('node:fs');
 const { join } = require('node:path');
 
-const main = join(__dirname, '..', 'dist', 'apps', 'kvctl', 'main.js');
+const main = join(__dirname, '..', 'dist', 'apps', 'kvctl', 'apps', 'kvctl', 'src', 'main.js');
 if (!existsSync(main)) {
   process.stderr.write(`kvctl: not built yet: run \`npm run build\` in ${join(__dirname, '..')}\n`);
   process.exit(1);

@@ -21,7 +21,7 @@ import { createInterface } from 'node:readline';
 import { integerOption, parseCommandLine, UsageError } from './lib/cli';
 import { clusterEnvs, describeExit, formatLogLine, Member, NODE_MAIN as MAIN, NodeProcess, prefixLines, REPO_ROOT as ROOT, StatusBody } from './lib/node-process';
 
-const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/main.js');
+const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/apps/kvctl/src/main.js');
 const WATCHDOG = join(__dirname, 'cluster-watchdog.js');
 const COLOURS = [36, 33, 35, 32, 34, 96, 93, 95, 92];
 const READY_TIMEOUT_MS = 30_000;

@@ -5,13 +5,15 @@
  * - A ```bash block is a step: its commands run in order (one per line; `\` continues a line; `#` lines
  *   are comments).
  * - `<!-- skip: reason -->` right after a ```bash block: the step is not run (`npm install`, ...).
- * - `<!-- expect: json|text [leader] -->` right before a fenced block: that block is the output of the
- *   ```bash block just before it, what a user sees in the terminal (npm's `> script` banner aside).
+ * - `<!-- expect: json|text [leader] [varying] -->` right before a fenced block: that block is the output of
+ *   the ```bash block just before it, what a user sees in the terminal (npm's `> script` banner aside).
  *   - `json`: one JSON value per line. Values that vary from run to run (term, indexes, timings: see
  *     VARYING_KEYS) only need the same type. An object ending in `,...}` may have more keys.
  *   - `text`: the lines, exactly; a line `...` stands for any number of lines (HTTP headers, say).
  *   - `leader`: this step finds the leader. The README then tells the reader to swap node names and
  *     ports if another node leads; the runner does the same for the steps that follow (see Roles).
+ *   - `varying` (text): numbers and hexadecimal digests differ from run to run (indexes, sizes, checksums in
+ *     a report): lines are compared with them masked (maskVarying).
  * - A ```bash block whose commands all start with `docker-compose` is the Docker Compose twin of the
  *   local step before it: not run here (no Docker engine), but checked against docker-compose.yml.
  */
@@ -32,6 +34,8 @@ export interface Expectation {
   kind: 'json' | 'text';
   /** The step finds the leader; see Roles. */
   leader: boolean;
+  /** Text compared with numbers and digests masked (maskVarying); set only when true. */
+  varying?: boolean;
   text: string;
   line: number;
 }
@@ -102,13 +106,14 @@ export function commandsOf(script: string): string[] {
   return commands;
 }
 
-function parseExpectMarker(marker: string, line: number): Pick<Expectation, 'kind' | 'leader'> {
+function parseExpectMarker(marker: string, line: number): Pick<Expectation, 'kind' | 'leader' | 'varying'> {
   const words = marker.replace(/^expect:?/, '').trim().split(/[\s,]+/).filter(Boolean);
   const kind = words[0];
   if (kind !== 'json' && kind !== 'text') throw new Error(`README line ${line}: expected "expect: json" or "expect: text", got "${marker}"`);
-  const unknown = words.slice(1).filter((w) => w !== 'leader');
+  const unknown = words.slice(1).filter((w) => w !== 'leader' && w !== 'varying');
   if (unknown.length > 0) throw new Error(`README line ${line}: unknown expect option(s) ${unknown.join(', ')}`);
-  return { kind, leader: words.includes('leader') };
+  if (kind !== 'text' && words.includes('varying')) throw new Error(`README line ${line}: "varying" applies to text outputs`);
+  return { kind, leader: words.includes('leader'), ...(words.includes('varying') ? { varying: true } : {}) };
 }
 
 /** The steps of the given `## ` sections, in order. Throws on markup it does not understand. */
@@ -269,6 +274,11 @@ export function canonicalNodeOrder(lines: string[]): string[] {
     i = j;
   }
   return out;
+}
+
+/** A line with what changes from run to run masked: hexadecimal runs of 16+ digits, then every number. */
+export function maskVarying(line: string): string {
+  return line.replace(/\b[0-9a-f]{16,}\b/g, '<hex>').replace(/\d+/g, '#');
 }
 
 /** Whether `actual` matches `expected` line for line, a `...` line matching any run of lines. */

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { KvClient } from './kv-client';
 import { ExitCode, KvctlError } from './kvctl-error';
+import type * as SnapshotCommands from './snapshot-commands';
 import { formatStatusTable } from './status-table';
 
 export const DEFAULT_ENDPOINTS = 'http://localhost:3001,http://localhost:3002,http://localhost:3003';
@@ -74,14 +75,16 @@ function buildProgram(io: Io, outcome: Outcome): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 done; 1 failed (no node reachable, no leader, server error); 2 invalid arguments;
-3 key not found; 4 write outcome unknown (not confirmed in time; it may still take effect).
+Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file);
+2 invalid arguments (also: a file that exists, a directory that is not empty); 3 key not found;
+4 write outcome unknown (not confirmed in time; it may still take effect).
 
 Examples:
   kvctl put username alice
   kvctl get username
   kvctl --endpoints http://localhost:3002 status
-  kvctl --json get username`,
+  kvctl --json get username
+  kvctl snapshot save backup.snap`,
     );
 
   program
@@ -130,6 +133,49 @@ Examples:
         throw new KvctlError(`cannot reach any node: ${view.nodes.map((n) => `${n.endpoint}: ${n.error}`).join('; ')}`, ExitCode.Failed);
       }
       if (!view.leader) outcome.exitCode = ExitCode.Failed;
+    });
+
+  const snapshot = program
+    .command('snapshot')
+    .description('backups of the whole map: save one from the cluster, check a file, restore it into a new data directory');
+  // Loaded on first use: it brings the storage library, which the other commands do not need.
+  const commands = (): Promise<typeof SnapshotCommands> => import('./snapshot-commands');
+
+  snapshot
+    .command('save')
+    .description("download a consistent snapshot from the leader to <file> (via <file>.tmp: fsynced, verified, renamed)")
+    .argument('<file>')
+    .option('-f, --force', 'replace <file> if it exists', false)
+    .action(async (file: string, options: { force: boolean }) => {
+      const { saveSnapshot, formatSnapshotReport } = await commands();
+      const report = await saveSnapshot(client(), file, options);
+      if (json()) print(report);
+      else io.stdout(`Snapshot saved to ${file}\n${formatSnapshotReport(report)}`);
+    });
+
+  snapshot
+    .command('status')
+    .description('verify a snapshot file (every checksum, the digest, the end) and print its metadata (exit 1 if damaged)')
+    .argument('<file>')
+    .action(async (file: string) => {
+      const { snapshotStatus, formatSnapshotReport } = await commands();
+      const report = await snapshotStatus(file);
+      if (json()) print(report);
+      else io.stdout(`${file}\n${formatSnapshotReport(report)}`);
+    });
+
+  snapshot
+    .command('restore')
+    .description("verify a snapshot file and make a new member's data directory from it (refuses a directory that is not empty)")
+    .argument('<file>')
+    .requiredOption('--wal-dir <dir>', "the new node's WAL_DIR (created; must be empty or absent)")
+    .requiredOption('--node-id <id>', "the NODE_ID the node will be started with")
+    .option('--members <urls>', "the new cluster's member URLs, comma-separated (every node's ADVERTISE_URL); default: the snapshot's")
+    .action(async (file: string, options: { walDir: string; nodeId: string; members?: string }) => {
+      const { restoreSnapshot, formatRestoreReport } = await commands();
+      const report = await restoreSnapshot(file, options, io.stderr);
+      if (json()) print(report);
+      else io.stdout(formatRestoreReport(report));
     });
 
   return program;

@@ -52,6 +52,22 @@ interface Answer {
   headers: Headers;
   body: any;
   url: string;
+  /** With `stream`, a 200 answer's body, not yet read (`body` is then undefined). */
+  stream?: ReadableStream<Uint8Array>;
+  /** Cancels the request (for a streamed body that is abandoned). */
+  abort?: () => void;
+}
+
+/** A download from the leader: the metadata its headers announce, and the body to read. */
+export interface SnapshotDownload {
+  /** The endpoint that answered. */
+  origin: string;
+  /** From the `x-snapshot-*` headers; undefined if a node did not send them. */
+  index?: number;
+  term?: number;
+  keys?: number;
+  /** The snapshot file's bytes as they arrive; fails when no byte arrives for the client's timeout. */
+  body: AsyncIterable<Uint8Array>;
 }
 
 const MAX_REDIRECTS = 5;
@@ -129,6 +145,29 @@ export class KvClient {
   }
 
   /**
+   * Downloads a snapshot of the whole map from the leader (`GET /cluster/snapshot`), found as writes find it.
+   * Resolves once the leader answered 200, with the body still to be read: the caller streams it (to a file)
+   * and so never holds the whole of it. The time budget covers finding the leader and its answer; the body
+   * then only has to keep flowing (no gap longer than the budget).
+   */
+  async snapshot(): Promise<SnapshotDownload> {
+    const answer = await this.toLeader('GET', '/cluster/snapshot', undefined, { stream: true });
+    if (answer.status !== 200) this.expectOk(answer);
+    if (!answer.stream) throw new KvctlError(`${originOf(answer.url)} answered 200 without a body`, ExitCode.Failed);
+    const header = (name: string) => {
+      const value = Number(answer.headers.get(name) ?? NaN);
+      return Number.isSafeInteger(value) ? value : undefined;
+    };
+    return {
+      origin: originOf(answer.url),
+      index: header('x-snapshot-index'),
+      term: header('x-snapshot-term'),
+      keys: header('x-snapshot-keys'),
+      body: readWithIdleTimeout(answer.stream!, this.options.timeoutMs, originOf(answer.url), answer.abort),
+    };
+  }
+
+  /**
    * Every member's status: the endpoints, plus the members the leader reports (so one endpoint is
    * enough to see the whole cluster). A node is listed once, by node id, whichever URL reached it.
    */
@@ -184,8 +223,8 @@ export class KvClient {
     return leaders.sort((a, b) => b.status!.term - a.status!.term)[0];
   }
 
-  /** A request the leader must answer: writes and linearizable reads. */
-  private async toLeader(method: string, path: string, body?: unknown): Promise<Answer> {
+  /** A request the leader must answer: writes, linearizable reads, snapshots (`stream`: see send()). */
+  private async toLeader(method: string, path: string, body?: unknown, options: { stream?: boolean } = {}): Promise<Answer> {
     const deadline = Date.now() + this.options.timeoutMs;
     const problems = new Map<string, string>();
     let lastRefusal: Answer | undefined;
@@ -198,7 +237,7 @@ export class KvClient {
           if (remaining <= 0) break;
           let answer: Answer;
           try {
-            answer = await send(method, url, body, remaining, this.options.token);
+            answer = await send(method, url, body, remaining, this.options.token, options);
           } catch (error) {
             problems.set(originOf(url), describeNetworkError(error, remaining));
             if (method !== 'GET' && isTimeout(error)) {
@@ -319,17 +358,39 @@ function isTimeout(error: unknown): boolean {
   return name === 'TimeoutError' || name === 'AbortError';
 }
 
-async function send(method: string, url: string, body: unknown, timeoutMs: number, token?: string): Promise<Answer> {
+/**
+ * One request, never following redirects. The whole exchange must end within `timeoutMs`, except with
+ * `stream`: then only the answer's headers must arrive in time, and a 200 answer's body is handed back unread.
+ */
+async function send(method: string, url: string, body: unknown, timeoutMs: number, token?: string, options: { stream?: boolean } = {}): Promise<Answer> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(url, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    redirect: 'manual',
-    signal: AbortSignal.timeout(Math.max(1, Math.floor(timeoutMs))),
-  });
+  const controller = new AbortController();
+  const timer = setTimeout(
+    () => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')),
+    Math.max(1, Math.floor(timeoutMs)),
+  );
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      redirect: 'manual',
+      signal: controller.signal,
+    });
+    if (options.stream && response.status === 200 && response.body) {
+      clearTimeout(timer);
+      return { status: 200, headers: response.headers, body: undefined, url, stream: response.body, abort: () => controller.abort() };
+    }
+    return await readAnswer(response, url);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function readAnswer(response: Response, url: string): Promise<Answer> {
   const text = await response.text();
   let parsed: unknown = text;
   try {
@@ -338,4 +399,39 @@ async function send(method: string, url: string, body: unknown, timeoutMs: numbe
     // not JSON: keep the text
   }
   return { status: response.status, headers: response.headers, body: parsed, url };
+}
+
+/**
+ * A response body's chunks, failing with a KvctlError when none arrives for `idleMs` or the connection
+ * breaks; the request is cancelled however the reading ends.
+ */
+async function* readWithIdleTimeout(
+  stream: ReadableStream<Uint8Array>,
+  idleMs: number,
+  origin: string,
+  abort?: () => void,
+): AsyncGenerator<Uint8Array> {
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new KvctlError(`the download from ${origin} stalled: no data for ${idleMs} ms`, ExitCode.Failed)), idleMs);
+      });
+      let result: Awaited<ReturnType<typeof reader.read>>;
+      try {
+        result = await Promise.race([reader.read(), idle]);
+      } catch (error) {
+        if (error instanceof KvctlError) throw error;
+        throw new KvctlError(`the download from ${origin} broke off: ${describeNetworkError(error, idleMs)}`, ExitCode.Failed);
+      } finally {
+        clearTimeout(timer);
+      }
+      if (result.done) return;
+      yield result.value;
+    }
+  } finally {
+    reader.cancel().catch(() => undefined);
+    abort?.();
+  }
 }

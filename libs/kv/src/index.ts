@@ -7,3 +7,6 @@ export type { ApplyResult } from './kv-state-machine';
 export { encodeCommand, decodeCommand } from './kv-command';
 export type { KvCommand } from './kv-command';
 export { mapKvError } from './kv-errors.filter';
+export { KvBackupService } from './backup/kv-backup.service';
+export type { KvBackup } from './backup/kv-backup.service';
+export { SNAPSHOT_HEADERS } from './backup/backup.controller';

@@ -1,5 +1,7 @@
 import { DynamicModule, FactoryProvider, Module, ModuleMetadata } from '@nestjs/common';
 import { STATE_MACHINE } from '@app/consensus';
+import { BackupController } from './backup/backup.controller';
+import { KvBackupService } from './backup/kv-backup.service';
 import { KvController } from './kv.controller';
 import { KV_OPTIONS, KvOptions, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
@@ -24,15 +26,15 @@ export interface KvModuleAsyncOptions {
   useFactory: (...args: never[]) => KvOptions | Promise<KvOptions>;
 }
 
-/** The public API: /kv and /status. */
+/** The public API: /kv, /status, and backups (/cluster/snapshot). */
 @Module({})
 export class KvModule {
   static forRootAsync({ consensus, imports, inject, useFactory }: KvModuleAsyncOptions): DynamicModule {
     return {
       module: KvModule,
       imports: [consensus, KvStateMachineModule, ...(imports ?? [])],
-      controllers: [KvController, StatusController],
-      providers: [KvService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
+      controllers: [KvController, StatusController, BackupController],
+      providers: [KvService, KvBackupService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
     };
   }
 }
