@@ -283,15 +283,14 @@ describe('kvctl snapshot restore, then a new cluster on the restored directories
     expect(readdirSync(busy)).toEqual(['somebody-elses-data']);
   });
 
-  it('restores the same file into three new directories, with the new members', async () => {
-    const urls = members.map((m) => m.url).join(',');
+  it('restores the same file into three new directories (the new members are the ones the nodes start with)', async () => {
     const { index } = await contentOf(backup);
     for (const m of members) {
-      const result = await kvctl(['snapshot', 'restore', backup, '--wal-dir', m.dir, '--node-id', m.name, '--members', urls]);
+      const result = await kvctl(['snapshot', 'restore', backup, '--wal-dir', m.dir, '--node-id', m.name]);
       expect(result).toMatchObject({ code: 0, stderr: '' });
       expect(result.stdout).toMatch(new RegExp(`^Restored .* \\(index ${index}, term \\d+\\) into .* for ${m.name}\n`));
       expect(result.stdout).toContain(`into ${m.dir} for ${m.name}\n`);
-      expect(result.stdout).toContain(`\nmembers  ${members.map((x) => x.url).sort().join(', ')}\n`);
+      expect(result.stdout).toContain("the new cluster's members are the ones its nodes are started with");
       expect(readdirSync(join(m.dir, 'snap')).filter((f) => f.endsWith('.snap'))).toHaveLength(1);
     }
   });

@@ -170,8 +170,7 @@ Examples:
     .argument('<file>')
     .requiredOption('--wal-dir <dir>', "the new node's WAL_DIR (created; must be empty or absent)")
     .requiredOption('--node-id <id>', "the NODE_ID the node will be started with")
-    .option('--members <urls>', "the new cluster's member URLs, comma-separated (every node's ADVERTISE_URL); default: the snapshot's")
-    .action(async (file: string, options: { walDir: string; nodeId: string; members?: string }) => {
+    .action(async (file: string, options: { walDir: string; nodeId: string }) => {
       const { restoreSnapshot, formatRestoreReport } = await commands();
       const report = await restoreSnapshot(file, options, io.stderr);
       if (json()) print(report);

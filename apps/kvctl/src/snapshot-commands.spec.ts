@@ -172,37 +172,32 @@ describe('snapshotStatus', () => {
 describe('restoreSnapshot', () => {
   const quiet = () => undefined;
 
-  it('makes a data directory whose log starts after the snapshot, with the members given', async () => {
+  it('makes a data directory whose log starts after the snapshot, with no configuration recorded', async () => {
     const file = join(dir, 'backup.snap');
     writeFileSync(file, await fileBytes());
     const walDir = join(dir, 'restored', 'node1');
-    const report = await restoreSnapshot(file, { walDir, nodeId: 'node1', members: 'localhost:4002,http://localhost:4001/,localhost:4003' }, quiet);
-    expect(report).toEqual({
-      file,
-      walDir,
-      nodeId: 'node1',
-      index: 42,
-      term: 3,
-      members: ['http://localhost:4001', 'http://localhost:4002', 'http://localhost:4003'],
-      membersReplaced: true,
-    });
+    const report = await restoreSnapshot(file, { walDir, nodeId: 'node1' }, quiet);
+    expect(report).toEqual({ file, walDir, nodeId: 'node1', index: 42, term: 3, snapshotMembers: META.confState.voters });
     const wal = await Wal.open(walDir, { logger: { log: quiet, warn: quiet, error: quiet } });
     try {
-      expect(wal.storage.initialState()).toEqual({
-        hardState: { term: 3, vote: '', commit: 42 },
-        confState: { voters: ['http://localhost:4001', 'http://localhost:4002', 'http://localhost:4003'] },
-      });
+      expect(wal.storage.initialState()).toEqual({ hardState: { term: 3, vote: '', commit: 42 }, confState: { voters: [] } });
       expect(wal.storage.firstIndex()).toBe(43);
     } finally {
       await wal.close();
     }
   });
 
-  it("keeps the snapshot's members without --members", async () => {
+  it("reports the snapshot's members, and records no configuration: the new nodes' own members apply", async () => {
     const file = join(dir, 'backup.snap');
     writeFileSync(file, await fileBytes());
     const report = await restoreSnapshot(file, { walDir: join(dir, 'd'), nodeId: 'n' }, quiet);
-    expect(report).toMatchObject({ members: META.confState.voters, membersReplaced: false });
+    expect(report).toMatchObject({ snapshotMembers: META.confState.voters });
+    const wal = await Wal.open(join(dir, 'd'));
+    try {
+      expect(wal.storage.initialState().confState.voters).toEqual([]);
+    } finally {
+      await wal.close();
+    }
   });
 
   it('refuses a directory that is not empty (exit 2), a damaged file (exit 1), bad arguments (exit 2)', async () => {
@@ -225,10 +220,5 @@ describe('restoreSnapshot', () => {
     expect(existsSync(fresh)).toBe(false);
 
     expect(await failure(restoreSnapshot(file, { walDir: fresh, nodeId: 'no spaces' }, quiet))).toMatchObject({ exitCode: ExitCode.Usage });
-    expect(await failure(restoreSnapshot(file, { walDir: fresh, nodeId: 'n', members: 'ftp://x' }, quiet))).toMatchObject({ exitCode: ExitCode.Usage });
-    expect(await failure(restoreSnapshot(file, { walDir: fresh, nodeId: 'n', members: 'a:1,http://a:1' }, quiet))).toMatchObject({
-      exitCode: ExitCode.Usage,
-      message: '--members lists a URL twice',
-    });
   });
 });

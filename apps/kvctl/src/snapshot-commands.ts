@@ -3,11 +3,11 @@
  * A backup is a snapshot file (docs/storage.md, "Snapshot files"); these functions download, check and
  * restore one, with the storage library's own reader and restore (the code the node itself runs).
  */
-import { restoreDataDir, SnapshotCorruptionError, SnapshotFileSummary, verifySnapshotFile, Wal, WalLogger } from '@app/storage';
+import { restoreDataDir, SnapshotCorruptionError, SnapshotFileSummary, verifySnapshotFile, WalLogger } from '@app/storage';
 import { createHash } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { KvClient, parseEndpoint } from './kv-client';
+import { KvClient } from './kv-client';
 import { ExitCode, KvctlError } from './kvctl-error';
 
 /** What save and status report about a sound snapshot file. */
@@ -34,10 +34,8 @@ export interface RestoreReport {
   nodeId: string;
   index: number;
   term: number;
-  /** The members recorded in the restored directory: --members, else the snapshot's. */
-  members: string[];
-  /** Whether they were replaced by --members. */
-  membersReplaced: boolean;
+  /** The old cluster's members, as the snapshot records them (the new cluster's are the ones its nodes start with). */
+  snapshotMembers: string[];
 }
 
 /** NODE_ID's own rule (config/node-config.ts). */
@@ -110,19 +108,17 @@ export async function snapshotStatus(file: string): Promise<SnapshotReport> {
 
 /**
  * Prepares a new member's data directory from a backup (restoreDataDir: verified file, empty directory, a
- * log reset at the snapshot). With `members`, the directory records them as the cluster's configuration in
- * place of the snapshot's (the old cluster's), as etcd's `--initial-cluster` does: the nodes of the new
- * cluster must then be started with exactly these URLs (each one's ADVERTISE_URL plus its PEER_URLS).
+ * log reset at the snapshot, no configuration recorded): the new cluster's members are the ones its nodes
+ * are started with, and each node replaces the snapshot's recorded members (the old cluster's) at first start.
  */
 export async function restoreSnapshot(
   file: string,
-  options: { walDir: string; nodeId: string; members?: string },
+  options: { walDir: string; nodeId: string },
   stderr: (text: string) => void,
 ): Promise<RestoreReport> {
   if (!NODE_ID.test(options.nodeId)) {
     throw new KvctlError(`--node-id '${options.nodeId}' is not a valid NODE_ID (1-64 letters, digits, '.', '_', '-')`, ExitCode.Usage);
   }
-  const members = options.members === undefined ? undefined : parseMembers(options.members);
   const summary = await verify(file);
   const dir = resolve(options.walDir);
   const present = await fsp.readdir(dir).catch((error: NodeJS.ErrnoException) => {
@@ -139,14 +135,6 @@ export async function restoreSnapshot(
   const logger = quietLogger(stderr);
   try {
     await restoreDataDir(file, dir, { logger });
-    if (members) {
-      const wal = await Wal.open(dir, { logger });
-      try {
-        await wal.setConfState({ voters: members });
-      } finally {
-        await wal.close();
-      }
-    }
   } catch (error) {
     throw asKvctlError(error, file);
   }
@@ -156,8 +144,7 @@ export async function restoreSnapshot(
     nodeId: options.nodeId,
     index: summary.index,
     term: summary.term,
-    members: members ?? summary.confState.voters,
-    membersReplaced: members !== undefined,
+    snapshotMembers: summary.confState.voters,
   };
 }
 
@@ -175,11 +162,10 @@ export function formatSnapshotReport(r: SnapshotReport): string {
 }
 
 export function formatRestoreReport(r: RestoreReport): string {
-  const members = r.members.join(', ');
   return (
     `Restored ${r.file} (index ${r.index}, term ${r.term}) into ${r.walDir} for ${r.nodeId}\n` +
-    `members  ${r.membersReplaced ? members : `${members} (as the snapshot records them: give --members if the new cluster's URLs differ)`}\n` +
-    `next     restore every other member's directory from the same file, then start ${r.nodeId} with WAL_DIR=${r.walDir} and these members\n`
+    `next     restore every other member's directory from the same file, then start ${r.nodeId} with WAL_DIR=${r.walDir}; ` +
+    `the new cluster's members are the ones its nodes are started with (ADVERTISE_URL and PEER_URLS)\n`
   );
 }
 
@@ -204,21 +190,6 @@ async function verify(file: string): Promise<SnapshotFileSummary> {
   } catch (error) {
     throw asKvctlError(error, file);
   }
-}
-
-function parseMembers(raw: string): string[] {
-  const urls = raw.split(',').map((u) => u.trim()).filter((u) => u !== '');
-  if (urls.length === 0) throw new KvctlError('--members needs at least one URL', ExitCode.Usage);
-  let parsed: string[];
-  try {
-    parsed = urls.map(parseEndpoint);
-  } catch (error) {
-    throw new KvctlError(`--members: ${(error as Error).message}`, ExitCode.Usage);
-  }
-  const unique = [...new Set(parsed)];
-  if (unique.length !== parsed.length) throw new KvctlError('--members lists a URL twice', ExitCode.Usage);
-  // Sorted as the node sorts its member set, so that every directory records the same list.
-  return unique.sort();
 }
 
 async function sha256Of(file: string): Promise<string> {

@@ -351,10 +351,24 @@ describe('restoreDataDir', () => {
     expect(restored.storage.firstIndex()).toBe(51);
     expect(restored.storage.lastIndex()).toBe(50);
     expect(restored.storage.term(50)).toBe(1);
-    expect(restored.storage.initialState()).toEqual({ hardState: { term: 1, vote: '', commit: 50 }, confState: meta(50).confState });
+    // No configuration recorded: the new cluster's members are those its nodes are started with.
+    expect(restored.storage.initialState()).toEqual({ hardState: { term: 1, vote: '', commit: 50 }, confState: { voters: [] } });
     expect(restored.meta).toBeUndefined();
     expect(await content(restored)).toEqual(hex(stateAt(50)));
+    // At first start the node writes the same snapshot again, recording its own members: the file is replaced.
+    const ours = { index: 50, term: 1, confState: { voters: ['a', 'b', 'c'] } };
+    await call((done) => restored.createSnapshot(ours, view(stateAt(50)), done));
+    expect(restored.storage.snapshot().metadata).toEqual(ours);
+    expect(snapFiles(target)).toEqual([snapshotFileName(50, 1)]);
+    // Taking it once more with the same members changes nothing.
+    const again = view(stateAt(50));
+    await call((done) => restored.createSnapshot(ours, again, done));
+    expect(again.pulled).toBe(0);
     await call((done) => restored.save(hs(2, 51), entries(51, 51, 2), done));
+    const { node: reopened } = await reopen(restored);
+    expect(reopened.storage.snapshot().metadata).toEqual(ours);
+    expect(await content(reopened)).toEqual(hex(stateAt(50)));
+    expect(reopened.storage.lastIndex()).toBe(51);
   });
 
   it('refuses a directory that holds anything, and a damaged file', async () => {

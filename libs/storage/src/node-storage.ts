@@ -168,8 +168,10 @@ export class NodeStorage implements RaftStorage {
   private async takeSnapshot(metadata: SnapshotMetadata, view: StateMachineView): Promise<void> {
     const { index, term } = metadata;
     const cur = this.current?.metadata;
-    if (cur && cur.index === index && cur.term === term) return;
-    if (cur && index <= cur.index) {
+    // The same snapshot again is a no-op, unless it records other members (a restored backup's first start
+    // replaces the old cluster's): then the file is rewritten in place.
+    if (cur && cur.index === index && cur.term === term && sameConf(cur.confState, metadata.confState)) return;
+    if (cur && (index < cur.index || (index === cur.index && cur.term !== term))) {
       throw new RangeError(`snapshot at ${index} is not newer than the current snapshot at ${cur.index}`);
     }
     if (!this.wal.holds(index, term)) {
@@ -179,7 +181,7 @@ export class NodeStorage implements RaftStorage {
     // An install from the leader may have landed while the file was written: recording this older snapshot
     // now would name a state the log no longer leads to.
     const now = this.current?.metadata;
-    if ((now && index <= now.index) || !this.wal.holds(index, term)) {
+    if ((now && index < now.index) || !this.wal.holds(index, term)) {
       await this.snapshots.remove(index, term).catch(() => undefined);
       throw new RangeError(`snapshot at ${index} was superseded while it was written (the leader's snapshot at ${now?.index} was installed)`);
     }
@@ -342,11 +344,19 @@ export async function restoreDataDir(file: string, walDir: string, options: Node
     await store.importFile(file, summary);
     const metadata = { index: summary.index, term: summary.term, confState: summary.confState };
     await wal.saveSnapshot(metadata, { installed: true });
+    // No configuration: the new cluster's members are the ones its nodes are started with, not the old
+    // cluster's that the snapshot records (the node then writes a snapshot recording its own).
+    await wal.setConfState({ voters: [] });
     await wal.save({ term: summary.term, vote: '', commit: summary.index }, []);
   } finally {
     await wal.close();
   }
   return summary;
+}
+
+function sameConf(a: SnapshotMetadata['confState'], b: SnapshotMetadata['confState']): boolean {
+  const key = (c: SnapshotMetadata['confState']) => JSON.stringify([[...c.voters].sort(), [...(c.learners ?? [])].sort()]);
+  return key(a) === key(b);
 }
 
 function copyMetadata(m: SnapshotMetadata): SnapshotMetadata {
