@@ -1,4 +1,6 @@
-import { LoadResult, mergeResults } from './load-worker';
+import { createServer, Server } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { LoadResult, mergeResults, runLoad } from './load-worker';
 
 function part(latencies: number[], wallSeconds: number, extra: Partial<LoadResult> = {}): LoadResult {
   const sorted = [...latencies].sort((a, b) => a - b);
@@ -48,5 +50,56 @@ describe('mergeResults (pooling the rounds of --rounds)', () => {
     const { latencies: _dropped, ...bare } = part([1], 1);
     expect(() => mergeResults([bare])).toThrow(/keepLatencies/);
     expect(() => mergeResults([])).toThrow(/no results/);
+  });
+});
+
+describe('runLoad with ops (a fixed number of writes instead of a fixed time)', () => {
+  let server: Server;
+  let requests = 0;
+  const paths = new Set<string>();
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      requests++;
+      paths.add(req.url!);
+      req.resume();
+      req.on('end', () => res.end('{}'));
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  });
+  afterAll(() => new Promise((ok) => server.close(ok)));
+
+  it('stops once `ops` operations were started over all clients, long before the duration ends', async () => {
+    const { port } = server.address() as AddressInfo;
+    requests = 0;
+    const result = await runLoad({
+      system: 'raft-kv',
+      target: `http://127.0.0.1:${port}`,
+      workload: 'write',
+      concurrency: 8,
+      durationMs: 60_000,
+      ops: 123,
+      keys: 10,
+      valueBytes: 100,
+    });
+    expect(result.ops).toBe(123);
+    expect(result.errors).toBe(0);
+    expect(requests).toBe(123);
+    expect(result.wallSeconds).toBeLessThan(30);
+  });
+
+  it('spreads the writes over every key (the disk scenario overwrites all 1,000)', async () => {
+    const { port } = server.address() as AddressInfo;
+    paths.clear();
+    await runLoad({
+      system: 'raft-kv',
+      target: `http://127.0.0.1:${port}`,
+      workload: 'write',
+      concurrency: 8,
+      durationMs: 60_000,
+      ops: 2000,
+      keys: 100,
+      valueBytes: 100,
+    });
+    expect(paths.size).toBe(100);
   });
 });

@@ -16,7 +16,13 @@ export interface LoadJob {
   target: string;
   workload: Workload;
   concurrency: number;
+  /** The clients stop at this time, or earlier once `ops` operations have been started. */
   durationMs: number;
+  /**
+   * Stop after this many operations have been started (successful or not), all clients together: a fixed
+   * amount of work (the lifetime benchmark's "N writes") rather than a fixed time. Unset: run for durationMs.
+   */
+  ops?: number;
   /** Keys are k0..k{keys-1}. */
   keys: number;
   valueBytes: number;
@@ -118,11 +124,16 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const started = performance.now();
   const deadline = started + job.durationMs;
   let seq = 0;
+  let issued = 0;
+  const limit = job.ops ?? Infinity;
 
   const client = async (id: number) => {
     let n = id;
-    while (performance.now() < deadline) {
-      n = (n * 1103515245 + 12345) & 0x7fffffff;
+    while (performance.now() < deadline && issued < limit) {
+      issued++;
+      // 32-bit arithmetic: a plain product of two such numbers exceeds 2^53 and loses its low bits, and the
+      // sequence then cycles through a fraction of the keys.
+      n = (Math.imul(n, 1103515245) + 12345) & 0x7fffffff;
       const key = `k${n % job.keys}`;
       let op: 'write' | 'read' | 'stale' = job.workload === 'mix' ? (n % 1000 < (job.readShare ?? 0.9) * 1000 ? 'read' : 'write') : job.workload;
       const req = requestFor(job, op, key, op === 'write' ? `${value.slice(0, job.valueBytes - 12)}${String(seq++).padStart(12, '0')}` : value);
