@@ -21,6 +21,10 @@
  * log (unless a later term overwrote it above the commit index) with its bytes; the log continues right
  * from the snapshot; the hard state is at least what was reported. Then the next child continues from there.
  *
+ * Two workloads: appends only (48 kills; compaction must keep working through them), and new terms that
+ * overwrite uncommitted entries, across segment starts (21 kills). The last test pins down a production
+ * bug the second workload showed: one such overwrite stops the node's compaction for good.
+ *
  * Reproduce a run with SNAPSHOT_CRASH_SEED=<seed> (printed on failure and at the end).
  */
 import { EntryType } from '@app/consensus';
@@ -418,6 +422,10 @@ describe(`snapshots and compaction under SIGKILL (SNAPSHOT_CRASH_SEED=${baseSeed
     expect({ seed, selfKills: stats.selfKills }).toEqual({ seed, selfKills: { 'after-rename': 3, 'before-prune': 3 } });
   });
 
+  // Fails today: compactionPoint() (libs/storage/src/wal-compaction.ts) stops at the first segment that cannot
+  // start the log, and a segment followed by a Truncate below its start never can again (records are never
+  // rewritten; only an installed snapshot's Reset lifts it). Seen in chaos runs: a deposed leader's
+  // uncommitted tail overwritten by the new leader leaves that node compacting nothing from then on.
   it('compaction goes on after a new term overwrote entries that had rolled into a later segment', async () => {
     // A follower's uncommitted entries 11..30 ran into later segments; a new leader's entries overwrite them
     // from 11 (the Truncate record lands in a segment that starts above 11). Then an ordinary life: 2,000 more
