@@ -1,8 +1,9 @@
 /**
  * The bounded chaos suite that runs on every CI run: a 3-node cluster behind TCP proxies and a 5-node
  * cluster in network namespaces (proxies where namespaces are unavailable), each under every fault kind for
- * about 35 s with concurrent clients, then healed, converged and checked for linearizability. About a
- * minute each. The seed is random and printed (set CHAOS_SEED to replay one); a failure prints the report
+ * about 35 s with concurrent clients, then healed, converged and checked for linearizability. The nodes
+ * snapshot every 50 entries in 4 KiB WAL segments (CHAOS_SNAPSHOTS), so followers that fall behind catch
+ * up by InstallSnapshot during the faults: each run must have installed at least one. About a minute each. The seed is random and printed (set CHAOS_SEED to replay one); a failure prints the report
  * and keeps the run directory (history, faults, node logs, data). Long runs: `npm run chaos` (docs/chaos.md).
  */
 import { randomInt } from 'node:crypto';
@@ -42,6 +43,10 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
   // Every applicable fault kind was injected at least once.
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);
   expect(result.report.check!.verdict).toBe('linearizable');
+  // The nodes run with small snapshot settings (CHAOS_SNAPSHOTS): they took snapshots, and at least one
+  // follower that fell behind a compacted log caught up by InstallSnapshot during the faults.
+  const { taken, installed } = result.report.snapshots!;
+  expect({ seed, taken: taken > 0, installed: installed > 0 }).toEqual({ seed, taken: true, installed: true });
 }
 
 describe(`chaos (seed ${seed})`, () => {

@@ -161,6 +161,8 @@ export interface ClusterOptions {
   runDir: string;
   timings: NodeTimings;
   logLevel?: string;
+  /** More environment for every node (the snapshot settings, snapshots.ts). */
+  env?: Record<string, string>;
   /** Harness clock, for crash records. */
   now: () => number;
 }
@@ -185,6 +187,7 @@ export class ChaosCluster {
       ELECTION_TIMEOUT_MS: String(timings.electionMs),
       REQUEST_TIMEOUT_MS: String(requestTimeout(timings, i)),
       NODE_PATH: options.build.nodePath,
+      ...options.env,
     }));
     this.nodes = net.endpoints.map(
       (endpoint, i) =>

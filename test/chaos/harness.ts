@@ -21,6 +21,7 @@ import { BuildSnapshot, ChaosCluster, CHAOS_TIMINGS, NodeTimings, requestTimeout
 import { ClusterNet, NetKind, openNet } from './cluster-net';
 import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
 import { ChaosReport, formatReport, writeReport } from './report';
+import { CHAOS_SNAPSHOTS, countSnapshots, snapshotEnv, SnapshotSettings } from './snapshots';
 
 export interface ChaosOptions {
   nodes: number;
@@ -52,6 +53,11 @@ export interface ChaosOptions {
   staleReads?: boolean;
   /** The node build to run (a `dist/apps/kv-node` directory); default: this repository's dist/. */
   build?: string;
+  /**
+   * The nodes' snapshot settings (default CHAOS_SNAPSHOTS: small, so that snapshots are taken, logs compacted
+   * and snapshots installed during the run). `entries: 0` turns snapshots off.
+   */
+  snapshots?: SnapshotSettings;
   /** Keep the nodes' data directories after a passing run (they are always kept after a failure). */
   keepData?: boolean;
   command?: string;
@@ -74,6 +80,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const t0 = performance.now();
   const now = () => Math.round((performance.now() - t0) * 1000) / 1000;
   const timings = options.timings ?? CHAOS_TIMINGS;
+  const snapshotSettings = options.snapshots ?? CHAOS_SNAPSHOTS;
   const keys = Array.from({ length: options.keys }, (_, i) => `k${i + 1}`);
   const faults = applicableFaults(options.faults, options.nodes);
   const parent = options.outDir ?? tmpdir();
@@ -116,7 +123,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     log(`chaos: running build ${build.hash} of ${build.builtAt} from ${build.source} (HEAD ${build.commit.slice(0, 12)}${build.dirty.length ? `; ${build.dirty.length} node source files differ from it` : ''})`);
     net = await openNet(options.net ?? 'auto', options.nodes, log);
     log(`chaos: ${net.describe()}`);
-    cluster = new ChaosCluster({ net, runDir, timings, now, build });
+    cluster = new ChaosCluster({ net, runDir, timings, now, build, env: snapshotEnv(snapshotSettings) });
     cluster.start();
     const first = await cluster.waitForLeader(60_000);
     log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys; faults ${faults.join(', ')}`);
@@ -228,6 +235,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await Promise.all([endStream(historyOut), endStream(faultsOut)]);
   }
 
+  // From the node logs (every incarnation's) and the data directories, which are still there.
+  const snapshots = countSnapshots(snapshotSettings, cluster?.nodes ?? []);
   const crashes = cluster?.crashes ?? [];
   for (const c of crashes) {
     // The harness sends SIGKILL, SIGSTOP and SIGCONT only, and expects the SIGKILLs it sends.
@@ -264,6 +273,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     ops,
     okAfterHeal,
     faults: { rounds: nemesis?.rounds ?? 0, counts: nemesis?.counts ?? {} },
+    snapshots,
     crashes,
     unexpected: { count: unexpected.length, samples: unexpected.slice(0, 5) },
     convergence,

@@ -3,6 +3,9 @@
  * networks (namespaces and proxies) cutting and healing links between real processes. Seconds, no cluster.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { HistoryOp } from '../linearizability/history';
 import { Rng } from '../simulation/rng';
 import { eventually, sleep } from '../support/local-cluster';
@@ -10,6 +13,7 @@ import { findDivergence, findLostWrites, possibleFinalValues } from './checks';
 import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
 import { run, runSync } from './exec';
 import { applicableFaults, FAULT_KINDS, FaultCycle, parseFaults, planRound } from './nemesis';
+import { CHAOS_SNAPSHOTS, countSnapshots, formatSnapshotCounts } from './snapshots';
 
 jest.setTimeout(60_000);
 
@@ -83,6 +87,39 @@ describe('nemesis plans', () => {
     expect(applicableFaults(FAULT_KINDS, 3)).not.toContain('ring');
     expect(parseFaults('kill,partition')).toEqual(['kill', 'isolate', 'split', 'bridge', 'ring']);
     expect(() => parseFaults('kill,meteor')).toThrow(/unknown fault 'meteor'/);
+  });
+});
+
+describe('snapshot counts', () => {
+  it('counts snapshots taken, installed and restored, compactions and segments from the logs of every incarnation', () => {
+    const root = mkdtempSync(join(tmpdir(), 'raftkv-chaos-parts-'));
+    try {
+      // Lines as the node writes them (libs/consensus snapshotter.ts and raft-node.ts, libs/storage wal.ts).
+      const log = [
+        '----- 2026-12-01T00:00:00.000Z harness: start #1 -----',
+        '[node2] 1  - 12/01/2026, 0:00:01 AM     LOG [Raft] node2: snapshot taken at index 50 (term 1) in 0.010 s',
+        `[node2] 1  - 12/01/2026, 0:00:01 AM     LOG [Wal] compacted ${root}/data/node2 up to entry 40: deleted 2 segment(s); the log now holds [41, 60]`,
+        '----- 2026-12-01T00:00:05.000Z harness: start #2 -----',
+        '[node2] 2  - 12/01/2026, 0:00:06 AM     LOG [Raft] node2 starting at term 3 with commit 50, last index 60, state restored from the snapshot at 50; members: a, b, c',
+        "[node2] 2  - 12/01/2026, 0:00:07 AM     LOG [Raft] node2: installed the leader's snapshot at index 180 (term 3) in 0.004 s",
+        `[node2] 2  - 12/01/2026, 0:00:07 AM     LOG [Wal] compacted ${root}/data/node2 up to entry 180: deleted 5 segment(s); the log now holds [181, 181]`,
+      ].join('\n');
+      writeFileSync(join(root, 'node2.log'), log + '\n');
+      mkdirSync(join(root, 'data', 'node2', 'snap'), { recursive: true });
+      for (const name of ['0000000000000009-00000000000000b5.wal', 'LOCK', 'meta.json']) writeFileSync(join(root, 'data', 'node2', name), '');
+      const counts = countSnapshots(CHAOS_SNAPSHOTS, [
+        { name: 'node1', logPath: join(root, 'node1.log'), dir: join(root, 'data', 'node1') },
+        { name: 'node2', logPath: join(root, 'node2.log'), dir: join(root, 'data', 'node2') },
+      ]);
+      expect(counts).toMatchObject({ taken: 1, installed: 1, restored: 1, compactions: 2 });
+      expect(counts.byNode).toEqual({
+        node1: { taken: 0, installed: 0, restored: 0, compactions: 0, segmentsDeleted: 0 },
+        node2: { taken: 1, installed: 1, restored: 1, compactions: 2, segmentsDeleted: 7, segmentsAtEnd: 1 },
+      });
+      expect(formatSnapshotCounts(counts)).toMatch(/^taken 1, installed 1, restored at start 1, compactions 2 \(SNAPSHOT_ENTRIES 50, .*node1 0\/0\/0\/0, node2 1\/1\/1\/2\/1$/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

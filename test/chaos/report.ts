@@ -9,6 +9,7 @@ import { CheckResult } from '../linearizability/checker';
 import { Crash } from './cluster';
 import { Divergence, LostWrite, OpCounts, Value } from './checks';
 import { Unexpected } from './clients';
+import { formatSnapshotCounts, SnapshotCounts } from './snapshots';
 
 export interface ChaosReport {
   verdict: 'PASS' | 'FAIL';
@@ -33,6 +34,8 @@ export interface ChaosReport {
   /** ok operations after everything was healed: the cluster serves again. */
   okAfterHeal: number;
   faults: { rounds: number; counts: Record<string, number> };
+  /** Snapshots taken, installed and restored, compactions, segments left (from the node logs and data). */
+  snapshots?: SnapshotCounts;
   crashes: Crash[];
   unexpected: { count: number; samples: Unexpected[] };
   /** The index every node reached, or why not; and each node's indexes at the end. */
@@ -76,6 +79,7 @@ export function formatReport(r: ChaosReport): string {
       `ok after healing: ${r.okAfterHeal}`,
     `  faults:      ${plural(r.faults.rounds, 'round')}; ` +
       (faultKinds.length === 0 ? 'none' : faultKinds.map(([k, n]) => `${k} ${n} (${faultDetail(k)})`).join(', ')),
+    ...(r.snapshots ? [`  snapshots:   ${formatSnapshotCounts(r.snapshots)}`] : []),
     `  crashes:     ${r.crashes.length === 0 ? 'none' : r.crashes.map((c) => `${c.node} at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`).join('; ')}`,
     `  unexpected answers: ${r.unexpected.count}`,
     `  convergence: ${r.convergence.error ?? `every node applied up to index ${r.convergence.commitIndex}` + (r.timings.convergeMs !== undefined ? ` (${(r.timings.convergeMs / 1000).toFixed(1)} s after the clients stopped)` : '')}`,

@@ -10,6 +10,7 @@
 import { integerOption, parseCommandLine, UsageError, withUsage } from '../../scripts/lib/cli';
 import { runChaos } from './harness';
 import { FAULT_KINDS, FaultKind, parseFaults } from './nemesis';
+import { CHAOS_SNAPSHOTS } from './snapshots';
 
 const USAGE = `Usage: npm run chaos -- [options]
 
@@ -26,6 +27,9 @@ Options:
   --net <kind>        auto (namespaces when root, else proxies), netns or proxy (default: auto)
   --out <dir>         parent directory of the run directory (default: the OS temp dir)
   --check-budget <s>  time budget of the linearizability checker (default: 600)
+  --snapshot-entries <n>   the nodes' SNAPSHOT_ENTRIES; 0: no snapshots (default: ${CHAOS_SNAPSHOTS.entries})
+  --snapshot-catchup <n>   their SNAPSHOT_CATCHUP_ENTRIES (default: ${CHAOS_SNAPSHOTS.catchUpEntries})
+  --segment-bytes <n>      their WAL_SEGMENT_BYTES, 4096 or more (default: ${CHAOS_SNAPSHOTS.segmentBytes})
   --build <dir>       the node build to run, a dist/apps/kv-node directory (default: this repository's)
   --keep-data         keep the nodes' data directories after a passing run
   --stale-reads       self-test: read with ?consistency=stale (not linearizable); the run should FAIL
@@ -61,6 +65,9 @@ function parseOptions(argv: string[]) {
       net: { type: 'string', default: 'auto' },
       out: { type: 'string' },
       'check-budget': { type: 'string', default: '600' },
+      'snapshot-entries': { type: 'string', default: String(CHAOS_SNAPSHOTS.entries) },
+      'snapshot-catchup': { type: 'string', default: String(CHAOS_SNAPSHOTS.catchUpEntries) },
+      'segment-bytes': { type: 'string', default: String(CHAOS_SNAPSHOTS.segmentBytes) },
       build: { type: 'string' },
       'keep-data': { type: 'boolean', default: false },
       'stale-reads': { type: 'boolean', default: false },
@@ -78,6 +85,11 @@ function parseOptions(argv: string[]) {
     net: network(values.net!),
     out: values.out,
     checkBudget: integerOption('--check-budget', values['check-budget'], 1),
+    snapshots: {
+      entries: integerOption('--snapshot-entries', values['snapshot-entries'], 0, 100_000_000),
+      catchUpEntries: integerOption('--snapshot-catchup', values['snapshot-catchup'], 0, 100_000_000),
+      segmentBytes: integerOption('--segment-bytes', values['segment-bytes'], 4096, 1024 * 1024 * 1024),
+    },
     build: values.build,
     keepData: values['keep-data']!,
     staleReads: values['stale-reads']!,
@@ -92,7 +104,9 @@ async function main(): Promise<number> {
   }
   const seed: number = o.seed ?? Math.floor(Math.random() * 0xffffffff);
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
-    `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
+    `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` +
+    ` --snapshot-entries ${o.snapshots.entries} --snapshot-catchup ${o.snapshots.catchUpEntries} --segment-bytes ${o.snapshots.segmentBytes}` +
+    (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
@@ -103,6 +117,7 @@ async function main(): Promise<number> {
     net: o.net,
     outDir: o.out,
     checkBudgetMs: o.checkBudget * 1000,
+    snapshots: o.snapshots,
     keepData: o.keepData,
     build: o.build,
     staleReads: o.staleReads,
