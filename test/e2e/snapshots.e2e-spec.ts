@@ -22,10 +22,7 @@ const KEYS = 300;
 /** Each writer owns the keys k with k % WRITERS === w and writes them in turn: the last value is known. */
 const WRITERS = 10;
 
-/**
- * /status with the snapshot fields the node serves (docs/api.md); kvctl's NodeStatus type, which StatusBody
- * is, does not list them yet.
- */
+/** /status with the snapshot fields this node serves (docs/api.md); kvctl's type has them optional (older nodes). */
 type SnapshotStatus = StatusBody & { snapshotIndex: number; firstLogIndex: number };
 const status = (node: NodeProcess) => node.status() as Promise<SnapshotStatus>;
 

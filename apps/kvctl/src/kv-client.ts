@@ -12,6 +12,9 @@ export interface NodeStatus {
   commitIndex: number;
   appliedIndex: number;
   lastLogIndex: number;
+  /** The newest snapshot's last entry, and the first entry still in the log (absent from older nodes). */
+  snapshotIndex?: number;
+  firstLogIndex?: number;
   peers?: Array<{ nodeId?: string; url: string; matchIndex: number; nextIndex?: number; replication?: string; lastContactMs?: number }>;
 }
 
