@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
@@ -58,7 +58,15 @@ function readWalFromTheDocs(dir: string) {
       for (const { type: t, p } of batch) {
         if (t === 1) {
           expect(p.toString('latin1', 0, 4)).toBe('RWAL');
-          if (first === 0) [first, last, prevTerm] = [u64(p, 16), u64(p, 16) - 1, u64(p, 24)];
+          const [from, before] = [u64(p, 16), u64(p, 24)];
+          if (first === 0 || from < first) {
+            [first, last, prevTerm] = [from, from - 1, before];
+            log.clear();
+          } else {
+            expect(from).toBeLessThanOrEqual(last + 1);
+            expect(log.get(from - 1)?.term ?? prevTerm).toBe(before);
+            last = from - 1;
+          }
         } else if (t === 2) {
           expect(u64(p, 0)).toBe(last + 1);
           last = u64(p, 0);
@@ -127,6 +135,38 @@ describe('the on-disk format, as docs/storage.md describes it', () => {
     await wal.saveSnapshot({ index: 90, term: 5, confState: { voters: ['a', 'b'] } }, { installed: true });
     await wal.save({ term: 5, vote: 'a', commit: 92 }, entries(91, 95, 5, 40));
     expect(readWalFromTheDocs(dir)).toEqual(read());
+
+    // A new leader overwrites from 93 entries that had rolled into a segment starting at 96: a segment rebased
+    // at 93. Then compaction, and the states a crash halfway through it leaves: when the segment starting at
+    // 96 is the first one left, the rebased segment restarts the log at 93.
+    await wal.save({ term: 5, vote: 'a', commit: 92 }, entries(96, 120, 5, 60));
+    await wal.save({ term: 6, vote: 'b', commit: 92 }, entries(93, 100, 6, 60));
+    await wal.saveSnapshot({ index: 92, term: 5, confState: { voters: ['a', 'b'] } });
+    const names = readdirSync(dir)
+      .filter((n) => n.endsWith('.wal'))
+      .sort();
+    expect(names.slice(-2).map((n) => parseInt(n.slice(17, 33), 16))).toEqual([96, 93]);
+    expect(readWalFromTheDocs(dir)).toEqual(read());
+    const before = dirs.snapshot(dir);
+    const deleted = await wal.compact(92);
+    expect(deleted).toBe(names.length - 1);
+    expect(readWalFromTheDocs(dir)).toEqual(read());
     await wal.close();
+    for (let k = 1; k <= deleted; k++) {
+      const copy = dirs.snapshot(before);
+      for (const name of [...names.slice(0, k), 'LOCK']) unlinkSync(join(copy, name));
+      const crashed = await Wal.open(copy, { logger: new MemoryLogger() });
+      const c = crashed.storage;
+      expect(readWalFromTheDocs(copy)).toEqual({
+        first: c.firstIndex(),
+        last: c.lastIndex(),
+        entries: plain(c.entries(c.firstIndex(), c.lastIndex() + 1)),
+        ...c.initialState(),
+        snapshot: crashed.snapshotMetadata,
+        prevTerm: c.term(c.firstIndex() - 1),
+      });
+      if (k === deleted - 1) expect(c.firstIndex()).toBe(93);
+      await crashed.close();
+    }
   });
 });

@@ -20,7 +20,11 @@ export class PayloadError extends Error {}
 export interface SegmentHeader {
   version: number;
   seq: number;
-  /** Index the next entry appended after this header gets (the log's last index + 1 at creation). */
+  /**
+   * Index the next entry appended after this header gets: the log's last index + 1 at creation, or lower for
+   * a rebased segment, whose header discards the log from there (a new leader overwrote entries that had
+   * rolled into the previous segment).
+   */
   firstIndex: number;
   /** Term of entry firstIndex - 1 (0 if none), so the log can start here once older segments are gone. */
   prevTerm: number;

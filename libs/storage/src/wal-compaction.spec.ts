@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
 import { WalCorruptionError } from './errors';
 import { Wal, WalOptions } from './wal';
+import { CompactionSegment, compactionPoint } from './wal-compaction';
 import { parseSegmentFileName } from './wal-segment';
 
 const dirs = new TempDirs();
@@ -254,21 +255,59 @@ describe('Wal compaction', () => {
     expect(deleted).toBeGreaterThan(5);
   });
 
-  it('keeps a segment whose successor truncates below its own start, so recovery never needs what was deleted', async () => {
+  it.each([
+    [20, 3],
+    [40, 4],
+  ])(
+    'after a new leader overwrote entries that had rolled into later segments, they go too (snapshot %i: %i deleted), and every crash point recovers',
+    async (snapshotIndex, expectedDeleted) => {
+      const wal = await open(dirs.make(), { segmentSize: 1024 });
+      for (let i = 1; i <= 30; i += 10) await wal.save(hs(1, 10), entries(i, i + 9, 1, 60));
+      // Uncommitted entries 11..30 ran into later segments; a new leader overwrites them from 11: a segment
+      // rebased at 11 (no Truncate record), then the snapshot record rolls over to a segment that starts at 41.
+      await wal.save(hs(2, 40), entries(11, 40, 2, 60));
+      await wal.saveSnapshot(snap(snapshotIndex, 2));
+      expect(segments(wal.dir).map((n) => parseSegmentFileName(n)?.firstIndex)).toEqual([1, 11, 21, 11, 41]);
+      const expected = [...entries(1, 10, 1, 60), ...entries(11, 40, 2, 60)];
+      // With the segments up to the one at 21 gone, recovery reads entries 21..30 first, then the rebased
+      // segment restarts the log at 11: a valid start, since the snapshot covers entry 10.
+      const deleted = await compactCheckingCrashes(wal, snapshotIndex, (w, finalFirst) => {
+        const first = w.storage.firstIndex();
+        expect([1, 11, finalFirst]).toContain(first);
+        expect(w.storage.lastIndex()).toBe(40);
+        expect(plain(w.storage.entries(first, 41))).toEqual(plain(expected.slice(first - 1)));
+        expect(w.storage.term(first - 1)).toBe(first === 1 ? 0 : first <= 11 ? 1 : 2);
+        expect(w.snapshotMetadata).toEqual(snap(snapshotIndex, 2));
+        expect(w.storage.initialState().hardState).toEqual(hs(2, 40));
+      });
+      expect(deleted).toBe(expectedDeleted);
+      expect(wal.storage.firstIndex()).toBe(snapshotIndex === 40 ? 41 : 11);
+    },
+  );
+
+  it('an installed snapshot that reset the log below the active segment, then an overwrite below it: everything before goes', async () => {
     const wal = await open(dirs.make(), { segmentSize: 1024 });
-    for (let i = 1; i <= 30; i += 10) await wal.save(hs(1, 10), entries(i, i + 9, 1, 60));
-    expect(segments(wal.dir).length).toBeGreaterThan(2);
-    // Uncommitted entries 11..30 ran into later segments; a new leader overwrites them from 11 (in a new
-    // segment that starts at 31, with a Truncate record back to 11).
-    await wal.save(hs(2, 40), entries(11, 40, 2, 60));
-    await wal.saveSnapshot(snap(40, 2));
-    const expected = [...entries(1, 10, 1, 60), ...entries(11, 40, 2, 60)];
-    const deleted = await compactCheckingCrashes(wal, 40, (w) => {
+    await wal.save(hs(1, 10), entries(1, 10, 1, 60));
+    await wal.save(hs(1, 10), entries(11, 20, 1, 60));
+    await wal.save(hs(1, 10), entries(21, 22, 1, 60));
+    // A Reset record in the segment that starts at 21 restarts the log at 16; an overwrite from 17 then
+    // starts a segment there (rebased), and the snapshot record rolls over to a segment at 31.
+    await wal.saveSnapshot(snap(15, 2), { installed: true });
+    await wal.save(hs(2, 16), entries(16, 19, 2, 60));
+    await wal.save(hs(3, 30), entries(17, 30, 3, 60));
+    await wal.saveSnapshot(snap(30, 3));
+    expect(segments(wal.dir).map((n) => parseSegmentFileName(n)?.firstIndex)).toEqual([1, 11, 21, 17, 31]);
+    const expected = [...entries(16, 16, 2, 60), ...entries(17, 30, 3, 60)];
+    const deleted = await compactCheckingCrashes(wal, 30, (w) => {
       const first = w.storage.firstIndex();
-      expect(first).toBeLessThanOrEqual(11);
-      expect(plain(w.storage.entries(first, 41))).toEqual(plain(expected.slice(first - 1)));
+      expect(first).toBeGreaterThanOrEqual(16);
+      expect(w.storage.lastIndex()).toBe(30);
+      expect(plain(w.storage.entries(first, 31))).toEqual(plain(expected.slice(first - 16)));
+      expect(w.storage.term(first - 1)).toBe(first <= 17 ? 2 : 3);
+      expect(w.storage.initialState().hardState).toEqual(hs(3, 30));
     });
-    expect(deleted).toBeGreaterThan(0);
+    expect(deleted).toBe(4);
+    expect(wal.storage.firstIndex()).toBe(31);
   });
 
   it('after an install over a divergent log, releases the discarded segments', async () => {
@@ -292,5 +331,33 @@ describe('Wal compaction', () => {
     for (const name of files.slice(0, 2)) unlinkSync(join(wal.dir, name));
     await expect(open(wal.dir)).rejects.toThrow(WalCorruptionError);
     await expect(open(wal.dir)).rejects.toThrow(/records no snapshot: entries before \d+ are missing/);
+  });
+});
+
+describe('compactionPoint', () => {
+  /** A segment: first index, then optionally its lowest Truncate and whether it holds a Reset snapshot. */
+  const seg = (firstIndex: number, minTruncate = Infinity, hasReset = false): Omit<CompactionSegment, 'seq'> => ({
+    firstIndex,
+    minTruncate,
+    hasReset,
+  });
+
+  it.each<[string, Array<Omit<CompactionSegment, 'seq'>>, number, number]>([
+    ['nothing to release', [seg(1), seg(11), seg(21)], 0, 0],
+    ['up to the last segment whose start the snapshot covers', [seg(1), seg(11), seg(21), seg(31)], 25, 2],
+    ['the active segment may become the first', [seg(1), seg(11), seg(21)], 100, 2],
+    ['a Truncate at or above its own segment start is harmless', [seg(1), seg(11, 15), seg(21, 25)], 100, 2],
+    // A rebased segment (an overwrite from 11, written at 31) lowers the start of every reading before it:
+    // reading from the segment at 21 ends with the log from 11 on, which a snapshot at 15 covers.
+    ['a rebased segment below earlier ones', [seg(1), seg(21), seg(11), seg(41)], 15, 2],
+    ['a rebased segment, with a snapshot too old for it', [seg(1), seg(21), seg(11), seg(41)], 9, 0],
+    // Written before rebased segments: a reader starting at 21 could not apply Truncate(11), for good.
+    ['a deep Truncate (older writer)', [seg(1), seg(21, 11), seg(41), seg(51)], 50, 0],
+    // Reading from 11, Truncate(15) acts on entries read; from 21 it would not.
+    ['a deep Truncate blocks only the readings that start above it', [seg(1), seg(11), seg(21, 15), seg(31)], 30, 1],
+    ['a Reset makes every segment up to it a valid start', [seg(1), seg(11), seg(21, Infinity, true), seg(31)], 5, 2],
+    ['a deep Truncate before the Reset still counts', [seg(1), seg(21, 11, true), seg(31)], 50, 0],
+  ])('%s', (_name, list, limit, expected) => {
+    expect(compactionPoint(list.map((s, k) => ({ ...s, seq: k + 1 })), limit)).toBe(expected);
   });
 });

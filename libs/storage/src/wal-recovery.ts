@@ -217,12 +217,8 @@ class Replay {
           if (!this.started) {
             index.reset(h.firstIndex, h.prevTerm);
             this.started = true;
-          } else if (h.firstIndex !== index.last + 1 || h.prevTerm !== index.term(index.last)) {
-            throw corrupt(
-              rec.offset,
-              `segment continues the log at index ${h.firstIndex} (previous term ${h.prevTerm}), but the previous ` +
-                `segments end at index ${index.last} (term ${index.term(index.last)})`,
-            );
+          } else {
+            this.continueAt(h, rec.offset, corrupt);
           }
           break;
         }
@@ -263,6 +259,41 @@ class Replay {
     if (this.hardState.commit > index.last) {
       throw corrupt(batch[batch.length - 1]?.offset ?? 0, `commit ${this.hardState.commit} beyond the last index ${index.last}`);
     }
+  }
+
+  /**
+   * The header of a segment after the first one read. Its first index F says where the log continues: right
+   * after the last entry (F = last + 1), or, for a rebased segment (written when a save discarded entries
+   * below the active segment's start), lower: the entries from F on are discarded, as by a Truncate record.
+   * Where the log holds entry F - 1, its term must be the header's prevTerm. F below the first index happens
+   * when reading starts after deleted segments (compaction): the segment read first held entries that this
+   * one discards, and the log restarts at F after prevTerm, as from a first segment.
+   */
+  private continueAt(h: SegmentHeader, offset: number, corrupt: (o: number, r: string) => WalCorruptionError): void {
+    const { index } = this;
+    const from = h.firstIndex;
+    if (from > index.last + 1) {
+      throw corrupt(
+        offset,
+        `segment continues the log at index ${from}, but the previous segments end at index ${index.last}: ` +
+          `entries ${index.last + 1} to ${from - 1} are missing`,
+      );
+    }
+    if (from <= index.last && from <= this.hardState.commit) {
+      throw corrupt(offset, `segment restarts the log at index ${from}, which would discard committed entries (commit ${this.hardState.commit})`);
+    }
+    if (from < index.first) {
+      index.reset(from, h.prevTerm);
+      return;
+    }
+    if (h.prevTerm !== index.term(from - 1)) {
+      throw corrupt(
+        offset,
+        `segment continues the log at index ${from} after an entry of term ${h.prevTerm}, but entry ${from - 1} ` +
+          `has term ${index.term(from - 1)}`,
+      );
+    }
+    index.truncateFrom(from);
   }
 
   /**

@@ -58,12 +58,17 @@ export interface WalOptions {
 
 const DEFAULT_SEGMENT_SIZE = 64 * 1024 * 1024;
 const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+/** A Truncate record: header and u64 index. */
+const TRUNCATE_RECORD_SIZE = HEADER_SIZE + 8;
+/** A BatchEnd record: header and u32 count. */
+const BATCH_END_SIZE = HEADER_SIZE + 4;
 
 /** One save() or setConfState() waiting for the next batch. */
 interface PendingWrite {
   /** Its records, back to back (undefined for a save with nothing to write, which only waits). */
   buf?: Buffer;
   records: number;
+  /** Set when the save discards the log from this index on; its Truncate record then starts `buf`. */
   truncateFrom?: number;
   entries: Entry[];
   /** Offset of each entry's record inside `buf`. */
@@ -141,7 +146,7 @@ export class Wal {
   private tailSnapshot: SnapshotMetadata | undefined;
 
   private queue: PendingWrite[] = [];
-  /** The batch being written (not yet in `index`, no longer in `queue`). */
+  /** The writes taken from `queue` and not yet durable (not yet in `index`, no longer in `queue`). */
   private inflight: PendingWrite[] = [];
   private compactChain: Promise<unknown> = Promise.resolve();
   private flushing = false;
@@ -237,7 +242,9 @@ export class Wal {
   /**
    * Appends `entries` and `hardState` (either may be absent) and resolves once they are durable; only then
    * do they show in `storage`. If entries[0].index is at or below the last index, the log's suffix from
-   * there is discarded first (a Truncate record: nothing already written is rewritten).
+   * there is discarded first: by a Truncate record, or, when that index is below the active segment's first
+   * index, by starting a new segment there (a rebased segment, docs/storage.md). Nothing already written is
+   * rewritten.
    *
    * Rejects, without writing anything, with a RangeError if the save would break the log: entries not
    * consecutive, a gap after the last index, overwriting a committed entry, the term or commit going
@@ -362,7 +369,7 @@ export class Wal {
     if (segments.length === 0) {
       // A new log: its first segment, made durable (file and directory entry) before anyone relies on it.
       const segment = await WalSegment.create(this.dir, 1, this.index.last + 1, this.syncMethod);
-      const header = this.headerBatch(segment);
+      const header = this.headerBatch(segment, this.index.term(this.index.last));
       await segment.appendDurably([header], header.length);
       await fsyncDir(this.dir);
       this.segments.set(segment.seq, segment);
@@ -425,7 +432,7 @@ export class Wal {
       }
       if (first <= this.tailLast) {
         truncateFrom = first;
-        size += HEADER_SIZE + 8;
+        size += TRUNCATE_RECORD_SIZE;
       }
       newLast = entries[entries.length - 1].index;
     }
@@ -572,11 +579,11 @@ export class Wal {
       }
       this.inflight = batch;
       try {
-        await this.writeBatch(batch);
+        while (this.inflight.length > 0) this.inflight = await this.writeBatch(this.inflight);
       } catch (err) {
         this.failure = new WalFailedError(err);
         this.logger.error(this.failure.message);
-        for (const w of batch) w.reject(this.failure);
+        for (const w of this.inflight) w.reject(this.failure);
       }
       this.inflight = [];
     }
@@ -584,68 +591,107 @@ export class Wal {
     for (const done of this.drainWaiters.splice(0)) done();
   }
 
-  private async writeBatch(batch: PendingWrite[]): Promise<void> {
-    for (const w of batch) if (w.before) await w.before();
+  /**
+   * Where the next batch goes: the active segment, or a new one (`roll`) whose first index is `start`. A
+   * write that truncates below `start` cannot join the batch (a Truncate record never goes below its
+   * segment's first index, so that every segment is a valid start of the log: wal-compaction.ts): the batch
+   * stops before it, and it leads the next one, which rolls over to a segment that starts at its truncation
+   * point (`rebase`: the header stands for the lead's Truncate record, which is left out).
+   */
+  private planBatch(batch: PendingWrite[]): { count: number; roll: boolean; rebase: boolean; start: number } {
+    const lead = batch[0].truncateFrom;
+    /** How many writes, from the first, truncate nowhere below `start`. */
+    const fitting = (start: number, max: number): number => {
+      let count = 1;
+      while (count < max && !((batch[count].truncateFrom ?? Infinity) < start)) count++;
+      return count;
+    };
+    if (lead !== undefined && lead < this.active.firstIndex) {
+      return { count: fitting(lead, batch.length), roll: true, rebase: true, start: lead };
+    }
+    const count = fitting(this.active.firstIndex, batch.length);
+    let bytes = BATCH_END_SIZE;
+    for (let k = 0; k < count; k++) bytes += batch[k].buf?.length ?? 0;
+    if (this.active.size <= this.activeHeaderEnd || this.active.size + bytes <= this.segmentSize) {
+      return { count, roll: false, rebase: false, start: this.active.firstIndex };
+    }
+    // Rolling over for size: a batch that starts with a truncation starts the new segment there.
+    const rebase = lead !== undefined && lead <= this.index.last;
+    const start = rebase ? lead : this.index.last + 1;
+    return { count: fitting(start, count), roll: true, rebase, start };
+  }
+
+  /** Writes the first writes of `batch` as one batch (planBatch) and makes them durable; returns the rest. */
+  private async writeBatch(batch: PendingWrite[]): Promise<PendingWrite[]> {
+    const plan = this.planBatch(batch);
+    const group = batch.slice(0, plan.count);
+    const rest = batch.slice(plan.count);
+    for (const w of group) if (w.before) await w.before();
+    /** Bytes left out at the start of each write's buffer: the lead's Truncate record, when rebased. */
+    const skip = (k: number): number => (k === 0 && plan.rebase ? TRUNCATE_RECORD_SIZE : 0);
     const buffers: Buffer[] = [];
     let bytes = 0;
     let records = 0;
-    for (const w of batch) {
+    for (let k = 0; k < group.length; k++) {
+      const w = group[k];
       if (!w.buf) continue;
-      buffers.push(w.buf);
-      bytes += w.buf.length;
-      records += w.records;
+      buffers.push(skip(k) > 0 ? w.buf.subarray(skip(k)) : w.buf);
+      bytes += w.buf.length - skip(k);
+      records += w.records - (skip(k) > 0 ? 1 : 0);
     }
     if (records === 0) {
-      for (const w of batch) w.resolve();
-      return;
+      for (const w of group) w.resolve();
+      return rest;
     }
     const batchEnd = encodeRecord(RecordType.BatchEnd, encodeBatchEnd(records));
     buffers.push(batchEnd);
     bytes += batchEnd.length;
 
     const started = process.hrtime.bigint();
-    let rolled = false;
-    if (this.active.size > this.activeHeaderEnd && this.active.size + bytes > this.segmentSize) {
-      // Roll over: the new segment's header batch goes out with this batch, under the same fsync.
-      const segment = await WalSegment.create(this.dir, this.active.seq + 1, this.index.last + 1, this.syncMethod);
+    if (plan.roll) {
+      // Roll over: the new segment's header batch goes out with this batch, under the same fsync. Its prevTerm
+      // is known: a rebase point is above the commit index, so entry start - 1 is at or after first - 1.
+      const prevTerm = this.index.term(plan.start - 1);
+      const segment = await WalSegment.create(this.dir, this.active.seq + 1, plan.start, this.syncMethod);
       this.segments.set(segment.seq, segment);
       this.lowRefs.set(segment.seq, { minTruncate: Infinity, hasReset: false });
       this.active = segment;
-      const header = this.headerBatch(segment);
+      const header = this.headerBatch(segment, prevTerm);
       buffers.unshift(header);
       bytes += header.length;
       this.activeHeaderEnd = header.length;
-      rolled = true;
     }
     const segment = this.active;
-    let position = segment.size + (rolled ? this.activeHeaderEnd : 0);
+    let position = segment.size + (plan.roll ? this.activeHeaderEnd : 0);
     await segment.appendDurably(buffers, bytes);
-    if (rolled) await fsyncDir(this.dir); // the new file's name must be durable too
+    if (plan.roll) await fsyncDir(this.dir); // the new file's name must be durable too
     this.reportFsync(Number(process.hrtime.bigint() - started) / 1e9, bytes);
 
     // Durable: make it visible, then tell the callers.
     const refs = this.lowRefs.get(segment.seq) as SegmentLowRefs;
-    for (const w of batch) {
+    for (let k = 0; k < group.length; k++) {
+      const w = group[k];
       if (!w.buf) continue;
       if (w.truncateFrom !== undefined) {
         this.index.truncateFrom(w.truncateFrom);
         this.cache.truncateFrom(w.truncateFrom);
-        if (!refs.hasReset) refs.minTruncate = Math.min(refs.minTruncate, w.truncateFrom);
+        if (skip(k) === 0 && !refs.hasReset) refs.minTruncate = Math.min(refs.minTruncate, w.truncateFrom);
       }
       if (w.snapshot) this.applySnapshot(w.snapshot.metadata, w.snapshot.mode, refs);
-      for (let k = 0; k < w.entries.length; k++) {
-        const e = w.entries[k];
-        this.index.append(e.index, e.term, segment.seq, position + w.offsets[k], e.data.length);
+      for (let e = 0; e < w.entries.length; e++) {
+        const entry = w.entries[e];
+        this.index.append(entry.index, entry.term, segment.seq, position + w.offsets[e] - skip(k), entry.data.length);
         // Cache a view of the bytes just written rather than the caller's array, which may be a view of a
         // much larger buffer (a network message) that the cache would otherwise keep alive.
-        const at = w.offsets[k] + HEADER_SIZE + ENTRY_FIXED;
-        this.cache.append({ index: e.index, term: e.term, type: e.type, data: w.buf.subarray(at, at + e.data.length) });
+        const at = w.offsets[e] + HEADER_SIZE + ENTRY_FIXED;
+        this.cache.append({ index: entry.index, term: entry.term, type: entry.type, data: w.buf.subarray(at, at + entry.data.length) });
       }
       if (w.hardState) this.hardState = w.hardState;
       if (w.confState) this.confState = w.confState;
-      position += w.buf.length;
+      position += w.buf.length - skip(k);
     }
-    for (const w of batch) w.resolve();
+    for (const w of group) w.resolve();
+    return rest;
   }
 
   /** A durable Snapshot record takes effect (the same rules as recovery's). */
@@ -667,13 +713,13 @@ export class Wal {
   /**
    * The first batch of every segment: header, then the current hard state, configuration and newest snapshot
    * (in Keep mode), so that the newest segments alone describe the state once older ones are deleted.
+   * `prevTerm` is the term of entry segment.firstIndex - 1.
    */
-  private headerBatch(segment: WalSegment): Buffer {
-    const last = this.index.last;
+  private headerBatch(segment: WalSegment, prevTerm: number): Buffer {
     const records = [
       encodeRecord(
         RecordType.SegmentHeader,
-        encodeSegmentHeader({ seq: segment.seq, firstIndex: segment.firstIndex, prevTerm: this.index.term(last) }),
+        encodeSegmentHeader({ seq: segment.seq, firstIndex: segment.firstIndex, prevTerm }),
       ),
       encodeRecord(RecordType.HardState, encodeHardState(this.hardState)),
       encodeRecord(RecordType.ConfState, encodeConfState(this.confState)),
