@@ -9,9 +9,8 @@
  */
 import { Wal } from '@app/storage';
 import { ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crashChildren } from '../support/crash-children';
 import { CRASH_SEGMENT_SIZE, payloadByte } from './wal-crash-child';
 
 jest.setTimeout(120_000);
@@ -20,24 +19,8 @@ const CHILD = join(__dirname, 'wal-crash-child.ts');
 const REGISTER = join(__dirname, 'wal-crash-register.js');
 const KILLS = 50;
 
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
-let compileCache = '';
-
-beforeAll(() => {
-  compileCache = tempDir();
-});
-
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'wal-crash-'));
-  dirs.push(dir);
-  return dir;
-}
+const crash = crashChildren('wal-crash-');
+const { children, tempDir } = crash;
 
 interface Child {
   process: ChildProcess;
@@ -55,7 +38,7 @@ interface Child {
 function startChild(dir: string, mode: 'append' | 'hold', seed: number): Child {
   const proc = spawn(process.execPath, ['-r', REGISTER, CHILD, dir, mode, String(seed)], {
     stdio: ['pipe', 'pipe', 'pipe'],
-    env: { ...process.env, WAL_CRASH_CACHE: compileCache },
+    env: { ...process.env, WAL_CRASH_CACHE: crash.compileCache },
   });
   children.add(proc);
   const lines: string[] = [];
