@@ -80,6 +80,22 @@ describe('DirLock', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it("removes the temporary records of this host's contenders that died taking the lock, and only those", async () => {
+    const dir = dirs.make();
+    const record = (pid: number, host: string) => JSON.stringify({ pid, hostname: host, nonce: 'n', startedAt: 'then' }) + '\n';
+    const dead = `${LOCK_FILE}.${DEAD_PID}.0123456789abcdef.tmp`;
+    const live = `${LOCK_FILE}.${process.ppid}.fedcba9876543210.tmp`;
+    const remote = `${LOCK_FILE}.${DEAD_PID}.00112233aabbccdd.tmp`;
+    writeFileSync(join(dir, dead), record(DEAD_PID, hostname()));
+    writeFileSync(join(dir, live), record(process.ppid, hostname()));
+    writeFileSync(join(dir, remote), record(DEAD_PID, `not-${hostname()}`));
+    const warnings: string[] = [];
+    await acquire(dir, warnings);
+    const left = readdirSync(dir).sort();
+    expect(left).toEqual([LOCK_FILE, live, remote].sort());
+    expect(warnings).toEqual([`removed ${dead}, left by process ${DEAD_PID} that was killed while taking the lock`]);
+  });
+
   it('refuses a second acquisition in the same process', async () => {
     const dir = dirs.make();
     await acquire(dir);

@@ -124,6 +124,7 @@ export class DirLock {
       for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         try {
           await fs.promises.link(tmp, path);
+          await DirLock.sweep(dir, warn);
           return;
         } catch (err) {
           if (!isErrno(err, 'EEXIST')) throw err;
@@ -135,12 +136,39 @@ export class DirLock {
         if (verdict.alive) throw new WalLockedError(dir, describe(holder), verdict.hint);
         if (await DirLock.replaceStale(takeover, path, found.text, 0)) {
           warn(`took over the stale lock ${path} (${describe(holder)}): ${verdict.reason}`);
+          await DirLock.sweep(dir, warn);
           return;
         }
       }
       throw new WalLockedError(dir, 'several processes are contending for the lock');
     } finally {
       await fs.promises.unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /**
+   * Once the lock is ours: removes the temporary records (`LOCK.<pid>.<nonce>.tmp`) that contenders killed
+   * while taking the lock left behind, those of this host whose process is gone. A live contender's is left
+   * alone (it removes its own when it gives up). Failures are ignored: the files are only clutter.
+   */
+  private static async sweep(dir: string, warn: (m: string) => void): Promise<void> {
+    let names: string[];
+    try {
+      names = await fs.promises.readdir(dir);
+    } catch {
+      return;
+    }
+    const here = hostname();
+    for (const name of names) {
+      const m = /^LOCK\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name);
+      if (!m || Number(m[1]) === process.pid) continue;
+      const found = await readLockFile(join(dir, name));
+      const holder = found && parseHolder(found.text);
+      if (!holder || holder.hostname !== here || checkProcess(holder.pid, holder.pidStartTime).running) continue;
+      await fs.promises.unlink(join(dir, name)).then(
+        () => warn(`removed ${name}, left by process ${holder.pid} that was killed while taking the lock`),
+        () => undefined,
+      );
     }
   }
 
