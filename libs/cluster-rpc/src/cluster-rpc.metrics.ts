@@ -60,6 +60,17 @@ export class ClusterRpcMetrics {
     });
   }
 
+  /**
+   * Creates each peer's snapshot-transfer series at zero, so that they exist (and dashboards and alerts see
+   * 0, not nothing) before the first transfer.
+   */
+  knowPeers(peers: readonly NodeId[]): void {
+    for (const peer of peers) {
+      for (const outcome of ['ok', 'failed'] as const) this.snapshotsSent.inc({ peer, outcome }, 0);
+      this.snapshotsReceived.inc({ peer, outcome: 'ok' }, 0);
+    }
+  }
+
   sent(peer: NodeId, _messages: number, bytes: number): void {
     this.framesSent.inc({ peer });
     this.bytesSent.inc({ peer }, bytes);

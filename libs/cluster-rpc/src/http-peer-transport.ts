@@ -107,6 +107,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     if (options.token) headers.authorization = `Bearer ${options.token}`;
     this.headers = headers;
     const limits = { ...DEFAULT_LIMITS, ...options.limits };
+    metrics.knowPeers(options.peers);
     for (const peer of options.peers) {
       this.streams.set(
         peer,

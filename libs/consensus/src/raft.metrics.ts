@@ -105,6 +105,8 @@ export class RaftMetrics implements NodeMetrics {
       buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers: [registry],
     });
+    // Both series exist from the start (at zero), so that dashboards and alerts see 0, not nothing.
+    for (const kind of ['taken', 'installed']) this.snapshotDuration.zero({ kind });
     const sent = new Counter({
       name: 'raftkv_raft_messages_sent_total',
       help: 'Raft messages handed to the transport, by type.',
