@@ -1,7 +1,9 @@
 // Helpers shared by the core's unit tests (spec files only; not exported from the library).
 import { Entry, EntryType, Message, MessageType, NodeId } from '@app/consensus/core';
+import { RaftConfig, resolveConfig } from '../../libs/consensus/src/core/config';
+import { MemoryStorage } from '../../libs/consensus/src/core/memory-storage';
 import { newMessage } from '../../libs/consensus/src/core/message';
-import type { Raft } from '../../libs/consensus/src/core/raft';
+import { Raft } from '../../libs/consensus/src/core/raft';
 
 /** An entry with the given index and term and optional payload. */
 export function ent(index: number, term: number, data = ''): Entry {
@@ -38,4 +40,21 @@ export function takeMsgs(r: Raft): Message[] {
 /** A message from `from` to `to` in `term`, with `fields` over the defaults. */
 export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, fields: Partial<Message> = {}): Message {
   return { ...newMessage(type, to, from, term), ...fields };
+}
+
+/** A Raft instance for the core's tests: 10/1 ticks, no pre-vote or check-quorum unless `opts` says so. */
+export function newRaft(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage = new MemoryStorage()): Raft {
+  return new Raft(
+    resolveConfig({
+      id,
+      peers,
+      storage,
+      electionTick: 10,
+      heartbeatTick: 1,
+      preVote: false,
+      checkQuorum: false,
+      random: seededRandom(id.charCodeAt(0)),
+      ...opts,
+    }),
+  );
 }

@@ -3,29 +3,13 @@
  * etcd-io/raft: a leader that compacted the entries a follower needs sends it a snapshot and waits in
  * Snapshot state; a follower installs a snapshot, fast-forwards to it, or ignores it.
  */
-import { RaftConfig, resolveConfig } from './config';
 import { MemoryStorage } from './memory-storage';
 import { newMessage } from './message';
 import { CampaignType, Raft } from './raft';
 import { CompactedError } from './storage';
-import { ents, it2, msg, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
+import { ents, it2, msg, newRaft, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Message, MessageType as T, None, NodeId, Snapshot, StateType } from './types';
 
-function newRaft(id: NodeId, peers: NodeId[], storage: MemoryStorage, opts: Partial<RaftConfig> = {}): Raft {
-  return new Raft(
-    resolveConfig({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      preVote: false,
-      checkQuorum: false,
-      random: seededRandom(id.charCodeAt(0)),
-      ...opts,
-    }),
-  );
-}
 
 /** The strict driver: the snapshot and the entries waiting in the unstable tail become durable. */
 function persist(r: Raft): void {
@@ -61,7 +45,7 @@ function compactedLeader(peers: NodeId[] = ['1', '2']): { r: Raft; s: MemoryStor
   s.setHardState({ term: 1, vote: None, commit: 7 });
   s.createSnapshot(5, { voters: peers }, new TextEncoder().encode('state@5'));
   s.compact(5);
-  const r = newRaft('1', peers, s);
+  const r = newRaft('1', peers, {}, s);
   r.hup(CampaignType.Election);
   for (const id of peers) if (id !== '1') r.step(msg(T.MsgVoteResp, id, '1', 2));
   expect(r.state).toBe(StateType.Leader);
@@ -205,7 +189,7 @@ describe('log compaction and InstallSnapshot (§7)', () => {
       s.append(ents(1, [1, 1, 1]));
       s.setHardState({ term: 1, vote: None, commit: 3 });
       s.compact(2);
-      const r = newRaft('1', ['1', '2'], s);
+      const r = newRaft('1', ['1', '2'], {}, s);
       r.hup(CampaignType.Election);
       r.step(msg(T.MsgVoteResp, '2', '1', 2));
       persist(r);
@@ -220,7 +204,7 @@ describe('log compaction and InstallSnapshot (§7)', () => {
       const s = new MemoryStorage();
       s.append(ents(1, terms));
       s.setHardState({ term: 2, vote: None, commit });
-      return newRaft('1', ['1', '2', '3'], s);
+      return newRaft('1', ['1', '2', '3'], {}, s);
     }
 
     function snap(r: Raft, sn: Snapshot, term = 2): Message[] {

@@ -3,31 +3,16 @@
  * the thesis' extensions (pre-vote, check-quorum, ReadIndex, leadership transfer). Messages are delivered
  * synchronously by a tiny in-test network whose driver persists everything before sending (strict mode).
  */
-import { RaftConfig, resolveConfig } from './config';
+import { RaftConfig } from './config';
 import { ProposalDroppedError } from './errors';
 import { MemoryStorage } from './memory-storage';
 import { CAMPAIGN_TRANSFER, newMessage } from './message';
 import { CampaignType, Raft } from './raft';
-import { ents, it2, msg, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
+import { ents, it2, msg, newRaft, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, None, NodeId, StateType } from './types';
 
 const IDS3 = ['1', '2', '3'];
 
-function newRaft(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage = new MemoryStorage()): Raft {
-  return new Raft(
-    resolveConfig({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      preVote: false,
-      checkQuorum: false,
-      random: seededRandom(id.charCodeAt(0)),
-      ...opts,
-    }),
-  );
-}
 
 /** A raft whose storage holds entries with the given terms (indices 1..n) and the given hard state term. */
 function raftWithLog(id: NodeId, peers: NodeId[], terms: number[], term = 0, opts: Partial<RaftConfig> = {}): Raft {
