@@ -4,7 +4,6 @@
  * Snapshot state; a follower installs a snapshot, fast-forwards to it, or ignores it.
  */
 import { MemoryStorage } from './memory-storage';
-import { newMessage } from './message';
 import { CampaignType, Raft } from './raft';
 import { CompactedError } from './storage';
 import { ents, it2, msg, newRaft, takeMsgs } from '../../../../test/support/raft-test-util';

@@ -6,7 +6,7 @@
 import { RaftConfig } from './config';
 import { ProposalDroppedError } from './errors';
 import { MemoryStorage } from './memory-storage';
-import { CAMPAIGN_TRANSFER, newMessage } from './message';
+import { CAMPAIGN_TRANSFER } from './message';
 import { CampaignType, Raft } from './raft';
 import { ents, it2, msg, newRaft, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, None, NodeId, StateType } from './types';
