@@ -1,4 +1,4 @@
-import { Entry, EntryType } from '@app/consensus';
+import { Entry, EntryType, Storage } from '@app/consensus';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,4 +62,17 @@ export function payloadFor(index: number, term: number, size = 100): Buffer {
 /** Entries as comparable plain values. */
 export function plain(ents: Entry[]): Array<{ index: number; term: number; type: number; data: string }> {
   return ents.map((e) => ({ index: e.index, term: e.term, type: e.type, data: Buffer.from(e.data).toString('hex') }));
+}
+
+/** Everything the Raft core can read from a Wal, as plain values (to compare a log before and after reopening). */
+export function dumpWal(wal: { storage: Storage }): unknown {
+  const s = wal.storage;
+  return {
+    first: s.firstIndex(),
+    last: s.lastIndex(),
+    entries: plain(s.entries(s.firstIndex(), s.lastIndex() + 1)),
+    prevTerm: s.term(s.firstIndex() - 1),
+    state: s.initialState(),
+    snapshot: s.snapshot().metadata,
+  };
 }

@@ -4,14 +4,14 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
 import { Message, MessageType } from '@app/consensus/core';
 import { SNAPSHOT_FILES } from '@app/consensus/ports';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { ClusterRpcModule } from './cluster-rpc.module';
 import { HttpPeerTransport } from './http-peer-transport';
-import { PEER_HEADERS, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from './peer-protocol';
-import { fakeSnapshotFile, FakeSnapshotFiles, msgSnap } from './testing/fake-snapshot-files';
+import { PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from './peer-protocol';
+import { fakeSnapshotFile, FakeSnapshotFiles, msgSnap, postSnapshotRoute } from './testing/fake-snapshot-files';
 
 /**
  * The snapshot route as the node serves it: ClusterRpcModule on Fastify, listening on loopback, with its
@@ -132,28 +132,10 @@ describe('PeerController: POST /raft/snapshot', () => {
   it("refuses a connection from an address that is no member's with 403, before the body is read", async () => {
     const target = new FakeSnapshotFiles();
     const { url, received } = await node(target);
-    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = request(`${url}${PEER_SNAPSHOT_PATH}`, {
-        method: 'POST',
-        agent: false,
-        // Linux routes all of 127.0.0.0/8 to the loopback interface.
-        localAddress: '127.0.0.2',
-        headers: {
-          'content-type': PEER_SNAPSHOT_CONTENT_TYPE,
-          authorization: `Bearer ${TOKEN}`,
-          [PEER_HEADERS.from]: SENDER,
-          [PEER_HEADERS.nodeId]: 'sender',
-          [PEER_HEADERS.clusterId]: 'c1',
-        },
-      });
-      req.on('response', (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
-      req.on('error', reject);
-      req.end(fakeSnapshotFile(10, 2, 1000));
+    // Linux routes all of 127.0.0.0/8 to the loopback interface.
+    const answer = await postSnapshotRoute(url, SENDER, fakeSnapshotFile(10, 2, 1000), {
+      localAddress: '127.0.0.2',
+      headers: { authorization: `Bearer ${TOKEN}` },
     });
     expect(answer.status).toBe(403);
     expect(JSON.parse(answer.body).error).toMatch(/127\.0\.0\.2 is not one/);

@@ -1,15 +1,15 @@
 import { Logger } from '@nestjs/common';
 import { EntryType, Message, MessageType } from '@app/consensus/core';
 import { SnapshotFiles } from '@app/consensus/ports';
-import { createServer, IncomingMessage, request, Server, ServerResponse } from 'node:http';
+import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { FRAME_HEADER, sealFrame } from './frame';
 import { ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
 import { encodeMessages } from './message-codec';
-import { PEER_HEADERS, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH, PEER_STREAM_PATH } from './peer-protocol';
-import { fakeSnapshotFile, FakeSnapshotFiles, gate, msgSnap } from './testing/fake-snapshot-files';
+import { PEER_STREAM_PATH } from './peer-protocol';
+import { fakeSnapshotFile, FakeSnapshotFiles, gate, msgSnap, postSnapshotRoute } from './testing/fake-snapshot-files';
 
 /**
  * Snapshot transfers between two transports over real HTTP on loopback. The receiving transport is served by a
@@ -360,27 +360,7 @@ describe('snapshot transfers between HttpPeerTransports', () => {
 
   describe('a leading frame that is not the sender\'s MsgSnap to this node', () => {
     /** Posts `body` as SENDER to the receiver and returns the answer. */
-    const post = (url: string, body: Buffer) =>
-      new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = request(`${url}${PEER_SNAPSHOT_PATH}`, {
-          method: 'POST',
-          agent: false,
-          headers: {
-            'content-type': PEER_SNAPSHOT_CONTENT_TYPE,
-            [PEER_HEADERS.from]: SENDER,
-            [PEER_HEADERS.nodeId]: 'sender',
-            [PEER_HEADERS.clusterId]: 'c1',
-          },
-        });
-        req.on('response', (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
+    const post = (url: string, body: Buffer) => postSnapshotRoute(url, SENDER, body);
     const frame = (messages: Message[]) => sealFrame(encodeMessages(messages, FRAME_HEADER));
     /** What follows the frame in a transfer: the file. */
     const withFile = (head: Buffer) => Buffer.concat([head, fakeSnapshotFile(10, 2, 1000)]);

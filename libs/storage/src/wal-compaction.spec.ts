@@ -1,7 +1,7 @@
 import { CompactedError, HardState, SnapshotMetadata, UnavailableError } from '@app/consensus/core';
 import { readdirSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
+import { dumpWal as dump, entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
 import { WalCorruptionError } from './errors';
 import { Wal, WalOptions } from './wal';
 import { CompactionSegment, compactionPoint } from './wal-compaction';
@@ -24,19 +24,6 @@ async function open(dir: string, options: WalOptions = {}): Promise<Wal> {
 async function reopen(wal: Wal, options: WalOptions = {}): Promise<Wal> {
   await wal.close();
   return open(wal.dir, options);
-}
-
-/** Everything the Raft core can read, as plain values. */
-function dump(wal: Wal): unknown {
-  const s = wal.storage;
-  return {
-    first: s.firstIndex(),
-    last: s.lastIndex(),
-    entries: plain(s.entries(s.firstIndex(), s.lastIndex() + 1)),
-    prevTerm: s.term(s.firstIndex() - 1),
-    state: s.initialState(),
-    snapshot: s.snapshot().metadata,
-  };
 }
 
 function segments(dir: string): string[] {

@@ -2,7 +2,7 @@ import type { Entry, HardState, SnapshotMetadata } from '@app/consensus/core';
 import type { SaveCallback, StateMachineView } from '@app/consensus/ports';
 import { readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
+import { dumpWal as dump, entries, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
 import { WalCorruptionError } from './errors';
 import { NodeStorage, openNodeStorage } from './node-storage';
 import { decodeRecord, encodeRecord, RecordType } from './record';
@@ -47,19 +47,6 @@ async function openWal(dir: string, options: WalOptions = {}): Promise<Wal> {
 
 const hs = (term: number, commit: number): HardState => ({ term, vote: 'n1', commit });
 const meta = (index: number, term: number): SnapshotMetadata => ({ index, term, confState: { voters: ['n1', 'n2', 'n3'] } });
-
-/** Everything the Raft core can read, as plain values. */
-function dump(wal: Wal): unknown {
-  const s = wal.storage;
-  return {
-    first: s.firstIndex(),
-    last: s.lastIndex(),
-    entries: plain(s.entries(s.firstIndex(), s.lastIndex() + 1)),
-    prevTerm: s.term(s.firstIndex() - 1),
-    state: s.initialState(),
-    snapshot: s.snapshot().metadata,
-  };
-}
 
 /** The segment files of `dir`, in seq order, with their records' types and payload fields of interest. */
 function segments(dir: string) {

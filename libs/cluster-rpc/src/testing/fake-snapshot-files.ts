@@ -1,6 +1,8 @@
 import { Message, MessageType, NodeId, SnapshotMetadata } from '@app/consensus/core';
 import { IncomingSnapshotFile, SnapshotFiles } from '@app/consensus/ports';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { PEER_HEADERS, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from '../peer-protocol';
 
 /**
  * An in-memory SnapshotFiles for the transport's tests (not exported by the library). Its "file" format is
@@ -133,4 +135,38 @@ export function gate(): { wait: Promise<void>; open: () => void } {
   let open!: () => void;
   const wait = new Promise<void>((resolve) => (open = resolve));
   return { wait, open };
+}
+
+/**
+ * Posts `body` to a node's snapshot route as peer `from` of cluster `c1` (one connection, no agent), with
+ * extra headers (a token) and a local address if given, and resolves with the answer.
+ */
+export function postSnapshotRoute(
+  url: string,
+  from: NodeId,
+  body: Buffer,
+  options: { headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}${PEER_SNAPSHOT_PATH}`, {
+      method: 'POST',
+      agent: false,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+      headers: {
+        'content-type': PEER_SNAPSHOT_CONTENT_TYPE,
+        ...options.headers,
+        [PEER_HEADERS.from]: from,
+        [PEER_HEADERS.nodeId]: 'sender',
+        [PEER_HEADERS.clusterId]: 'c1',
+      },
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
 }
