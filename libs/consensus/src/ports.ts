@@ -63,8 +63,18 @@ export const PEER_TRANSPORT = Symbol('PEER_TRANSPORT');
 /** Receives the batches of messages that peers send to this node. */
 export type MessageReceiver = (messages: Message[]) => void;
 
-/** Carries Raft messages between members. Members are identified by their advertised URL. */
+/**
+ * Carries Raft messages between members. Members are identified by their NODE_ID; setPeers() says at which
+ * URL each is reached (it changes with the configuration).
+ */
 export interface PeerTransport {
+  /**
+   * The members this node exchanges messages with (this node excluded), each with its URL. Called before
+   * start and whenever the configuration or an address changes: streams open to new peers, close to peers
+   * no longer listed (their queued messages dropped), and move when a URL changed. Streams from senders not
+   * listed are refused.
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void;
   /** Registers the receiver of incoming messages (called once, before the node starts). */
   listen(receiver: MessageReceiver): void;
   /**
@@ -74,8 +84,6 @@ export interface PeerTransport {
   send(messages: Message[]): void;
   /** Registers a callback for peers whose last send failed. */
   onUnreachable(callback: (peer: NodeId) => void): void;
-  /** The NODE_ID a peer announced in its requests, if it has sent any. */
-  peerName(peer: NodeId): string | undefined;
   /**
    * Registers a callback for the outcome of each MsgSnap sent: `failed` false once the peer has received the
    * whole snapshot (it then installs it and answers with a MsgAppResp), true when the transfer failed (the

@@ -16,6 +16,8 @@ export interface ProgressStatus {
   inflight: number;
   /** Snapshot state: the index of the snapshot sent (MsgSnap). */
   pendingSnapshot?: number;
+  /** A learner: replicated to, never counted in a quorum. */
+  isLearner: boolean;
 }
 
 export interface Status {

@@ -19,7 +19,7 @@ export enum StateType {
 
 /**
  * Kind of a log entry. A leader's no-op at the start of its term is a Normal entry with empty data.
- * ConfChange is reserved for membership changes (not implemented yet; the slot keeps the log format stable).
+ * A ConfChange entry's data is an encoded ConfChange (confchange.ts): one membership change at a time.
  */
 export enum EntryType {
   Normal = 0,
@@ -42,10 +42,35 @@ export interface HardState {
   commit: number;
 }
 
-/** The cluster configuration. Only voters exist today; learners keep room for membership changes. */
+/**
+ * The cluster configuration: voters (count in quorums, may campaign) and learners (receive the log, never
+ * vote). `addresses` is carried for the node layer (each member's URL), recorded with snapshots; the core
+ * never reads it and its confState() does not return it.
+ */
 export interface ConfState {
   voters: NodeId[];
   learners?: NodeId[];
+  addresses?: Record<NodeId, string>;
+}
+
+/**
+ * One membership change (etcd's simple ConfChange): changes take effect when their entry is applied
+ * (RawNode.applyConfChange), and only one may be in flight (pendingConfIndex).
+ * - AddNode: adds a voter, or promotes a learner; a no-op for an existing voter.
+ * - AddLearnerNode: adds a learner; a no-op for an existing learner; refused (no-op) for a voter.
+ * - RemoveNode: removes a voter or learner; a no-op for an unknown id; refused (no-op) for the last voter.
+ * `context` is opaque to the core (the node layer puts the member's URL there).
+ */
+export enum ConfChangeType {
+  AddNode = 0,
+  AddLearnerNode = 1,
+  RemoveNode = 2,
+}
+
+export interface ConfChange {
+  type: ConfChangeType;
+  nodeId: NodeId;
+  context?: string;
 }
 
 export interface SnapshotMetadata {
