@@ -54,3 +54,52 @@ export class RemovedFromClusterError extends Error {
     this.name = 'RemovedFromClusterError';
   }
 }
+
+/** What a node knows of its cluster from its data directory (or, at first start, from discovery or a join). */
+export interface ClusterIdentity {
+  /** Created when the cluster bootstrapped; every member records it, and refuses peers with another. */
+  clusterId: string;
+  /** This node's NODE_ID. */
+  nodeId: NodeId;
+  /**
+   * The voters the cluster bootstrapped with: the configuration its log starts from (before any ConfChange
+   * entry). A joining node starts from them too, so that replaying the log rebuilds the configuration.
+   */
+  initialVoters: NodeId[];
+  /** Where this node reaches each member it knows at start (its own URL included). */
+  addresses: Record<NodeId, string>;
+}
+
+export const CLUSTER_BOOTSTRAP = Symbol('CLUSTER_BOOTSTRAP');
+
+/** Finds and records this node's ClusterIdentity before the Raft node starts (production: libs/cluster-rpc). */
+export interface ClusterBootstrap {
+  /**
+   * The identity recorded in the data directory; at first start, the one found by discovery (PEER_URLS: ask
+   * each peer its NODE_ID) or granted by a join (JOIN), recorded durably before it resolves. Rejects with a
+   * one-line reason when the directory belongs to another node or cluster, or the node was removed.
+   */
+  resolve(): Promise<ClusterIdentity>;
+  /** What resolve() settled on; undefined before it resolved. */
+  readonly identity: ClusterIdentity | undefined;
+}
+
+/** Body of `POST /cluster/members` (a join is one: the new node asks for itself). */
+export interface AddMemberRequest {
+  nodeId: NodeId;
+  /** Where members reach it; when absent, `http://<the caller's address>:<port>`. */
+  url?: string;
+  port?: number;
+  /** Default true: a new member starts as a learner, promoted once caught up. */
+  learner?: boolean;
+}
+
+/** Answer of `POST /cluster/members`: what a joining node needs to start. */
+export interface AddMemberAnswer {
+  clusterId: string;
+  /** Index of the committed ConfChange entry. */
+  index: number;
+  initialVoters: NodeId[];
+  member: MemberInfo;
+  members: MemberInfo[];
+}
