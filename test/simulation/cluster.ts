@@ -618,7 +618,7 @@ export class Cluster {
         for (const m of messages) this.send(m, n, incarnation);
       },
       onUnreachable: () => {},
-      peerName: (peer: NodeId) => peer,
+      setPeers: () => {},
       onSnapshotStatus: (callback: (peer: NodeId, failed: boolean) => void) => {
         if (n.incarnation === incarnation) n.snapshotStatus = callback;
       },

@@ -10,6 +10,8 @@ export type { Applied, ProposalWaiter } from './proposal-tracker';
 export type { ReadWaiter } from './read-batcher';
 export type { NodeStatus, PeerStatus } from './node-status';
 export { checkIdentity } from './identity';
+export * from './membership';
+export { PROMOTE_MAX_LAG } from './members';
 export type { NodeIdentity } from './identity';
 export { systemClock } from './system-clock';
 

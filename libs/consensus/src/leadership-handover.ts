@@ -17,7 +17,7 @@ export function pickTransferee(
   let best: NodeId | undefined;
   let bestMatch = -1;
   for (const [peer, p] of Object.entries(status.progress)) {
-    if (peer === status.id) continue;
+    if (peer === status.id || p.isLearner) continue;
     if (now - (lastContact.get(peer) ?? -Infinity) >= electionTimeoutMs) continue;
     if (p.match > bestMatch) {
       best = peer;
@@ -35,7 +35,6 @@ export interface HandOverContext {
   clock: Clock;
   electionTimeoutMs: number;
   logger: NodeLogger;
-  peerName(peer: NodeId): string | undefined;
   /** Asks the core to transfer leadership to `to`, and runs the loop. */
   transfer(to: NodeId): void;
   /** Whether the node still leads (and runs). */
@@ -53,7 +52,7 @@ export async function handOver(ctx: HandOverContext): Promise<void> {
     ctx.logger.log(`${ctx.name} stopping as leader: no peer is reachable to take over`);
     return;
   }
-  ctx.logger.log(`${ctx.name} transferring leadership to ${ctx.peerName(target) ?? target}`);
+  ctx.logger.log(`${ctx.name} transferring leadership to ${target}`);
   ctx.transfer(target);
   const deadline = clock.now() + 2 * electionTimeoutMs;
   while (ctx.leading() && clock.now() < deadline) {

@@ -25,7 +25,6 @@ const leaderStatus: Status = {
 };
 
 function sources(over: Partial<StatusSources> = {}): StatusSources {
-  const names: Record<string, string> = { 'http://b': 'node-b' };
   return {
     name: 'node-a',
     applied: 39,
@@ -39,7 +38,6 @@ function sources(over: Partial<StatusSources> = {}): StatusSources {
       ['http://b', 4750],
       ['http://a', 1],
     ]),
-    peerName: (peer) => names[peer],
     ...over,
   };
 }
@@ -59,8 +57,8 @@ describe('describeStatus', () => {
       snapshotIndex: 30,
       firstLogIndex: 21,
       peers: [
-        { id: 'http://b', name: 'node-b', match: 40, next: 43, state: 'Replicate', lastContactMs: 250 },
-        { id: 'http://c', name: undefined, match: 7, next: 8, state: 'Probe', lastContactMs: undefined },
+        { id: 'http://b', name: 'http://b', match: 40, next: 43, state: 'Replicate', lastContactMs: 250 },
+        { id: 'http://c', name: 'http://c', match: 7, next: 8, state: 'Probe', lastContactMs: undefined },
       ],
     });
   });

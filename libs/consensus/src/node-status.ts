@@ -5,6 +5,7 @@ import { NodeId, StateType } from './core/types';
 /** What GET /status reports about one peer (leader only). */
 export interface PeerStatus {
   id: NodeId;
+  /** The same as id (a member is its NODE_ID); kept for the API's compatibility. */
   name?: string;
   match: number;
   next: number;
@@ -40,7 +41,6 @@ export interface StatusSources {
   now: number;
   /** When each peer was last heard from (clock milliseconds). */
   lastContact: ReadonlyMap<NodeId, number>;
-  peerName(peer: NodeId): string | undefined;
 }
 
 /** The node's status as GET /status shows it: the core's view, named, with per-peer contact ages. */
@@ -51,7 +51,7 @@ export function describeStatus(s: Status, src: StatusSources): NodeStatus {
     const contact = src.lastContact.get(id);
     peers.push({
       id,
-      name: src.peerName(id),
+      name: id,
       match: p.match,
       next: p.next,
       state: p.state,

@@ -17,11 +17,15 @@ export type CoreTuning = Pick<
 >;
 
 export interface RaftNodeOptions {
-  /** This member's identity in the Raft group (its advertised URL in production). */
+  /** This member's identity in the Raft group (its NODE_ID in production). */
   id: NodeId;
   /** Human name (NODE_ID), reported as the leader's name. */
   name: string;
-  /** Every voter's identity, this node's included. */
+  /**
+   * The voters the log starts from (the cluster's initial configuration, before any ConfChange entry),
+   * this node's included unless it joins later; empty for a node that learns the configuration from the
+   * leader. Ignored when the storage holds a snapshot (its configuration wins).
+   */
   members: NodeId[];
   /** Milliseconds per tick of the core (the heartbeat interval). */
   tickMs: number;
@@ -57,6 +61,11 @@ export interface RaftNodeOptions {
    * and recovery runs from what is really on disk.
    */
   onFatal(error: Error): void;
+  /**
+   * Called once this node applied its own removal from the configuration; it has stopped taking part and
+   * answers every request with RemovedFromClusterError. Production records it and exits.
+   */
+  onRemoved?(): void;
 }
 
 /** The ports a node runs on. */

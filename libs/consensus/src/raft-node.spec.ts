@@ -12,7 +12,7 @@ import { NoLeaderError, NotLeaderError, OverloadedError, ProposalTimeoutError, S
 import { Clock, MessageReceiver, PeerTransport, RaftStorage, SaveCallback, StateMachine, StateMachineView, Timer } from './ports';
 import { Applied } from './proposal-tracker';
 import { RaftNode } from './raft-node';
-import { RaftNodeOptions } from './raft-node-options';
+import { RaftNodeOptions, RaftNodePorts } from './raft-node-options';
 
 interface Scheduled {
   at: number;
@@ -176,7 +176,8 @@ class RecordingTransport implements PeerTransport {
   readonly sent: Message[] = [];
   receiver?: MessageReceiver;
   unreachable?: (peer: string) => void;
-  readonly names = new Map<string, string>();
+  /** What setPeers() was last given. */
+  peers = new Map<string, string>();
   listen(receiver: MessageReceiver): void {
     this.receiver = receiver;
   }
@@ -186,8 +187,8 @@ class RecordingTransport implements PeerTransport {
   onUnreachable(callback: (peer: string) => void): void {
     this.unreachable = callback;
   }
-  peerName(peer: string): string | undefined {
-    return this.names.get(peer);
+  setPeers(peers: ReadonlyMap<string, string>): void {
+    this.peers = new Map(peers);
   }
   snapshotStatus?: (peer: string, failed: boolean) => void;
   onSnapshotStatus(callback: (peer: string, failed: boolean) => void): void {
@@ -234,13 +235,22 @@ const TICK_MS = 100;
 const REQUEST_TIMEOUT_MS = 2000;
 const bytes = (s: string) => new TextEncoder().encode(s);
 
+/** A RaftNode started with an identity, as production's RaftNodeService does: the members' addresses. */
+class NodeWithAddresses extends RaftNode {
+  constructor(options: RaftNodeOptions, ports: RaftNodePorts) {
+    super(options, ports);
+    const addresses = Object.fromEntries(options.members.map((id) => [id, `http://${id}.test:3000`]));
+    this.useIdentity({ clusterId: 'c', nodeId: options.id, initialVoters: options.members, addresses });
+  }
+}
+
 function setup(members = ['n1'], options: Partial<RaftNodeOptions> = {}) {
   const clock = new VirtualClock();
   const storage = new FakeRaftStorage(clock);
   const transport = new RecordingTransport();
   const stateMachine = new RecordingStateMachine();
   const fatal: Error[] = [];
-  const node = new RaftNode(
+  const node = new NodeWithAddresses(
     {
       id: 'n1',
       name: 'node-1',
@@ -269,7 +279,6 @@ function singleLeader() {
 /** A follower of a three-member group that knows n2 leads term 1 (from n2's heartbeat). */
 function followerOfN2() {
   const s = setup(['n1', 'n2', 'n3']);
-  s.transport.names.set('n2', 'node-2');
   s.node.start();
   s.clock.runDeferred();
   s.transport.deliver({ ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 1), commit: 0 });
@@ -281,7 +290,7 @@ describe('RaftNode', () => {
   describe('a single member', () => {
     it('elects itself at start and applies its no-op', () => {
       const { node, stateMachine, storage } = singleLeader();
-      expect(node.leader()).toEqual({ lead: 'n1', name: 'node-1' });
+      expect(node.leader()).toEqual({ lead: 'n1', name: 'node-1', url: 'http://n1.test:3000' });
       expect(node.applied).toBe(1);
       expect(stateMachine.applied.map((e) => [e.index, e.term, e.data.length])).toEqual([[1, 1, 0]]);
       expect(storage.mem.initialState().hardState).toMatchObject({ term: 1, vote: 'n1' });
@@ -402,11 +411,11 @@ describe('RaftNode', () => {
 
     it('a follower that knows the leader rejects with NotLeaderError naming it', async () => {
       const { node } = followerOfN2();
-      expect(node.leader()).toEqual({ lead: 'n2', name: 'node-2' });
+      expect(node.leader()).toEqual({ lead: 'n2', name: 'n2', url: 'http://n2.test:3000' });
       const o = await outcome(node.propose(bytes('x')));
       const error = (o as { error: NotLeaderError }).error;
       expect(error).toBeInstanceOf(NotLeaderError);
-      expect([error.leaderName, error.leaderUrl]).toEqual(['node-2', 'n2']);
+      expect([error.leaderName, error.leaderUrl]).toEqual(['n2', 'http://n2.test:3000']);
     });
 
     it('waitForLeader resolves false after its timeout when no leader appears', async () => {

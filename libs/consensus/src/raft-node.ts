@@ -1,13 +1,17 @@
-import { ProposalDroppedError, StepLocalMessageError } from './core/errors';
+import { StepLocalMessageError } from './core/errors';
 import { RawNode, Status } from './core/raw-node';
-import { Entry, Message, MessageType, NodeId, None, ReadState, Snapshot, SoftState, StateType } from './core/types';
-import { NoLeaderError, NotLeaderError, OverloadedError, ProposalRejectedError, ShuttingDownError } from './errors';
+import { Entry, EntryType, Message, MessageType, NodeId, None, Snapshot, SoftState, StateType } from './core/types';
+import { NoLeaderError, NotLeaderError, ShuttingDownError } from './errors';
 import { handOver } from './leadership-handover';
+import { LeaderWatch } from './leader-watch';
+import { Members } from './members';
+import { ClusterIdentity, MembershipChange, MembersView, RemovedFromClusterError } from './membership';
 import { describeStatus, NodeStatus } from './node-status';
 import { NodeLogger, NodeMetrics, Timer } from './ports';
 import { newRawNode, RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
-import { Applied, ProposalTracker, ProposalWaiter } from './proposal-tracker';
-import { ReadBatcher, ReadWaiter } from './read-batcher';
+import { Applied, ProposalWaiter } from './proposal-tracker';
+import { ReadWaiter } from './read-batcher';
+import { Requests } from './requests';
 import { ReadyLoop } from './ready-loop';
 import { Snapshotter } from './snapshotter';
 
@@ -25,16 +29,17 @@ export class RaftNode {
   private stopping = false;
   private stopped = false;
   private failed?: Error;
-  private soft: SoftState = { lead: None, raftState: StateType.Follower };
   private appliedIndex = 0;
   private snapshots!: Snapshotter;
-  private readonly proposals: ProposalTracker;
-  private readonly reads: ReadBatcher;
+  private removed = false;
+  /** The configuration the log starts from (options.members unless an identity says otherwise). */
+  private initialVoters: NodeId[];
+  private readonly directory: Members;
+  private readonly requests: Requests;
   private readonly lastContact = new Map<NodeId, number>();
-  private readonly leaderWaiters: Array<() => void> = [];
+  private readonly watch: LeaderWatch;
   private readonly logger: NodeLogger;
   private readonly metrics: NodeMetrics;
-  private readonly maxPending: number;
 
   constructor(
     private readonly options: RaftNodeOptions,
@@ -42,9 +47,34 @@ export class RaftNode {
   ) {
     this.logger = ports.logger ?? silentLogger;
     this.metrics = ports.metrics ?? uncountedMetrics;
-    this.maxPending = options.maxPendingRequests ?? 10_000;
-    this.proposals = new ProposalTracker(options.requestTimeoutMs, this.metrics);
-    this.reads = new ReadBatcher(options.requestTimeoutMs, this.metrics);
+    this.requests = new Requests({
+      requestTimeoutMs: options.requestTimeoutMs,
+      maxPending: options.maxPendingRequests ?? 10_000,
+      clock: ports.clock,
+      metrics: this.metrics,
+      raw: () => this.raw,
+      schedule: () => this.loop.schedule(),
+      assertServing: () => this.assertServing(),
+      assertLeader: () => this.assertLeader(),
+      hasLeader: () => this.watch.lead !== None,
+      leaderErrorOr: (fallback) => this.leaderErrorOr(fallback),
+    });
+    this.watch = new LeaderWatch({ name: options.name, clock: ports.clock, logger: this.logger, metrics: this.metrics });
+    this.initialVoters = options.members;
+    this.directory = new Members({
+      self: options.id,
+      confState: () => this.raw.confState(),
+      applyConfChange: (cc) => this.raw.applyConfChange(cc),
+      transport: ports.transport,
+      logger: this.logger,
+      onRemoved: () => this.onRemoved(),
+    });
+  }
+
+  /** Before start(): the configuration the log starts from and the members' addresses (production's bootstrap). */
+  protected useIdentity(identity: ClusterIdentity): void {
+    this.initialVoters = identity.initialVoters;
+    this.directory.useIdentity(identity);
   }
 
   /**
@@ -62,7 +92,7 @@ export class RaftNode {
       metrics: this.metrics,
       every: this.options.snapshotEntries ?? 10_000,
       catchUp: this.options.snapshotCatchUpEntries ?? 5_000,
-      confState: () => this.raw.confState(),
+      confState: () => this.directory.snapshotConfState(),
     });
     this.snapshots.start(
       (applied) => this.boot(applied),
@@ -76,45 +106,44 @@ export class RaftNode {
   }
 
   private boot(applied: number): void {
-    const { members, tickMs } = this.options;
+    const { tickMs, id } = this.options;
     const { storage, transport, clock } = this.ports;
     this.appliedIndex = applied;
-    this.raw = newRawNode(this.options, storage.storage, applied, this.logger);
+    this.raw = newRawNode({ ...this.options, members: this.initialVoters }, storage.storage, applied, this.logger);
+    this.directory.restored(storage.storage.snapshot().metadata.confState);
     this.loop = new ReadyLoop(
       this.raw,
       storage,
       clock,
       {
-        beforeReady: () => this.issueReads(),
+        beforeReady: () => this.requests.issueReads(),
         onSoftState: (soft) => this.onSoftState(soft),
         send: (messages) => this.send(messages),
         apply: (entries) => this.apply(entries),
         restore: (snapshot, done) => this.installed(snapshot, done),
-        onReadStates: (states) => this.onReadStates(states),
+        onReadStates: (states) => this.requests.onReadStates(states, this.appliedIndex),
         fail: (error) => this.fail(error),
       },
       this.ports.observer,
     );
+    const report = (tell: () => void) => {
+      if (this.stopped) return;
+      tell();
+      this.loop.schedule();
+    };
     transport.listen((messages) => this.receive(messages));
-    transport.onUnreachable((peer) => {
-      if (this.stopped) return;
-      this.raw.reportUnreachable(peer);
-      this.loop.schedule();
-    });
-    transport.onSnapshotStatus((peer, failed) => {
-      if (this.stopped) return;
-      this.raw.reportSnapshot(peer, failed);
-      this.loop.schedule();
-    });
+    transport.onUnreachable((peer) => report(() => this.raw.reportUnreachable(peer)));
+    transport.onSnapshotStatus((peer, failed) => report(() => this.raw.reportSnapshot(peer, failed)));
     const s = this.raw.status();
     this.logger.log(
       `${this.options.name} starting at term ${s.term} with commit ${s.commit}, last index ${s.lastIndex}` +
         (applied > 0 ? `, state restored from the snapshot at ${applied}` : '') +
-        `; members: ${members.join(', ')}`,
+        `; voters: ${this.raw.confState().voters.join(', ') || 'none yet'}`,
     );
     this.ticker = clock.every(tickMs, () => this.tick());
     // A single-node cluster has nobody to wait for: elect itself now rather than after a timeout.
-    if (members.length === 1) this.raw.campaign();
+    const { voters } = this.raw.confState();
+    if (voters.length === 1 && voters[0] === id) this.raw.campaign();
     this.loop.schedule();
   }
 
@@ -126,7 +155,7 @@ export class RaftNode {
   async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
     if (this.stopping || !this.raw) return;
     this.stopping = true;
-    if (options.transferLeadership && this.isLeader && this.options.members.length > 1) await this.handOver();
+    if (options.transferLeadership && this.isLeader && this.raw.confState().voters.length > 1) await this.handOver();
     this.ticker?.cancel();
     // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
     // the next Ready before this function's continuation runs.
@@ -138,18 +167,14 @@ export class RaftNode {
     );
     this.stopped = true;
     this.snapshots.stop();
-    this.failAll(new ShuttingDownError());
+    this.requests.failAll(new ShuttingDownError());
   }
 
   private handOver(): Promise<void> {
-    return handOver({
-      name: this.options.name,
+    const { name, electionTick, tickMs } = this.options;
+    const { clock } = this.ports;
+    return handOver({ name, clock, electionTimeoutMs: electionTick * tickMs, logger: this.logger, lastContact: this.lastContact,
       status: () => this.raw.status(),
-      lastContact: this.lastContact,
-      clock: this.ports.clock,
-      electionTimeoutMs: this.options.electionTick * this.options.tickMs,
-      logger: this.logger,
-      peerName: (peer) => this.ports.transport.peerName(peer),
       transfer: (to) => {
         this.raw.transferLeadership(to);
         this.loop.schedule();
@@ -164,35 +189,12 @@ export class RaftNode {
    * ProposalLostError (definitely not applied), ProposalTimeoutError (outcome unknown).
    */
   propose(data: Uint8Array): Promise<Applied> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.submit(data, { resolve, reject });
-      } catch (error) {
-        reject(error as Error);
-      }
-    });
+    return promised((resolve, reject) => this.submit(data, { resolve, reject }));
   }
 
   /** propose() with callbacks (the simulator): returns where the entry went; throws what propose() rejects with. */
   submit(data: Uint8Array, waiter: ProposalWaiter): { index: number; term: number } {
-    this.assertServing();
-    this.assertLeader();
-    if (this.proposals.waiters >= this.maxPending) {
-      this.metrics.proposal('rejected');
-      throw new OverloadedError('write', this.maxPending);
-    }
-    let at: { index: number; term: number };
-    try {
-      at = this.raw.propose(data);
-    } catch (error) {
-      if (!(error instanceof ProposalDroppedError)) throw error;
-      this.metrics.proposal('rejected');
-      this.assertLeader();
-      throw new ProposalRejectedError(error.message);
-    }
-    this.proposals.track(at.index, at.term, this.ports.clock.now(), waiter);
-    this.loop.schedule();
-    return at;
+    return this.requests.submit(data, waiter);
   }
 
   /**
@@ -203,49 +205,50 @@ export class RaftNode {
    * Reads arriving together share one confirmation round.
    */
   readBarrier(options: { onFollower?: boolean } = {}): Promise<number> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.read({ resolve, reject }, options);
-      } catch (error) {
-        reject(error as Error);
-      }
-    });
+    return promised((resolve, reject) => this.read({ resolve, reject }, options));
   }
 
   /** readBarrier() for callers that take callbacks. Throws what readBarrier() would reject with at once. */
   read(waiter: ReadWaiter, options: { onFollower?: boolean } = {}): void {
-    this.assertServing();
-    if (options.onFollower) {
-      if (this.soft.lead === None) throw new NoLeaderError();
-    } else {
-      this.assertLeader();
-    }
-    if (this.reads.waiters >= this.maxPending) throw new OverloadedError('read', this.maxPending);
-    this.reads.queue(waiter, this.ports.clock.now());
-    this.loop.schedule();
+    this.requests.read(waiter, options);
   }
 
   /** Resolves when a leader is known (true) or after timeoutMs (whether one is known then). */
   waitForLeader(timeoutMs: number): Promise<boolean> {
-    if (this.soft.lead !== None) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const timer = this.ports.clock.after(timeoutMs, () => resolve(this.soft.lead !== None));
-      this.leaderWaiters.push(() => {
-        timer.cancel();
-        resolve(true);
-      });
-    });
+    return this.watch.waitForLeader(timeoutMs);
   }
 
   get isLeader(): boolean {
-    return this.soft.raftState === StateType.Leader;
+    return this.watch.soft.raftState === StateType.Leader;
   }
 
-  /** The known leader's identity and name; lead is None when unknown. */
-  leader(): { lead: NodeId; name?: string } {
-    const lead = this.soft.lead;
+  /** The known leader's identity (None when unknown), name and URL. */
+  leader(): { lead: NodeId; name?: string; url?: string } {
+    const lead = this.watch.soft.lead;
     if (lead === None) return { lead };
-    return { lead, name: lead === this.options.id ? this.options.name : this.ports.transport.peerName(lead) };
+    return { lead, name: lead === this.options.id ? this.options.name : lead, url: this.directory.url(lead) };
+  }
+
+  /**
+   * Asks for a membership change (leader only): resolves once its entry is committed and applied here.
+   * Rejects with MembershipChangeRefusedError when it cannot be made now (nothing proposed), and otherwise
+   * as propose() does.
+   */
+  changeMembership(change: MembershipChange): Promise<{ index: number }> {
+    return promised((resolve, reject) => {
+      this.assertServing();
+      this.assertLeader();
+      const now = this.ports.clock.now();
+      const reachable = (id: NodeId) => now - (this.lastContact.get(id) ?? -Infinity) <= this.options.electionTick * this.options.tickMs;
+      const cc = this.directory.plan(change, this.raw.status(), reachable);
+      const at = this.directory.propose(cc, () => this.raw.proposeConfChange(cc), () => this.assertLeader());
+      this.requests.track(at, { resolve: ({ index }) => resolve({ index }), reject });
+    });
+  }
+
+  /** The members as this node knows them (the leader adds each one's match index and last contact). */
+  members(): MembersView {
+    return this.directory.view(this.raw.status(), this.lastContact, this.ports.clock.now());
   }
 
   /** Set once the node stopped on an error it cannot go on from; readiness reports it. */
@@ -266,7 +269,6 @@ export class RaftNode {
       leaderName: this.leader().name,
       now: this.ports.clock.now(),
       lastContact: this.lastContact,
-      peerName: (peer) => this.ports.transport.peerName(peer),
     });
   }
 
@@ -293,24 +295,20 @@ export class RaftNode {
   }
 
   private assertServing(): void {
+    if (this.removed) throw new RemovedFromClusterError();
     if (this.failed) throw this.failed;
     if (this.stopping) throw new ShuttingDownError();
   }
 
   private assertLeader(): void {
-    if (this.soft.raftState === StateType.Leader) return;
-    const { lead, name } = this.leader();
-    if (lead === None) throw new NoLeaderError();
-    throw new NotLeaderError(name ?? lead, lead);
+    if (!this.isLeader) throw this.leaderErrorOr(new NoLeaderError());
   }
 
+  /** `fallback` on the leader; elsewhere the error that says where the leader is (or that none is known). */
   private leaderErrorOr(fallback: Error): Error {
-    try {
-      this.assertLeader();
-      return fallback;
-    } catch (error) {
-      return error as Error;
-    }
+    const { lead, name, url } = this.leader();
+    if (this.isLeader) return fallback;
+    return lead === None ? new NoLeaderError() : new NotLeaderError(name ?? lead, url ?? '');
   }
 
   private receive(messages: Message[]): void {
@@ -338,8 +336,7 @@ export class RaftNode {
     if (this.stopped) return;
     this.raw.tick();
     const now = this.ports.clock.now();
-    this.proposals.expire(now);
-    this.reads.expire(now);
+    this.requests.expire(now);
     this.loop.schedule();
   }
 
@@ -349,31 +346,22 @@ export class RaftNode {
   }
 
   private onSoftState(soft: SoftState): void {
-    const previous = this.soft;
-    this.soft = soft;
-    const term = this.raw.status().term;
-    if (soft.lead !== previous.lead) {
-      this.metrics.leaderChanged();
-      const name = soft.lead === None ? 'none' : (this.leader().name ?? soft.lead);
-      this.logger.log(`${this.options.name} term ${term}: leader is ${name}`);
-      if (soft.lead !== None) for (const wake of this.leaderWaiters.splice(0)) wake();
-    }
-    if (soft.raftState !== previous.raftState) {
-      if (soft.raftState === StateType.Candidate) this.metrics.electionStarted();
-      this.logger.log(`${this.options.name} term ${term}: ${previous.raftState} -> ${soft.raftState}`);
-      // Confirmations a deposed leader asked for can never complete here; the client may retry elsewhere.
-      if (previous.raftState === StateType.Leader) this.reads.abandonUnconfirmed(this.leaderErrorOr(new NoLeaderError()));
+    const previous = this.watch.update(soft, this.raw.status().term);
+    // Confirmations a deposed leader asked for can never complete here; the client may retry elsewhere.
+    if (previous.raftState === StateType.Leader && soft.raftState !== StateType.Leader) {
+      this.requests.reads.abandonUnconfirmed(this.leaderErrorOr(new NoLeaderError()));
     }
   }
 
   private apply(entries: Entry[]): void {
     const now = this.ports.clock.now();
     for (const entry of entries) {
+      if (entry.type === EntryType.ConfChange) this.directory.apply(entry);
       const result = this.ports.stateMachine.apply(entry);
       this.appliedIndex = entry.index;
-      this.proposals.applied(entry, result, now);
+      this.requests.applied(entry, result, now);
     }
-    this.reads.applied(this.appliedIndex, now);
+    this.requests.reads.applied(this.appliedIndex, now);
     this.snapshots.applied(this.appliedIndex, entries[entries.length - 1].term);
   }
 
@@ -382,38 +370,47 @@ export class RaftNode {
     this.snapshots.install(snapshot, (error) => {
       if (!error) {
         this.appliedIndex = snapshot.metadata.index;
-        this.reads.applied(this.appliedIndex, this.ports.clock.now());
+        this.directory.restored(this.ports.storage.storage.snapshot().metadata.confState);
+        this.requests.reads.applied(this.appliedIndex, this.ports.clock.now());
       }
       done(error);
     });
   }
 
-  private issueReads(): void {
-    if (!this.reads.hasQueued) return;
-    this.reads.issue(
-      (ctx) => this.raw.readIndex(ctx),
-      (error) => (error instanceof ProposalDroppedError ? this.leaderErrorOr(new NoLeaderError()) : (error as Error)),
-    );
-  }
 
-  private onReadStates(states: ReadState[]): void {
-    this.reads.onReadStates(states, this.appliedIndex, this.ports.clock.now());
-  }
-
-  private failAll(error: Error): void {
-    this.proposals.failAll();
-    this.reads.failAll(error);
+  /** This node applied its own removal: it takes no further part (RaftNodeOptions.onRemoved), after this turn. */
+  private onRemoved(): void {
+    if (this.removed) return;
+    this.removed = true;
+    this.logger.warn(`${this.options.name} was removed from the cluster; it takes no further part`);
+    this.ticker?.cancel();
+    this.ports.clock.defer(() => this.halt(new RemovedFromClusterError(), () => this.options.onRemoved?.()));
   }
 
   private fail(error: Error): void {
     if (this.failed) return;
     this.failed = new Error(`this node stopped serving: ${error.message}`);
     this.logger.error(`${this.options.name}: ${this.failed.message}`);
+    this.halt(this.failed, () => this.options.onFatal(error));
+  }
+
+  private halt(error: Error, then: () => void): void {
     this.ticker?.cancel();
     this.loop.stop();
     this.stopped = true;
     this.snapshots?.stop();
-    this.failAll(this.failed);
-    this.options.onFatal(error);
+    this.requests.failAll(error);
+    then();
   }
+}
+
+/** A promise settled by `run`'s callbacks, rejected with what `run` throws at once. */
+function promised<T>(run: (resolve: (value: T) => void, reject: (error: Error) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      run(resolve, reject);
+    } catch (error) {
+      reject(error as Error);
+    }
+  });
 }

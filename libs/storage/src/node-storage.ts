@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import { isErrno } from './durable-fs';
 import { SnapshotCorruptionError, SnapshotUnusableError } from './errors';
 import { WalMeta } from './meta-file';
-import { readSnapshotFile, SnapshotFileSummary, verifySnapshotFile } from './snapshot-file';
+import { copyConfState, readSnapshotFile, SnapshotFileSummary, verifySnapshotFile } from './snapshot-file';
 import { SnapshotFileInfo, SnapshotStore } from './snapshot-store';
 import { Wal, WalLogger, WalOptions } from './wal';
 
@@ -360,8 +360,7 @@ function sameConf(a: SnapshotMetadata['confState'], b: SnapshotMetadata['confSta
 }
 
 function copyMetadata(m: SnapshotMetadata): SnapshotMetadata {
-  const cs = m.confState;
-  return { index: m.index, term: m.term, confState: { voters: [...cs.voters], ...(cs.learners?.length ? { learners: [...cs.learners] } : {}) } };
+  return { index: m.index, term: m.term, confState: copyConfState(m.confState) };
 }
 
 function toError(error: unknown): Error {

@@ -69,6 +69,19 @@ describe('snapshot file format', () => {
     expect(await verifySnapshotFile(path)).toEqual({ ...META, size: bytes.length, chunks: chunks.length, contentBytes: total });
   });
 
+  it('records the members\' addresses with the configuration, and reads files that have none', async () => {
+    const dir = dirs.make('snapfile-');
+    const withAddresses: SnapshotMetadata = {
+      index: 9,
+      term: 2,
+      confState: { voters: ['a', 'b'], learners: ['c'], addresses: { a: 'http://127.0.0.1:1', b: 'http://b:2', c: 'http://c:3' } },
+    };
+    writeFileSync(join(dir, 'with.snap'), await encodeToBuffer(withAddresses, [Buffer.from('x')]));
+    expect((await readSnapshotFile(join(dir, 'with.snap'))).metadata).toEqual(withAddresses);
+    writeFileSync(join(dir, 'without.snap'), await encodeToBuffer({ index: 9, term: 2, confState: { voters: ['a'], addresses: {} } }, []));
+    expect((await readSnapshotFile(join(dir, 'without.snap'))).metadata).toEqual({ index: 9, term: 2, confState: { voters: ['a'] } });
+  });
+
   it('frames it as documented: header, one record per chunk, trailer', async () => {
     const bytes = await encodeToBuffer({ index: 5, term: 2, confState: { voters: ['a'] } }, [Buffer.from('xy'), Buffer.alloc(0)]);
     const types = recordOffsets(bytes).map((o) => bytes[o + 8]);

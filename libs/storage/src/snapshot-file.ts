@@ -12,7 +12,7 @@ import { readU64, writeU64 } from './record-payloads';
  *
  * ```
  * SnapshotFileHeader  u32 magic "RSNP", u16 version (1), u16 reserved (0), then the metadata as UTF-8 JSON
- *                     {"index", "term", "confState": {"voters", "learners"?}}
+ *                     {"index", "term", "confState": {"voters", "learners"?, "addresses"?}}
  * SnapshotChunk       one chunk of content, exactly as the state machine's view produced it (0 or more records)
  * SnapshotTrailer     u64 chunk count, u64 content bytes, 32 bytes SHA-256 digest
  * ```
@@ -309,7 +309,7 @@ function encodeHeaderPayload(metadata: SnapshotMetadata): Buffer {
   for (const [what, v] of [['index', index], ['term', term]] as const) {
     if (!Number.isSafeInteger(v) || v < 0) throw new RangeError(`snapshot ${what} must be a non-negative safe integer, got ${v}`);
   }
-  const cs: ConfState = { voters: [...confState.voters], ...(confState.learners?.length ? { learners: [...confState.learners] } : {}) };
+  const cs: ConfState = copyConfState(confState);
   const json = Buffer.from(JSON.stringify({ index, term, confState: cs }), 'utf8');
   const head = Buffer.alloc(8);
   head.writeUInt32LE(SNAPSHOT_MAGIC, 0);
@@ -323,9 +323,24 @@ function parseMetadata(value: unknown): SnapshotMetadata | undefined {
   const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
   const isIds = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
   if (!isCount(index) || !isCount(term) || typeof confState !== 'object' || confState === null) return undefined;
-  const { voters, learners } = confState as Record<string, unknown>;
+  const { voters, learners, addresses } = confState as Record<string, unknown>;
   if (!isIds(voters) || (learners !== undefined && !isIds(learners))) return undefined;
-  return { index, term, confState: learners?.length ? { voters, learners } : { voters } };
+  const isAddresses = (v: unknown): v is Record<string, string> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((u) => typeof u === 'string');
+  if (addresses !== undefined && !isAddresses(addresses)) return undefined;
+  return { index, term, confState: copyConfState({ voters, learners, addresses }) };
+}
+
+/**
+ * A copy of a configuration as snapshot files record it: voters, learners when there are any, and the
+ * members' addresses (the node layer's; files written before addresses existed have none).
+ */
+export function copyConfState(cs: ConfState): ConfState {
+  return {
+    voters: [...cs.voters],
+    ...(cs.learners?.length ? { learners: [...cs.learners] } : {}),
+    ...(cs.addresses && Object.keys(cs.addresses).length > 0 ? { addresses: { ...cs.addresses } } : {}),
+  };
 }
 
 function hashChunk(hash: Hash, chunk: Uint8Array): void {
