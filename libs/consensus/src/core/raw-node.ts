@@ -59,7 +59,8 @@ interface Outstanding {
  *                                            // fsync when rd.mustSync; then append to config.storage
  *       send(rd.messages);                   // all of them (or the remaining ones)
  *       if (rd.snapshot) restoreStateMachine(rd.snapshot);
- *       apply(rd.committedEntries);          // in order; serve rd.readStates once applied >= index
+ *       apply(rd.committedEntries);          // in order (a ConfChange entry: node.applyConfChange(
+ *                                            // decodeConfChange(e.data))); serve rd.readStates once applied >= index
  *       node.advance();
  *     }
  *
