@@ -100,8 +100,8 @@ export class Raft {
     this.readNonce = `${Math.floor(cfg.random() * 0x100000000).toString(36)}:`;
     const { hardState, confState } = cfg.storage.initialState();
     this.storedHardState = { ...hardState };
-    // The storage's configuration (a snapshot's) wins: the bootstrap one is history by then. Neither may
-    // have voters: a node joining a running cluster starts with no configuration (see handleAppendEntries).
+    // The storage's configuration (a snapshot's) wins: the bootstrap one is history by then. Both may be
+    // empty: a node joining a running cluster starts with no configuration (see handleAppendEntries).
     const stored = confState.voters.length > 0;
     const voters = stored ? confState.voters : cfg.peers;
     const learners = stored ? (confState.learners ?? []) : cfg.learners;
