@@ -11,8 +11,14 @@ export interface RaftLogger {
 /** Configuration of one Raft node. Everything the core needs from the outside comes through here. */
 export interface RaftConfig {
   id: NodeId;
-  /** All voters INCLUDING id; used when storage.initialState().confState.voters is empty (first boot). */
+  /**
+   * All voters (including id, unless it starts as a learner); used when storage.initialState().confState
+   * has no voters (first boot). Empty for a node joining a running cluster: it starts with no
+   * configuration, never campaigns, and waits for the leader, whose snapshot brings the configuration.
+   */
   peers: NodeId[];
+  /** Learners of the bootstrap configuration, alongside `peers` (same rule). Default none. */
+  learners?: NodeId[];
   /** The stable log the core reads. The driver appends to it what it made durable, before advance(). */
   storage: Storage;
   /** Election timeout in ticks; the effective timeout is randomized in [electionTick, 2 * electionTick). */
@@ -69,6 +75,7 @@ export function resolveConfig(c: RaftConfig): ResolvedRaftConfig {
   return {
     id: c.id,
     peers: c.peers,
+    learners: c.learners ?? [],
     storage: c.storage,
     electionTick: c.electionTick,
     heartbeatTick: c.heartbeatTick,

@@ -6,6 +6,7 @@
 export * from './types';
 export * from './storage';
 export { RawNode } from './raw-node';
+export { encodeConfChange, decodeConfChange } from './confchange';
 export type { Status, ProgressStatus } from './raw-node';
 export type { RaftConfig, RaftLogger } from './config';
 export { MemoryStorage, SnapshotOutOfDateError } from './memory-storage';

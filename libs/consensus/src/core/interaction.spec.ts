@@ -10,19 +10,22 @@
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { decodeConfChange, describeConfChange } from './confchange';
 import { MemoryStorage } from './memory-storage';
 import { RawNode } from './raw-node';
-import { Entry, Message, MessageType, Ready, Snapshot } from './types';
+import { ConfChangeType, ConfState, Entry, EntryType, Message, MessageType, Ready, Snapshot } from './types';
 
 const DIR = join(__dirname, 'testdata');
 
 interface Env {
-  nodes: Map<string, { raw: RawNode | undefined; storage: MemoryStorage; opts: Record<string, string> }>;
+  /** `peers`: the bootstrap voters it starts with (empty for a joining node). */
+  nodes: Map<string, { raw: RawNode | undefined; storage: MemoryStorage; opts: Record<string, string>; peers: string[] }>;
   inbox: Map<string, Message[]>;
   cut: Set<string>;
 }
 
 function fmtEntry(e: Entry): string {
+  if (e.type === EntryType.ConfChange) return `${e.term}/${e.index} ConfChange ${describeConfChange(decodeConfChange(e.data))}`;
   const data = new TextDecoder().decode(e.data);
   return data.length > 0 ? `${e.term}/${e.index} ${JSON.stringify(data)}` : `${e.term}/${e.index} (no-op)`;
 }
@@ -43,7 +46,11 @@ function fmtMsg(m: Message): string {
 
 function fmtSnapshot(s: Snapshot): string {
   const m = s.metadata;
-  return `${m.term}/${m.index} Voters:[${m.confState.voters.join(',')}] ${JSON.stringify(new TextDecoder().decode(s.data))}`;
+  return `${m.term}/${m.index} ${fmtConf(m.confState)} ${JSON.stringify(new TextDecoder().decode(s.data))}`;
+}
+
+function fmtConf(cs: ConfState): string {
+  return `Voters:[${cs.voters.join(',')}]${cs.learners?.length ? ` Learners:[${cs.learners.join(',')}]` : ''}`;
 }
 
 function fmtReady(id: string, rd: Ready): string[] {
@@ -68,7 +75,7 @@ function start(env: Env, id: string): void {
   // A generator that always returns 0: election timeouts are exactly electionTick, traces are stable.
   n.raw = new RawNode({
     id,
-    peers: [...env.nodes.keys()],
+    peers: n.peers,
     storage: n.storage,
     electionTick: 10,
     heartbeatTick: 1,
@@ -90,6 +97,12 @@ function processReady(env: Env, id: string, out: string[]): boolean {
   for (const m of rd.messages) {
     if (env.cut.has(m.from) || env.cut.has(m.to)) continue;
     env.inbox.set(m.to, [...(env.inbox.get(m.to) ?? []), m]);
+  }
+  // The driver applies ConfChange entries as it meets them among the committed entries.
+  for (const e of rd.committedEntries) {
+    if (e.type !== EntryType.ConfChange) continue;
+    const cc = decodeConfChange(e.data);
+    out.push(`  Applied ${describeConfChange(cc)}: ${fmtConf(n.raw.applyConfChange(cc))}`);
   }
   n.raw.advance();
   return true;
@@ -116,9 +129,28 @@ function run(env: Env, line: string): string[] {
   const node = (id: string): RawNode => env.nodes.get(id)!.raw!;
   switch (cmd) {
     case 'add-nodes': {
-      for (let i = 1; i <= Number(ids[0]); i++) env.nodes.set(String(i), { raw: undefined, storage: new MemoryStorage(), opts: kv });
+      const peers = Array.from({ length: Number(ids[0]) }, (_, i) => String(i + 1));
+      for (const id of peers) env.nodes.set(id, { raw: undefined, storage: new MemoryStorage(), opts: kv, peers });
       for (const id of env.nodes.keys()) start(env, id);
       out.push(`${ids[0]} nodes, ${Object.entries(kv).map(([k, v]) => `${k}=${v}`).join(' ') || 'defaults'}`);
+      break;
+    }
+    case 'add-joining-node':
+      // Empty peers: a node joining a running cluster, which knows no configuration until contacted.
+      env.nodes.set(ids[0], { raw: undefined, storage: new MemoryStorage(), opts: kv, peers: [] });
+      start(env, ids[0]);
+      out.push(`node ${ids[0]} joining, ${fmtConf(node(ids[0]).confState())}`);
+      break;
+    case 'propose-conf-change': {
+      // propose-conf-change <leader> <AddNode|AddLearnerNode|RemoveNode> <id>
+      const type = ConfChangeType[ids[1] as keyof typeof ConfChangeType];
+      if (type === undefined) throw new Error(`unknown ConfChange type: ${line}`);
+      try {
+        const at = node(ids[0]).proposeConfChange({ type, nodeId: ids[2] });
+        out.push(`index ${at.index} term ${at.term}`);
+      } catch (e) {
+        out.push(`refused: ${(e as Error).message}`);
+      }
       break;
     }
     case 'campaign':
@@ -190,13 +222,21 @@ function run(env: Env, line: string): string[] {
       out.push(`snapshot and compaction at ${applied}`);
       break;
     }
+    case 'take-snapshot': {
+      // The driver snapshots what it applied and keeps its log (no compaction).
+      const applied = node(ids[0]).status().applied;
+      n0(env, ids[0]).storage.createSnapshot(applied, node(ids[0]).confState(), new TextEncoder().encode(`state@${applied}`));
+      out.push(`snapshot at ${applied}`);
+      break;
+    }
     case 'report-snapshot':
       node(ids[0]).reportSnapshot(ids[1], kv.failed === 'true');
       out.push('ok');
       break;
     case 'progress':
       for (const [id, p] of Object.entries(node(ids[0]).status().progress)) {
-        out.push(`${id}: ${p.state} match:${p.match} next:${p.next}${p.pendingSnapshot ? ` pendingSnapshot:${p.pendingSnapshot}` : ''}`);
+        const extra = `${p.pendingSnapshot ? ` pendingSnapshot:${p.pendingSnapshot}` : ''}${p.isLearner ? ' learner' : ''}`;
+        out.push(`${id}: ${p.state} match:${p.match} next:${p.next}${extra}`);
       }
       break;
     case 'status':
@@ -205,6 +245,9 @@ function run(env: Env, line: string): string[] {
         if (!s) out.push(`${id}: down`);
         else out.push(`${id}: ${s.raftState} term:${s.term} lead:${s.lead || 'none'} commit:${s.commit} applied:${s.applied} last:${s.lastIndex}`);
       }
+      break;
+    case 'conf-state':
+      for (const id of all) out.push(`${id}: ${fmtConf(node(id).confState())}`);
       break;
     case 'raft-log':
       for (const id of all) {

@@ -34,6 +34,12 @@ export class Progress {
    * The follower is alive but our MsgApps get no answer: they were probably lost.
    */
   stalledHeartbeats = 0;
+  /**
+   * The follower refused entries from index 1 on because it has no configuration (a node joining with empty
+   * peers): the bootstrap configuration is not in the log, so only a snapshot can bring it in. The leader
+   * sends snapshots, never entries, until it has sent one.
+   */
+  needsSnapshot = false;
   readonly inflights: Inflights;
 
   constructor(match: number, next: number, maxInflight: number) {
@@ -46,6 +52,7 @@ export class Progress {
     this.msgAppFlowPaused = false;
     this.stalledHeartbeats = 0;
     this.pendingSnapshot = 0;
+    this.needsSnapshot = false;
     this.state = state;
     this.inflights.reset();
   }

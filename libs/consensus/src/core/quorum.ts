@@ -9,7 +9,7 @@ export enum VoteResult {
 
 /**
  * Quorum arithmetic over one configuration. Today a simple majority of the voters; a joint configuration
- * (membership changes, later work) implements the same interface over two majorities.
+ * (joint consensus, later work) implements the same interface over two majorities.
  */
 export interface QuorumConfig {
   readonly voters: readonly NodeId[];

@@ -1,4 +1,5 @@
 import { ResolvedRaftConfig } from './config';
+import { applySimpleChange, describeConfChange, encodeConfChange } from './confchange';
 import { payloadSize } from './entries';
 import { ProposalDroppedError, RaftConfigError } from './errors';
 import { CAMPAIGN_TRANSFER, newMessage, voteRespMsgType } from './message';
@@ -9,6 +10,7 @@ import { RaftLog } from './raft-log';
 import { ReadOnly } from './read-only';
 import { CompactedError, SnapshotTemporarilyUnavailableError } from './storage';
 import {
+  ConfChange,
   ConfState,
   Entry,
   EntryType,
@@ -55,6 +57,12 @@ export class Raft {
   state: StateType = StateType.Follower;
   /** Target of a leadership transfer in progress (leader only); proposals are dropped meanwhile. */
   leadTransferee: NodeId = None;
+  /**
+   * Leader only: index of the latest ConfChange entry this leader may have in its log, unapplied. A new
+   * ConfChange is refused while it is above the applied index (one change in flight at a time: the
+   * quorums of two consecutive simple configurations always overlap, those of three need not).
+   */
+  pendingConfIndex = 0;
   readonly raftLog: RaftLog;
   readonly trk: ProgressTracker;
   /** Messages to send, in order; taken by RawNode.ready(). */
@@ -92,16 +100,22 @@ export class Raft {
     this.readNonce = `${Math.floor(cfg.random() * 0x100000000).toString(36)}:`;
     const { hardState, confState } = cfg.storage.initialState();
     this.storedHardState = { ...hardState };
-    const voters = confState.voters.length > 0 ? confState.voters : cfg.peers;
-    if (voters.length === 0) throw new RaftConfigError('no voters: peers is empty and storage holds no configuration');
+    // The storage's configuration (a snapshot's) wins: the bootstrap one is history by then. Both may be
+    // empty: a node joining a running cluster starts with no configuration (see handleAppendEntries).
+    const stored = confState.voters.length > 0;
+    const voters = stored ? confState.voters : cfg.peers;
+    const learners = stored ? (confState.learners ?? []) : cfg.learners;
+    if (voters.length === 0 && learners.length > 0) throw new RaftConfigError('learners without voters');
+    const both = learners.filter((id) => voters.includes(id));
+    if (both.length > 0) throw new RaftConfigError(`${both.join(',')} both voter and learner`);
     this.raftLog = new RaftLog(cfg.storage);
-    this.trk = new ProgressTracker(voters, cfg.maxInflightMsgs);
+    this.trk = new ProgressTracker(voters, learners, cfg.maxInflightMsgs);
     if (hardState.term !== 0 || hardState.vote !== None || hardState.commit !== 0) this.loadState(hardState);
     this.raiseTermToSnapshot();
     if (cfg.applied > 0) this.restoreApplied(cfg.applied);
     this.becomeFollower(this.term, None);
     cfg.logger.info(
-      `${this.id} newRaft [peers: ${this.trk.voters.join(',')}, term: ${this.term}, commit: ${this.raftLog.committed}, ` +
+      `${this.id} newRaft [peers: ${this.trk.voters.join(',')}, learners: ${this.trk.learners.join(',')}, term: ${this.term}, commit: ${this.raftLog.committed}, ` +
         `applied: ${this.raftLog.applied}, lastIndex: ${this.raftLog.lastIndex()}, lastTerm: ${this.raftLog.lastTerm()}]`,
     );
   }
@@ -161,10 +175,12 @@ export class Raft {
 
   /** The current configuration, as the driver records it in the snapshots it takes. */
   confState(): ConfState {
-    return { voters: [...this.trk.voters] };
+    const cs: ConfState = { voters: [...this.trk.voters] };
+    if (this.trk.learners.length > 0) cs.learners = [...this.trk.learners];
+    return cs;
   }
 
-  /** Whether this node may campaign (it is a voter). */
+  /** Whether this node may campaign (it is a voter: not a learner, not removed, not still joining). */
   promotable(): boolean {
     return this.trk.isVoter(this.id);
   }
@@ -229,6 +245,8 @@ export class Raft {
     this.reset(this.term);
     this.lead = this.id;
     this.state = StateType.Leader;
+    // A ConfChange of an earlier term may sit unapplied in our log: no new change until it is applied.
+    this.pendingConfIndex = this.raftLog.lastIndex();
     const self = this.trk.progress.get(this.id)!;
     self.becomeReplicate();
     self.recentActive = true;
@@ -464,17 +482,19 @@ export class Raft {
         this.becomeFollower(m.term, m.from);
         this.handleSnapshot(m);
         return;
-      case myVoteRespType: {
-        const res = this.poll(m.from, !m.reject);
-        if (res === VoteResult.VoteWon) {
-          if (this.state === StateType.PreCandidate) this.campaign(CampaignType.Election);
-          else this.becomeLeader();
-        } else if (res === VoteResult.VoteLost) {
-          // A pre-vote loss leaves the term unchanged; a vote loss keeps the (already incremented) term.
-          this.becomeFollower(this.term, None);
-        }
+      case myVoteRespType:
+        this.onVoteResult(this.poll(m.from, !m.reject));
         return;
-      }
+    }
+  }
+
+  private onVoteResult(res: VoteResult): void {
+    if (res === VoteResult.VoteWon) {
+      if (this.state === StateType.PreCandidate) this.campaign(CampaignType.Election);
+      else this.becomeLeader();
+    } else if (res === VoteResult.VoteLost) {
+      // A pre-vote loss leaves the term unchanged; a vote loss keeps the (already incremented) term.
+      this.becomeFollower(this.term, None);
     }
   }
 
@@ -518,6 +538,16 @@ export class Raft {
     if (m.index < log.committed) {
       const r = newMessage(MessageType.MsgAppResp, m.from, this.id, this.term);
       r.index = log.committed;
+      this.send(r);
+      return;
+    }
+    if (m.index === 0 && this.trk.isEmpty()) {
+      // A joining node cannot rebuild the configuration from the log: the bootstrap configuration (peers)
+      // is in no entry, so replaying the ConfChanges from index 1 would give it a wrong one (e.g. itself
+      // as the only voter). Refusing the entries at index 0, where every log matches, asks for a snapshot.
+      this.cfg.logger.info(`${this.id} has no configuration: refused entries from index 1 on, needs a snapshot from ${m.from}`);
+      const r = newMessage(MessageType.MsgAppResp, m.from, this.id, this.term);
+      r.reject = true;
       this.send(r);
       return;
     }
@@ -567,8 +597,10 @@ export class Raft {
       this.cfg.logger.info(`${this.id} [commit: ${log.committed}] ignored snapshot [index: ${index}, term: ${term}] from ${from}`);
       return false;
     }
-    if (!confState.voters.includes(this.id) && !(confState.learners ?? []).includes(this.id)) {
+    const member = confState.voters.includes(this.id) || (confState.learners ?? []).includes(this.id);
+    if (!member && !this.trk.isEmpty()) {
       // A configuration without us: installing it would leave this node in a cluster it is not part of.
+      // A joining node (no configuration yet) takes it: the ConfChange adding it follows in the log.
       this.cfg.logger.warn(`${this.id} ignored snapshot [index: ${index}, term: ${term}] from ${from}: not in its configuration`);
       return false;
     }
@@ -581,9 +613,10 @@ export class Raft {
       return false;
     }
     log.restore(s);
-    this.trk.restore(confState.voters, log.lastIndex() + 1);
+    this.trk.restore(confState, log.lastIndex() + 1);
     this.cfg.logger.info(
-      `${this.id} restored snapshot [index: ${index}, term: ${term}] from ${from}, voters: ${this.trk.voters.join(',')}`,
+      `${this.id} restored snapshot [index: ${index}, term: ${term}] from ${from}, voters: ${this.trk.voters.join(',')}` +
+        `, learners: ${this.trk.learners.join(',')}`,
     );
     return true;
   }
@@ -598,13 +631,39 @@ export class Raft {
    * as the size limits and inflight windows allow.
    */
   propose(data: Uint8Array): { index: number; term: number } {
+    return this.proposeEntry(EntryType.Normal, data);
+  }
+
+  /**
+   * Leader only. Appends a ConfChange entry; it takes effect when applied (applyConfChange). Refused
+   * (ProposalDroppedError) like propose(), and while an earlier change is not applied yet. Proposals only
+   * originate on the leader (MsgProp is local: followers do not forward), so this is the only door.
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    this.checkCanPropose();
+    if (this.pendingConfIndex > this.raftLog.applied) {
+      throw new ProposalDroppedError(
+        `a configuration change is pending (entry ${this.pendingConfIndex}, applied ${this.raftLog.applied})`,
+      );
+    }
+    const at = this.proposeEntry(EntryType.ConfChange, encodeConfChange(cc));
+    this.pendingConfIndex = at.index;
+    this.cfg.logger.info(`${this.id} proposed ${describeConfChange(cc)} at index ${at.index}`);
+    return at;
+  }
+
+  private checkCanPropose(): void {
     if (this.state !== StateType.Leader) {
       throw new ProposalDroppedError(this.lead === None ? 'not the leader, no leader known' : `not the leader (leader is ${this.lead})`);
     }
     if (this.leadTransferee !== None) {
       throw new ProposalDroppedError(`leadership transfer to ${this.leadTransferee} in progress`);
     }
-    const e: Entry = { term: this.term, index: this.raftLog.lastIndex() + 1, type: EntryType.Normal, data };
+  }
+
+  private proposeEntry(type: EntryType, data: Uint8Array): { index: number; term: number } {
+    this.checkCanPropose();
+    const e: Entry = { term: this.term, index: this.raftLog.lastIndex() + 1, type, data };
     if (!this.appendEntry(e)) throw new ProposalDroppedError('too many uncommitted entries (maxUncommittedEntriesSize)');
     return { index: e.index, term: e.term };
   }
@@ -651,6 +710,14 @@ export class Raft {
     pr.recentActive = true;
     pr.stalledHeartbeats = 0;
     if (m.reject) {
+      if (m.index === 0) {
+        // Every log matches at index 0: the follower has no configuration and needs a snapshot.
+        if (pr.state !== 'Probe') return; // a late answer; a snapshot is already on its way
+        pr.needsSnapshot = true;
+        pr.msgAppFlowPaused = false;
+        this.sendAppend(m.from, pr, true);
+        return;
+      }
       let nextProbeIdx = m.rejectHint;
       if (m.logTerm > 0) {
         // The follower's term at rejectHint is m.logTerm: find the last index where our log could agree.
@@ -712,6 +779,7 @@ export class Raft {
    */
   private sendAppend(to: NodeId, pr: Progress, sendIfEmpty: boolean): boolean {
     if (pr.isPaused()) return false;
+    if (pr.needsSnapshot) return this.sendSnapshot(to, pr);
     const log = this.raftLog;
     const prevIndex = pr.next - 1;
     let prevTerm: number;
@@ -758,6 +826,13 @@ export class Raft {
       throw e;
     }
     const { index, term } = snapshot.metadata;
+    if (index === 0 && pr.needsSnapshot) {
+      // Nothing compacted, but a joining follower needs the configuration only a snapshot holds: wait for
+      // the driver to take one, asking again at each heartbeat response (not at every flush).
+      this.cfg.logger.info(`${this.id} has no snapshot yet for joining node ${to}; waiting for one`);
+      pr.msgAppFlowPaused = true;
+      return false;
+    }
     if (index === 0) {
       throw new Error(`${this.id}: follower ${to} needs entries that were compacted, and the storage holds no snapshot`);
     }
@@ -897,6 +972,75 @@ export class Raft {
   }
 
   // ---------------------------------------------------------------------------------------------------
+  // Membership changes (thesis 4.1: one server at a time, as etcd-io/raft's simple ConfChange)
+  // ---------------------------------------------------------------------------------------------------
+
+  /**
+   * A committed ConfChange entry is being applied (the driver calls this in log order, also when it
+   * re-applies entries after a restart). The configuration changes now, on every node alike; a refused
+   * change (see applySimpleChange) leaves it as it is, with a warning. Returns the configuration in force.
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    const next = applySimpleChange({ voters: [...this.trk.voters], learners: [...this.trk.learners] }, cc);
+    if (typeof next === 'string') {
+      this.cfg.logger.warn(`${this.id} refused to apply ${describeConfChange(cc)}: ${next}`);
+      return this.confState();
+    }
+    const added = this.trk.switchTo(next, this.raftLog.lastIndex() + 1);
+    this.cfg.logger.info(
+      `${this.id} applied ${describeConfChange(cc)}: voters ${next.voters.join(',')}, learners ${next.learners.join(',') || '-'}`,
+    );
+    if (this.state === StateType.Leader) {
+      this.leaderSwitchedConfig(added);
+    } else if (this.state !== StateType.Follower) {
+      // The votes received so far may decide the election under the new quorum; a candidate that is no
+      // longer a voter gives up.
+      if (this.promotable()) this.onVoteResult(this.trk.voteResult());
+      else this.becomeFollower(this.term, None);
+    }
+    return this.confState();
+  }
+
+  private leaderSwitchedConfig(added: NodeId[]): void {
+    if (!this.trk.isVoter(this.id)) {
+      this.stepDownAfterRemoval();
+      return;
+    }
+    if (this.leadTransferee !== None && !this.trk.isVoter(this.leadTransferee)) {
+      this.cfg.logger.info(`${this.id} aborted the transfer to ${this.leadTransferee}: no longer a voter`);
+      this.abortLeaderTransfer();
+    }
+    // A smaller quorum may already hold entries the old one did not.
+    if (this.maybeCommit()) this.onCommitAdvanced();
+    // An empty probe makes each new member reveal where its log stands (a joining one asks for a snapshot).
+    for (const id of added) this.sendAppend(id, this.trk.progress.get(id)!, true);
+  }
+
+  /**
+   * This leader applied its own removal (or it is no longer a voter): it steps down in its term, so that
+   * the remaining voters elect a leader among them. If one of them holds the whole log, it is told to
+   * campaign at once (MsgTimeoutNow) rather than after an election timeout.
+   */
+  private stepDownAfterRemoval(): void {
+    this.flush(); // the commit index that includes the change goes out first
+    let best: NodeId = None;
+    let bestMatch = -1;
+    for (const id of this.trk.voters) {
+      const pr = this.trk.progress.get(id);
+      if (pr && pr.match > bestMatch) {
+        best = id;
+        bestMatch = pr.match;
+      }
+    }
+    if (best !== None && bestMatch === this.raftLog.lastIndex()) {
+      this.cfg.logger.info(`${this.id} removed from the configuration: sent MsgTimeoutNow to ${best}`);
+      this.sendTimeoutNow(best);
+    }
+    this.cfg.logger.info(`${this.id} removed from the configuration: stepping down`);
+    this.becomeFollower(this.term, None);
+  }
+
+  // ---------------------------------------------------------------------------------------------------
   // Leadership transfer (thesis 3.10)
   // ---------------------------------------------------------------------------------------------------
 
@@ -916,7 +1060,8 @@ export class Raft {
 
   private handleTransferLeader(to: NodeId): void {
     const pr = this.trk.progress.get(to);
-    if (!pr) {
+    if (!pr || !this.trk.isVoter(to)) {
+      // A learner could not win an election, and a non-member would not even campaign.
       this.cfg.logger.info(`${this.id} ignored transfer leadership to ${to}: not a voter`);
       return;
     }

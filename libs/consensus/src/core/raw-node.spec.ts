@@ -205,7 +205,9 @@ describe('RawNode', () => {
     s.append(ents(1, [1]));
     s.setHardState({ term: 1, vote: '', commit: 2 });
     expect(() => node('1', ['1'], {}, s)).toThrow(RaftConfigError);
-    expect(() => node('1', [])).toThrow(RaftConfigError);
+    // Empty peers is a joining node (raft-confchange.spec); learners need voters, and may not be voters.
+    expect(() => node('1', [], { learners: ['1'] })).toThrow(RaftConfigError);
+    expect(() => node('1', ['1', '2'], { learners: ['2'] })).toThrow(RaftConfigError);
     expect(() => node('', ['1'])).toThrow(RaftConfigError);
     expect(() => node('1', ['1'], { electionTick: 1, heartbeatTick: 1 })).toThrow(RaftConfigError);
     expect(() => node('1', ['1'], { maxSizePerMsg: 0 })).toThrow(RaftConfigError);

@@ -3,7 +3,7 @@ import { ReadyProtocolError, StepLocalMessageError } from './errors';
 import { isLocalMsg, isResponseMsg, newMessage } from './message';
 import { ProgressState } from './progress';
 import { CampaignType, Raft } from './raft';
-import { ConfState, Entry, HardState, Message, MessageType, NodeId, Ready, SoftState, StateType } from './types';
+import { ConfChange, ConfState, Entry, HardState, Message, MessageType, NodeId, Ready, SoftState, StateType } from './types';
 
 export type { RaftConfig, RaftLogger } from './config';
 
@@ -30,7 +30,7 @@ export interface Status {
   applied: number;
   lastIndex: number;
   leadTransferee: NodeId;
-  /** Leader only; {} otherwise. */
+  /** Leader only (voters and learners); {} otherwise. */
   progress: Record<NodeId, ProgressStatus>;
 }
 
@@ -59,7 +59,8 @@ interface Outstanding {
  *                                            // fsync when rd.mustSync; then append to config.storage
  *       send(rd.messages);                   // all of them (or the remaining ones)
  *       if (rd.snapshot) restoreStateMachine(rd.snapshot);
- *       apply(rd.committedEntries);          // in order; serve rd.readStates once applied >= index
+ *       apply(rd.committedEntries);          // in order (a ConfChange entry: node.applyConfChange(
+ *                                            // decodeConfChange(e.data))); serve rd.readStates once applied >= index
  *       node.advance();
  *     }
  *
@@ -102,6 +103,28 @@ export class RawNode {
   }
 
   /**
+   * Leader only. Proposes a membership change: appends a ConfChange entry (data encodeConfChange(cc)) and
+   * returns where it landed, like propose(). Nothing changes until the driver applies the committed entry
+   * with applyConfChange(). One change at a time: throws ProposalDroppedError when not leader, during a
+   * leadership transfer, beyond maxUncommittedEntriesSize, or while an earlier ConfChange entry (of this
+   * leader, or any in its log when it was elected) is not applied yet.
+   */
+  proposeConfChange(cc: ConfChange): { index: number; term: number } {
+    return this.raft.proposeConfChange(cc);
+  }
+
+  /**
+   * The driver is applying a committed ConfChange entry (decodeConfChange of its data): call this in log
+   * order, at the point of the entry among the committed entries, also when re-applying entries after a
+   * restart. Returns the configuration now in force, to record (and to put in later snapshots). A change
+   * that would leave no voter, or demote a voter, is refused: the configuration stays, a warning is logged.
+   * A leader that is no longer a voter steps down at once (after telling a caught-up voter to campaign).
+   */
+  applyConfChange(cc: ConfChange): ConfState {
+    return this.raft.applyConfChange(cc);
+  }
+
+  /**
    * Feeds a message received from the network. Messages for another node, responses from nodes that are
    * not members, and messages without a term (other than a forwarded MsgReadIndex) are dropped; stale
    * terms are handled per Raft. Throws StepLocalMessageError for message types that never cross the
@@ -119,7 +142,7 @@ export class RawNode {
       this.cfg.logger.debug(`${this.raft.id} dropped ${MessageType[m.type]} from ${m.from} without a term`);
       return;
     }
-    if (isResponseMsg(m.type) && !this.raft.trk.isVoter(m.from)) {
+    if (isResponseMsg(m.type) && !this.raft.trk.isMember(m.from)) {
       this.cfg.logger.debug(`${this.raft.id} dropped ${MessageType[m.type]} from unknown node ${m.from}`);
       return;
     }
@@ -166,8 +189,8 @@ export class RawNode {
   }
 
   /**
-   * The current configuration (the voters, in the order the node keeps them), for the snapshots the
-   * driver takes: record it as the snapshot's metadata.confState.
+   * The current configuration (the voters, and the learners when there are any, in the order they
+   * joined), for the snapshots the driver takes: record it as the snapshot's metadata.confState.
    */
   confState(): ConfState {
     return this.raft.confState();
@@ -275,6 +298,7 @@ export class RawNode {
           state: pr.state,
           recentActive: pr.recentActive,
           inflight: pr.inflights.count,
+          isLearner: r.trk.isLearner(id),
         };
         if (pr.state === 'Snapshot') progress[id].pendingSnapshot = pr.pendingSnapshot;
       }
