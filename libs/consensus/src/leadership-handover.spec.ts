@@ -12,7 +12,7 @@ const ELECTION_MS = 1000;
 function status(progress: Record<string, number>): Status {
   const p: Record<string, ProgressStatus> = {};
   for (const [id, match] of Object.entries(progress)) {
-    p[id] = { match, next: match + 1, state: 'Replicate', recentActive: true, inflight: 0 };
+    p[id] = { match, next: match + 1, state: 'Replicate', recentActive: true, inflight: 0, isLearner: id.startsWith('learner') };
   }
   return {
     id: 'a',
@@ -37,6 +37,12 @@ interface Case {
 
 describe('pickTransferee', () => {
   it.each<Case>([
+    {
+      name: 'a learner, however caught up, is passed over (it cannot lead)',
+      progress: { a: 12, learner4: 12, b: 9 },
+      contact: { learner4: NOW, b: NOW },
+      want: 'b',
+    },
     {
       name: 'the highest match among recently heard peers',
       progress: { a: 12, b: 8, c: 11, d: 10 },

@@ -73,15 +73,18 @@ export class Members {
     this.deps.transport.setPeers(peers);
   }
 
-  /** A committed ConfChange entry applies: the core's configuration, the directory, the transport. */
-  apply(entry: Entry): void {
+  /**
+   * A committed ConfChange entry applies: the core's configuration, the directory, the transport. Returns
+   * true when it added a member (who catches up from a snapshot: the node needs one to send).
+   */
+  apply(entry: Entry): boolean {
     let cc: ConfChange;
     try {
       cc = decodeConfChange(entry.data);
     } catch (error) {
       // Every replica decodes the same bytes the same way: skipping it keeps them all in step.
       this.deps.logger.error(`${this.deps.self}: skipping the undecodable membership change at ${entry.index}: ${(error as Error).message}`);
-      return;
+      return false;
     }
     const before = this.deps.confState();
     const after = this.deps.applyConfChange(cc);
@@ -91,6 +94,7 @@ export class Members {
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
     if (gone && cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.deps.self) this.deps.onRemoved();
+    return !isMember(before, cc.nodeId) && !gone;
   }
 
   /** The configuration to record in a snapshot: the core's, with the members' addresses. */

@@ -4,7 +4,7 @@ import { StateType } from './core/types';
 import { describeStatus, StatusSources } from './node-status';
 
 function progress(match: number, next: number, state: ProgressStatus['state']): ProgressStatus {
-  return { match, next, state, recentActive: true, inflight: 0 };
+  return { match, next, state, recentActive: true, inflight: 0, isLearner: false };
 }
 
 const leaderStatus: Status = {

@@ -356,7 +356,8 @@ export class RaftNode {
   private apply(entries: Entry[]): void {
     const now = this.ports.clock.now();
     for (const entry of entries) {
-      if (entry.type === EntryType.ConfChange) this.directory.apply(entry);
+      // A new member catches up from a snapshot (the core sends one to a joining node): have one to send.
+      if (entry.type === EntryType.ConfChange && this.directory.apply(entry) && this.snapshots.index === 0) this.snapshots.due();
       const result = this.ports.stateMachine.apply(entry);
       this.appliedIndex = entry.index;
       this.requests.applied(entry, result, now);

@@ -33,6 +33,8 @@ export class Snapshotter {
   /** Index of the snapshot before it that this process knows of (0: none known). */
   private previous = 0;
   private taking = false;
+  /** due() was called: the next applied() takes a snapshot. */
+  private wanted = false;
   /** After a failed attempt, the next one waits until the applied index reaches this. */
   private retryAt = 0;
   private stopped = false;
@@ -56,10 +58,23 @@ export class Snapshotter {
     this.stopped = true;
   }
 
+  /**
+   * A snapshot is needed now, whatever SNAPSHOT_ENTRIES says (a member was added and there is none to send
+   * it): the next applied() takes one.
+   */
+  due(): void {
+    this.wanted = true;
+  }
+
   /** The state machine applied up to (index, term): takes a snapshot when one is due. */
   applied(index: number, term: number): void {
     const { every } = this.deps;
-    if (every <= 0 || this.taking || this.stopped || index < this.retryAt) return;
+    if (this.taking || this.stopped) return;
+    if (this.wanted) {
+      this.wanted = !this.take(index, term);
+      return;
+    }
+    if (every <= 0 || index < this.retryAt) return;
     if (index - this.newest < every) return;
     this.take(index, term);
   }
@@ -114,11 +129,10 @@ export class Snapshotter {
         return;
       }
       boot(snapshot.index, snapshot.term);
-      // A snapshot restored from a backup records the old cluster's members: this cluster's are the ones it
-      // was started with, and a snapshot sent to a follower must say so.
-      const recorded = [...snapshot.confState.voters].sort().join(',');
-      if (recorded !== [...this.deps.confState().voters].sort().join(',')) {
-        this.deps.logger.log(`${this.deps.name}: the snapshot's members differ from this cluster's; taking a new snapshot`);
+      // A snapshot restored from a backup records no members: this cluster's are the ones it was started
+      // with, and a snapshot sent to a follower must say so.
+      if (snapshot.confState.voters.length === 0) {
+        this.deps.logger.log(`${this.deps.name}: the snapshot records no members (a restored backup); taking a new snapshot recording them`);
         this.take(snapshot.index, snapshot.term);
       }
       done();
