@@ -1,4 +1,4 @@
-import { OverloadedError } from '@app/consensus';
+import { OverloadedError, RemovedFromClusterError } from '@app/consensus';
 import { mapKvError } from './kv-errors.filter';
 
 describe('mapKvError', () => {
@@ -13,5 +13,12 @@ describe('mapKvError', () => {
       headers: { 'retry-after': '1' },
     });
     expect(mapped!.body.error).toContain('MAX_PENDING_REQUESTS');
+  });
+
+  it('answers a node removed from the cluster 410, as the issue words it', () => {
+    expect(mapKvError(new RemovedFromClusterError(), { url: '/kv/k' })).toEqual({
+      status: 410,
+      body: { error: 'Removed from the cluster', outcome: 'failed' },
+    });
   });
 });

@@ -7,6 +7,7 @@ import {
   ProposalRejectedError,
   ProposalTimeoutError,
   ReadTimeoutError,
+  RemovedFromClusterError,
   ShuttingDownError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
@@ -76,6 +77,7 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   if (error instanceof ShuttingDownError) {
     return { status: 503, body: { error: 'Node is shutting down', outcome: 'failed' }, headers: { 'retry-after': '1' } };
   }
+  if (error instanceof RemovedFromClusterError) return { status: 410, body: { error: 'Removed from the cluster', outcome: 'failed' } };
   if (error instanceof KeyNotFoundError) return { status: 404, body: { error: 'Key not found', key: error.key } };
   if (error instanceof InvalidKeyError) return { status: 400, body: { error: error.message } };
   if (error instanceof ValueTooLargeError) return { status: 413, body: { error: error.message } };
@@ -90,6 +92,7 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   ProposalRejectedError,
   ReadTimeoutError,
   ShuttingDownError,
+  RemovedFromClusterError,
   OverloadedError,
   InvalidKeyError,
   KeyNotFoundError,
