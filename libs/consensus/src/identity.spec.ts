@@ -97,7 +97,7 @@ describe('recordIdentity and readIdentity', () => {
     await recordRemoved(store);
     expect(store.meta).toEqual({ ...recorded, removed: true });
     expect(refusal(store.meta!)).toBe(
-      "this node ('node1') was removed from the cluster c0ffee0123456789; start it with an empty WAL_DIR and JOIN to add it back",
+      "this node was removed from the cluster; start it with an empty WAL_DIR and JOIN to add it back (node 'node1', cluster c0ffee0123456789)",
     );
   });
 

@@ -112,7 +112,7 @@ export function readIdentity(meta: Record<string, unknown>, nodeId: NodeId, adve
   }
   if (record.removed === true) {
     throw new IdentityMismatchError(
-      `this node ('${nodeId}') was removed from the cluster ${record.clusterId}; start it with an empty WAL_DIR and JOIN to add it back`,
+      `this node was removed from the cluster; start it with an empty WAL_DIR and JOIN to add it back (node '${nodeId}', cluster ${record.clusterId})`,
     );
   }
   return {
