@@ -62,7 +62,7 @@ function options(o: Partial<ClusterRpcOptions> = {}): ClusterRpcOptions {
     httpPort: 3001,
     peerUrls: [],
     stallTimeoutMs: 1000,
-    discovery: { retryMs: 5, logEveryMs: 0, requestTimeoutMs: 500 },
+    discovery: { retryMs: 5, logEveryMs: 0, requestTimeoutMs: 100 },
     ...o,
   };
 }
@@ -210,16 +210,24 @@ describe('ClusterBootstrapService: discovery (PEER_URLS)', () => {
     expect(logs.some((l) => l.startsWith('still waiting for http://127.0.0.1:3002 (') && l.includes(reason))).toBe(true);
   });
 
-  it('presents CLUSTER_TOKEN', async () => {
+  it('presents CLUSTER_TOKEN, its NODE_ID and its instance', async () => {
     const peers = new FakePeers({ 'http://127.0.0.1:3002': hello('node2') });
-    await service({ peerUrls: ['http://127.0.0.1:3002'], token: 'a-cluster-token-0123' }, peers).svc.resolve();
-    expect(peers.requests[0].headers).toEqual({ authorization: 'Bearer a-cluster-token-0123' });
+    const { svc } = service({ peerUrls: ['http://127.0.0.1:3002'], token: 'a-cluster-token-0123' }, peers);
+    await svc.resolve();
+    expect(peers.requests[0].headers).toEqual({
+      authorization: 'Bearer a-cluster-token-0123',
+      'x-raft-from': 'node1',
+      'x-raft-instance': svc.instance,
+    });
   });
 
-  it('refuses a peer that answers with this NODE_ID from another process, naming its URL', async () => {
+  it('refuses a peer that answers with this NODE_ID from another process, naming its URL, after answering a while longer', async () => {
     const peers = new FakePeers({ 'http://127.0.0.1:3002': hello('node1', 'someone-else') });
-    const { svc, store } = service({ peerUrls: ['http://127.0.0.1:3002'] }, peers);
+    const { svc, store } = service({ peerUrls: ['http://127.0.0.1:3002'], discovery: { retryMs: 20, requestTimeoutMs: 100 } }, peers);
+    const began = Date.now();
     await expect(svc.resolve()).rejects.toThrow(ClusterBootstrapError);
+    // Two retry intervals and a request timeout: the other node, asking this one meanwhile, sees it too.
+    expect(Date.now() - began).toBeGreaterThanOrEqual(135);
     await expect(svc.resolve()).rejects.toThrow(
       "duplicate NODE_ID: http://127.0.0.1:3002 answers as 'node1', the NODE_ID of this node (http://localhost:3001); give every node its own NODE_ID",
     );
@@ -344,6 +352,19 @@ describe('ClusterBootstrapService: first start with JOIN', () => {
 });
 
 describe('ClusterBootstrapService: hello and resolve', () => {
+  it('logs a duplicate when another process asks with its NODE_ID (once per 30 s), not when it asks itself', () => {
+    const errors: string[] = [];
+    jest.spyOn(Logger.prototype, 'error').mockImplementation((m: unknown) => void errors.push(String(m)));
+    const { svc } = service({});
+    svc.hello({ nodeId: 'node1', instance: svc.instance, address: '127.0.0.1' });
+    svc.hello({ nodeId: 'node2', instance: 'x', address: '127.0.0.1' });
+    svc.hello({});
+    expect(errors).toEqual([]);
+    svc.hello({ nodeId: 'node1', instance: 'another-process', address: '10.0.0.7' });
+    svc.hello({ nodeId: 'node1', instance: 'another-process', address: '10.0.0.7' });
+    expect(errors).toEqual(["duplicate NODE_ID: a node at 10.0.0.7 also calls itself 'node1', this node's NODE_ID; give every node its own NODE_ID"]);
+  });
+
   it('answers its NODE_ID and a per-process instance, and null for the cluster before it has one', () => {
     const a = service({}).svc;
     const b = service({}).svc;

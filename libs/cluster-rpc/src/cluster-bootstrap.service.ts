@@ -15,7 +15,7 @@ import {
   recordIdentity,
 } from '../../consensus/src/identity';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
-import { HelloAnswer, PEER_HELLO_PATH } from './peer-protocol';
+import { HelloAnswer, PEER_HEADERS, PEER_HELLO_PATH } from './peer-protocol';
 
 export const JOIN_CLUSTER = Symbol('JOIN_CLUSTER');
 
@@ -29,6 +29,8 @@ export type JoinCluster = (joinUrl: string, request: AddMemberRequest) => Promis
 const DEFAULT_RETRY_MS = 500;
 const DEFAULT_REQUEST_TIMEOUT_MS = 2000;
 const DEFAULT_LOG_EVERY_MS = 5000;
+/** A duplicate NODE_ID is logged at most this often on the side that is asked. */
+const DUPLICATE_LOG_EVERY_MS = 30_000;
 
 /**
  * This node cannot find its cluster: two nodes share a NODE_ID, its peers belong to a cluster it is not in, the
@@ -68,6 +70,7 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
   private resolving?: Promise<ClusterIdentity>;
   private stopped = false;
   private wake?: () => void;
+  private duplicateLoggedAt = -Infinity;
 
   constructor(
     @Inject(CLUSTER_RPC_OPTIONS) private readonly options: ClusterRpcOptions,
@@ -80,8 +83,20 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     return this.resolved;
   }
 
-  /** The answer of `GET /raft/hello`. */
-  hello(): HelloAnswer {
+  /**
+   * The answer of `GET /raft/hello`. `asker` is what the request said of its sender (x-raft-from,
+   * x-raft-instance) and its address: another process asking with this node's NODE_ID is logged as a
+   * duplicate (it will refuse to start on this answer; this side says so too).
+   */
+  hello(asker: { nodeId?: string; instance?: string; address?: string } = {}): HelloAnswer {
+    const { nodeId } = this.options;
+    if (asker.nodeId === nodeId && asker.instance !== this.instance && Date.now() - this.duplicateLoggedAt >= DUPLICATE_LOG_EVERY_MS) {
+      this.duplicateLoggedAt = Date.now();
+      this.logger.error(
+        `duplicate NODE_ID: a node${asker.address ? ` at ${asker.address}` : ''} also calls itself '${nodeId}', this node's NODE_ID; ` +
+          'give every node its own NODE_ID',
+      );
+    }
     return {
       nodeId: this.options.nodeId,
       instance: this.instance,
@@ -199,6 +214,9 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     const seen = new Map<NodeId, string>();
     for (const [url, answer] of [...answers]) {
       if (answer.nodeId === nodeId) {
+        // The other node may not have asked this one yet: keep answering a while (it asks every retry
+        // interval), so that it sees the duplicate too, rather than wait forever for a node that has gone.
+        await this.sleep(this.lingerMs());
         throw new ClusterBootstrapError(
           `duplicate NODE_ID: ${url} answers as '${nodeId}', the NODE_ID of this node (${advertiseUrl}); give every node its own NODE_ID`,
         );
@@ -247,10 +265,16 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     return { clusterId: answer.clusterId!, nodeId, initialVoters: [...initialVoters], addresses: { [nodeId]: advertiseUrl, ...Object.fromEntries(peers) } };
   }
 
+  private lingerMs(): number {
+    const d = this.options.discovery;
+    return 2 * (d?.retryMs ?? DEFAULT_RETRY_MS) + (d?.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
+  }
+
   /** `GET <url>/raft/hello`; rejects with a short reason (for the waiting log line) when there is no valid answer. */
   private async askHello(url: string): Promise<HelloAnswer> {
     const timeoutMs = this.options.discovery?.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const headers: Record<string, string> = this.options.token ? { authorization: `Bearer ${this.options.token}` } : {};
+    const headers: Record<string, string> = { [PEER_HEADERS.from]: this.options.nodeId, [PEER_HEADERS.instance]: this.instance };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
     let answer;
     try {
       answer = await firstValueFrom(

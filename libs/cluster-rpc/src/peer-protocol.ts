@@ -28,6 +28,11 @@ export const PEER_HEADERS = {
   from: 'x-raft-from',
   /** The id of the sender's cluster, created when the cluster bootstrapped. */
   clusterId: 'x-raft-cluster-id',
+  /**
+   * On `GET /raft/hello` only, with `from`: the asker's HelloAnswer.instance, so that a node asked by another
+   * process with its own NODE_ID logs the duplicate too (a node asking itself is no duplicate).
+   */
+  instance: 'x-raft-instance',
 } as const;
 
 /**

@@ -53,9 +53,19 @@ export class PeerController {
       required: ['nodeId', 'instance', 'clusterId', 'initialVoters'],
     },
   })
+  @ApiHeader({ name: PEER_HEADERS.from, description: "The asker's NODE_ID (a duplicate of this node's is logged)", required: false })
+  @ApiHeader({ name: PEER_HEADERS.instance, description: "The asker's own hello instance", required: false })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
-  hello(): HelloAnswer {
-    return this.bootstrap.hello();
+  hello(@Req() request: FastifyRequest): HelloAnswer {
+    const header = (name: string) => {
+      const value = request.headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    };
+    return this.bootstrap.hello({
+      nodeId: header(PEER_HEADERS.from),
+      instance: header(PEER_HEADERS.instance),
+      address: request.socket.remoteAddress,
+    });
   }
 
   @Post(PEER_STREAM_PATH)
