@@ -146,8 +146,13 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private openStream(peer: NodeId, url: string, headers: Record<string, string>): PeerStream {
     return new PeerStream(peer, url, headers, this.options.stallTimeoutMs, this.limits, {
       unreachable: (to, error) => this.onLost(to, error),
-      refused: (to, status, body) =>
-        this.errorOnce(`refused:${to}`, `peer ${this.describe(to)} refused our messages (${status}): ${body}`),
+      refused: (to, status, body) => {
+        const line = `peer ${this.describe(to)} refused our messages (${status}): ${body}`;
+        // 503: the peer is still finding its cluster (a new cluster's members start within a moment of each
+        // other); nothing to act on unless it lasts, which that peer's own log says.
+        if (status === 503) this.logger.debug(line);
+        else this.errorOnce(`refused:${to}`, line);
+      },
       dropped: (to, count) => this.metrics.dropped(to, count),
       sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
     });
