@@ -14,6 +14,8 @@ const VARIABLES = [
   'WAL_DIR',
   'BIND_HOST',
   'ADVERTISE_URL',
+  'JOIN',
+  'JOIN_AS_LEARNER',
   'HEARTBEAT_INTERVAL_MS',
   'ELECTION_TIMEOUT_MS',
   'REQUEST_TIMEOUT_MS',
@@ -87,14 +89,13 @@ describe('loadNodeConfig, fuzzed', () => {
           LOG_LEVEL: logLevel,
         };
         const config = loadNodeConfig(env);
-        const self = `http://localhost:${port}`;
-        const peers = peerPorts.filter((p) => p !== port).map((p) => `http://localhost:${p}`);
         expect(config).toMatchObject({
           nodeId,
           httpPort: port,
-          advertiseUrl: self,
-          peerUrls: peers,
-          members: [self, ...peers].sort(),
+          advertiseUrl: `http://localhost:${port}`,
+          // This node's own port included, if drawn: only discovery recognises this process.
+          peerUrls: peerPorts.map((p) => `http://localhost:${p}`),
+          joinAsLearner: false,
           heartbeatIntervalMs: heartbeat,
           electionTimeoutMs: heartbeat * electionFactor,
           maxKeyBytes: maxKey,

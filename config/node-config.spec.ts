@@ -20,8 +20,9 @@ describe('loadNodeConfig', () => {
       walDir: './data',
       bindHost: '0.0.0.0',
       advertiseUrl: 'http://localhost:3001',
+      advertiseUrlGiven: false,
       peerUrls: [],
-      members: ['http://localhost:3001'],
+      joinAsLearner: false,
       heartbeatIntervalMs: 100,
       electionTimeoutMs: 1000,
       requestTimeoutMs: 5000,
@@ -35,6 +36,10 @@ describe('loadNodeConfig', () => {
       logLevel: 'info',
     });
     expect(config.clusterToken).toBeUndefined();
+    expect(config.join).toBeUndefined();
+    // The cluster's identity is found at first start (discovery or join), not configured.
+    expect(config).not.toHaveProperty('members');
+    expect(config).not.toHaveProperty('clusterId');
     // Peer streams are admitted from the members' addresses only, with nothing configured.
     expect(config.peerAllowAny).toBe(false);
     expect(config.peerAllowedAddresses).toEqual([]);
@@ -47,32 +52,37 @@ describe('loadNodeConfig', () => {
     expect(loadNodeConfig({ PEER_ALLOW_ANY: 'false' }).peerAllowAny).toBe(false);
   });
 
-  it('reads the seed three-node example and derives the same cluster id on every node', () => {
-    const env = (id: string, port: number, peers: number[]) => ({
-      NODE_ID: id,
-      HTTP_PORT: String(port),
-      PEER_URLS: peers.map((p) => `http://localhost:${p}`).join(','),
-    });
-    const a = loadNodeConfig(env('node1', 3001, [3002, 3003]));
-    const b = loadNodeConfig(env('node2', 3002, [3001, 3003]));
-    const c = loadNodeConfig(env('node3', 3003, [3001, 3002]));
-    expect(a.peerUrls).toEqual(['http://localhost:3002', 'http://localhost:3003']);
-    expect(a.members).toEqual(['http://localhost:3001', 'http://localhost:3002', 'http://localhost:3003']);
-    expect(new Set([a.clusterId, b.clusterId, c.clusterId]).size).toBe(1);
+  it('reads the seed three-node example: PEER_URLS as given, normalized', () => {
+    const config = loadNodeConfig({ NODE_ID: 'node1', HTTP_PORT: '3001', PEER_URLS: 'http://localhost:3002,http://localhost:3003' });
+    expect(config.peerUrls).toEqual(['http://localhost:3002', 'http://localhost:3003']);
   });
 
-  it('normalizes URLs and tolerates the node listing itself among its peers', () => {
+  it('keeps an entry that may be this node itself, whatever its spelling: discovery tells which entry is this process', () => {
     const config = loadNodeConfig({
       HTTP_PORT: '3002',
-      PEER_URLS: ' http://LOCALHOST:3001/ ,http://localhost:3002,http://localhost:3003',
+      PEER_URLS: ' http://LOCALHOST:3001/ ,http://localhost:3002,http://127.0.0.1:3003',
     });
-    expect(config.peerUrls).toEqual(['http://localhost:3001', 'http://localhost:3003']);
+    expect(config.peerUrls).toEqual(['http://localhost:3001', 'http://localhost:3002', 'http://127.0.0.1:3003']);
+    expect(config.advertiseUrl).toBe('http://localhost:3002');
   });
 
-  it('accepts an explicit advertised URL', () => {
-    const config = loadNodeConfig({ ADVERTISE_URL: 'http://node1:3001', PEER_URLS: 'http://node2:3001' });
+  it('accepts an explicit advertised URL, and says it was given', () => {
+    const config = loadNodeConfig({ ADVERTISE_URL: 'http://node1:3001/', PEER_URLS: 'http://node2:3001' });
     expect(config.advertiseUrl).toBe('http://node1:3001');
-    expect(config.members).toEqual(['http://node1:3001', 'http://node2:3001']);
+    expect(config.advertiseUrlGiven).toBe(true);
+    expect(config.peerUrls).toEqual(['http://node2:3001']);
+  });
+
+  it('reads JOIN (normalized) and JOIN_AS_LEARNER', () => {
+    expect(loadNodeConfig({ NODE_ID: 'node4', JOIN: 'http://Node1:3001/' })).toMatchObject({
+      join: 'http://node1:3001',
+      joinAsLearner: false,
+      peerUrls: [],
+    });
+    expect(loadNodeConfig({ JOIN: 'http://node1:3001', JOIN_AS_LEARNER: 'true' }).joinAsLearner).toBe(true);
+    expect(loadNodeConfig({ JOIN_AS_LEARNER: 'false' }).joinAsLearner).toBe(false);
+    // Set but empty is unset, as for every variable.
+    expect(loadNodeConfig({ JOIN: '', PEER_URLS: 'http://node2:3001' }).join).toBeUndefined();
   });
 
   it('reads the slow-client limits', () => {
@@ -103,6 +113,11 @@ describe('loadNodeConfig', () => {
     [{ PEER_URLS: 'not a url' }, /^PEER_URLS has an invalid URL 'not a url'/],
     [{ PEER_URLS: 'http://localhost:3002/raft' }, /^PEER_URLS has .* without path/],
     [{ PEER_URLS: 'http://localhost:3002,http://localhost:3002/' }, /^PEER_URLS lists http:\/\/localhost:3002 twice$/],
+    [{ HTTP_PORT: '3002', PEER_URLS: 'http://localhost:3002,http://LOCALHOST:3002' }, /^PEER_URLS lists http:\/\/localhost:3002 twice$/],
+    [{ JOIN: 'http://node1:3001', PEER_URLS: 'http://node2:3001' }, /^JOIN and PEER_URLS are both set: give PEER_URLS to form a new cluster, or JOIN/],
+    [{ JOIN: 'node1:3001' }, /^JOIN has 'node1:3001': only http/],
+    [{ JOIN: 'http://node1:3001/cluster' }, /^JOIN has .* without path/],
+    [{ JOIN_AS_LEARNER: 'yes' }, /^JOIN_AS_LEARNER must be true or false \(got 'yes'\)$/],
     [{ HEARTBEAT_INTERVAL_MS: '5' }, /^HEARTBEAT_INTERVAL_MS must be/],
     [{ ELECTION_TIMEOUT_MS: '200' }, /^ELECTION_TIMEOUT_MS \(200\) must be at least 3 x HEARTBEAT_INTERVAL_MS \(100\)$/],
     [{ REQUEST_TIMEOUT_MS: '-1' }, /^REQUEST_TIMEOUT_MS must be/],

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
 import { plainToInstance, Transform } from 'class-transformer';
 import {
@@ -21,18 +20,26 @@ export { ConfigError };
 
 /** The validated configuration of one node. Built once at start by loadNodeConfig(). */
 export interface NodeConfig {
-  /** Human name of this node (the seed's NODE_ID), reported as `leader` in the API. */
+  /** NODE_ID: this node's identity in the cluster (its Raft member id), reported as `leader` in the API. */
   nodeId: string;
   httpPort: number;
   bindHost: string;
-  /** URL at which peers and clients reach this node; its identity inside the Raft group. */
+  /**
+   * Where the other members (and clients) reach this node, as it tells them: ADVERTISE_URL, or
+   * http://localhost:HTTP_PORT. Only an address: the node's identity is its NODE_ID.
+   */
   advertiseUrl: string;
-  /** The other members' URLs, normalized, without this node's own URL. */
+  /** ADVERTISE_URL was set (a joining node then announces it; otherwise the member it asks records its address). */
+  advertiseUrlGiven: boolean;
+  /**
+   * PEER_URLS, normalized: the members to discover at first start (each is asked its NODE_ID). May include
+   * this node under any spelling: discovery recognises and drops the entry that answers as this very process.
+   */
   peerUrls: string[];
-  /** Every member's URL (this node's included), sorted. */
-  members: string[];
-  /** Fingerprint of the member set: nodes configured with different member sets refuse each other. */
-  clusterId: string;
+  /** JOIN: a member's base URL; at first start, this node asks that cluster to add it (instead of PEER_URLS). */
+  join?: string;
+  /** JOIN_AS_LEARNER: a joined node stays a learner instead of being promoted to voter once caught up. */
+  joinAsLearner: boolean;
   walDir: string;
   heartbeatIntervalMs: number;
   /** Base election timeout; each election waits a random time in [base, 2 x base). */
@@ -101,6 +108,13 @@ class EnvironmentVariables {
   @IsOptional()
   @IsString()
   ADVERTISE_URL?: string;
+
+  @IsOptional()
+  @IsString()
+  JOIN?: string;
+
+  @IsIn(['true', 'false'], { message: 'JOIN_AS_LEARNER must be true or false' })
+  JOIN_AS_LEARNER: 'true' | 'false' = 'false';
 
   @Transform(toInt)
   @IsInt({ message: 'HEARTBEAT_INTERVAL_MS must be an integer number of milliseconds (10-10000)' })
@@ -209,8 +223,8 @@ function shown(value: string): string {
 }
 
 /**
- * Normalizes a member URL so that every node derives the same identity from it: lower-case scheme and
- * host, no trailing slash. Paths, queries and credentials are refused: a member is a base URL.
+ * Normalizes a member URL: lower-case scheme and host, no trailing slash, so that two spellings of one
+ * address compare equal. Paths, queries and credentials are refused: a member is reached at a base URL.
  */
 export function normalizeMemberUrl(raw: string, variable: string): string {
   let url: URL;
@@ -226,11 +240,6 @@ export function normalizeMemberUrl(raw: string, variable: string): string {
     throw new ConfigError(`${variable} has '${shown(raw)}': give a base URL (scheme, host, port) without path, query or credentials`);
   }
   return `${url.protocol}//${url.host}`;
-}
-
-/** A stable fingerprint of the member set, the same on every correctly configured node. */
-export function clusterIdOf(members: string[]): string {
-  return createHash('sha256').update([...members].sort().join('\n')).digest('hex').slice(0, 16);
 }
 
 /**
@@ -286,20 +295,26 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   for (const part of vars.PEER_URLS.split(',')) {
     if (part.trim() === '') continue;
     const url = normalizeMemberUrl(part, 'PEER_URLS');
-    // Listing this node itself is tolerated (a shared member list on every node), not counted twice.
-    if (url === advertiseUrl) continue;
+    // This node's own entry, if listed, is kept: only discovery can tell which entry is this process
+    // (http://localhost:3001 and http://127.0.0.1:3001 may or may not be the same node).
     if (peerUrls.includes(url)) throw new ConfigError(`PEER_URLS lists ${url} twice`);
     peerUrls.push(url);
   }
-  const members = [advertiseUrl, ...peerUrls].sort();
+  const join = vars.JOIN === undefined ? undefined : normalizeMemberUrl(vars.JOIN, 'JOIN');
+  if (join !== undefined && peerUrls.length > 0) {
+    throw new ConfigError(
+      'JOIN and PEER_URLS are both set: give PEER_URLS to form a new cluster, or JOIN (one member\'s URL) to join an existing one',
+    );
+  }
   return {
     nodeId: vars.NODE_ID,
     httpPort: vars.HTTP_PORT,
     bindHost: vars.BIND_HOST,
     advertiseUrl,
+    advertiseUrlGiven: vars.ADVERTISE_URL !== undefined,
     peerUrls,
-    members,
-    clusterId: clusterIdOf(members),
+    join,
+    joinAsLearner: vars.JOIN_AS_LEARNER === 'true',
     walDir: vars.WAL_DIR,
     heartbeatIntervalMs: vars.HEARTBEAT_INTERVAL_MS,
     electionTimeoutMs: checkElection(vars.ELECTION_TIMEOUT_MS, vars.HEARTBEAT_INTERVAL_MS),

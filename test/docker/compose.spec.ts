@@ -76,9 +76,9 @@ describeIf('docker-compose.yml', () => {
     configs.forEach((c, i) => {
       expect(c.nodeId).toBe(nodeNames[i]);
       expect(c.advertiseUrl).toBe(`http://${nodeNames[i]}:${c.httpPort}`);
-      expect(c.members).toEqual(members);
+      // Each node discovers the others (and recognises itself, if listed) through PEER_URLS.
+      expect([...new Set([c.advertiseUrl, ...c.peerUrls])].sort()).toEqual(members);
       expect(c.bindHost).toBe('0.0.0.0');
-      expect(c.clusterId).toBe(configs[0].clusterId);
     });
     expect(configs.map((c) => c.httpPort)).toEqual([3001, 3002, 3003]);
   });
@@ -101,7 +101,7 @@ describeIf('docker-compose.yml', () => {
       const c = loadNodeConfig(config.services[name].environment ?? {});
       expect(c.peerAllowAny).toBe(false);
       expect(c.peerAllowedAddresses).toEqual([]);
-      for (const member of c.members) expect(nodeNames).toContain(new URL(member).hostname);
+      for (const member of [c.advertiseUrl, ...c.peerUrls]) expect(nodeNames).toContain(new URL(member).hostname);
     }
   });
 

@@ -1,9 +1,9 @@
 /**
  * The forged-heartbeat attack of the issue "Hostile networks and bad days": a stranger who can reach a
  * node's HTTP port opens `POST /raft/stream` with the member-announcement headers the transport uses (the
- * member URLs are public: `GET /status` lists them), and sends one MsgHeartbeat whose commit index lies far
- * past the log. A node that lets it through to the core commits entries it does not have: the core panics
- * and the process exits 70.
+ * members' NODE_IDs are public: `GET /status` lists them; the cluster id is in `GET /raft/hello` when there
+ * is no CLUSTER_TOKEN), and sends one MsgHeartbeat whose commit index lies far past the log. A node that lets
+ * it through to the core commits entries it does not have: the core panics and the process exits 70.
  *
  * Built with the transport's own codec and framing (libs/cluster-rpc), so the attack speaks the protocol
  * exactly as a member does. `localAddress` binds the attacker's socket to a given source address (on Linux
@@ -14,14 +14,12 @@ import { Message, MessageType } from '@app/consensus/core';
 import { encodeMessages, FRAME_HEADER, PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from '@app/cluster-rpc';
 
 export interface ForgedHeartbeat {
-  /** The node attacked: its base URL (where the request goes) and its member URL (the message's `to`). */
+  /** The node attacked: its base URL (where the request goes) and its NODE_ID (the message's `to`). */
   target: string;
   targetMember: string;
-  /** The member the attacker pretends to be (x-raft-from and the message's `from`). */
+  /** The NODE_ID of the member the attacker pretends to be (x-raft-from and the message's `from`). */
   impersonate: string;
-  /** The NODE_ID it claims (x-raft-node-id). */
-  claimedNodeId: string;
-  /** The cluster id every member computes from the member list (clusterIdOf). */
+  /** The cluster's id (as `GET /raft/hello` answers it). */
   clusterId: string;
   /** A term above the target's current one, so that the target takes the message's sender as its leader. */
   term: number;
@@ -71,7 +69,6 @@ export function sendForgedHeartbeat(attack: ForgedHeartbeat, settleMs = 500): Pr
   const headers: Record<string, string> = {
     'content-type': PEER_STREAM_CONTENT_TYPE,
     [PEER_HEADERS.from]: attack.impersonate,
-    [PEER_HEADERS.nodeId]: attack.claimedNodeId,
     [PEER_HEADERS.clusterId]: attack.clusterId,
   };
   if (attack.token) headers.authorization = `Bearer ${attack.token}`;

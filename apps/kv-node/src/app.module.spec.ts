@@ -1,8 +1,9 @@
 import { ConfigService } from '@nestjs/config';
 import { Test, TestingModule } from '@nestjs/testing';
 import { join } from 'node:path';
-import { CLUSTER_ADMIN_OPTIONS, CLUSTER_RPC_OPTIONS } from '@app/cluster-rpc';
-import { CONSENSUS_OPTIONS } from '@app/consensus';
+import { CLUSTER_ADMIN_OPTIONS, CLUSTER_RPC_OPTIONS, ClusterBootstrapService, HttpPeerTransport } from '@app/cluster-rpc';
+import { CONSENSUS_OPTIONS, PEER_TRANSPORT } from '@app/consensus';
+import { CLUSTER_BOOTSTRAP } from '../../../libs/consensus/src/membership';
 import { ConfigError, loadNodeConfig, nodeConfig } from '@app/config';
 import { KV_OPTIONS } from '@app/kv';
 import { WAL, WAL_MODULE_OPTIONS, Wal } from '@app/storage';
@@ -24,7 +25,7 @@ async function compile(env: NodeJS.ProcessEnv): Promise<TestingModule> {
   return moduleRef;
 }
 
-const get = <T>(token: string | symbol): T => moduleRef!.get<T>(token, { strict: false });
+const get = <T>(token: string | symbol | (abstract new (...args: never[]) => T)): T => moduleRef!.get<unknown, T>(token, { strict: false });
 
 describe('AppModule: every module is configured from the `node` namespace of @nestjs/config', () => {
   it("runs on the seed's four variables alone, and hands each module the options derived from them", async () => {
@@ -39,10 +40,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     expect(configService.get('node.nodeId')).toBe('node2');
 
     expect(get(CONSENSUS_OPTIONS)).toEqual({
-      id: 'http://localhost:3002',
       name: 'node2',
-      members: ['http://localhost:3001', 'http://localhost:3002', 'http://localhost:3003'],
-      clusterId: expected.clusterId,
       heartbeatIntervalMs: 100,
       electionTimeoutMs: 1000,
       requestTimeoutMs: 5000,
@@ -52,10 +50,12 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       snapshotBytes: expect.any(Function),
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toEqual({
-      self: 'http://localhost:3002',
-      name: 'node2',
-      peers: ['http://localhost:3001', 'http://localhost:3003'],
-      clusterId: expected.clusterId,
+      nodeId: 'node2',
+      advertiseUrl: 'http://localhost:3002',
+      advertiseUrlGiven: false,
+      httpPort: 3002,
+      peerUrls: ['http://localhost:3001', 'http://localhost:3003'],
+      join: undefined,
       token: undefined,
       // Peer streams from the members' addresses only.
       admission: { allowAny: false, allowedAddresses: [] },
@@ -64,12 +64,35 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir, segmentBytes: 64 * 1024 * 1024 });
     expect(get<Wal>(WAL).dir).toBe(walDir);
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
-    expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({
       self: 'http://localhost:3002',
       name: 'node2',
-      members: expected.members,
       timeoutMs: 1000, // one election timeout
     });
+    // The cluster identity is found at start, by the cluster RPC module's bootstrap, from the storage's record.
+    expect(get(CLUSTER_BOOTSTRAP)).toBe(get(ClusterBootstrapService));
+    expect(get<ClusterBootstrapService>(CLUSTER_BOOTSTRAP).identity).toBeUndefined();
+    expect(get(PEER_TRANSPORT)).toBe(get(HttpPeerTransport));
+  });
+
+  it('passes JOIN, JOIN_AS_LEARNER and an explicit ADVERTISE_URL to the cluster RPC module', async () => {
+    await compile({
+      NODE_ID: 'node4',
+      HTTP_PORT: '3004',
+      ADVERTISE_URL: 'http://node4.internal:3004',
+      JOIN: 'http://node1.internal:3001',
+      JOIN_AS_LEARNER: 'true',
+      WAL_DIR: dirs.make('app-module-'),
+    });
+    expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({
+      nodeId: 'node4',
+      advertiseUrl: 'http://node4.internal:3004',
+      advertiseUrlGiven: true,
+      httpPort: 3004,
+      peerUrls: [],
+      join: 'http://node1.internal:3001',
+    });
+    expect(get(nodeConfig.KEY)).toMatchObject({ joinAsLearner: true });
   });
 
   it('passes the optional variables through to the modules that use them', async () => {
@@ -93,7 +116,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       WAL_SEGMENT_BYTES: '65536',
     });
     expect(get(CONSENSUS_OPTIONS)).toMatchObject({
-      id: 'http://n1.internal:4001',
+      name: 'n1',
       heartbeatIntervalMs: 50,
       electionTimeoutMs: 400,
       requestTimeoutMs: 2000,
@@ -105,6 +128,10 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     // No snapshot yet: the size gauge has nothing to read.
     expect((get(CONSENSUS_OPTIONS) as { snapshotBytes: () => unknown }).snapshotBytes()).toBeUndefined();
     expect(get(CLUSTER_RPC_OPTIONS)).toMatchObject({
+      nodeId: 'n1',
+      advertiseUrl: 'http://n1.internal:4001',
+      advertiseUrlGiven: true,
+      peerUrls: ['http://n2.internal:4001'],
       token: 'a-token-of-16-chars-or-more',
       admission: { allowAny: true, allowedAddresses: ['10.0.0.0/8'] },
       stallTimeoutMs: 500,

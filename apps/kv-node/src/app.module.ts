@@ -43,27 +43,28 @@ export class AppModule {
       }),
     });
     const clusterRpc = ClusterRpcModule.forRootAsync({
-      // The storage's SNAPSHOT_FILES: the snapshot files the transport sends to and receives from peers.
+      // The storage's RAFT_STORAGE (the data directory's identity record) and SNAPSHOT_FILES (the snapshot
+      // files the transport sends to and receives from peers).
       imports: [storage],
       inject: [nodeConfig.KEY],
       useFactory: (c: NodeConfigType): ClusterRpcOptions => ({
-        self: c.advertiseUrl,
-        name: c.nodeId,
-        peers: c.peerUrls,
-        clusterId: c.clusterId,
+        nodeId: c.nodeId,
+        advertiseUrl: c.advertiseUrl,
+        advertiseUrlGiven: c.advertiseUrlGiven,
+        httpPort: c.httpPort,
+        peerUrls: c.peerUrls,
+        join: c.join,
         token: c.clusterToken,
         admission: { allowAny: c.peerAllowAny, allowedAddresses: c.peerAllowedAddresses },
         stallTimeoutMs: Math.max(500, c.electionTimeoutMs),
       }),
     });
     const consensus = ConsensusModule.forRootAsync({
+      // clusterRpc: PEER_TRANSPORT, and CLUSTER_BOOTSTRAP (the cluster identity the node starts from).
       imports: [storage, clusterRpc, KvStateMachineModule],
       inject: [nodeConfig.KEY, NODE_STORAGE],
       useFactory: (c: NodeConfigType, files: NodeStorage): ConsensusOptions => ({
-        id: c.advertiseUrl,
         name: c.nodeId,
-        members: c.members,
-        clusterId: c.clusterId,
         heartbeatIntervalMs: c.heartbeatIntervalMs,
         electionTimeoutMs: c.electionTimeoutMs,
         requestTimeoutMs: c.requestTimeoutMs,
@@ -91,7 +92,6 @@ export class AppModule {
           useFactory: (c: NodeConfigType): ClusterAdminOptions => ({
             self: c.advertiseUrl,
             name: c.nodeId,
-            members: c.members,
             timeoutMs: c.electionTimeoutMs,
           }),
         }),

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { ClusterBootstrapError } from '@app/cluster-rpc';
 import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
 import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
@@ -19,6 +20,7 @@ function isOperatorError(error: unknown): error is Error {
   return (
     error instanceof ConfigError ||
     error instanceof IdentityMismatchError ||
+    error instanceof ClusterBootstrapError ||
     /^(WalLockedError|WalCorruptionError|WalError)$/.test(error.name) ||
     code === 'EADDRINUSE' ||
     code === 'EACCES' ||
@@ -32,6 +34,9 @@ function describe(error: Error, config?: NodeConfig): string {
   if (code === 'EADDRNOTAVAIL') return `BIND_HOST ${config?.bindHost} is not an address of this machine`;
   return error.message;
 }
+
+/** Set once a signal asked the node to stop: a start cut short by it is no failure. */
+let stopping = false;
 
 async function bootstrap(): Promise<void> {
   let config: NodeConfig | undefined;
@@ -73,7 +78,11 @@ async function bootstrap(): Promise<void> {
       'Main',
     );
     installSignalHandlers(app);
+    // The Raft node starts once its cluster is known: at first start, only once every PEER_URLS entry has
+    // answered this node's question (or the JOIN was granted), which needs this node to serve HTTP already.
+    await app.get(RaftNodeService).started();
   } catch (error) {
+    if (stopping) return;
     if (isOperatorError(error)) {
       process.stderr.write(`${config?.nodeId ?? 'kv-node'}: cannot start: ${describe(error, config)}\n`);
     } else {
@@ -88,7 +97,6 @@ async function bootstrap(): Promise<void> {
  * close the HTTP server and the WAL, exit 0. A second signal exits at once.
  */
 function installSignalHandlers(app: NestFastifyApplication): void {
-  let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;

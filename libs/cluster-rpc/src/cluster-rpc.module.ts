@@ -1,8 +1,13 @@
+import { HttpModule, HttpService } from '@nestjs/axios';
 import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { PEER_TRANSPORT } from '@app/consensus/ports';
+import { CLUSTER_BOOTSTRAP } from '../../consensus/src/identity';
+import { joinCluster } from './admin/join-client';
+import { ClusterBootstrapService, JOIN_CLUSTER, JoinCluster } from './cluster-bootstrap.service';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
-import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
+import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
+import { HttpPeerTransport } from './http-peer-transport';
 import { PeerAdmission } from './peer-admission';
 import { PeerAuthGuard } from './peer-auth.guard';
 import { PeerController } from './peer.controller';
@@ -11,8 +16,9 @@ import { Readable } from 'node:stream';
 
 export interface ClusterRpcModuleAsyncOptions {
   /**
-   * Modules the factory's `inject` comes from; also where SNAPSHOT_FILES is looked up (optional: without it,
-   * MsgSnap transfers are reported failed and incoming ones answered 503).
+   * Modules the factory's `inject` comes from; also where RAFT_STORAGE (required: the identity record) and
+   * SNAPSHOT_FILES are looked up (optional: without it, MsgSnap transfers are reported failed and incoming ones
+   * answered 503).
    */
   imports?: ModuleMetadata['imports'];
   inject?: Array<string | symbol | (abstract new (...args: never[]) => unknown)>;
@@ -36,9 +42,11 @@ const header = (value: string | string[] | undefined) => (Array.isArray(value) ?
 const PEER_PATHS: ReadonlySet<string> = new Set([PEER_STREAM_PATH, PEER_SNAPSHOT_PATH]);
 
 /**
- * The peer transport: provides PEER_TRANSPORT (HttpPeerTransport) and serves the peer endpoints (the message
- * stream and snapshot transfers), admitting them only from the members' addresses (PeerAdmission). Requires
- * prom-client's Registry to be provided globally; uses SNAPSHOT_FILES when one of `imports` exports it.
+ * The peer transport and the cluster's identity: provides PEER_TRANSPORT (HttpPeerTransport) and
+ * CLUSTER_BOOTSTRAP (ClusterBootstrapService: discovery at first start, or a join, or the recorded identity),
+ * and serves the peer endpoints (the message stream and snapshot transfers, admitted only from the members'
+ * addresses by PeerAdmission; `GET /raft/hello`). Requires prom-client's Registry to be provided globally and
+ * RAFT_STORAGE from one of `imports`; uses SNAPSHOT_FILES when one of `imports` exports it.
  */
 @Module({})
 export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
@@ -53,12 +61,22 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
   static forRootAsync(options: ClusterRpcModuleAsyncOptions): DynamicModule {
     return {
       module: ClusterRpcModule,
-      imports: options.imports ?? [],
+      imports: [HttpModule, ...(options.imports ?? [])],
       controllers: [PeerController],
       providers: [
         { provide: CLUSTER_RPC_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         HttpPeerTransport,
         { provide: PEER_TRANSPORT, useExisting: HttpPeerTransport },
+        ClusterBootstrapService,
+        { provide: CLUSTER_BOOTSTRAP, useExisting: ClusterBootstrapService },
+        {
+          provide: JOIN_CLUSTER,
+          inject: [HttpService, CLUSTER_RPC_OPTIONS],
+          useFactory:
+            (http: HttpService, o: ClusterRpcOptions): JoinCluster =>
+            (url, request) =>
+              joinCluster(http, url, request, { token: o.token }),
+        },
         ClusterRpcMetrics,
         PeerAuthGuard,
         {
@@ -66,8 +84,10 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
           inject: [CLUSTER_RPC_OPTIONS],
           useFactory: (o: ClusterRpcOptions) => {
             const logger = new Logger('ClusterRpc');
+            // Until the node's peers are set (HttpPeerTransport.setPeers, once the cluster is known): the
+            // addresses it was told of, the ones its cluster's members will stream from first.
             return new PeerAdmission({
-              members: [o.self, ...o.peers],
+              members: [o.advertiseUrl, ...o.peerUrls, ...(o.join ? [o.join] : [])],
               allowAny: o.admission?.allowAny,
               allowedAddresses: o.admission?.allowedAddresses,
               warn: (message) => logger.warn(message),
@@ -75,7 +95,7 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
           },
         },
       ],
-      exports: [PEER_TRANSPORT, HttpPeerTransport],
+      exports: [PEER_TRANSPORT, HttpPeerTransport, CLUSTER_BOOTSTRAP, ClusterBootstrapService],
     };
   }
 
@@ -99,8 +119,7 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
       fastify.addHook('onRequest', async (request: PeerRequest, reply: PeerReply) => {
         if (!PEER_PATHS.has(request.routeOptions?.url ?? '')) return;
         const refusal = await this.admission.check(request.socket?.remoteAddress, {
-          nodeId: header(request.headers[PEER_HEADERS.nodeId]),
-          from: header(request.headers[PEER_HEADERS.from]),
+          nodeId: header(request.headers[PEER_HEADERS.from]),
         });
         if (!refusal) return;
         reply.code(refusal.status).header('connection', 'close').send({ error: refusal.error });
@@ -110,10 +129,10 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
     await this.admission.start();
     if (this.admission.allowAny) {
       this.logger.warn('PEER_ALLOW_ANY is set: peer streams are admitted from any address');
-    } else if (this.options.peers.length > 0) {
+    } else if (this.options.peerUrls.length > 0 || this.options.join) {
       this.logger.log(`peer streams admitted from the members' addresses: ${this.admission.addresses().join(', ') || 'none resolved yet'}`);
     }
-    if (!this.options.token && this.options.peers.length > 0) {
+    if (!this.options.token && (this.options.peerUrls.length > 0 || this.options.join)) {
       this.logger.warn(
         'CLUSTER_TOKEN is not set: peers are admitted by address only; any process on a member\'s host can act as a member',
       );

@@ -2,10 +2,9 @@ import { Logger } from '@nestjs/common';
 import { EntryType, Message, MessageType } from '@app/consensus/core';
 import { createServer, request, Server } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { Registry } from 'prom-client';
-import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { FRAME_HEADER, sealFrame } from './frame';
 import { HttpPeerTransport } from './http-peer-transport';
+import { testTransport } from './testing/test-transport';
 import { encodeMessages } from './message-codec';
 import { PEER_HEADERS, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 
@@ -33,10 +32,7 @@ beforeEach(async () => {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   self = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  transport = new HttpPeerTransport(
-    { self, name: 'receiver', peers: [SENDER], clusterId: 'c1', stallTimeoutMs: 1000 },
-    new ClusterRpcMetrics(new Registry()),
-  );
+  transport = testTransport({ nodeId: self, peers: { [SENDER]: SENDER } });
   transport.listen((messages) => received.push(messages));
 });
 
@@ -59,7 +55,6 @@ function stream(body: Buffer): Promise<void> {
         'content-type': PEER_STREAM_CONTENT_TYPE,
         'transfer-encoding': 'chunked',
         [PEER_HEADERS.from]: SENDER,
-        [PEER_HEADERS.nodeId]: 'sender',
         [PEER_HEADERS.clusterId]: 'c1',
       },
     });

@@ -3,41 +3,22 @@ import { Message, MessageType, NodeId } from '@app/consensus/core';
 import { MessageReceiver, PeerTransport, SNAPSHOT_FILES, SnapshotFiles } from '@app/consensus/ports';
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { ClusterBootstrapService } from './cluster-bootstrap.service';
 import { ClusterRpcMetrics, SnapshotSentOutcome } from './cluster-rpc.metrics';
+import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
 import { FrameDecoder, PONG } from './frame';
 import { decodeMessages } from './message-codec';
+import { PeerAdmission } from './peer-admission';
 import { PEER_HEADERS, PeerRejection, PONG_INTERVAL_MS } from './peer-protocol';
 import { PeerStream, PeerStreamLimits } from './peer-stream';
 import { IncomingSnapshot, SnapshotTransferError } from './snapshot-receiver';
 import { SnapshotSource, SnapshotTransfer, SnapshotTransferResult } from './snapshot-transfer';
 
-export const CLUSTER_RPC_OPTIONS = Symbol('CLUSTER_RPC_OPTIONS');
+export { CLUSTER_RPC_OPTIONS };
+export type { ClusterRpcOptions };
 
-export interface ClusterRpcOptions {
-  /** This node's advertised URL (its member identity). */
-  self: NodeId;
-  /** This node's NODE_ID, announced to peers. */
-  name: string;
-  /** The other members' URLs. */
-  peers: NodeId[];
-  /** Fingerprint of the member set; a peer with another one is refused. */
-  clusterId: string;
-  /** Shared secret of the cluster; when set, peers must present it. */
-  token?: string;
-  /**
-   * Who may open a peer stream (PeerAdmission): by default only the members' addresses. `allowAny` turns the
-   * check off (PEER_ALLOW_ANY); `allowedAddresses` adds addresses and CIDR ranges (PEER_ALLOWED_ADDRESSES).
-   */
-  admission?: { allowAny?: boolean; allowedAddresses?: string[] };
-  /** An outgoing stream with no sign of life from its peer for this long is torn down and reopened. */
-  stallTimeoutMs: number;
-  /**
-   * A snapshot transfer (either way) with no progress for this long is cut: no bytes read or written, no
-   * answer. Default 30 s. It also bounds the wait for the receiver to verify the file once all is sent.
-   */
-  snapshotStallTimeoutMs?: number;
-  limits?: Partial<PeerStreamLimits>;
-}
+/** Where the transport learns its cluster's id: ClusterBootstrapService, once resolve() has settled. */
+export type ClusterIdentitySource = Pick<ClusterBootstrapService, 'identity'>;
 
 /** An answer of the snapshot route: 200 `{index, term}`, or 400 / 503 `{error}`. */
 export interface SnapshotAnswer {
@@ -76,10 +57,10 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private readonly logger = new Logger('ClusterRpc');
   private receiver?: MessageReceiver;
   private unreachable: (peer: NodeId) => void = () => undefined;
+  /** One outgoing stream per peer (setPeers): the members this node exchanges messages with. */
   private readonly streams = new Map<NodeId, PeerStream>();
   /** How to close the inbound stream being served from each sender, so that a newer one can replace it. */
   private readonly inbound = new Map<NodeId, () => void>();
-  private readonly names = new Map<NodeId, string>();
   private readonly lastLogged = new Map<string, number>();
   private snapshotStatus: (peer: NodeId, failed: boolean) => void = () => undefined;
   /** The snapshot transfer in flight to each peer (at most one). */
@@ -88,38 +69,60 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private readonly superseded = new WeakSet<SnapshotTransfer>();
   /** The snapshot transfer being received from each sender (at most one). */
   private readonly incomingSnapshots = new Map<NodeId, IncomingSnapshot>();
-  private readonly headers: Record<string, string>;
+  /** The request headers of this node's streams and transfers, built once the cluster id is known. */
+  private requestHeaders?: Record<string, string>;
+  private readonly limits: PeerStreamLimits;
   private readonly snapshotStallTimeoutMs: number;
   private stopped = false;
 
   constructor(
     @Inject(CLUSTER_RPC_OPTIONS) private readonly options: ClusterRpcOptions,
     private readonly metrics: ClusterRpcMetrics,
+    /** The cluster id comes from here: until it is known, peers are refused and setPeers() may not be called. */
+    @Inject(ClusterBootstrapService) private readonly cluster: ClusterIdentitySource,
     /** Where snapshot files are read from and written to; without it, snapshots are neither sent nor received. */
     @Optional() @Inject(SNAPSHOT_FILES) private readonly snapshotFiles?: SnapshotFiles,
+    /** The address allow-list of the peer routes: it follows setPeers() (members' addresses change with the configuration). */
+    @Optional() private readonly admission?: PeerAdmission,
   ) {
     this.snapshotStallTimeoutMs = options.snapshotStallTimeoutMs ?? DEFAULT_SNAPSHOT_STALL_TIMEOUT_MS;
-    const headers: Record<string, string> = {
-      [PEER_HEADERS.from]: options.self,
-      [PEER_HEADERS.nodeId]: options.name,
-      [PEER_HEADERS.clusterId]: options.clusterId,
-    };
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    this.headers = headers;
-    const limits = { ...DEFAULT_LIMITS, ...options.limits };
-    metrics.knowPeers(options.peers);
-    for (const peer of options.peers) {
-      this.streams.set(
-        peer,
-        new PeerStream(peer, headers, options.stallTimeoutMs, limits, {
-          unreachable: (to, error) => this.onLost(to, error),
-          refused: (to, status, body) =>
-            this.errorOnce(`refused:${to}`, `peer ${to} refused our messages (${status}): ${body}`),
-          dropped: (to, count) => this.metrics.dropped(to, count),
-          sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
-        }),
-      );
+    this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+  }
+
+  /**
+   * Opens a stream to each new peer, closes the streams of peers no longer listed (and drops their queued
+   * messages, their inbound stream and their snapshot transfers), moves a stream whose URL changed, and hands
+   * the members' URLs (this node's advertised one included) to the address check. This node's own id, if
+   * listed, is ignored. Call once the cluster identity is known (it throws before).
+   */
+  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+    if (this.stopped) return;
+    const self = this.options.nodeId;
+    const headers = this.headers();
+    for (const [id, stream] of [...this.streams]) {
+      if (peers.get(id) === stream.url) continue;
+      stream.close();
+      this.streams.delete(id);
+      if (peers.has(id)) {
+        this.logger.log(`peer ${id} moved from ${stream.url} to ${peers.get(id)}`);
+      } else {
+        this.logger.log(`peer ${id} (${stream.url}) is no longer a member: its streams are closed`);
+        this.forget(id);
+      }
     }
+    const added: NodeId[] = [];
+    for (const [id, url] of peers) {
+      if (id === self || this.streams.has(id)) continue;
+      this.streams.set(id, this.openStream(id, url, headers));
+      added.push(id);
+    }
+    this.metrics.knowPeers(added);
+    void this.admission?.setMembers([this.options.advertiseUrl, ...[...this.streams.values()].map((s) => s.url)]);
+  }
+
+  /** The members this node exchanges messages with now: NODE_ID → URL. */
+  peers(): Map<NodeId, string> {
+    return new Map([...this.streams].map(([id, stream]) => [id, stream.url]));
   }
 
   listen(receiver: MessageReceiver): void {
@@ -130,8 +133,42 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     this.unreachable = callback;
   }
 
-  peerName(peer: NodeId): string | undefined {
-    return this.names.get(peer);
+  private headers(): Record<string, string> {
+    if (this.requestHeaders) return this.requestHeaders;
+    const identity = this.cluster.identity;
+    if (!identity) throw new Error('the peers are set before the cluster identity is known (ClusterBootstrap.resolve())');
+    const headers: Record<string, string> = { [PEER_HEADERS.from]: this.options.nodeId, [PEER_HEADERS.clusterId]: identity.clusterId };
+    if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    this.requestHeaders = headers;
+    return headers;
+  }
+
+  private openStream(peer: NodeId, url: string, headers: Record<string, string>): PeerStream {
+    return new PeerStream(peer, url, headers, this.options.stallTimeoutMs, this.limits, {
+      unreachable: (to, error) => this.onLost(to, error),
+      refused: (to, status, body) => {
+        const line = `peer ${this.describe(to)} refused our messages (${status}): ${body}`;
+        // 503: the peer is still finding its cluster (a new cluster's members start within a moment of each
+        // other); nothing to act on unless it lasts, which that peer's own log says.
+        if (status === 503) this.logger.debug(line);
+        else this.errorOnce(`refused:${to}`, line);
+      },
+      dropped: (to, count) => this.metrics.dropped(to, count),
+      sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
+    });
+  }
+
+  /** A former member: nothing of it is received any more, and no transfer to it goes on. */
+  private forget(peer: NodeId): void {
+    this.inbound.get(peer)?.();
+    this.incomingSnapshots.get(peer)?.cancel(new Error(`${peer} is no longer a member`));
+    this.outgoingSnapshots.get(peer)?.abort(new Error(`${peer} is no longer a member`));
+  }
+
+  /** A peer's NODE_ID and URL, for log lines. */
+  private describe(peer: NodeId): string {
+    const url = this.streams.get(peer)?.url;
+    return url ? `${peer} (${url})` : peer;
   }
 
   onSnapshotStatus(callback: (peer: NodeId, failed: boolean) => void): void {
@@ -199,8 +236,9 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       this.reportSnapshot(peer, 'unavailable');
       return;
     }
-    this.logger.log(`sending snapshot ${metadata.index} (${source.size} bytes) to ${peer}`);
-    const transfer: SnapshotTransfer = new SnapshotTransfer(peer, m, source, this.headers, this.snapshotStallTimeoutMs, {
+    this.logger.log(`sending snapshot ${metadata.index} (${source.size} bytes) to ${this.describe(peer)}`);
+    const url = this.streams.get(peer)!.url;
+    const transfer: SnapshotTransfer = new SnapshotTransfer(peer, url, m, source, this.headers(), this.snapshotStallTimeoutMs, {
       progress: (bytes) => this.metrics.snapshotBytesOut(peer, bytes),
       done: (result) => this.onSnapshotSent(transfer, result),
     });
@@ -233,36 +271,37 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   }
 
   /**
-   * Decides whether a stream or snapshot transfer a peer opens is admitted. Returns the sender's identity, or
-   * a rejection (for PeerController to answer with) when the sender does not belong to this cluster.
+   * Decides whether a stream or snapshot transfer a peer opens is admitted: the sender (x-raft-from, its
+   * NODE_ID) must belong to this node's cluster (409 otherwise), must not be this node's NODE_ID (409: two
+   * nodes share it), and must be one of the peers setPeers() listed (403); before the cluster identity is
+   * known, every sender is answered 503 (it retries). Returns the sender's NODE_ID, or the rejection for
+   * PeerController to answer with; a rejection is logged here (once per sender per 30 s), and by the sender.
+   * `address`, the connection's remote address, only goes into the log lines.
    */
-  admit(headers: Record<string, string | string[] | undefined>): { from: NodeId } | PeerRejection {
+  admit(headers: Record<string, string | string[] | undefined>, address?: string): { from: NodeId } | PeerRejection {
     const from = String(headers[PEER_HEADERS.from] ?? '');
-    const name = String(headers[PEER_HEADERS.nodeId] ?? '');
     const clusterId = String(headers[PEER_HEADERS.clusterId] ?? '');
-    if (clusterId !== this.options.clusterId) {
+    const self = this.options.nodeId;
+    const at = address ? ` at ${address}` : '';
+    const identity = this.cluster.identity;
+    if (!identity) return { status: 503, error: `${self} is starting: it has not found its cluster yet` };
+    if (clusterId !== identity.clusterId) {
       const error =
-        `cluster mismatch: ${name || '?'} (${from || '?'}) is configured for cluster ${clusterId || '?'}, ` +
-        `this node for ${this.options.clusterId} (members ${[this.options.self, ...this.options.peers].sort().join(', ')}); ` +
-        `check PEER_URLS and ADVERTISE_URL on both nodes`;
+        `cluster mismatch: ${from || '?'}${at} belongs to cluster ${clusterId || '?'}, this node (${self}) to cluster ` +
+        `${identity.clusterId}: they were formed apart (other PEER_URLS or CLUSTER_TOKEN at first start), or one holds ` +
+        `another cluster's data (WAL_DIR); a new node joins an existing cluster with JOIN`;
       this.errorOnce(`cluster:${from}`, error);
+      return { status: 409, error };
+    }
+    if (from === self) {
+      const error = `duplicate NODE_ID: a peer${at} also calls itself '${from}', this node's NODE_ID; give every node its own NODE_ID`;
+      this.errorOnce(`dup:${from}`, error);
       return { status: 409, error };
     }
     if (!this.streams.has(from)) {
       const error = `${from || 'the sender'} is not a member of this cluster`;
       this.errorOnce(`member:${from}`, error);
       return { status: 403, error };
-    }
-    if (name === this.options.name) {
-      const error = `duplicate NODE_ID: ${from} and this node (${this.options.self}) are both '${name}'; give every node its own NODE_ID`;
-      this.errorOnce(`dup:${from}`, error);
-      return { status: 409, error };
-    }
-    if (this.names.get(from) !== name) {
-      for (const [peer, other] of this.names) {
-        if (peer !== from && other === name) this.errorOnce(`dup:${from}`, `two peers claim NODE_ID '${name}': ${peer} and ${from}`);
-      }
-      this.names.set(from, name);
     }
     return { from };
   }
@@ -308,7 +347,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     const messages = decodeMessages(frame);
     for (const m of messages) {
       // A member speaks only for itself.
-      if (m.from !== from || m.to !== this.options.self) {
+      if (m.from !== from || m.to !== this.options.nodeId) {
         throw new Error(`message from ${m.from} to ${m.to} does not match the stream's sender and recipient`);
       }
     }
@@ -364,7 +403,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       throw new Error(`expected one MsgSnap, got ${messages.map((m) => MessageType[m.type]).join(', ') || 'no message'}`);
     }
     const m = messages[0];
-    if (m.from !== from || m.to !== this.options.self) {
+    if (m.from !== from || m.to !== this.options.nodeId) {
       throw new Error(`MsgSnap from ${m.from} to ${m.to} does not match the sender and recipient`);
     }
     return m;
@@ -380,7 +419,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
 
   private onLost(peer: NodeId, error: Error): void {
     this.metrics.failed(peer);
-    this.warnOnce(`down:${peer}`, `stream to ${peer} lost: ${error.message}`);
+    this.warnOnce(`down:${peer}`, `stream to ${this.describe(peer)} lost: ${error.message}`);
     this.unreachable(peer);
   }
 

@@ -1,13 +1,18 @@
 export { ClusterRpcModule } from './cluster-rpc.module';
 export type { ClusterRpcModuleAsyncOptions } from './cluster-rpc.module';
-export { HttpPeerTransport, CLUSTER_RPC_OPTIONS } from './http-peer-transport';
-export type { ClusterRpcOptions, SnapshotAnswer } from './http-peer-transport';
+export { HttpPeerTransport } from './http-peer-transport';
+export type { SnapshotAnswer } from './http-peer-transport';
+export { CLUSTER_RPC_OPTIONS } from './cluster-rpc.options';
+export type { ClusterRpcOptions } from './cluster-rpc.options';
+export { ClusterBootstrapService, ClusterBootstrapError, JOIN_CLUSTER } from './cluster-bootstrap.service';
+export type { JoinCluster } from './cluster-bootstrap.service';
 export { DEFAULT_SNAPSHOT_STALL_TIMEOUT_MS } from './http-peer-transport';
 export { encodeMessages, decodeMessages, MessageDecodeError } from './message-codec';
 export { FrameDecoder, FrameError, FRAME_HEADER, PONG } from './frame';
 export {
   MAX_SNAPSHOT_FRAME,
   PEER_HEADERS,
+  PEER_HELLO_PATH,
   PEER_SNAPSHOT_CONTENT_TYPE,
   PEER_SNAPSHOT_PATH,
   PEER_STREAM_CONTENT_TYPE,
@@ -15,6 +20,7 @@ export {
   PONG_INTERVAL_MS,
   STREAMED_BODY_ROUTE,
 } from './peer-protocol';
+export type { HelloAnswer } from './peer-protocol';
 export type { PeerStreamLimits } from './peer-stream';
 export { ClusterAdminModule } from './admin/cluster-admin.module';
 export type { ClusterAdminModuleAsyncOptions } from './admin/cluster-admin.module';

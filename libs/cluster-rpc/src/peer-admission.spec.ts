@@ -118,17 +118,17 @@ describe('PeerAdmission', () => {
     const { a, warnings, advance } = admission({ members: ['http://127.0.0.1:3001'] });
     await a.start();
     a.stop();
-    const claim = { nodeId: 'node1', from: 'http://127.0.0.1:3001' };
+    const claim = { nodeId: 'node1' };
     await a.check('127.0.0.2', claim);
     await a.check('::ffff:127.0.0.2', claim);
     await a.check('127.0.0.3', { nodeId: 'x"\nfake line' });
     expect(warnings).toHaveLength(2);
     expect(warnings[0]).toBe(
-      'refused a peer stream from 127.0.0.2: not a member\'s address (claimed NODE_ID "node1", member URL "http://127.0.0.1:3001"); ' +
+      'refused a peer stream from 127.0.0.2: not a member\'s address (claimed NODE_ID "node1"); ' +
         "members' addresses: 127.0.0.1 (logged once a minute per address)",
     );
     // What a stranger sends cannot start a log line of its own.
-    expect(warnings[1]).toContain('claimed NODE_ID "x\\"\\nfake line", member URL none');
+    expect(warnings[1]).toContain('claimed NODE_ID "x\\"\\nfake line")');
     expect(warnings[1]).not.toContain('\n');
     advance(REFUSAL_LOG_EVERY_MS - 1);
     await a.check('127.0.0.2', claim);
@@ -136,6 +136,56 @@ describe('PeerAdmission', () => {
     advance(1);
     await a.check('127.0.0.2', claim);
     expect(warnings).toHaveLength(3);
+  });
+
+  describe('setMembers: the members follow the configuration', () => {
+    it("admits a new member's literal address at once, and its name once resolved; a former member's no longer", async () => {
+      const dns = fakeDns({ node4: ['10.0.0.4'] });
+      const { a } = admission({ members: ['http://127.0.0.1:3001', 'http://10.0.0.2:3002'], lookup: dns.lookup });
+      await a.start();
+      a.stop();
+      const resolved = a.setMembers(['http://127.0.0.1:3001', 'http://10.0.0.3:3003', 'http://node4:3004']);
+      expect(a.isAllowed('10.0.0.3')).toBe(true);
+      expect(a.isAllowed('10.0.0.2')).toBe(false);
+      await resolved;
+      expect(a.addresses()).toEqual(['10.0.0.3', '10.0.0.4', '127.0.0.1']);
+    });
+
+    it('a check during the resolution waits for it', async () => {
+      let answer: (addresses: string[]) => void = () => undefined;
+      const lookup = () => new Promise<string[]>((resolve) => (answer = resolve));
+      const { a } = admission({ members: ['http://127.0.0.1:3001'], lookup });
+      await a.start();
+      a.stop();
+      void a.setMembers(['http://127.0.0.1:3001', 'http://node5:3005']);
+      const decision = a.check('10.0.0.5');
+      await new Promise((resolve) => setImmediate(resolve));
+      answer(['10.0.0.5']);
+      expect(await decision).toBeUndefined();
+    });
+
+    it('a resolution that started before a member was removed does not admit it again', async () => {
+      const pending: Array<(addresses: string[]) => void> = [];
+      const lookup = () => new Promise<string[]>((resolve) => pending.push(resolve));
+      const { a } = admission({ members: ['http://node2:3002'], lookup });
+      const started = a.start();
+      await new Promise((resolve) => setImmediate(resolve));
+      const changed = a.setMembers(['http://127.0.0.1:3001']);
+      pending[0](['10.0.0.2']);
+      await started;
+      await changed;
+      a.stop();
+      expect(a.addresses()).toEqual(['127.0.0.1']);
+    });
+
+    it('the same hosts again change nothing and resolve nothing', async () => {
+      const dns = fakeDns({ node2: ['10.0.0.2'] });
+      const { a } = admission({ members: ['http://node2:3002'], lookup: dns.lookup });
+      await a.start();
+      a.stop();
+      await a.setMembers(['http://node2:4002']);
+      expect(dns.calls).toEqual(['node2']);
+    });
   });
 
   it('PEER_ALLOWED_ADDRESSES admits extra addresses and ranges of both families', async () => {

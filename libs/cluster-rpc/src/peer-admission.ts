@@ -18,7 +18,7 @@ export const REFUSAL_LOG_EVERY_MS = 60_000;
 const MAX_REMEMBERED = 10_000;
 
 export interface PeerAdmissionOptions {
-  /** Every member's URL, this node's included. */
+  /** Every member's URL, this node's included, until setMembers() replaces them. */
   members: string[];
   /** Admit peer streams from any address (PEER_ALLOW_ANY=true): the check is off. */
   allowAny?: boolean;
@@ -33,8 +33,8 @@ export interface PeerAdmissionOptions {
 
 /** What a stream's opener says about itself: logged with a refusal, never trusted. */
 export interface PeerClaim {
+  /** The NODE_ID it announces (x-raft-from). */
   nodeId?: string;
-  from?: string;
 }
 
 /**
@@ -65,6 +65,17 @@ export function parseAllowedEntry(entry: string): { address: string; prefix?: nu
   return { address, prefix, family };
 }
 
+/**
+ * The addresses of a host that needs no resolver: an IP literal is its own; `localhost` is both loopbacks,
+ * not left to the resolver, since a local member may connect from either whatever order (or subset)
+ * /etc/hosts lists. Undefined for a name to resolve.
+ */
+function literalAddresses(host: string): string[] | undefined {
+  if (isIP(host) !== 0) return [normalizeAddress(host)];
+  if (host === 'localhost') return ['127.0.0.1', '::1'];
+  return undefined;
+}
+
 /** The host of a member URL, without the brackets of an IPv6 literal. */
 function hostOf(url: string): string {
   const host = new URL(url).hostname.toLowerCase();
@@ -84,7 +95,7 @@ function hostOf(url: string): string {
  * member's host shares it. CLUSTER_TOKEN is the secret on top.
  */
 export class PeerAdmission {
-  private readonly hosts: string[];
+  private hosts: string[];
   private readonly resolved = new Map<string, string[]>();
   private allowed = new Set<string>();
   private readonly extra = new BlockList();
@@ -92,6 +103,8 @@ export class PeerAdmission {
   private readonly now: () => number;
   private readonly warn: (message: string) => void;
   private refreshing?: Promise<void>;
+  /** setMembers() was called while a resolution was under way. */
+  private hostsChanged = false;
   private lastRefresh = -Infinity;
   private timer?: NodeJS.Timeout;
   private readonly lastLogged = new Map<string, number>();
@@ -127,6 +140,27 @@ export class PeerAdmission {
     this.timer = undefined;
   }
 
+  /**
+   * Replaces the members (their URLs, this node's included) as the configuration changes: a new member's
+   * host is resolved at once (an IP literal or localhost is admitted before this returns), a former member's
+   * addresses are no longer admitted once it resolves. Resolves when the resolution is done.
+   */
+  setMembers(members: readonly string[]): Promise<void> {
+    const hosts = [...new Set(members.map(hostOf))];
+    if (hosts.length === this.hosts.length && hosts.every((h) => this.hosts.includes(h))) return Promise.resolve();
+    this.hosts = hosts;
+    for (const host of [...this.resolved.keys()]) if (!hosts.includes(host)) this.resolved.delete(host);
+    for (const host of hosts) {
+      const literal = literalAddresses(host);
+      if (literal) this.resolved.set(host, literal);
+    }
+    this.allowed = new Set([...this.resolved.values()].flat());
+    if (this.allowAny) return Promise.resolve();
+    // A resolution in flight started from the former hosts: it goes round once more.
+    this.hostsChanged = true;
+    return this.refresh();
+  }
+
   /** The members' addresses as last resolved, sorted. */
   addresses(): string[] {
     return [...this.allowed].sort();
@@ -149,6 +183,11 @@ export class PeerAdmission {
    */
   async check(address: string | undefined, claim: PeerClaim = {}): Promise<PeerRejection | undefined> {
     if (this.isAllowed(address)) return undefined;
+    // A resolution under way (the members just changed) may admit it.
+    if (this.refreshing) {
+      await this.refreshing;
+      if (this.isAllowed(address)) return undefined;
+    }
     if (address && this.now() - this.lastRefresh >= REFRESH_ON_REFUSAL_GAP_MS) {
       await this.refresh();
       if (this.isAllowed(address)) return undefined;
@@ -160,16 +199,24 @@ export class PeerAdmission {
 
   /** Resolves every member's host now (one resolution at a time; callers during one share it). */
   refresh(): Promise<void> {
-    this.refreshing ??= this.resolveAll().finally(() => {
+    this.refreshing ??= this.resolveUntilSettled().finally(() => {
       this.refreshing = undefined;
     });
     return this.refreshing;
   }
 
+  private async resolveUntilSettled(): Promise<void> {
+    do {
+      this.hostsChanged = false;
+      await this.resolveAll();
+    } while (this.hostsChanged);
+  }
+
   private async resolveAll(): Promise<void> {
     this.lastRefresh = this.now();
+    const hosts = this.hosts;
     await Promise.all(
-      this.hosts.map(async (host) => {
+      hosts.map(async (host) => {
         try {
           const addresses = await this.resolveHost(host);
           if (addresses.length === 0) throw new Error('no address');
@@ -189,15 +236,13 @@ export class PeerAdmission {
         }
       }),
     );
+    // Members removed meanwhile (setMembers) are not admitted again by this late resolution.
+    for (const host of [...this.resolved.keys()]) if (!this.hosts.includes(host)) this.resolved.delete(host);
     this.allowed = new Set([...this.resolved.values()].flat());
   }
 
   private async resolveHost(host: string): Promise<string[]> {
-    if (isIP(host) !== 0) return [normalizeAddress(host)];
-    // Not left to the resolver: a local member may connect from either loopback address, whatever order
-    // (or subset) /etc/hosts lists for localhost.
-    if (host === 'localhost') return ['127.0.0.1', '::1'];
-    return [...new Set((await this.lookup(host)).map(normalizeAddress))];
+    return literalAddresses(host) ?? [...new Set((await this.lookup(host)).map(normalizeAddress))];
   }
 
   private logRefusal(source: string, claim: PeerClaim): void {
@@ -211,8 +256,8 @@ export class PeerAdmission {
     // What the stranger sent is quoted (JSON) and cut short: it must not be able to forge log lines.
     const quote = (s: string | undefined) => (s ? JSON.stringify(s.slice(0, 100)) : 'none');
     this.warn(
-      `refused a peer stream from ${source}: not a member's address (claimed NODE_ID ${quote(claim.nodeId)}, ` +
-        `member URL ${quote(claim.from)}); members' addresses: ${this.addresses().join(', ') || 'none resolved yet'}` +
+      `refused a peer stream from ${source}: not a member's address (claimed NODE_ID ${quote(claim.nodeId)}); ` +
+        `members' addresses: ${this.addresses().join(', ') || 'none resolved yet'}` +
         `${this.options.allowedAddresses?.length ? `, plus PEER_ALLOWED_ADDRESSES ${this.options.allowedAddresses.join(',')}` : ''}` +
         ' (logged once a minute per address)',
     );

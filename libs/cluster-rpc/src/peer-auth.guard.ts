@@ -1,6 +1,6 @@
 import { CanActivate, ExecutionContext, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './http-peer-transport';
+import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 

@@ -24,13 +24,35 @@ export const PONG_INTERVAL_MS = 100;
 
 /** Request headers every stream (and snapshot) request carries (lower case, as Node presents them). */
 export const PEER_HEADERS = {
-  /** The sender's advertised URL: its member identity. */
+  /** The sender's NODE_ID: its member identity. */
   from: 'x-raft-from',
-  /** The sender's NODE_ID. */
-  nodeId: 'x-raft-node-id',
-  /** Fingerprint of the sender's member set. */
+  /** The id of the sender's cluster, created when the cluster bootstrapped. */
   clusterId: 'x-raft-cluster-id',
+  /**
+   * On `GET /raft/hello` only, with `from`: the asker's HelloAnswer.instance, so that a node asked by another
+   * process with its own NODE_ID logs the duplicate too (a node asking itself is no duplicate).
+   */
+  instance: 'x-raft-instance',
 } as const;
+
+/**
+ * `GET` here: who answers (HelloAnswer). Asked by nodes discovering their peers at first start; protected by
+ * CLUSTER_TOKEN like the other peer routes, but not by the members' address check (the asker is not known to
+ * be a member yet, and the answer is only names).
+ */
+export const PEER_HELLO_PATH = '/raft/hello';
+
+/** The answer of `GET /raft/hello`. */
+export interface HelloAnswer {
+  /** The NODE_ID of the node answering. */
+  nodeId: string;
+  /** A random value drawn once per process: a node that gets its own back has asked itself. */
+  instance: string;
+  /** The cluster it belongs to; null while it has not bootstrapped (it is discovering or joining). */
+  clusterId: string | null;
+  /** The voters that cluster bootstrapped with; null with clusterId. */
+  initialVoters: string[] | null;
+}
 
 /** Why a stream or a snapshot transfer was refused: answered as `status` with `{ "error": error }`. */
 export interface PeerRejection {

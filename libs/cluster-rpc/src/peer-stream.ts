@@ -60,16 +60,18 @@ export class PeerStream {
   private failures = 0;
   private backoffTimer?: NodeJS.Timeout;
   private readonly watchdog: NodeJS.Timeout;
-  private readonly url: URL;
+  private readonly target: URL;
 
+  /** `peer`: the member's NODE_ID (what events report); `url`: its base URL (where the stream goes). */
   constructor(
     readonly peer: NodeId,
+    readonly url: string,
     private readonly headers: Record<string, string>,
     private readonly stallTimeoutMs: number,
     private readonly limits: PeerStreamLimits,
     private readonly events: PeerStreamEvents,
   ) {
-    this.url = new URL(PEER_STREAM_PATH, peer);
+    this.target = new URL(PEER_STREAM_PATH, url);
     this.watchdog = setInterval(() => this.checkStall(), Math.max(10, Math.floor(stallTimeoutMs / 4)));
     this.watchdog.unref();
   }
@@ -144,8 +146,8 @@ export class PeerStream {
   private connect(): void {
     this.state = 'connecting';
     this.lastHeard = Date.now();
-    const send = this.url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(this.url, {
+    const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const request = send(this.target, {
       method: 'POST',
       // Its own connection, for the life of the stream.
       agent: false,

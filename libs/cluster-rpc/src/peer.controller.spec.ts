@@ -3,24 +3,29 @@ import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
 import { Message, MessageType } from '@app/consensus/core';
-import { SNAPSHOT_FILES } from '@app/consensus/ports';
-import { createServer } from 'node:http';
+import { RAFT_STORAGE, SNAPSHOT_FILES } from '@app/consensus/ports';
+import { createServer, request } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import { ClusterRpcMetrics } from './cluster-rpc.metrics';
+import { ClusterBootstrapService } from './cluster-bootstrap.service';
 import { ClusterRpcModule } from './cluster-rpc.module';
 import { HttpPeerTransport } from './http-peer-transport';
-import { PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from './peer-protocol';
+import { PEER_HELLO_PATH, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from './peer-protocol';
 import { fakeSnapshotFile, FakeSnapshotFiles, msgSnap, postSnapshotRoute } from './testing/fake-snapshot-files';
+import { testTransport } from './testing/test-transport';
 
 /**
- * The snapshot route as the node serves it: ClusterRpcModule on Fastify, listening on loopback, with its
+ * The peer routes as the node serves them: ClusterRpcModule on Fastify, listening on loopback, with its
  * token guard, its address admission and its streamed body, fed by a real sending transport. What the
  * transport does with the body is covered by snapshot-transfer.spec.ts; here, that the route reaches it, and
- * that whoever may not send a snapshot is refused before a byte of it is written.
+ * that whoever may not send a snapshot is refused before a byte of it is written. And `GET /raft/hello`.
  */
 
-const SENDER = 'http://127.0.0.1:1';
+/** The sending member: its NODE_ID, and the URL the receiver knows it by (whose host the address check admits). */
+const SENDER = 'sender';
+const SENDER_URL = 'http://127.0.0.1:1';
+/** The identity recorded in the receiver's data directory: member `receiver` of cluster c1, with the sender. */
+const RECORDED = { format: 2, nodeId: 'receiver', clusterId: 'c1', initialVoters: ['receiver', SENDER], addresses: { [SENDER]: SENDER_URL } };
 const TOKEN = 'cluster-token-0123456789';
 const MB = 1024 * 1024;
 
@@ -30,8 +35,13 @@ class RegistryModule {}
 
 @Module({})
 class SnapshotFilesModule {
-  static with(files: FakeSnapshotFiles): DynamicModule {
-    return { module: SnapshotFilesModule, providers: [{ provide: SNAPSHOT_FILES, useValue: files }], exports: [SNAPSHOT_FILES] };
+  static with(files?: FakeSnapshotFiles): DynamicModule {
+    const storage = { meta: RECORDED, setMeta: async () => undefined };
+    return {
+      module: SnapshotFilesModule,
+      providers: [{ provide: RAFT_STORAGE, useValue: storage }, ...(files ? [{ provide: SNAPSHOT_FILES, useValue: files }] : [])],
+      exports: [RAFT_STORAGE, ...(files ? [SNAPSHOT_FILES] : [])],
+    };
   }
 }
 
@@ -51,7 +61,7 @@ const eventually = async (what: string, probe: () => boolean, timeoutMs = 5000) 
   }
 };
 
-describe('PeerController: POST /raft/snapshot', () => {
+describe('PeerController', () => {
   const cleanups: Array<() => Promise<unknown> | void> = [];
   let warnings: string[];
   beforeEach(() => {
@@ -65,16 +75,19 @@ describe('PeerController: POST /raft/snapshot', () => {
     jest.restoreAllMocks();
   });
 
-  /** A node serving the peer routes (with SNAPSHOT_FILES bound to `files`, if given). */
-  async function node(files?: FakeSnapshotFiles) {
+  /**
+   * A node `receiver` serving the peer routes (with SNAPSHOT_FILES bound to `files`, if given), its identity
+   * resolved from its recorded one and its peers set, as the node layer does before it starts.
+   */
+  async function node(files?: FakeSnapshotFiles, options: { resolve?: boolean } = {}) {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const moduleRef = await Test.createTestingModule({
       imports: [
         RegistryModule,
         ClusterRpcModule.forRootAsync({
-          imports: files ? [SnapshotFilesModule.with(files)] : [],
-          useFactory: () => ({ self: url, name: 'receiver', peers: [SENDER], clusterId: 'c1', token: TOKEN, stallTimeoutMs: 1000 }),
+          imports: [SnapshotFilesModule.with(files)],
+          useFactory: () => ({ nodeId: 'receiver', advertiseUrl: url, httpPort: port, peerUrls: [], token: TOKEN, stallTimeoutMs: 1000 }),
         }),
       ],
     }).compile();
@@ -82,26 +95,78 @@ describe('PeerController: POST /raft/snapshot', () => {
     await app.listen(port, '127.0.0.1');
     cleanups.push(() => app.close());
     const received: Message[] = [];
-    app.get(HttpPeerTransport).listen((messages) => received.push(...messages));
+    const transport = app.get(HttpPeerTransport);
+    transport.listen((messages) => received.push(...messages));
+    if (options.resolve !== false) {
+      await app.get(ClusterBootstrapService).resolve();
+      transport.setPeers(new Map([[SENDER, SENDER_URL]]));
+    }
     return { app, url, received };
   }
 
-  /** A sending transport, as member `self`, with a snapshot 10 of `bytes` bytes to send. */
+  /** A sending transport, as member `self`, with a snapshot 10 of `bytes` bytes to send to `receiver` at `to`. */
   function sender(to: string, options: { self?: string; token?: string; bytes?: number } = {}) {
     const files = new FakeSnapshotFiles();
     const file = fakeSnapshotFile(10, 2, options.bytes ?? 100_000);
     files.add(10, 2, file);
     const self = options.self ?? SENDER;
-    const tx = new HttpPeerTransport(
-      { self, name: 'sender', peers: [to], clusterId: 'c1', token: options.token ?? TOKEN, stallTimeoutMs: 1000 },
-      new ClusterRpcMetrics(new Registry()),
-      files,
-    );
+    const tx = testTransport({ nodeId: self, peers: { receiver: to }, token: options.token ?? TOKEN, files });
     const statuses: boolean[] = [];
     tx.onSnapshotStatus((_peer, failed) => statuses.push(failed));
     cleanups.push(() => tx.onModuleDestroy());
-    return { file, statuses, send: () => tx.send([msgSnap(self, to, 10)]) };
+    return { file, statuses, send: () => tx.send([msgSnap(self, 'receiver', 10)]) };
   }
+
+  describe('GET /raft/hello', () => {
+    const get = (url: string, headers: Record<string, string> = {}) =>
+      fetch(`${url}${PEER_HELLO_PATH}`, { headers }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+    it('answers who this node is and its cluster, to a caller with the cluster token', async () => {
+      const { app, url } = await node();
+      const answer = await get(url, { authorization: `Bearer ${TOKEN}` });
+      expect(answer).toEqual({
+        status: 200,
+        body: { nodeId: 'receiver', instance: app.get(ClusterBootstrapService).instance, clusterId: 'c1', initialVoters: ['receiver', SENDER] },
+      });
+    });
+
+    it('answers null for the cluster before the node has found it', async () => {
+      const { url } = await node(undefined, { resolve: false });
+      const answer = await get(url, { authorization: `Bearer ${TOKEN}` });
+      expect(answer.body).toMatchObject({ nodeId: 'receiver', clusterId: null, initialVoters: null });
+    });
+
+    it('refuses a caller without the cluster token (401)', async () => {
+      const { url } = await node();
+      expect((await get(url)).status).toBe(401);
+      expect((await get(url, { authorization: 'Bearer not-the-cluster-token' })).status).toBe(401);
+    });
+
+    it('is not restricted to the members\' addresses: a node that is not a member yet asks it', async () => {
+      const { url } = await node();
+      const answer = await new Promise<number>((resolve, reject) => {
+        const req = request(`${url}${PEER_HELLO_PATH}`, { localAddress: '127.0.0.2', headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      expect(answer).toBe(200);
+    });
+  });
+
+  it('refuses a stream before the node has found its cluster (503: the sender retries)', async () => {
+    const target = new FakeSnapshotFiles();
+    const { url, received } = await node(target, { resolve: false });
+    const { statuses, send } = sender(url);
+    send();
+    await eventually('the outcome', () => statuses.length > 0);
+    expect(statuses).toEqual([true]);
+    expect(warnings.some((w) => w.includes('(503)') && w.includes('has not found its cluster yet'))).toBe(true);
+    expect(target.incoming).toHaveLength(0);
+    expect(received).toHaveLength(0);
+  });
 
   it('takes a snapshot past any body limit through the route, verifies it, and hands the MsgSnap to the node', async () => {
     const target = new FakeSnapshotFiles();
@@ -116,7 +181,7 @@ describe('PeerController: POST /raft/snapshot', () => {
 
   it.each([
     ['a wrong cluster token', { token: 'not-the-cluster-token' }, '(401)'],
-    ['a sender whose URL is not a member', { self: 'http://127.0.0.1:2' }, '(403)'],
+    ['a sender whose NODE_ID is not a member', { self: 'stranger' }, '(403)'],
   ])('refuses %s before a byte is written', async (_name, options, status) => {
     const target = new FakeSnapshotFiles();
     const { url, received } = await node(target);
@@ -156,6 +221,8 @@ describe('PeerController: POST /raft/snapshot', () => {
   it('is documented in the OpenAPI under raft (peer)', async () => {
     const { app } = await node(new FakeSnapshotFiles());
     const doc = SwaggerModule.createDocument(app, new DocumentBuilder().build());
+    expect(doc.paths[PEER_HELLO_PATH].get!.tags).toEqual(['raft (peer)']);
+    expect(Object.keys(doc.paths[PEER_HELLO_PATH].get!.responses).sort()).toEqual(['200', '401']);
     const operation = doc.paths[PEER_SNAPSHOT_PATH].post!;
     expect(operation.tags).toEqual(['raft (peer)']);
     expect(Object.keys(operation.requestBody && 'content' in operation.requestBody ? operation.requestBody.content : {})).toEqual([

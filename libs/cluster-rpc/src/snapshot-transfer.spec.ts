@@ -5,11 +5,13 @@ import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
+import { ClusterRpcOptions } from './cluster-rpc.options';
 import { FRAME_HEADER, sealFrame } from './frame';
-import { ClusterRpcOptions, HttpPeerTransport } from './http-peer-transport';
+import { HttpPeerTransport } from './http-peer-transport';
 import { encodeMessages } from './message-codec';
 import { PEER_STREAM_PATH } from './peer-protocol';
 import { fakeSnapshotFile, FakeSnapshotFiles, gate, msgSnap, postSnapshotRoute } from './testing/fake-snapshot-files';
+import { testTransport } from './testing/test-transport';
 
 /**
  * Snapshot transfers between two transports over real HTTP on loopback. The receiving transport is served by a
@@ -78,7 +80,7 @@ const append = (to: string, i: number): Message => ({
 
 interface Side {
   files?: SnapshotFiles;
-  options?: Partial<ClusterRpcOptions>;
+  options?: Partial<ClusterRpcOptions> & { clusterId?: string };
 }
 
 describe('snapshot transfers between HttpPeerTransports', () => {
@@ -103,11 +105,14 @@ describe('snapshot transfers between HttpPeerTransports', () => {
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     await close(server);
     const receiverRegistry = new Registry();
-    const rx = new HttpPeerTransport(
-      { self: url, name: 'receiver', peers: [SENDER], clusterId: 'c1', stallTimeoutMs: 1000, ...receiver.options },
-      new ClusterRpcMetrics(receiverRegistry),
-      receiver.files,
-    );
+    // Each member's NODE_ID is its URL here, for brevity (the receiver's is the URL it listens at).
+    const rx = testTransport({
+      nodeId: url,
+      peers: { [SENDER]: SENDER },
+      ...receiver.options,
+      metrics: new ClusterRpcMetrics(receiverRegistry),
+      files: receiver.files,
+    });
     const received: Message[] = [];
     /** How many file bytes the receiving side had verified when each MsgSnap reached the node. */
     const verifiedAtDelivery: number[] = [];
@@ -122,11 +127,13 @@ describe('snapshot transfers between HttpPeerTransports', () => {
     });
     server = await listen(serveWith(rx), Number(new URL(url).port));
     const senderRegistry = new Registry();
-    const tx = new HttpPeerTransport(
-      { self: SENDER, name: 'sender', peers: [url], clusterId: 'c1', stallTimeoutMs: 1000, ...sender.options },
-      new ClusterRpcMetrics(senderRegistry),
-      sender.files,
-    );
+    const tx = testTransport({
+      nodeId: SENDER,
+      peers: { [url]: url },
+      ...sender.options,
+      metrics: new ClusterRpcMetrics(senderRegistry),
+      files: sender.files,
+    });
     const statuses: boolean[] = [];
     tx.onSnapshotStatus((peer, failed) => {
       expect(peer).toBe(url);

@@ -53,8 +53,10 @@ export class SnapshotTransfer {
   private bytes = 0;
   private readonly started = Date.now();
 
+  /** `peer`: the recipient's NODE_ID; `url`: its base URL. */
   constructor(
     readonly peer: NodeId,
+    readonly url: string,
     readonly message: Message,
     private readonly source: SnapshotSource,
     private readonly headers: Record<string, string>,
@@ -71,7 +73,7 @@ export class SnapshotTransfer {
   }
 
   start(): void {
-    const url = new URL(PEER_SNAPSHOT_PATH, this.peer);
+    const url = new URL(PEER_SNAPSHOT_PATH, this.url);
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const request = send(url, {
       method: 'POST',

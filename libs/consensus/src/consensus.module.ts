@@ -4,7 +4,7 @@ import { CONSENSUS_OPTIONS, ConsensusOptions, RaftNodeService } from './raft-nod
 import { RaftMetrics } from './raft.metrics';
 
 export interface ConsensusModuleAsyncOptions {
-  /** Modules providing RAFT_STORAGE, PEER_TRANSPORT and STATE_MACHINE (and what the factory injects). */
+  /** Modules providing RAFT_STORAGE, PEER_TRANSPORT, CLUSTER_BOOTSTRAP and STATE_MACHINE (and what the factory injects). */
   imports?: ModuleMetadata['imports'];
   inject?: Array<string | symbol | (abstract new (...args: never[]) => unknown)>;
   useFactory: (...args: never[]) => ConsensusOptions | Promise<ConsensusOptions>;
@@ -12,8 +12,8 @@ export interface ConsensusModuleAsyncOptions {
 
 /**
  * Provides the Raft node (RaftNodeService, also under RaftNode). Its ports come from the imported modules: RAFT_STORAGE (the WAL),
- * PEER_TRANSPORT (cluster RPC) and STATE_MACHINE (the KV store); prom-client's Registry must be provided
- * globally for the metrics.
+ * PEER_TRANSPORT and CLUSTER_BOOTSTRAP (cluster RPC: the transport, and the cluster identity the node starts
+ * from) and STATE_MACHINE (the KV store); prom-client's Registry must be provided globally for the metrics.
  */
 @Module({})
 export class ConsensusModule {

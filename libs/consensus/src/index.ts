@@ -9,10 +9,10 @@ export type { RaftNodeOptions, RaftNodePorts, CoreTuning } from './raft-node-opt
 export type { Applied, ProposalWaiter } from './proposal-tracker';
 export type { ReadWaiter } from './read-batcher';
 export type { NodeStatus, PeerStatus } from './node-status';
-export { checkIdentity } from './identity';
 export * from './membership';
 export { PROMOTE_MAX_LAG } from './members';
-export type { NodeIdentity } from './identity';
+export { clusterIdFor, identityMeta, IDENTITY_META_FORMAT, readIdentity, recordIdentity, recordRemoved } from './identity';
+export type { IdentityMeta } from './identity';
 export { systemClock } from './system-clock';
 
 // The Nest side: the service that binds the ports and its module.

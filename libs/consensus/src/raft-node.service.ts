@@ -1,7 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
-import { NodeId } from './core/types';
-import { checkIdentity } from './identity';
+import { CLUSTER_BOOTSTRAP, ClusterBootstrap } from './membership';
 import { PEER_TRANSPORT, PeerTransport, RAFT_STORAGE, RaftStorage, STATE_MACHINE, StateMachine } from './ports';
 import { RaftMetrics } from './raft.metrics';
 import { RaftNode } from './raft-node';
@@ -10,14 +9,11 @@ import { systemClock } from './system-clock';
 export const CONSENSUS_OPTIONS = Symbol('CONSENSUS_OPTIONS');
 
 export interface ConsensusOptions {
-  /** This member's identity in the Raft group: its advertised URL. */
-  id: NodeId;
-  /** Human name (NODE_ID), reported as the leader's name. */
+  /**
+   * NODE_ID: this member's identity in the Raft group and its name (RaftNodeOptions.id and .name). The
+   * members and the cluster come from CLUSTER_BOOTSTRAP at start.
+   */
   name: string;
-  /** Every voter's identity, this node's included. */
-  members: NodeId[];
-  /** Fingerprint of the member set, recorded in the data directory at first start. */
-  clusterId: string;
   heartbeatIntervalMs: number;
   /** Base election timeout; the core randomizes each election wait in [base, 2 x base). */
   electionTimeoutMs: number;
@@ -40,24 +36,28 @@ export interface ConsensusOptions {
 
 /**
  * The Nest shell around RaftNode: binds its ports to the WAL, the peer transport, the KV state machine, the
- * system clock, Nest's logger and the Prometheus metrics, and ties it to the application's lifecycle (the
- * data directory's identity is checked and the node started at bootstrap; it stops with the module).
+ * system clock, Nest's logger and the Prometheus metrics, and ties it to the application's lifecycle: at
+ * bootstrap, it finds the node's cluster identity (CLUSTER_BOOTSTRAP: the data directory's record, or
+ * discovery, or a join) and then starts the node (see started()); it stops with the module.
  */
 @Injectable()
 export class RaftNodeService extends RaftNode implements OnApplicationBootstrap, OnModuleDestroy {
+  /** Finding the cluster, then starting the node (onApplicationBootstrap). */
+  private bootstrapping?: Promise<void>;
+
   constructor(
     @Inject(CONSENSUS_OPTIONS) private readonly consensus: ConsensusOptions,
     @Inject(RAFT_STORAGE) private readonly raftStorage: RaftStorage,
     @Inject(PEER_TRANSPORT) transport: PeerTransport,
     @Inject(STATE_MACHINE) stateMachine: StateMachine,
     private readonly raftMetrics: RaftMetrics,
+    @Inject(CLUSTER_BOOTSTRAP) private readonly bootstrap: ClusterBootstrap,
   ) {
     const { heartbeatIntervalMs, electionTimeoutMs } = consensus;
     super(
       {
-        id: consensus.id,
+        id: consensus.name,
         name: consensus.name,
-        members: consensus.members,
         tickMs: heartbeatIntervalMs,
         electionTick: Math.max(2, Math.round(electionTimeoutMs / heartbeatIntervalMs)),
         requestTimeoutMs: consensus.requestTimeoutMs,
@@ -73,11 +73,31 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
   }
 
   /**
-   * Checks the data directory's identity, then starts the node. Rejects with IdentityMismatchError when the
-   * directory belongs to another node or another cluster.
+   * Starts the node in the background: finds the cluster identity, hands it to the node (useIdentity), then
+   * starts it; started() tells when that is done, or why it failed.
+   *
+   * Not awaited here, on purpose: at first start, discovery waits for every peer to answer `GET /raft/hello`,
+   * and the peers are waiting for this node's answer too. Nest opens the HTTP server only once every bootstrap
+   * hook has returned, so a hook that waited would keep every node of a new cluster from ever answering.
    */
-  async onApplicationBootstrap(): Promise<void> {
-    await checkIdentity(this.raftStorage, this.consensus);
+  onApplicationBootstrap(): void {
+    this.bootstrapping ??= this.startInCluster();
+    // Whoever runs the node awaits started() (main.ts): an unobserved failure must not crash the process first.
+    this.bootstrapping.catch(() => undefined);
+  }
+
+  /**
+   * Resolves once the node has started. Rejects with the reason it cannot: the data directory belongs to
+   * another node or cluster, or to a removed node (IdentityMismatchError); discovery or the join refused
+   * (ClusterBootstrapError); the storage failed. Call after the application's bootstrap.
+   */
+  started(): Promise<void> {
+    return this.bootstrapping ?? Promise.reject(new Error('the node is started at application bootstrap, which has not run'));
+  }
+
+  private async startInCluster(): Promise<void> {
+    const identity = await this.bootstrap.resolve();
+    this.useIdentity(identity);
     await new Promise<void>((resolve, reject) => this.start((error) => (error ? reject(error) : resolve())));
     this.raftMetrics.bind(() => {
       const s = this.raftStatus();

@@ -156,7 +156,6 @@ export function postSnapshotRoute(
         'content-type': PEER_SNAPSHOT_CONTENT_TYPE,
         ...options.headers,
         [PEER_HEADERS.from]: from,
-        [PEER_HEADERS.nodeId]: 'sender',
         [PEER_HEADERS.clusterId]: 'c1',
       },
     });
