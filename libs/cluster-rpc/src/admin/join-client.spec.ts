@@ -92,7 +92,7 @@ describe('joinCluster', () => {
     expect(lines).toEqual([`join: ${node.url} answered 503: No leader; retrying in 50 ms`, `join: ${node.url} answered 503: No leader; retrying in 50 ms`]);
   });
 
-  it('asks the join URL again after a failure at the leader, and retries a node that does not listen yet', async () => {
+  it('asks the join URL again after a failure at the leader; names the last problem when it gives up', async () => {
     const leader = await scripted(noLeader, { status: 201, body: answer });
     const follower = await scripted(notLeader(leader.url));
     expect(await joinCluster(http, follower.url, request, { timeoutMs: 5000, retryMs: 20 })).toEqual(answer);
