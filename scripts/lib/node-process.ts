@@ -3,8 +3,8 @@
  * `npm run cluster` (scripts/cluster.ts), the end-to-end tests (test/support/local-cluster.ts), the chaos
  * suite (test/chaos/cluster.ts) and the benchmark (through LocalCluster) all run their nodes through it.
  *
- * What it does: builds a node's environment (nodeEnv, clusterEnvs; joinEnv for a node that joins); spawns the production build
- * (`dist/`, `npm run build`), optionally through a wrapper such as `ip netns exec`; sends the node's output
+ * What it does: builds a node's environment (nodeEnv, clusterEnvs; joinEnv for a node that joins); spawns
+ * the production build (`dist/`, `npm run build`), optionally through a wrapper such as `ip netns exec`; sends the node's output
  * to a log file, or reads it line by line (to print it, prefixed, and keep the last lines for failures);
  * waits until it answers; stops it (SIGTERM, then SIGKILL after a timeout), kills it (SIGKILL), pauses and
  * resumes it (SIGSTOP, SIGCONT), and starts it again on the same data directory.
