@@ -4,12 +4,14 @@
  *   npm run cluster [-- --nodes 5] [--base-port 3001] [--data-dir ./data] [--clean]
  *   npm run cluster -- stop|start|restart|kill [node1 ...]
  *   npm run cluster -- ps
+ *   npm run cluster -- add [nodeN]
  *
  * The first form is the supervisor: it starts the production build (rebuilt first when the sources are
  * newer), node N on port base+N-1 with its data in DIR/nodeN, prints every node's output prefixed and
  * coloured by node, says when the cluster is ready and how to try it, and stops every node cleanly on
  * Ctrl-C. The other forms talk to that supervisor through a Unix socket in the data directory, so that
- * the README's walkthroughs read the same as with Docker Compose (`docker-compose stop node1`).
+ * the README's walkthroughs read the same as with Docker Compose (`docker-compose stop node1`). `add` runs
+ * one more node in the terminal it is typed in, joining the running cluster (JOIN): Ctrl-C there stops it.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -19,7 +21,19 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { integerOption, parseCommandLine, UsageError } from './lib/cli';
-import { clusterEnvs, describeExit, formatLogLine, Member, NODE_MAIN as MAIN, NodeProcess, prefixLines, REPO_ROOT as ROOT, StatusBody } from './lib/node-process';
+import { addedMember, addTarget, ClusterInfo, joinThrough, nextNodeName } from './lib/cluster-add';
+import {
+  clusterEnvs,
+  describeExit,
+  formatLogLine,
+  joinEnv,
+  Member,
+  NODE_MAIN as MAIN,
+  NodeProcess,
+  prefixLines,
+  REPO_ROOT as ROOT,
+  StatusBody,
+} from './lib/node-process';
 
 const KVCTL_MAIN = join(ROOT, 'dist/apps/kvctl/apps/kvctl/src/main.js');
 const WATCHDOG = join(__dirname, 'cluster-watchdog.js');
@@ -33,6 +47,11 @@ const USAGE = `usage:
   npm run cluster -- ps
       Controls the running cluster from another terminal, as docker-compose does its services:
       stop (clean shutdown), kill (SIGKILL, a crash), start, restart; every node when none is named.
+  npm run cluster -- add [nodeN]
+      Runs one more node in this terminal and joins it to the running cluster (JOIN=<a member's URL>):
+      the next free nodeN, on port base+N-1, data in DIR/nodeN; it starts as a learner and becomes a
+      voter once caught up. Ctrl-C stops only that node. Naming an added node whose data is there
+      starts it again (no JOIN). \`ps\`, stop and start do not know added nodes.
 
 options:
   -n, --nodes N        number of nodes, 1 to 9 (default 3)
@@ -50,8 +69,8 @@ environment:
   -h, --help           this text
 `;
 
-type Command = 'up' | 'stop' | 'start' | 'restart' | 'kill' | 'ps';
-const COMMANDS: Command[] = ['up', 'stop', 'start', 'restart', 'kill', 'ps'];
+type Command = 'up' | 'stop' | 'start' | 'restart' | 'kill' | 'ps' | 'add';
+const COMMANDS: Command[] = ['up', 'stop', 'start', 'restart', 'kill', 'ps', 'add'];
 
 interface Options {
   command: Command;
@@ -89,6 +108,7 @@ function parseOptions(argv: string[]): Options {
   const command = (first ?? 'up') as Command;
   if (!COMMANDS.includes(command)) throw new UsageError(`unknown command '${first}' (expected one of: ${COMMANDS.join(', ')})`);
   if ((command === 'up' || command === 'ps') && rest.length > 0) throw new UsageError(`'${command}' takes no node names`);
+  if (command === 'add') addTarget(rest);
   const nodes = integerOption('--nodes', values.nodes, 1, 9);
   const basePort = Number(values['base-port']);
   if (!Number.isInteger(basePort) || basePort < 1 || basePort + nodes - 1 > 65535) {
@@ -123,42 +143,61 @@ const say = (line: string) => process.stdout.write(`${paint(1, 'cluster')}: ${li
 // ---------------------------------------------------------------------------------------------------
 
 interface ControlRequest {
-  command: Exclude<Command, 'up'>;
+  /** `info`: the ClusterInfo `add` needs, as one JSON line (not a user command). */
+  command: Exclude<Command, 'up' | 'add'> | 'info';
   targets: string[];
 }
 
 type ControlReply = { out: string } | { exit: number };
 
-function runControl(options: Options): void {
-  const path = socketPath(options.dataDir);
-  const socket = createConnection(path);
-  let exitCode: number | undefined;
-  socket.on('connect', () => {
-    const request: ControlRequest = { command: options.command as ControlRequest['command'], targets: options.targets };
-    socket.write(`${JSON.stringify(request)}\n`);
-    const lines = createInterface({ input: socket });
-    lines.on('error', () => undefined); // reported by the socket's own handler below
-    lines.on('line', (line) => {
-      const reply = JSON.parse(line) as ControlReply;
-      if ('out' in reply) process.stdout.write(`${reply.out}\n`);
-      else exitCode = reply.exit;
+/**
+ * Sends one request to the supervisor of the cluster whose data is in `dataDir`; `onLine` gets each text line
+ * it answers. Resolves with the exit code it gives; rejects with a UsageError when no supervisor answers there.
+ */
+function control(dataDir: string, request: ControlRequest, onLine: (line: string) => void): Promise<number> {
+  const path = socketPath(dataDir);
+  return new Promise((resolve, reject) => {
+    const socket = createConnection(path);
+    let exitCode: number | undefined;
+    socket.on('connect', () => {
+      socket.write(`${JSON.stringify(request)}\n`);
+      const lines = createInterface({ input: socket });
+      lines.on('error', () => undefined); // reported by the socket's own handler below
+      lines.on('line', (line) => {
+        const reply = JSON.parse(line) as ControlReply;
+        if ('out' in reply) onLine(reply.out);
+        else exitCode = reply.exit;
+      });
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
+        reject(
+          new UsageError(
+            `no cluster is running with its data in ${dataDir}\n` +
+              `  start one with \`npm run cluster\` (or pass the --data-dir it was started with)`,
+          ),
+        );
+      } else {
+        reject(new UsageError(`cannot reach the cluster's supervisor at ${path}: ${error.message}`));
+      }
+    });
+    socket.on('close', () => {
+      if (exitCode === undefined) reject(new UsageError('the supervisor closed the connection without an answer'));
+      else resolve(exitCode);
     });
   });
-  socket.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') {
-      process.stderr.write(
-        `cluster: no cluster is running with its data in ${options.dataDir}\n` +
-          `  start one with \`npm run cluster\` (or pass the --data-dir it was started with)\n`,
-      );
-    } else {
-      process.stderr.write(`cluster: cannot reach the cluster's supervisor at ${path}: ${error.message}\n`);
-    }
+}
+
+async function runControl(options: Options): Promise<void> {
+  const request: ControlRequest = { command: options.command as ControlRequest['command'], targets: options.targets };
+  let code: number;
+  try {
+    code = await control(options.dataDir, request, (line) => process.stdout.write(`${line}\n`));
+  } catch (error) {
+    process.stderr.write(`cluster: ${(error as Error).message}\n`);
     process.exit(1);
-  });
-  socket.on('close', () => {
-    if (exitCode === undefined) process.stderr.write('cluster: the supervisor closed the connection without an answer\n');
-    process.exit(exitCode ?? 1);
-  });
+  }
+  process.exit(code);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -284,6 +323,23 @@ function buildIfNeeded(): void {
   if (result.status !== 0) throw new UsageError('the build failed');
 }
 
+/**
+ * Started by another program through a pipe (a test, a CI script) rather than from a terminal: calls
+ * `stop` when that program goes away and the pipe closes, so that no node is left running.
+ */
+function whenParentPipeCloses(stop: () => void): void {
+  let stdin;
+  try {
+    stdin = fstatSync(0);
+  } catch {
+    return;
+  }
+  if (!stdin.isFIFO() && !stdin.isSocket()) return;
+  process.stdin.on('end', stop);
+  process.stdin.on('error', () => undefined);
+  process.stdin.resume();
+}
+
 class Supervisor {
   readonly nodes: Node[];
   private server?: Server;
@@ -292,6 +348,9 @@ class Supervisor {
   private readonly socket: string;
   /** Whether the nodes' CLUSTER_TOKEN was generated for this run (not taken from the environment). */
   private readonly generatedToken: boolean;
+  /** The nodes' CLUSTER_TOKEN (given to `add`, whose node must hold it too). */
+  private readonly token: string;
+  private readonly bindHost: string;
   /** Commands run one at a time, so that two terminals cannot interleave a stop and a start. */
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -312,7 +371,8 @@ class Supervisor {
     // Peer traffic carries a shared secret (docs/operations.md, "Who can do what"): the user's CLUSTER_TOKEN,
     // else a random one for this run. Every node of a run is started by this supervisor, so they all share it.
     this.generatedToken = !process.env.CLUSTER_TOKEN;
-    const token = process.env.CLUSTER_TOKEN || randomBytes(24).toString('base64url');
+    const token = (this.token = process.env.CLUSTER_TOKEN || randomBytes(24).toString('base64url'));
+    this.bindHost = bindHost;
     const envs = clusterEnvs(members, () => ({ LOG_FORMAT: process.env.LOG_FORMAT || 'json', CLUSTER_TOKEN: token }));
     this.nodes = members.map((m, i) => {
       const prefix = `${paint(COLOURS[i % COLOURS.length], `${m.name.padEnd(width)} |`)} `;
@@ -374,25 +434,12 @@ class Supervisor {
     else say(`not ready after ${READY_TIMEOUT_MS / 1000} s: ${ready.reason}`);
   }
 
-  /**
-   * Started by another program through a pipe (a test, a CI script) rather than from a terminal: stop the
-   * cluster when that program goes away and the pipe closes, instead of leaving the nodes running.
-   */
   private stopWithParentPipe(): void {
-    let stdin;
-    try {
-      stdin = fstatSync(0);
-    } catch {
-      return;
-    }
-    if (!stdin.isFIFO() && !stdin.isSocket()) return;
-    process.stdin.on('end', () => {
+    whenParentPipeCloses(() => {
       if (this.shuttingDown) return;
       say('standard input closed (the program that started the cluster is gone): stopping every node');
       void this.shutdown(0);
     });
-    process.stdin.on('error', () => undefined);
-    process.stdin.resume();
   }
 
   private printBanner(): void {
@@ -546,6 +593,17 @@ class Supervisor {
       out('cluster: shutting down');
       return 1;
     }
+    if (request.command === 'info') {
+      const info: ClusterInfo = {
+        basePort: this.options.basePort,
+        host: this.options.host,
+        bindHost: this.bindHost,
+        token: this.token,
+        nodes: this.nodes.map((n) => ({ name: n.name, url: n.url, running: n.running })),
+      };
+      out(JSON.stringify(info));
+      return 0;
+    }
     if (request.command === 'ps') {
       const width = Math.max(...this.nodes.map((n) => n.url.length));
       out(`${'NAME'.padEnd(6)} ${'URL'.padEnd(width)}  ${'PID'.padEnd(7)} STATE`);
@@ -585,11 +643,105 @@ class Supervisor {
   }
 }
 
+// ---------------------------------------------------------------------------------------------------
+// `add`: one more node in this terminal, joining the running cluster.
+// ---------------------------------------------------------------------------------------------------
+
+async function clusterInfo(dataDir: string): Promise<ClusterInfo> {
+  const lines: string[] = [];
+  const code = await control(dataDir, { command: 'info', targets: [] }, (line) => lines.push(line));
+  if (code !== 0 || lines.length !== 1) throw new UsageError(`the cluster's supervisor did not describe the cluster: ${lines.join(' ')}`);
+  return JSON.parse(lines[0]) as ClusterInfo;
+}
+
+const answersStatus = (url: string): Promise<boolean> =>
+  fetch(`${url}/status`, { signal: AbortSignal.timeout(1000) }).then(
+    (response) => response.ok,
+    () => false,
+  );
+
+/** The role the node has in its own view of the membership (GET /cluster/members), once it has one. */
+async function roleOf(url: string, name: string, token: string): Promise<string | undefined> {
+  try {
+    const response = await fetch(`${url}/cluster/members`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(1000) });
+    if (!response.ok) return undefined;
+    const view = (await response.json()) as { members?: Array<{ nodeId: string; role: string }> };
+    return view.members?.find((m) => m.nodeId === name)?.role;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts nodeN (the next free one unless named) beside the cluster whose supervisor runs on `dataDir`, with
+ * JOIN set to a node of it that answers, or without JOIN on the node's own data; prints its output like the
+ * cluster's nodes', says when it is a learner and a voter, and stops it (by pid) on Ctrl-C.
+ */
+async function runAdd(options: Options): Promise<void> {
+  const info = await clusterInfo(options.dataDir);
+  const taken = [...info.nodes.map((n) => n.name), ...(existsSync(options.dataDir) ? readdirSync(options.dataDir) : [])];
+  const name = addTarget(options.targets) ?? nextNodeName(taken);
+  if (info.nodes.some((n) => n.name === name)) {
+    throw new UsageError(`${name} is one of the cluster's own nodes (\`npm run cluster -- start ${name}\` starts it)`);
+  }
+  const member = addedMember(name, info, options.dataDir);
+  const restart = existsSync(member.dir) && readdirSync(member.dir).length > 0;
+  if (!(await portIsFree(member.port, info.bindHost))) throw new UsageError(`port ${member.port} is already in use (does ${name} run already?)`);
+  const join = restart ? undefined : await joinThrough(info, answersStatus);
+  if (!restart && !join) throw new UsageError('no node of the cluster answers: start them (`npm run cluster -- start`) before adding one');
+  if (options.build) buildIfNeeded();
+  mkdirSync(member.dir, { recursive: true });
+
+  const env = joinEnv(member, join, { LOG_FORMAT: process.env.LOG_FORMAT || 'json', CLUSTER_TOKEN: info.token });
+  const index = Number(name.slice('node'.length)) - 1;
+  const prefix = `${paint(COLOURS[index % COLOURS.length], `${name} |`)} `;
+  const node: Node = new Node(name, index, member.url, member.port, info.bindHost, env, prefix, options.verbose, () => {
+    // Exit 0 is also how a node removed from the cluster ends.
+    say(node.ended === 'stopped' ? `${name} exited` : `${name} ${node.ended}`);
+    process.exit(node.ended === 'stopped' ? 0 : 1);
+  });
+
+  let stopping = false;
+  let lastSignalAt = 0;
+  const stop = (signal: string) => {
+    const now = Date.now();
+    // Ctrl-C reaches this process twice: from the terminal, and forwarded by npm. One press is one signal.
+    if (now - lastSignalAt < 1000) return;
+    lastSignalAt = now;
+    if (stopping) {
+      say(`killing ${name}`);
+      node.process.killSync();
+      process.exit(1);
+    }
+    stopping = true;
+    say(`${signal}: stopping ${name} (press Ctrl-C again to kill it); the cluster keeps running`);
+    void node.stop().then(() => process.exit(node.ended === 'stopped' ? 0 : 1));
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => stop(signal));
+  whenParentPipeCloses(() => stop('standard input closed'));
+
+  const how = restart ? `starting it again on its data in ${member.dir}` : `joining through ${join}, data in ${member.dir}`;
+  process.stdout.write(
+    `\n${paint(1, 'cluster')}: adding ${paint(COLOURS[index % COLOURS.length], name)} ${member.url} (${how})\n` +
+      `  Ctrl-C stops ${name} only. From another terminal: npx kvctl --endpoints ${member.url} member list\n\n`,
+  );
+  node.start();
+  let role: string | undefined;
+  const deadline = Date.now() + 2 * READY_TIMEOUT_MS;
+  while (!stopping && node.running && role !== 'voter' && Date.now() < deadline) {
+    const now = await roleOf(member.url, name, info.token);
+    if (now !== undefined && now !== role) say(now === 'voter' ? `${name} is a voter` : `${name} is a ${now}; it becomes a voter once caught up`);
+    role = now ?? role;
+    await sleep(500);
+  }
+}
+
 async function main(): Promise<void> {
   let options: Options;
   try {
     options = parseOptions(process.argv.slice(2));
-    if (options.command !== 'up') return runControl(options);
+    if (options.command === 'add') return await runAdd(options);
+    if (options.command !== 'up') return await runControl(options);
     await new Supervisor(options).run();
   } catch (error) {
     if (error instanceof UsageError) {

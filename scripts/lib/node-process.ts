@@ -3,8 +3,8 @@
  * `npm run cluster` (scripts/cluster.ts), the end-to-end tests (test/support/local-cluster.ts), the chaos
  * suite (test/chaos/cluster.ts) and the benchmark (through LocalCluster) all run their nodes through it.
  *
- * What it does: builds a node's environment (nodeEnv, clusterEnvs); spawns the production build
- * (`dist/`, `npm run build`), optionally through a wrapper such as `ip netns exec`; sends the node's output
+ * What it does: builds a node's environment (nodeEnv, clusterEnvs; joinEnv for a node that joins); spawns
+ * the production build (`dist/`, `npm run build`), optionally through a wrapper such as `ip netns exec`; sends the node's output
  * to a log file, or reads it line by line (to print it, prefixed, and keep the last lines for failures);
  * waits until it answers; stops it (SIGTERM, then SIGKILL after a timeout), kills it (SIGKILL), pauses and
  * resumes it (SIGSTOP, SIGCONT), and starts it again on the same data directory.
@@ -63,6 +63,16 @@ export function nodeEnv(member: Member, members: readonly Member[], extra: Recor
     WAL_DIR: member.dir,
   };
   return { ...env, ...extra };
+}
+
+/**
+ * The environment of a member that joins a running cluster: NODE_ID, HTTP_PORT, BIND_HOST when given,
+ * ADVERTISE_URL, WAL_DIR and JOIN (the URL of a member to ask), no PEER_URLS: it learns the members from the
+ * cluster. `join` undefined: a restart on its own data, which needs no JOIN. Then `extra`, which overrides.
+ */
+export function joinEnv(member: Member, join: string | undefined, extra: Record<string, string> = {}): Record<string, string> {
+  const { PEER_URLS: _peers, ...env } = nodeEnv(member, [member]);
+  return { ...env, ...(join !== undefined ? { JOIN: join } : {}), ...extra };
 }
 
 /** nodeEnv for every member; `extra(i)` gives node i's extra variables. */

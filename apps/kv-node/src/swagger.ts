@@ -11,10 +11,17 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     .setVersion('0.1.0')
     .addTag('kv', 'The replicated map')
     .addTag('status', "This node's view of the cluster")
-    .addTag('cluster', "Admin: every member's status, gathered by the node asked")
+    .addTag('cluster', "Admin: every member's status, gathered by the node asked; backups")
+    .addTag('cluster membership', 'Admin: list, add, promote and remove members (changes go to the leader, like writes)')
     .addTag('operations', 'Health checks and Prometheus metrics')
     .addTag('raft (peer)', 'Cluster-internal: Raft messages between members (not for clients)')
     .addSecurity('cluster-token', { type: 'http', scheme: 'bearer', description: 'CLUSTER_TOKEN, peers only' })
+    // The scheme the membership routes name (MEMBERSHIP_SECURITY in libs/cluster-rpc/src/admin/members.controller.ts).
+    .addSecurity('cluster-admin', {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'With CLUSTER_TOKEN or API_TOKENS_FILE set: CLUSTER_TOKEN (what a joining node sends) or an admin API token',
+    })
     .build();
   return SwaggerModule.createDocument(app, config);
 }

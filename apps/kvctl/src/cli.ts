@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { KvClient } from './kv-client';
 import { ExitCode, KvctlError } from './kvctl-error';
+import { formatMembersTable } from './members-table';
 import type * as SnapshotCommands from './snapshot-commands';
 import { formatStatusTable } from './status-table';
 
@@ -75,16 +76,19 @@ function buildProgram(io: Io, outcome: Outcome): Command {
     .addHelpText(
       'after',
       `
-Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file);
-2 invalid arguments (also: a file that exists, a directory that is not empty); 3 key not found;
-4 write outcome unknown (not confirmed in time; it may still take effect).
+Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file,
+a membership change refused); 2 invalid arguments (also: a file that exists, a directory that is not
+empty); 3 key or member not found; 4 write or membership change outcome unknown (not confirmed in time;
+it may still take effect).
 
 Examples:
   kvctl put username alice
   kvctl get username
   kvctl --endpoints http://localhost:3002 status
   kvctl --json get username
-  kvctl snapshot save backup.snap`,
+  kvctl snapshot save backup.snap
+  kvctl member list
+  kvctl member add node4 http://10.0.0.4:3001`,
     );
 
   program
@@ -133,6 +137,54 @@ Examples:
         throw new KvctlError(`cannot reach any node: ${view.nodes.map((n) => `${n.endpoint}: ${n.error}`).join('; ')}`, ExitCode.Failed);
       }
       if (!view.leader) outcome.exitCode = ExitCode.Failed;
+    });
+
+  const member = program
+    .command('member')
+    .description('the cluster membership: list the members, add one (a learner unless --voter), promote a learner, remove one');
+
+  member
+    .command('list')
+    .alias('ls')
+    .description("every member: id, URL, role; on the leader's view, its match index and last contact")
+    .action(async () => {
+      const view = await client().members();
+      if (json()) print(view);
+      else io.stdout(formatMembersTable(view));
+    });
+
+  member
+    .command('add')
+    .description('add a member at <url> (where the others reach it), as a learner to promote once caught up, or --voter at once')
+    .argument('<nodeId>')
+    .argument('<url>')
+    .option('--voter', 'add it as a voter at once (it counts in quorums before it has caught up)', false)
+    .action(async (nodeId: string, url: string, options: { voter: boolean }) => {
+      const { added, result } = await client().addMember(nodeId, url, options);
+      const what = `${nodeId} (${result.member?.url ?? url}) as a ${result.member?.role ?? (options.voter ? 'voter' : 'learner')}`;
+      if (json()) print(result);
+      else io.stdout(added ? `Added ${what} (index ${result.index})\n` : `Already a member: ${what}\n`);
+    });
+
+  member
+    .command('promote')
+    .description('make a learner a voter (refused until it has caught up with the leader)')
+    .argument('<nodeId>')
+    .action(async (nodeId: string) => {
+      const result = await client().promoteMember(nodeId);
+      if (json()) print(result);
+      else io.stdout(`${nodeId} is a voter (index ${result.index})\n`);
+    });
+
+  member
+    .command('remove')
+    .alias('rm')
+    .description('remove a member (refused when the voters left could not form a quorum of the members reachable now)')
+    .argument('<nodeId>')
+    .action(async (nodeId: string) => {
+      const result = await client().removeMember(nodeId);
+      if (json()) print(result);
+      else io.stdout(`Removed ${nodeId} (index ${result.index}); members: ${result.members.map((m) => m.nodeId).join(', ')}\n`);
     });
 
   const snapshot = program

@@ -33,6 +33,35 @@ export interface ClusterView {
   nodes: NodeView[];
 }
 
+/** One member in `GET /cluster/members` (see docs/api.md, "Cluster membership"). */
+export interface MemberView {
+  nodeId: string;
+  url?: string;
+  role: 'voter' | 'learner';
+  self: boolean;
+  /** On the leader's answer only. */
+  match?: number;
+  lastContactMs?: number;
+}
+
+/** `GET /cluster/members`, and which node answered it. */
+export interface MembersList {
+  clusterId: string;
+  leader: string | null;
+  members: MemberView[];
+  /** The endpoint whose view this is: the leader's when it could be reached (it alone knows match and contact). */
+  answeredBy: string;
+}
+
+/** A membership change, as the leader answered it. */
+export interface MembershipResult {
+  index: number;
+  member?: MemberView;
+  members: MemberView[];
+  clusterId?: string;
+  initialVoters?: string[];
+}
+
 export interface WriteResult {
   success: true;
   index: number;
@@ -168,6 +197,39 @@ export class KvClient {
       keys: header('x-snapshot-keys'),
       body: readWithIdleTimeout(answer.stream!, this.options.timeoutMs, originOf(answer.url), answer.abort),
     };
+  }
+
+  /**
+   * The members, as the leader has applied them when it can be reached (its view has each member's match
+   * index and last contact), else as the first node that answers has.
+   */
+  async members(): Promise<MembersList> {
+    const first = await this.toAny('GET', '/cluster/members');
+    const view = { ...(this.expectMembershipOk(first) as Omit<MembersList, 'answeredBy'>), answeredBy: originOf(first.url) };
+    const self = view.members.find((m) => m.self);
+    const leaderUrl = view.members.find((m) => m.nodeId === view.leader)?.url;
+    if (!view.leader || self?.nodeId === view.leader || !leaderUrl) return view;
+    try {
+      const answer = await send('GET', `${leaderUrl}/cluster/members`, undefined, this.statusTimeoutMs, this.options.token);
+      if (answer.status === 200) return { ...(answer.body as Omit<MembersList, 'answeredBy'>), answeredBy: originOf(leaderUrl) };
+    } catch {
+      // the leader's address may not resolve from here: the follower's view is the answer
+    }
+    return view;
+  }
+
+  /** Adds a member (a learner unless `voter`); `added` is false when it was already there as asked. */
+  async addMember(nodeId: string, url: string, options: { voter?: boolean } = {}): Promise<{ added: boolean; result: MembershipResult }> {
+    const answer = await this.toLeader('POST', '/cluster/members', { nodeId, url: parseEndpoint(url), learner: !options.voter });
+    return { added: answer.status === 201, result: this.expectMembershipOk(answer) as MembershipResult };
+  }
+
+  async promoteMember(nodeId: string): Promise<MembershipResult> {
+    return this.expectMembershipOk(await this.toLeader('POST', `${memberPath(nodeId)}/promote`)) as MembershipResult;
+  }
+
+  async removeMember(nodeId: string): Promise<MembershipResult> {
+    return this.expectMembershipOk(await this.toLeader('DELETE', memberPath(nodeId))) as MembershipResult;
   }
 
   /**
@@ -345,6 +407,20 @@ export class KvClient {
     if ([400, 405, 413, 414, 415].includes(answer.status)) throw new KvctlError(`refused by the node: ${detail}`, ExitCode.Usage);
     throw new KvctlError(`${originOf(answer.url)} answered ${answer.status}: ${detail}`, ExitCode.Failed);
   }
+
+  /** expectOk, with the membership routes' refusals said as such: an unknown member (404), a refusal (409). */
+  private expectMembershipOk(answer: Answer): unknown {
+    const reason = typeof answer.body?.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
+    if (answer.status === 404 && typeof answer.body?.error === 'string') throw new KvctlError(`not found: ${reason}`, ExitCode.NotFound);
+    if (answer.status === 409) throw new KvctlError(`refused by the leader: ${reason}`, ExitCode.Failed);
+    if (answer.status === 410) throw new KvctlError(`${originOf(answer.url)} was removed from the cluster: ask another member`, ExitCode.Failed);
+    return this.expectOk(answer);
+  }
+}
+
+function memberPath(nodeId: string): string {
+  if (nodeId.length === 0) throw new KvctlError('the member id must not be empty', ExitCode.Usage);
+  return `/cluster/members/${encodeURIComponent(nodeId)}`;
 }
 
 function keyPath(key: string): string {

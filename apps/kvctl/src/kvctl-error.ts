@@ -1,11 +1,12 @@
 /**
  * kvctl's exit codes. Scripts branch on them; keep them stable.
  * - 0 `Ok`: done.
- * - 1 `Failed`: the request did not succeed: no node reachable, no leader, a server error. Nothing was
- *   written (a write that may have been is `OutcomeUnknown`).
+ * - 1 `Failed`: the request did not succeed: no node reachable, no leader, a server error, a membership
+ *   change the leader refused. Nothing was written (a write that may have been is `OutcomeUnknown`).
  * - 2 `Usage`: invalid arguments, whether kvctl or the node refused them (400, 413, 415).
- * - 3 `NotFound`: `get` of a key that does not exist.
- * - 4 `OutcomeUnknown`: a write was proposed but not confirmed in time; it may still take effect.
+ * - 3 `NotFound`: `get` of a key that does not exist; a member that does not exist.
+ * - 4 `OutcomeUnknown`: a write or membership change was proposed but not confirmed in time; it may still
+ *   take effect.
  */
 export enum ExitCode {
   Ok = 0,

@@ -7,8 +7,9 @@ import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KvClient } from './kv-client';
-import { ExitCode, KvctlError } from './kvctl-error';
+import { ExitCode } from './kvctl-error';
 import { formatSnapshotReport, restoreSnapshot, saveSnapshot, snapshotStatus } from './snapshot-commands';
+import { failure } from './testing/fake-node';
 
 const META: SnapshotMetadata = { index: 42, term: 3, confState: { voters: ['http://a:1', 'http://b:2', 'http://c:3'] } };
 const CHUNKS = [Buffer.from('first chunk'), Buffer.alloc(200_000, 7), Buffer.from('last')];
@@ -52,16 +53,6 @@ function serve(bytes: Buffer, headers: Record<string, string> = {}) {
     res.write(bytes.subarray(0, 100));
     setTimeout(() => res.end(bytes.subarray(100)), 20);
   };
-}
-
-async function failure(promise: Promise<unknown>): Promise<KvctlError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof KvctlError) return error;
-    throw error;
-  }
-  throw new Error('expected a KvctlError');
 }
 
 const client = (url: string, timeoutMs = 2000) => new KvClient({ endpoints: [url], timeoutMs });

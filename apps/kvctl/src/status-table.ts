@@ -1,4 +1,5 @@
 import { ClusterView } from './kv-client';
+import { alignColumns } from './table';
 
 const COLUMNS = ['NODE', 'URL', 'STATE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED'] as const;
 
@@ -24,14 +25,7 @@ export function formatStatusTable(view: ClusterView): string {
       s ? String(s.appliedIndex) : '-',
     ];
   });
-  const widths = COLUMNS.map((c, i) => Math.max(c.length, ...rows.map((r) => r[i].length)));
-  const numeric = new Set([3, 5, 6]);
-  const line = (cells: readonly string[]) =>
-    cells
-      .map((cell, i) => (numeric.has(i) ? cell.padStart(widths[i]) : cell.padEnd(widths[i])))
-      .join('  ')
-      .trimEnd();
-  const out = [line(COLUMNS), ...rows.map(line)];
+  const out = alignColumns(COLUMNS, rows, new Set([3, 5, 6]));
   const failures = view.nodes.filter((n) => n.error);
   if (failures.length > 0) {
     out.push('', ...failures.map((n) => (n.nodeId ? `${n.nodeId} (${n.endpoint}): ${n.error}` : `${n.endpoint}: ${n.error}`)));

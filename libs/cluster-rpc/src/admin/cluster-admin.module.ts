@@ -3,28 +3,36 @@ import { DynamicModule, FactoryProvider, Module, ModuleMetadata } from '@nestjs/
 import { CLUSTER_ADMIN_OPTIONS, ClusterAdminOptions } from './cluster-admin.options';
 import { ClusterStatusController } from './cluster-status.controller';
 import { ClusterStatusService } from './cluster-status.service';
+import { MembersAuthGuard } from './members-auth.guard';
+import { ClusterMembersController } from './members.controller';
+import { ClusterMembersService } from './members.service';
 
 export interface ClusterAdminModuleAsyncOptions {
-  /** Modules providing PEER_TRANSPORT (the configured ClusterRpcModule) and what the factory injects. */
+  /** The module that exports RaftNode (the configured ConsensusModule). */
+  consensus: DynamicModule;
+  /** Modules providing CLUSTER_BOOTSTRAP (the cluster's identity) and what the factory injects. */
   imports?: ModuleMetadata['imports'];
   inject?: FactoryProvider['inject'];
   useFactory: (...args: never[]) => ClusterAdminOptions | Promise<ClusterAdminOptions>;
 }
 
 /**
- * Cluster-wide admin views built from per-request calls to the members (@nestjs/axios's HttpService), off
- * the Raft hot path, which has its own transport: `GET /cluster/status`.
+ * The cluster's admin API, on every node: the membership (`/cluster/members`: list, add, promote, remove,
+ * through the Raft node) and the cluster-wide status view built from per-request calls to the members
+ * (@nestjs/axios's HttpService), off the Raft hot path, which has its own transport: `GET /cluster/status`.
  */
 @Module({})
 export class ClusterAdminModule {
   static forRootAsync(options: ClusterAdminModuleAsyncOptions): DynamicModule {
     return {
       module: ClusterAdminModule,
-      imports: [HttpModule, ...(options.imports ?? [])],
-      controllers: [ClusterStatusController],
+      imports: [HttpModule, options.consensus, ...(options.imports ?? [])],
+      controllers: [ClusterStatusController, ClusterMembersController],
       providers: [
         { provide: CLUSTER_ADMIN_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
         ClusterStatusService,
+        ClusterMembersService,
+        MembersAuthGuard,
       ],
     };
   }

@@ -2,18 +2,17 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 /** One member in the cluster-wide status view. */
 export class MemberStatusDto {
-  @ApiProperty({
-    type: String,
-    nullable: true,
-    description:
-      "The member's NODE_ID: from its answer; for a member that does not answer, the one it reported when it last " +
-      'answered this node, or announced on its peer stream; null if this node never heard from it.',
-    example: 'node2',
-  })
-  nodeId: string | null;
+  @ApiProperty({ description: "The member's NODE_ID.", example: 'node2' })
+  nodeId: string;
 
-  @ApiProperty({ description: "The member's URL, as configured (ADVERTISE_URL / PEER_URLS).", example: 'http://localhost:3002' })
-  url: string;
+  @ApiPropertyOptional({
+    description: "The member's URL, as the node asked knows it; absent when it has no address for it.",
+    example: 'http://localhost:3002',
+  })
+  url?: string;
+
+  @ApiProperty({ enum: ['voter', 'learner'], description: "The member's role in the configuration." })
+  role: 'voter' | 'learner';
 
   @ApiProperty({ description: 'Whether the member answered over HTTP within the timeout.', example: true })
   reachable: boolean;
@@ -26,7 +25,7 @@ export class MemberStatusDto {
   status?: Record<string, unknown>;
 
   @ApiPropertyOptional({
-    description: 'Why there is no status: the connection error, the timeout, or the HTTP status it answered with.',
+    description: 'Why there is no status: the connection error, the timeout, the HTTP status it answered with, or no address known.',
     example: 'connect ECONNREFUSED 127.0.0.1:3002',
   })
   error?: string;
@@ -34,6 +33,6 @@ export class MemberStatusDto {
 
 /** `GET /cluster/status`: every member's own status, gathered in parallel by the node asked. */
 export class ClusterStatusDto {
-  @ApiProperty({ type: [MemberStatusDto], description: 'One entry per member, in the order of their URLs.' })
+  @ApiProperty({ type: [MemberStatusDto], description: 'One entry per member, in the order of the configuration the node asked has applied.' })
   nodes: MemberStatusDto[];
 }

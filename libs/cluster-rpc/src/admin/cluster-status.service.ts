@@ -1,12 +1,13 @@
 import { HttpService } from '@nestjs/axios';
 import { Inject, Injectable } from '@nestjs/common';
 import { firstValueFrom, timeout, TimeoutError } from 'rxjs';
-import { PEER_TRANSPORT, PeerTransport } from '@app/consensus/ports';
 import { CLUSTER_ADMIN_OPTIONS, ClusterAdminOptions } from './cluster-admin.options';
 import { ClusterStatusDto, MemberStatusDto } from './cluster-status.dto';
+import { MemberInfo, MembershipNode, RaftNode } from './membership-node';
 
 /**
- * The cluster-wide status view: asks every member for its `GET /status`, all at once, each request bounded
+ * The cluster-wide status view: asks every member of the configuration this node has applied
+ * (RaftNode.members(), at the URL it knows for each) for its `GET /status`, all at once, each request bounded
  * by the configured timeout, and reports each member's answer or why there is none. Never fails as a
  * whole: a member that is down is one entry saying so.
  *
@@ -15,22 +16,18 @@ import { ClusterStatusDto, MemberStatusDto } from './cluster-status.dto';
  */
 @Injectable()
 export class ClusterStatusService {
-  /** The NODE_ID each member reported in its last answer, to name it when it does not answer. */
-  private readonly lastSeenNames = new Map<string, string>();
-
   constructor(
     private readonly http: HttpService,
     @Inject(CLUSTER_ADMIN_OPTIONS) private readonly options: ClusterAdminOptions,
-    @Inject(PEER_TRANSPORT) private readonly transport: Pick<PeerTransport, 'peerName'>,
+    @Inject(RaftNode) private readonly raft: Pick<MembershipNode, 'members'>,
   ) {}
 
   async status(): Promise<ClusterStatusDto> {
-    return { nodes: await Promise.all(this.options.members.map((url) => this.member(url))) };
+    return { nodes: await Promise.all(this.raft.members().members.map((m) => this.member(m))) };
   }
 
-  private async member(url: string): Promise<MemberStatusDto> {
-    const knownName =
-      (url === this.options.self ? this.options.name : (this.lastSeenNames.get(url) ?? this.transport.peerName(url))) ?? null;
+  private async member({ nodeId, url, role }: MemberInfo): Promise<MemberStatusDto> {
+    if (url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
     try {
       const answer = await firstValueFrom(
         this.http
@@ -45,14 +42,11 @@ export class ClusterStatusService {
       );
       if (answer.status !== 200 || typeof answer.data !== 'object' || answer.data === null) {
         const what = answer.status !== 200 ? `HTTP ${answer.status}` : 'a body that is not a status object';
-        return { nodeId: knownName, url, reachable: true, error: `GET /status answered ${what}` };
+        return { nodeId, url, role, reachable: true, error: `GET /status answered ${what}` };
       }
-      const status = answer.data as Record<string, unknown>;
-      const nodeId = typeof status.nodeId === 'string' ? status.nodeId : knownName;
-      if (nodeId !== null) this.lastSeenNames.set(url, nodeId);
-      return { nodeId, url, reachable: true, status };
+      return { nodeId, url, role, reachable: true, status: answer.data as Record<string, unknown> };
     } catch (error) {
-      return { nodeId: knownName, url, reachable: false, error: this.describe(error) };
+      return { nodeId, url, role, reachable: false, error: this.describe(error) };
     }
   }
 
