@@ -8,6 +8,7 @@ const moduleNameMapper = {
   '^@app/consensus$': '<rootDir>/libs/consensus/src',
   '^@app/consensus/core$': '<rootDir>/libs/consensus/src/core',
   '^@app/consensus/ports$': '<rootDir>/libs/consensus/src/ports',
+  '^@app/consensus/identity$': '<rootDir>/libs/consensus/src/identity',
   '^@app/storage$': '<rootDir>/libs/storage/src',
   '^@app/cluster-rpc$': '<rootDir>/libs/cluster-rpc/src',
   '^@app/kv$': '<rootDir>/libs/kv/src',

@@ -10,6 +10,8 @@ export function requiredRole(method: string, url: string): ApiRole | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   if (path === '/kv' || path.startsWith('/kv/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'readwrite';
+  // The membership routes check their own tokens (CLUSTER_TOKEN, which a joining node holds, or an admin token).
+  if (path === '/cluster/members' || path.startsWith('/cluster/members/')) return undefined;
   if (path === '/cluster' || path.startsWith('/cluster/')) return 'admin';
   return undefined;
 }

@@ -5,7 +5,7 @@ import { ConsensusModule, ConsensusOptions } from '@app/consensus';
 import { ClusterAdminModule, ClusterAdminOptions, ClusterRpcModule, ClusterRpcOptions } from '@app/cluster-rpc';
 import { KvModule, KvOptions, KvStateMachineModule } from '@app/kv';
 import { NODE_STORAGE, NodeStorage, StorageModule, WalModuleOptions } from '@app/storage';
-import { nodeConfig, nodeConfigFrom, NodeConfigType } from '@app/config';
+import { nodeConfig, nodeConfigFrom, NodeConfigType, tokenKey } from '@app/config';
 import { HealthModule } from './health/health.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { walMetrics } from './metrics/wal-metrics';
@@ -87,12 +87,13 @@ export class AppModule {
         }),
         HealthModule.register(consensus),
         ClusterAdminModule.forRootAsync({
-          imports: [clusterRpc], // PEER_TRANSPORT: the names members announced, for those that do not answer
+          consensus,
+          imports: [clusterRpc], // CLUSTER_BOOTSTRAP: the cluster id and initial voters a joining node is told
           inject: [nodeConfig.KEY],
           useFactory: (c: NodeConfigType): ClusterAdminOptions => ({
-            self: c.advertiseUrl,
-            name: c.nodeId,
             timeoutMs: c.electionTimeoutMs,
+            token: c.clusterToken,
+            apiTokenRole: c.apiTokens ? (t) => c.apiTokens!.get(tokenKey(t)) : undefined,
           }),
         }),
       ],

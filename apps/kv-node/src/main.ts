@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { HttpService } from '@nestjs/axios';
 import { Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -6,6 +7,7 @@ import { ClusterBootstrapError } from '@app/cluster-rpc';
 import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
 import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
+import { promoteAfterJoin } from './auto-promote';
 import { installApiAuth } from './api-auth';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
@@ -77,10 +79,12 @@ async function bootstrap(): Promise<void> {
         (config.apiTokens ? `; the KV and cluster API need a token (${config.apiTokens.size} in API_TOKENS_FILE)` : ''),
       'Main',
     );
-    installSignalHandlers(app);
+    const promotion = new AbortController();
+    installSignalHandlers(app, promotion);
     // The Raft node starts once its cluster is known: at first start, only once every PEER_URLS entry has
     // answered this node's question (or the JOIN was granted), which needs this node to serve HTTP already.
     await app.get(RaftNodeService).started();
+    promoteAfterJoin(app.get(RaftNodeService), app.get(HttpService, { strict: false }), config, promotion.signal);
   } catch (error) {
     if (stopping) return;
     if (isOperatorError(error)) {
@@ -96,10 +100,11 @@ async function bootstrap(): Promise<void> {
  * SIGTERM / SIGINT: hand leadership over if this node leads, stop the Raft node (so nothing more is written),
  * close the HTTP server and the WAL, exit 0. A second signal exits at once.
  */
-function installSignalHandlers(app: NestFastifyApplication): void {
+function installSignalHandlers(app: NestFastifyApplication, promotion: AbortController): void {
   const shutdown = async (signal: string) => {
     if (stopping) process.exit(1);
     stopping = true;
+    promotion.abort();
     Logger.log(`${signal}: shutting down`, 'Main');
     try {
       await app.get(RaftNodeService).stop({ transferLeadership: true });

@@ -1,6 +1,6 @@
 import { KvClient, parseEndpoint } from './kv-client';
 import { ExitCode } from './kvctl-error';
-import { closedUrl, failure, fakeNodesPerTest } from './testing/fake-node';
+import { closedUrl, failure, fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
 
 const node = fakeNodesPerTest();
 

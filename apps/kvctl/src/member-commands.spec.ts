@@ -2,7 +2,7 @@ import { run } from './cli';
 import { MembersList, MemberView } from './kv-client';
 import { ExitCode } from './kvctl-error';
 import { formatMembersTable } from './members-table';
-import { fakeNodesPerTest } from './testing/fake-node';
+import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
 
 /** `kvctl member ...` end to end against fake nodes: the command line, the requests, the output, the exit code. */
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { KvClient } from './kv-client';
 import { ExitCode } from './kvctl-error';
 import { formatSnapshotReport, restoreSnapshot, saveSnapshot, snapshotStatus } from './snapshot-commands';
-import { failure } from './testing/fake-node';
+import { failure } from '../../../test/support/kvctl-fake-node';
 
 const META: SnapshotMetadata = { index: 42, term: 3, confState: { voters: ['http://a:1', 'http://b:2', 'http://c:3'] } };
 const CHUNKS = [Buffer.from('first chunk'), Buffer.alloc(200_000, 7), Buffer.from('last')];

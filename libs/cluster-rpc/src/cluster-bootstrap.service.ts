@@ -13,7 +13,7 @@ import {
   clusterIdFor,
   readIdentity,
   recordIdentity,
-} from '../../consensus/src/identity';
+} from '@app/consensus/identity';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
 import { HelloAnswer, PEER_HEADERS, PEER_HELLO_PATH } from './peer-protocol';
 

@@ -2,7 +2,7 @@ import { HttpModule, HttpService } from '@nestjs/axios';
 import { DynamicModule, Inject, Logger, Module, ModuleMetadata, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { PEER_TRANSPORT } from '@app/consensus/ports';
-import { CLUSTER_BOOTSTRAP } from '../../consensus/src/identity';
+import { CLUSTER_BOOTSTRAP } from '@app/consensus/identity';
 import { joinCluster } from './admin/join-client';
 import { ClusterBootstrapService, JOIN_CLUSTER, JoinCluster } from './cluster-bootstrap.service';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
@@ -39,6 +39,9 @@ interface PeerReply {
 const header = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /** The routes only members may reach (PeerAdmission, before anything else). */
+/** How long a node started with JOIN keeps asking the cluster to add it before it gives up (exit 1). */
+const JOIN_TIMEOUT_MS = 120_000;
+
 const PEER_PATHS: ReadonlySet<string> = new Set([PEER_STREAM_PATH, PEER_SNAPSHOT_PATH]);
 
 /**
@@ -59,6 +62,7 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   static forRootAsync(options: ClusterRpcModuleAsyncOptions): DynamicModule {
+    const joinLogger = new Logger('Join');
     return {
       module: ClusterRpcModule,
       imports: [HttpModule, ...(options.imports ?? [])],
@@ -75,7 +79,8 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
           useFactory:
             (http: HttpService, o: ClusterRpcOptions): JoinCluster =>
             (url, request) =>
-              joinCluster(http, url, request, { token: o.token }),
+              // A cluster without a leader for a while (an election, a restart) is waited for, not given up on.
+              joinCluster(http, url, request, { token: o.token, timeoutMs: JOIN_TIMEOUT_MS, log: (line) => joinLogger.log(line) }),
         },
         ClusterRpcMetrics,
         PeerAuthGuard,

@@ -57,6 +57,9 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private readonly logger = new Logger('ClusterRpc');
   private receiver?: MessageReceiver;
   private unreachable: (peer: NodeId) => void = () => undefined;
+  private removedCallback: () => void = () => undefined;
+  /** Former members (removed from the configuration): their streams are answered 410, so that they learn it. */
+  private removedPeers: ReadonlySet<NodeId> = new Set();
   /** One outgoing stream per peer (setPeers): the members this node exchanges messages with. */
   private readonly streams = new Map<NodeId, PeerStream>();
   /** How to close the inbound stream being served from each sender, so that a newer one can replace it. */
@@ -95,8 +98,9 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
    * the members' URLs (this node's advertised one included) to the address check. This node's own id, if
    * listed, is ignored. Call once the cluster identity is known (it throws before).
    */
-  setPeers(peers: ReadonlyMap<NodeId, string>): void {
+  setPeers(peers: ReadonlyMap<NodeId, string>, removed: ReadonlySet<NodeId> = new Set()): void {
     if (this.stopped) return;
+    this.removedPeers = new Set(removed);
     const self = this.options.nodeId;
     const headers = this.headers();
     for (const [id, stream] of [...this.streams]) {
@@ -123,6 +127,10 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   /** The members this node exchanges messages with now: NODE_ID → URL. */
   peers(): Map<NodeId, string> {
     return new Map([...this.streams].map(([id, stream]) => [id, stream.url]));
+  }
+
+  onRemoved(callback: () => void): void {
+    this.removedCallback = callback;
   }
 
   listen(receiver: MessageReceiver): void {
@@ -152,6 +160,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
         // other); nothing to act on unless it lasts, which that peer's own log says.
         if (status === 503) this.logger.debug(line);
         else this.errorOnce(`refused:${to}`, line);
+        // 410: the peer applied this node's removal, which this node (cut off at the time) never did.
+        if (status === 410) this.removedCallback();
       },
       dropped: (to, count) => this.metrics.dropped(to, count),
       sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
@@ -297,6 +307,11 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       const error = `duplicate NODE_ID: a peer${at} also calls itself '${from}', this node's NODE_ID; give every node its own NODE_ID`;
       this.errorOnce(`dup:${from}`, error);
       return { status: 409, error };
+    }
+    if (this.removedPeers.has(from)) {
+      const error = `${from} was removed from the cluster`;
+      this.warnOnce(`removed:${from}`, `refused a stream from ${from}${at}: it was removed from the cluster (told so: 410)`);
+      return { status: 410, error };
     }
     if (!this.streams.has(from)) {
       const error = `${from || 'the sender'} is not a member of this cluster`;

@@ -28,3 +28,5 @@ export { CLUSTER_ADMIN_OPTIONS } from './admin/cluster-admin.options';
 export type { ClusterAdminOptions } from './admin/cluster-admin.options';
 export { ClusterStatusService } from './admin/cluster-status.service';
 export { ClusterStatusDto, MemberStatusDto } from './admin/cluster-status.dto';
+export { joinCluster, promoteWhenCaughtUp, JoinError } from './admin/join-client';
+export type { JoinOptions, PromoteOptions } from './admin/join-client';

@@ -106,9 +106,12 @@ describe('Members', () => {
   it('records the addresses in snapshots, and takes from a snapshot only the addresses it lacks', () => {
     const { members } = setup();
     expect(members.snapshotConfState()).toEqual({ voters: ['a', 'b', 'c'], addresses: { a: 'http://a:1', b: 'http://b:1', c: 'http://c:1' } });
-    members.restored({ voters: ['a', 'b', 'c'], addresses: { b: 'http://127.0.0.1:2', e: 'http://e:5' } });
+    members.restored({ voters: ['a', 'b', 'e'], addresses: { b: 'http://127.0.0.1:2', e: 'http://e:5', x: 'http://x:1' } });
     expect(members.url('b')).toBe('http://b:1');
     expect(members.url('e')).toBe('http://e:5');
+    // c is no member of the snapshot's configuration (removed since), x is no member at all.
+    expect(members.url('c')).toBeUndefined();
+    expect(members.url('x')).toBeUndefined();
   });
 
   it('plans an add as a learner or a voter, refusing an id or a URL already in use', () => {

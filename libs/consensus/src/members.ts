@@ -33,6 +33,8 @@ export interface MembersDeps {
  */
 export class Members {
   private readonly addresses = new Map<NodeId, string>();
+  /** Members this node saw removed (while it runs): their streams are answered "removed". */
+  private readonly removed = new Set<NodeId>();
   private published = '';
 
   constructor(private readonly deps: MembersDeps) {}
@@ -42,10 +44,16 @@ export class Members {
     for (const [id, url] of Object.entries(identity.addresses)) this.addresses.set(id, url);
   }
 
-  /** Takes the addresses a snapshot recorded for members this node has none for. */
+  /**
+   * The configuration of a snapshot became the core's (at start, or installed from the leader): forgets the
+   * addresses of nodes it does not name (removed since this node learned them), and takes the ones it
+   * recorded for members this node has none for.
+   */
   restored(confState: ConfState): void {
+    const members = new Set([...confState.voters, ...(confState.learners ?? [])]);
+    if (members.size > 0) for (const id of [...this.addresses.keys()]) if (id !== this.deps.self && !members.has(id)) this.addresses.delete(id);
     for (const [id, url] of Object.entries(confState.addresses ?? {})) {
-      if (!this.addresses.has(id)) this.addresses.set(id, url);
+      if (members.has(id) && !this.addresses.has(id)) this.addresses.set(id, url);
     }
     this.publish();
   }
@@ -54,23 +62,23 @@ export class Members {
     return this.addresses.get(id);
   }
 
-  /** Hands the transport the members other than this node, with their URLs (when they changed). */
+  /**
+   * Hands the transport the members other than this node, with their URLs (when they changed): every member
+   * of the configuration, and every node with a known address (a joining node knows the members from its
+   * join answer before its configuration, which the leader's snapshot brings, names them).
+   */
   publish(): void {
     const cs = this.deps.confState();
     const peers = new Map<NodeId, string>();
     for (const id of [...cs.voters, ...(cs.learners ?? [])]) {
-      if (id === this.deps.self) continue;
-      const url = this.addresses.get(id);
-      if (url === undefined) {
-        this.deps.logger.warn(`${this.deps.self}: no address known for member ${id}; messages to it are dropped`);
-        continue;
-      }
-      peers.set(id, url);
+      if (id === this.deps.self || this.addresses.has(id)) continue;
+      this.deps.logger.warn(`${this.deps.self}: no address known for member ${id}; messages to it are dropped`);
     }
-    const key = JSON.stringify([...peers].sort());
+    for (const [id, url] of this.addresses) if (id !== this.deps.self) peers.set(id, url);
+    const key = JSON.stringify([[...peers].sort(), [...this.removed].sort()]);
     if (key === this.published) return;
     this.published = key;
-    this.deps.transport.setPeers(peers);
+    this.deps.transport.setPeers(peers, new Set(this.removed));
   }
 
   /**
@@ -91,6 +99,8 @@ export class Members {
     if (cc.type !== ConfChangeType.RemoveNode && cc.context) this.addresses.set(cc.nodeId, cc.context);
     const gone = !isMember(after, cc.nodeId);
     if (gone && cc.nodeId !== this.deps.self) this.addresses.delete(cc.nodeId);
+    if (gone && cc.type === ConfChangeType.RemoveNode) this.removed.add(cc.nodeId);
+    else this.removed.delete(cc.nodeId); // added back (a removed node's NODE_ID may join again, with new data)
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
     if (gone && cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.deps.self) this.deps.onRemoved();

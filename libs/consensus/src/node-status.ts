@@ -1,6 +1,6 @@
 import { Status } from './core/raw-node';
 import { Storage } from './core/storage';
-import { NodeId, StateType } from './core/types';
+import { NodeId, None, StateType } from './core/types';
 
 /** What GET /status reports about one peer (leader only). */
 export interface PeerStatus {
@@ -72,4 +72,10 @@ export function describeStatus(s: Status, src: StatusSources): NodeStatus {
     firstLogIndex: src.storage.firstIndex(),
     peers,
   };
+}
+
+/** The core's status of a node not started yet (production finds its cluster first): only the durable log is known. */
+export function notStartedStatus(id: NodeId, log: Pick<Storage, 'initialState' | 'lastIndex'>): Status {
+  const { hardState } = log.initialState();
+  return { id, ...hardState, lead: None, raftState: StateType.Follower, applied: 0, lastIndex: log.lastIndex(), leadTransferee: None, progress: {} };
 }

@@ -72,9 +72,12 @@ export interface PeerTransport {
    * The members this node exchanges messages with (this node excluded), each with its URL. Called before
    * start and whenever the configuration or an address changes: streams open to new peers, close to peers
    * no longer listed (their queued messages dropped), and move when a URL changed. Streams from senders not
-   * listed are refused.
+   * listed are refused; those in `removed` (members removed from the configuration) are told so (a node
+   * removed while cut off never applies its own removal: this is how it learns of it).
    */
-  setPeers(peers: ReadonlyMap<NodeId, string>): void;
+  setPeers(peers: ReadonlyMap<NodeId, string>, removed?: ReadonlySet<NodeId>): void;
+  /** Registers a callback for a peer telling this node it was removed from the cluster. */
+  onRemoved?(callback: () => void): void;
   /** Registers the receiver of incoming messages (called once, before the node starts). */
   listen(receiver: MessageReceiver): void;
   /**

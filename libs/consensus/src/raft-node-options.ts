@@ -24,9 +24,10 @@ export interface RaftNodeOptions {
   /**
    * The voters the log starts from (the cluster's initial configuration, before any ConfChange entry),
    * this node's included unless it joins later; empty for a node that learns the configuration from the
-   * leader. Ignored when the storage holds a snapshot (its configuration wins).
+   * leader. Ignored when the storage holds a snapshot (its configuration wins). Production gives it through
+   * useIdentity() instead (the cluster is found at start). Default: none.
    */
-  members: NodeId[];
+  members?: NodeId[];
   /** Milliseconds per tick of the core (the heartbeat interval). */
   tickMs: number;
   /** Election timeout in ticks (randomized by the core in [electionTick, 2 x electionTick)). */
@@ -95,7 +96,7 @@ export const uncountedMetrics: NodeMetrics = {
 export function newRawNode(options: RaftNodeOptions, storage: Storage, applied: number, logger: NodeLogger): RawNode {
   return new RawNode({
     id: options.id,
-    peers: options.members,
+    peers: options.members ?? [],
     storage,
     applied,
     heartbeatTick: options.heartbeatTick ?? 1,

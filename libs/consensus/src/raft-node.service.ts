@@ -1,5 +1,6 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { randomInt } from 'node:crypto';
+import { recordRemoved } from './identity';
 import { CLUSTER_BOOTSTRAP, ClusterBootstrap } from './membership';
 import { PEER_TRANSPORT, PeerTransport, RAFT_STORAGE, RaftStorage, STATE_MACHINE, StateMachine } from './ports';
 import { RaftMetrics } from './raft.metrics';
@@ -32,6 +33,12 @@ export interface ConsensusOptions {
   random?: () => number;
   /** Called when the node cannot go on safely (see RaftNodeOptions.onFatal). Default: exit with code 70. */
   onFatal?: (error: Error) => void;
+  /**
+   * Called once the node was removed from the cluster and recorded it in its data directory (so that it
+   * refuses to start on it again). Default: exit with code 0, a moment later (the answer to the request
+   * that removed it, when this node led, goes out first).
+   */
+  onRemoved?: () => void;
 }
 
 /**
@@ -67,6 +74,7 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         tuning: { maxUncommittedEntriesSize: consensus.maxUncommittedBytes ?? 64 * 1024 * 1024 },
         random: consensus.random ?? (() => randomInt(0x100000000) / 0x100000000),
         onFatal: consensus.onFatal ?? (() => process.exit(70)),
+        onRemoved: () => void this.removedFromCluster(),
       },
       { storage: raftStorage, transport, stateMachine, clock: systemClock, logger: new Logger('Raft'), metrics: raftMetrics },
     );
@@ -113,6 +121,18 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         snapshotBytes: this.consensus.snapshotBytes?.(),
       };
     });
+  }
+
+  private async removedFromCluster(): Promise<void> {
+    const logger = new Logger('Raft');
+    try {
+      await recordRemoved(this.raftStorage);
+    } catch (error) {
+      logger.error(`${this.consensus.name}: could not record the removal in WAL_DIR: ${(error as Error).message}`);
+    }
+    logger.log(`${this.consensus.name}: removed from the cluster; exiting (this data directory will not start again)`);
+    if (this.consensus.onRemoved) this.consensus.onRemoved();
+    else setTimeout(() => process.exit(0), 500);
   }
 
   onModuleDestroy(): Promise<void> {

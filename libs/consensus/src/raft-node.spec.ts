@@ -239,8 +239,9 @@ const bytes = (s: string) => new TextEncoder().encode(s);
 class NodeWithAddresses extends RaftNode {
   constructor(options: RaftNodeOptions, ports: RaftNodePorts) {
     super(options, ports);
-    const addresses = Object.fromEntries(options.members.map((id) => [id, `http://${id}.test:3000`]));
-    this.useIdentity({ clusterId: 'c', nodeId: options.id, initialVoters: options.members, addresses });
+    const members = options.members ?? [];
+    const addresses = Object.fromEntries(members.map((id) => [id, `http://${id}.test:3000`]));
+    this.useIdentity({ clusterId: 'c', nodeId: options.id, initialVoters: members, addresses });
   }
 }
 

@@ -6,7 +6,7 @@ import { handOver } from './leadership-handover';
 import { LeaderWatch } from './leader-watch';
 import { Members } from './members';
 import { ClusterIdentity, MembershipChange, MembersView, RemovedFromClusterError } from './membership';
-import { describeStatus, NodeStatus } from './node-status';
+import { describeStatus, NodeStatus, notStartedStatus } from './node-status';
 import { NodeLogger, NodeMetrics, Timer } from './ports';
 import { newRawNode, RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
 import { Applied, ProposalWaiter } from './proposal-tracker';
@@ -60,10 +60,10 @@ export class RaftNode {
       leaderErrorOr: (fallback) => this.leaderErrorOr(fallback),
     });
     this.watch = new LeaderWatch({ name: options.name, clock: ports.clock, logger: this.logger, metrics: this.metrics });
-    this.initialVoters = options.members;
+    this.initialVoters = options.members ?? [];
     this.directory = new Members({
       self: options.id,
-      confState: () => this.raw.confState(),
+      confState: () => this.raw?.confState() ?? { voters: [] },
       applyConfChange: (cc) => this.raw.applyConfChange(cc),
       transport: ports.transport,
       logger: this.logger,
@@ -71,9 +71,12 @@ export class RaftNode {
     });
   }
 
-  /** Before start(): the configuration the log starts from and the members' addresses (production's bootstrap). */
+  /**
+   * Before start(): the initial voters and the members' addresses (production's bootstrap). A node not among
+   * the initial voters joined later: it starts with no configuration and learns it from the leader's snapshot.
+   */
   protected useIdentity(identity: ClusterIdentity): void {
-    this.initialVoters = identity.initialVoters;
+    this.initialVoters = identity.initialVoters.includes(identity.nodeId) ? identity.initialVoters : [];
     this.directory.useIdentity(identity);
   }
 
@@ -134,16 +137,16 @@ export class RaftNode {
     transport.listen((messages) => this.receive(messages));
     transport.onUnreachable((peer) => report(() => this.raw.reportUnreachable(peer)));
     transport.onSnapshotStatus((peer, failed) => report(() => this.raw.reportSnapshot(peer, failed)));
+    transport.onRemoved?.(() => this.onRemoved());
     const s = this.raw.status();
     this.logger.log(
       `${this.options.name} starting at term ${s.term} with commit ${s.commit}, last index ${s.lastIndex}` +
         (applied > 0 ? `, state restored from the snapshot at ${applied}` : '') +
-        `; voters: ${this.raw.confState().voters.join(', ') || 'none yet'}`,
+        `; voters: ${this.raw.confState().voters.join(', ') || 'none yet (joining)'}`,
     );
     this.ticker = clock.every(tickMs, () => this.tick());
     // A single-node cluster has nobody to wait for: elect itself now rather than after a timeout.
-    const { voters } = this.raw.confState();
-    if (voters.length === 1 && voters[0] === id) this.raw.campaign();
+    if (this.raw.confState().voters.join() === id) this.raw.campaign();
     this.loop.schedule();
   }
 
@@ -172,8 +175,7 @@ export class RaftNode {
 
   private handOver(): Promise<void> {
     const { name, electionTick, tickMs } = this.options;
-    const { clock } = this.ports;
-    return handOver({ name, clock, electionTimeoutMs: electionTick * tickMs, logger: this.logger, lastContact: this.lastContact,
+    return handOver({ name, clock: this.ports.clock, electionTimeoutMs: electionTick * tickMs, logger: this.logger, lastContact: this.lastContact,
       status: () => this.raw.status(),
       transfer: (to) => {
         this.raw.transferLeadership(to);
@@ -248,7 +250,7 @@ export class RaftNode {
 
   /** The members as this node knows them (the leader adds each one's match index and last contact). */
   members(): MembersView {
-    return this.directory.view(this.raw.status(), this.lastContact, this.ports.clock.now());
+    return this.directory.view(this.raftStatus(), this.lastContact, this.ports.clock.now());
   }
 
   /** Set once the node stopped on an error it cannot go on from; readiness reports it. */
@@ -262,7 +264,7 @@ export class RaftNode {
   }
 
   status(): NodeStatus {
-    return describeStatus(this.raw.status(), {
+    return describeStatus(this.raftStatus(), {
       name: this.options.name,
       applied: this.appliedIndex,
       storage: this.ports.storage.storage,
@@ -274,7 +276,7 @@ export class RaftNode {
 
   /** The core's own status: term, vote, commit, lead, state, last index, transferee, followers' progress. */
   raftStatus(): Status {
-    return this.raw.status();
+    return this.raw ? this.raw.status() : notStartedStatus(this.options.id, this.ports.storage.storage);
   }
 
   /**
@@ -296,6 +298,7 @@ export class RaftNode {
 
   private assertServing(): void {
     if (this.removed) throw new RemovedFromClusterError();
+    if (!this.raw) throw new NoLeaderError(); // still finding its cluster (production's bootstrap)
     if (this.failed) throw this.failed;
     if (this.stopping) throw new ShuttingDownError();
   }
@@ -321,8 +324,7 @@ export class RaftNode {
         this.raw.step(m);
       } catch (error) {
         if (!(error instanceof StepLocalMessageError)) {
-          // Anything else (a storage read that found corruption, a broken invariant) means this node can no
-          // longer be trusted to act: stop it rather than carry on with a half-applied step.
+          // Anything else (corruption found reading the log, a broken invariant): stop rather than half-step.
           this.fail(error as Error);
           return;
         }

@@ -20,6 +20,8 @@ export class StatusController {
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
+    // A member is its NODE_ID; the URLs are where this node reaches each one.
+    const urls = new Map(this.raft.members().members.map((m) => [m.nodeId, m.url ?? null]));
     const isLeader = s.state === StateType.Leader;
     const status: StatusDto = {
       state: STATE_NAMES[s.state],
@@ -27,8 +29,8 @@ export class StatusController {
       leader: s.lead ? (s.leaderName ?? null) : null,
       isLeader,
       nodeId: s.name,
-      url: s.id,
-      leaderUrl: s.lead || null,
+      url: urls.get(s.id) ?? null,
+      leaderUrl: s.lead ? (urls.get(s.lead) ?? null) : null,
       commitIndex: s.commit,
       appliedIndex: s.applied,
       lastLogIndex: s.lastIndex,
@@ -38,7 +40,7 @@ export class StatusController {
     if (isLeader) {
       status.peers = s.peers.map((p) => ({
         nodeId: p.name,
-        url: p.id,
+        url: urls.get(p.id) ?? null,
         matchIndex: p.match,
         nextIndex: p.next,
         replication: p.state,

@@ -3,9 +3,8 @@
  * RaftNode, which the consensus module exports) and the errors it rejects with. Kept in one file so that the
  * dependency on the node layer is in one place.
  */
-import type { MembersView, MembershipChange } from '../../../consensus/src/membership';
-
 import { NoLeaderError, NotLeaderError, OverloadedError, ProposalLostError, ProposalRejectedError, ShuttingDownError } from '@app/consensus';
+import type { MembersView, MembershipChange } from '@app/consensus';
 
 export { NoLeaderError, NotLeaderError, ProposalTimeoutError, RaftNode } from '@app/consensus';
 
@@ -14,12 +13,7 @@ export { NoLeaderError, NotLeaderError, ProposalTimeoutError, RaftNode } from '@
  * leader (307), and the refusals that leave nothing proposed (503, `outcome: "failed"`).
  */
 export const LEADER_ERRORS = [NotLeaderError, NoLeaderError, ProposalLostError, ProposalRejectedError, ShuttingDownError, OverloadedError];
-// membership.ts is not exported by the consensus index yet; once it is, these come from '@app/consensus'.
-export {
-  CLUSTER_BOOTSTRAP,
-  MembershipChangeRefusedError,
-  RemovedFromClusterError,
-} from '../../../consensus/src/membership';
+export { CLUSTER_BOOTSTRAP, MembershipChangeRefusedError, RemovedFromClusterError } from '@app/consensus';
 export type {
   AddMemberAnswer,
   AddMemberRequest,
@@ -29,7 +23,7 @@ export type {
   MemberRole,
   MembersView,
   MembershipChange,
-} from '../../../consensus/src/membership';
+} from '@app/consensus';
 
 /** The part of RaftNode the admin API calls (unit tests hand in a fake with just these). */
 export interface MembershipNode {

@@ -57,8 +57,8 @@ export class PeerStatusDto {
   @ApiPropertyOptional({ example: 'node2' })
   nodeId?: string;
 
-  @ApiProperty({ example: 'http://localhost:3002' })
-  url: string;
+  @ApiProperty({ description: 'Where this node reaches the peer (null when it knows no address).', example: 'http://localhost:3002', nullable: true, type: String })
+  url: string | null;
 
   @ApiProperty({ description: 'Highest log index known to be replicated on the peer.', example: 42 })
   matchIndex: number;
@@ -89,8 +89,8 @@ export class StatusDto {
   @ApiProperty({ example: 'node1' })
   nodeId: string;
 
-  @ApiProperty({ example: 'http://localhost:3001' })
-  url: string;
+  @ApiProperty({ description: 'This node\'s advertised URL (null while it is still finding its cluster).', example: 'http://localhost:3001', nullable: true, type: String })
+  url: string | null;
 
   @ApiProperty({ description: 'Base URL of the known leader, or null.', example: 'http://localhost:3001', nullable: true, type: String })
   leaderUrl: string | null;

@@ -1,6 +1,6 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
-import { KvctlError } from '../kvctl-error';
+import { KvctlError } from '../../apps/kvctl/src/kvctl-error';
 
 /** A fake node for kvctl's specs: answers with `handler`, records every request it gets. */
 export interface FakeNode {
