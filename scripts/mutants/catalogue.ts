@@ -40,7 +40,7 @@ const UNSTABLE = 'libs/consensus/src/core/unstable.ts';
 const READY_LOOP = 'libs/consensus/src/ready-loop.ts';
 const TRACKER = 'libs/consensus/src/proposal-tracker.ts';
 const BATCHER = 'libs/consensus/src/read-batcher.ts';
-const RAFT_NODE = 'libs/consensus/src/raft-node.ts';
+const REQUESTS = 'libs/consensus/src/requests.ts';
 
 /** The core's unit tests (raft, raw-node, raft-log, unstable, interaction traces, ...): about 10 s. */
 const CORE_UNIT = 'npx jest libs/consensus/src/core --selectProjects unit';
@@ -340,10 +340,10 @@ const loop: Mutant[] = [
     id: 'loop-answer-write-next-turn',
     rule: 'answer a write before its entry is committed (the node resolves a proposal when it is appended, on the next turn)',
     suite: 'sim',
-    file: RAFT_NODE,
+    file: REQUESTS,
     edits: one(
-      '    this.proposals.track(at.index, at.term, this.ports.clock.now(), waiter);\n',
-      '    this.ports.clock.defer(() => waiter.resolve({ index: at.index, result: undefined }));\n',
+      '    this.proposals.track(at.index, at.term, this.deps.clock.now(), waiter);\n',
+      '    this.deps.clock.defer(() => waiter.resolve({ index: at.index, result: undefined }));\n',
     ),
     kill: [SIM_500],
   },

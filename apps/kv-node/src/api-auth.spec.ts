@@ -14,7 +14,10 @@ describe('requiredRole', () => {
     ['PUT', '/kv/a', 'readwrite'],
     ['DELETE', '/kv/a?x=1', 'readwrite'],
     ['GET', '/cluster/status', 'admin'],
-    ['POST', '/cluster/members', 'admin'],
+    ['GET', '/cluster/snapshot', 'admin'],
+    // The membership routes check their own tokens: CLUSTER_TOKEN (a joining node's) or an admin API token.
+    ['POST', '/cluster/members', undefined],
+    ['DELETE', '/cluster/members/node3', undefined],
     ['GET', '/status', undefined],
     ['GET', '/health/ready', undefined],
     ['GET', '/metrics', undefined],

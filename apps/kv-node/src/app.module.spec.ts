@@ -64,10 +64,10 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir, segmentBytes: 64 * 1024 * 1024 });
     expect(get<Wal>(WAL).dir).toBe(walDir);
     expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
-    expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({
-      self: 'http://localhost:3002',
-      name: 'node2',
+    expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
       timeoutMs: 1000, // one election timeout
+      token: undefined,
+      apiTokenRole: undefined,
     });
     // The cluster identity is found at start, by the cluster RPC module's bootstrap, from the storage's record.
     expect(get(CLUSTER_BOOTSTRAP)).toBe(get(ClusterBootstrapService));
