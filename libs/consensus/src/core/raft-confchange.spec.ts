@@ -415,6 +415,22 @@ describe('membership changes (§4.1, etcd semantics)', () => {
     expect(c.node('1').status()).toMatchObject({ raftState: StateType.Candidate, term: 3 });
   });
 
+  it('MsgTimeoutNow before the committed removal of the leader is applied: the campaign starts once it is', () => {
+    // The removed leader sends the commit index and MsgTimeoutNow together; the second may be stepped
+    // before the driver applied what the first committed (the simulator's usual order).
+    const s = new MemoryStorage();
+    s.append([ent(1, 1), ent(2, 1), { ...ent(3, 1), type: EntryType.ConfChange, data: encodeConfChange(remove('1')) }]);
+    s.setHardState({ term: 1, vote: '1', commit: 3 });
+    const c = new Cluster();
+    c.add('2', ['1', '2', '3'], {}, s);
+    c.node('2').step(msg(T.MsgTimeoutNow, '1', '2', 1));
+    expect(c.node('2').status().raftState).toBe(StateType.Follower);
+    c.stabilize(); // applies 1..3, then campaigns in the new configuration
+    expect(c.node('2').confState()).toEqual({ voters: ['2', '3'] });
+    expect(c.node('2').status()).toMatchObject({ raftState: StateType.Candidate, term: 2 });
+    expect(c.count('2', T.MsgVote)).toBe(1);
+  });
+
   it('a transfer to a node being removed is aborted when the removal applies (TestLeaderTransferRemoveNode)', () => {
     const c = Cluster.of(['1', '2', '3']);
     c.elect('1');

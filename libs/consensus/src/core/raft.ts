@@ -58,6 +58,8 @@ export class Raft {
   vote: NodeId = None;
   lead: NodeId = None;
   state: StateType = StateType.Follower;
+  /** The term in which a MsgTimeoutNow waits for committed configuration changes to be applied (onApplied). */
+  private transferDueTerm: number | undefined;
   /** Target of a leadership transfer in progress (leader only); proposals are dropped meanwhile. */
   leadTransferee: NodeId = None;
   /**
@@ -318,9 +320,23 @@ export class Raft {
     }
     if (this.hasUnappliedConfChanges()) {
       this.cfg.logger.warn(`${this.id} cannot campaign at term ${this.term}: committed configuration changes are not applied yet`);
+      // A leader handing over (one that removed itself, say) just committed them: campaign once applied.
+      if (t === CampaignType.Transfer) this.transferDueTerm = this.term;
       return;
     }
     this.campaign(t);
+  }
+
+  /**
+   * The driver applied committed entries (RawNode.advance): a campaign MsgTimeoutNow asked for while
+   * configuration changes waited to be applied starts now, if nothing happened in between (same term,
+   * still a follower).
+   */
+  onApplied(): void {
+    if (this.transferDueTerm === undefined || this.hasUnappliedConfChanges()) return;
+    const due = this.transferDueTerm === this.term && this.state === StateType.Follower;
+    this.transferDueTerm = undefined;
+    if (due) this.hup(CampaignType.Transfer);
   }
 
   /**
