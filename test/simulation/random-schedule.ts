@@ -98,7 +98,8 @@ export async function runRandomSchedule(seed: number, length: ScheduleLength = '
   const changeRate = rng.pick([0, 0.1, 0.25]);
   // A node added as a voter at once (not as a learner) counts for commits before it has caught up, from a
   // snapshot the leader may have to take for it. When that snapshot write fails, the node retries only
-  // after more entries are applied, which the new voter blocks: a deadlock (seed 8775), left out here.
+  // after more entries are applied, which the new voter blocks: a deadlock (seed 8775 with voterAdds
+  // always true), left out here until the node retries on a timer.
   const voterAdds = !opts.snapshotWriteFailure;
   // SIM_TRACE=<lines> keeps a longer trace (node log lines included) when replaying a seed.
   const c = new Cluster({ ...opts, traceSize: Number(process.env.SIM_TRACE ?? 60) });
@@ -214,8 +215,8 @@ function changeMembers(c: Cluster, rng: Rng, voterAdds: boolean): void {
   // Learners waiting to be promoted are enough: more would mostly wait too. Not from two voters to one:
   // the remaining voter must learn durably that the removal committed before the removed one stops, or
   // it can never be elected again (it still needs the other's vote); etcd documents this limitation of
-  // two-member clusters. Allowed here, seeds 342, 516, 636 and 656 hit it (a lost commit message, or a
-  // crash before the commit index was saved).
+  // two-member clusters. With `voters.length > 1` below, seeds 342, 516, 567 and 636 hit it (the commit
+  // message lost, or the remaining voter crashed before its commit index was saved).
   const choices: [number, () => void][] = [];
   if (voters.length + learners.length < 7 && learners.length < 2) choices.push([3, () => add(c, rng, leader, voterAdds)]);
   if (learners.length > 0 && voters.length < 5) choices.push([4, () => c.changeMembership(leader, { op: 'promote', nodeId: rng.pick(learners) })]);
