@@ -1073,7 +1073,10 @@ export class Cluster {
    * ConfChange entry at its index.
    */
   async answers(): Promise<void> {
-    if (this.unanswered === 0) return;
+    if (this.unanswered > 0) await this.letAnswersIn();
+  }
+
+  private async letAnswersIn(): Promise<void> {
     this.unanswered = 0;
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.unexpected) throw this.unexpected;
@@ -1088,12 +1091,10 @@ export class Cluster {
 
   /** Runs until the request has its answer (or maxTicks pass); returns it. */
   async waitForChange(r: MembershipRequest, maxTicks = 300): Promise<MembershipRequest> {
-    this.unanswered++;
-    await this.answers();
+    await this.letAnswersIn();
     for (let i = 0; i < maxTicks && r.outcome === undefined; i++) {
       this.runTicks(1);
-      this.unanswered++;
-      await this.answers();
+      await this.letAnswersIn();
     }
     return r;
   }
