@@ -3,6 +3,8 @@ import {
   Clock,
   Entry,
   HardState,
+  MembershipChange,
+  MembershipChangeRefusedError,
   MemoryStorage,
   Message,
   MessageReceiver,
@@ -10,10 +12,14 @@ import {
   NodeId,
   NoLeaderError,
   NotLeaderError,
+  OverloadedError,
+  ProposalLostError,
   ProposalRejectedError,
+  ProposalTimeoutError,
   RaftNode,
   RaftStorage,
   Ready,
+  RemovedFromClusterError,
   SaveCallback,
   ShuttingDownError,
   Snapshot,
@@ -25,7 +31,7 @@ import {
   Timer,
 } from '@app/consensus';
 import { EventQueue } from './event-queue';
-import { entryIdent, InvariantChecker, InvariantViolation, ReadyHashes } from './invariants';
+import { entryIdent, InvariantChecker, InvariantViolation, ReadyHashes, SimConfig } from './invariants';
 import { Network, NetworkConfig, RELIABLE } from './network';
 import { Rng } from './rng';
 import { decodeChunks, decodeState, encodeChunks, SimStateMachine } from './sim-state-machine';
@@ -83,8 +89,38 @@ function isRefusal(error: unknown): boolean {
     error instanceof NotLeaderError ||
     error instanceof NoLeaderError ||
     error instanceof ProposalRejectedError ||
-    error instanceof ShuttingDownError
+    error instanceof ShuttingDownError ||
+    error instanceof RemovedFromClusterError
   );
+}
+
+/** Why a membership change the node accepted did not complete: leadership lost, entry lost, node stopped. */
+function isChangeFailure(error: unknown): boolean {
+  return (
+    isRefusal(error) ||
+    error instanceof ProposalLostError ||
+    error instanceof ProposalTimeoutError ||
+    error instanceof OverloadedError ||
+    // A node stopped by a disk fault answers what was pending with its failure.
+    (error instanceof Error && error.message.startsWith('this node stopped serving'))
+  );
+}
+
+/** A membership change asked of a leader (Cluster.changeMembership), and what came of it. */
+export interface MembershipRequest {
+  leader: NodeId;
+  change: MembershipChange;
+  /** Virtual time it was asked. */
+  at: number;
+  /**
+   * Unset until the node answered: `committed` (its entry is committed and applied on the leader),
+   * `refused` (MembershipChangeRefusedError: nothing was proposed), `failed` (not leader, lost, timed out,
+   * shutting down: the entry may still commit).
+   */
+  outcome?: 'committed' | 'refused' | 'failed';
+  /** The ConfChange entry's index, once committed. */
+  index?: number;
+  error?: Error;
 }
 
 /** A save handed to the simulated disk and not completed yet. */
@@ -194,9 +230,17 @@ export class SimNode {
   /** The crash that armed fault scheduled (settle() calls it off). */
   crashScheduled: object | undefined;
 
+  /** It applied its own removal and stopped for good (RaftNodeOptions.onRemoved): it never restarts. */
+  removed = false;
+
+  /**
+   * @param initialMembers the voters its log starts from: the cluster's bootstrap voters, or none for a node
+   *   added later (a joining node, which learns the configuration from the leader's snapshot).
+   */
   constructor(
     readonly id: NodeId,
     readonly tickPhase: number,
+    readonly initialMembers: readonly NodeId[],
   ) {}
 
   get alive(): boolean {
@@ -237,6 +281,7 @@ export interface MessageStats {
  * is a pure function of it. An InvariantChecker watches every step through the ports and the observer.
  */
 export class Cluster {
+  /** Every node the cluster ever had, in order of creation: the bootstrap ones, then those addNode() made. */
   readonly ids: NodeId[];
   readonly nodes = new Map<NodeId, SimNode>();
   readonly net: Network;
@@ -260,6 +305,14 @@ export class Cluster {
   readonly reads: ReadRequest[] = [];
   /** Proposals acknowledged to their client: index and ident. */
   readonly acked: { index: number; ident: number }[] = [];
+  /** Every membership change asked (changeMembership), in order. */
+  readonly membershipRequests: MembershipRequest[] = [];
+  /** Requests made since answers() last let their answers in. */
+  private unanswered = 0;
+  /** Committed answers already checked against the committed configurations. */
+  private readonly verified = new WeakSet<MembershipRequest>();
+  /** An answer to a membership change that no node should give (answers() throws it). */
+  private unexpected: Error | undefined;
   /** Drops the messages for which it returns true (targeted faults in scenario tests). */
   dropIf: ((m: Message) => boolean) | undefined;
   /** The next snapshot write or install on any node crashes that node (crashDuringNext). */
@@ -295,7 +348,7 @@ export class Cluster {
     this.net = new Network(this.rng.fork(), options.net ?? RELIABLE);
     this.ids = Array.from({ length: options.size }, (_, i) => `n${i + 1}`);
     this.checker = new InvariantChecker(this.ids);
-    for (const id of this.ids) this.nodes.set(id, new SimNode(id, this.rng.int(TICK)));
+    for (const id of this.ids) this.nodes.set(id, new SimNode(id, this.rng.int(TICK), [...this.ids]));
     for (const id of this.ids) this.restart(id);
   }
 
@@ -401,10 +454,11 @@ export class Cluster {
       }
       case 'deliver': {
         const m = ev.msg;
-        const n = this.nodes.get(m.to)!;
+        const n = this.nodes.get(m.to);
         const t = ev.transfer;
         if (t) t.copies--;
-        if (!n.node || !n.receiver || !this.net.connected(m.from, m.to)) {
+        // A member with no server behind it (a scenario that added an id without addNode) is unreachable.
+        if (!n?.node || !n.receiver || !this.net.connected(m.from, m.to)) {
           if (t && t.copies === 0) this.reportSnapshot(t, true);
           return;
         }
@@ -765,10 +819,10 @@ export class Cluster {
     n.diskFault = true;
   }
 
-  /** Starts the node (again) from its durable storage: a new RaftNode on fresh ports. */
+  /** Starts the node (again) from its durable storage: a new RaftNode on fresh ports. A removed node stays down. */
   restart(id: NodeId): void {
     const n = this.node(id);
-    if (n.node) return;
+    if (n.node || n.removed) return;
     const o = this.opts;
     const rng = this.rng.fork();
     const incarnation = n.incarnation;
@@ -776,7 +830,7 @@ export class Cluster {
       {
         id,
         name: id,
-        members: this.ids,
+        members: [...n.initialMembers],
         tickMs: TICK,
         electionTick: o.electionTick,
         heartbeatTick: o.heartbeatTick,
@@ -797,6 +851,13 @@ export class Cluster {
           // A simulated disk fault stops the node as the real one exits; anything else is a bug to report.
           if (!(error instanceof SimulatedDiskError)) throw error;
           if (n.incarnation === incarnation) this.halt(n);
+        },
+        onRemoved: () => {
+          // The node stopped taking part (as production exits): down for good, its storage kept as it is.
+          if (n.incarnation !== incarnation) return;
+          this.log(`${id} removed: it stops for good`);
+          n.removed = true;
+          this.halt(n);
         },
       },
       {
@@ -945,6 +1006,100 @@ export class Cluster {
   }
 
   // -------------------------------------------------------------------------------------------------
+  // Membership
+  // -------------------------------------------------------------------------------------------------
+
+  /**
+   * A new server (`id`, or the next free `nN`): empty storage, started with no configuration (a joining
+   * node). It takes part once a leader adds it and sends it a snapshot. Ids are never reused.
+   */
+  addNode(id?: NodeId): NodeId {
+    let nodeId = id;
+    for (let k = this.ids.length + 1; nodeId === undefined; k++) if (!this.nodes.has(`n${k}`)) nodeId = `n${k}`;
+    if (this.nodes.has(nodeId)) throw new Error(`${nodeId} exists already (ids are never reused)`);
+    this.ids.push(nodeId);
+    this.nodes.set(nodeId, new SimNode(nodeId, this.rng.int(TICK), []));
+    this.checker.addNode(nodeId);
+    this.log(`${nodeId} added (joining, no configuration)`);
+    this.restart(nodeId);
+    return nodeId;
+  }
+
+  /** The newest committed configuration (the checker's model of the committed ConfChange entries). */
+  get config(): SimConfig {
+    return this.checker.config;
+  }
+
+  /** Voters and learners of the newest committed configuration. */
+  members(): NodeId[] {
+    const { voters, learners } = this.checker.config;
+    return [...voters, ...learners];
+  }
+
+  /**
+   * Asks `leaderId` for a membership change (RaftNode.changeMembership). The answer comes as a promise:
+   * it is recorded on the returned request once promise callbacks run (answers(), waitForChange()).
+   */
+  changeMembership(leaderId: NodeId, change: MembershipChange): MembershipRequest {
+    const r: MembershipRequest = { leader: leaderId, change, at: this.now };
+    this.membershipRequests.push(r);
+    this.unanswered++;
+    this.log(`ask ${leaderId}: ${change.op} ${change.nodeId}${change.op === 'add' && change.learner ? ' as learner' : ''}`);
+    const node = this.node(leaderId).node;
+    if (!node) {
+      r.outcome = 'failed';
+      r.error = new Error(`${leaderId} is down`);
+      return r;
+    }
+    node.changeMembership(change).then(
+      ({ index }) => {
+        r.outcome = 'committed';
+        r.index = index;
+      },
+      (error: Error) => {
+        r.error = error;
+        if (error instanceof MembershipChangeRefusedError) r.outcome = 'refused';
+        else if (isChangeFailure(error)) r.outcome = 'failed';
+        else this.unexpected ??= error;
+      },
+    );
+    return r;
+  }
+
+  /**
+   * Lets the answers to membership changes given so far reach their requests (promise callbacks run in a
+   * turn of the event loop: nothing else runs meanwhile, so the run stays deterministic). Throws if a
+   * change failed with an error no node should give, or if a committed change is not a committed
+   * ConfChange entry at its index.
+   */
+  async answers(): Promise<void> {
+    if (this.unanswered > 0) await this.letAnswersIn();
+  }
+
+  private async letAnswersIn(): Promise<void> {
+    this.unanswered = 0;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.unexpected) throw this.unexpected;
+    for (const r of this.membershipRequests) {
+      if (r.outcome !== 'committed' || this.verified.has(r)) continue;
+      if (!this.checker.configHistory().some((cfg) => cfg.index === r.index)) {
+        throw new InvariantViolation(`${r.leader} answered ${r.change.op} ${r.change.nodeId} as committed at ${r.index}, which is no committed ConfChange`);
+      }
+      this.verified.add(r);
+    }
+  }
+
+  /** Runs until the request has its answer (or maxTicks pass); returns it. */
+  async waitForChange(r: MembershipRequest, maxTicks = 300): Promise<MembershipRequest> {
+    await this.letAnswersIn();
+    for (let i = 0; i < maxTicks && r.outcome === undefined; i++) {
+      this.runTicks(1);
+      await this.letAnswersIn();
+    }
+    return r;
+  }
+
+  // -------------------------------------------------------------------------------------------------
   // Queries (the lab tester's helpers)
   // -------------------------------------------------------------------------------------------------
 
@@ -1048,9 +1203,11 @@ export class Cluster {
   }
 
   /**
-   * Heals everything, restarts every node and waits until all of them applied everything committed and a
-   * fresh command commits on all of them (liveness after faults). Then runs the final invariant check.
-   * Fails if nothing moves (no commit, no apply) for `stallTicks`.
+   * Heals everything, restarts every node (but removed ones) and waits until every member of the committed
+   * configuration (learners too) applied everything committed and a fresh command commits on all of them
+   * (liveness after faults). Nodes outside the configuration (removed, or never admitted) need not follow.
+   * Then runs the final invariant checks, on every node's durable state too. Fails if nothing moves (no
+   * commit, no apply) for `stallTicks`.
    */
   settle(stallTicks = 600): void {
     this.heal();
@@ -1088,18 +1245,22 @@ export class Cluster {
         progressAt = this.now;
       }
       if (probe !== undefined) {
-        const c = this.nCommitted(probe.index);
-        const all = this.ids.every((id) => this.node(id).smApplied >= this.checker.commitIndex);
-        if (c.count === this.ids.length && c.ident === probe.ident && all) {
-          this.checker.checkAllApplied(this.ids);
+        const { index, ident } = probe;
+        const members = this.members();
+        const commit = this.checker.commitIndex;
+        const done = members.every((id) => this.node(id).applied[index] === ident && this.node(id).smApplied >= commit);
+        if (done && this.nCommitted(index).ident === ident) {
+          this.checker.checkAllApplied(members);
+          for (const n of this.nodes.values()) this.checker.checkDurableCommit(n.id, n.storage.initialState().hardState.commit);
           return;
         }
       }
     }
+    const { voters, learners } = this.config;
     throw new Error(
       `no convergence after healing: commit ${this.checker.commitIndex}, applied ` +
-        this.ids.map((id) => `${id}=${this.node(id).smApplied}`).join(' ') +
-        `, leaders ${JSON.stringify(this.leaders())} (t=${this.now})`,
+        this.ids.map((id) => `${id}=${this.node(id).smApplied}${this.node(id).removed ? '(removed)' : ''}`).join(' ') +
+        `, voters [${voters.join(',')}] learners [${learners.join(',')}], leaders ${JSON.stringify(this.leaders())} (t=${this.now})`,
     );
   }
 }

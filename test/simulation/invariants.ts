@@ -1,4 +1,17 @@
-import { Entry, Message, MessageType, None, NodeId, Ready, SnapshotMetadata, StateType } from '@app/consensus';
+import {
+  ConfChange,
+  ConfChangeType,
+  decodeConfChange,
+  Entry,
+  EntryType,
+  Message,
+  MessageType,
+  None,
+  NodeId,
+  Ready,
+  SnapshotMetadata,
+  StateType,
+} from '@app/consensus';
 
 /** A broken Raft safety property. The message says which one, where and when. */
 export class InvariantViolation extends Error {
@@ -36,6 +49,11 @@ export function chainHash(prev: number, term: number, ident: number): number {
   h ^= h >>> 15;
   h = Math.imul(h, 0x27d4eb2d);
   return (h ^ (h >>> 13)) >>> 0;
+}
+
+/** Key of an entry by (index, term): the Log Matching witness's and the ConfChange record's. */
+function entryKey(index: number, term: number): number {
+  return index * (1 << 20) + term;
 }
 
 /** What the checker knows of one node: its durable log (as hashes) and what its Readies said. */
@@ -98,6 +116,33 @@ class NodeTrack {
   }
 }
 
+/** A configuration of the cluster, in effect from the committed ConfChange entry at `index` on (0: the bootstrap one). */
+export interface SimConfig {
+  index: number;
+  voters: readonly NodeId[];
+  learners: readonly NodeId[];
+}
+
+/**
+ * The configuration after `cc`: the checker's own model of a simple change (one member at a time), written
+ * apart from the core's so that a wrong configuration there does not become the checker's truth. Refused
+ * changes (demoting a voter, removing the last voter) and no-ops leave it as it is.
+ */
+export function nextConfig(cur: SimConfig, cc: ConfChange, index: number): SimConfig {
+  const id = cc.nodeId;
+  let { voters, learners } = cur;
+  if (cc.type === ConfChangeType.AddNode) {
+    if (!voters.includes(id)) voters = [...voters, id];
+    learners = learners.filter((l) => l !== id);
+  } else if (cc.type === ConfChangeType.AddLearnerNode) {
+    if (!voters.includes(id) && !learners.includes(id)) learners = [...learners, id];
+  } else if (cc.type === ConfChangeType.RemoveNode) {
+    learners = learners.filter((l) => l !== id);
+    if (voters.length > 1 || voters[0] !== id) voters = voters.filter((v) => v !== id);
+  }
+  return { index, voters, learners };
+}
+
 /** Hashes of a Ready's entries chained onto the node's durable log; kept for the persistence step. */
 export interface ReadyHashes {
   first: number;
@@ -124,6 +169,13 @@ export interface ReadyHashes {
  *   durable snapshot counts as durable there); committed entries never vanish from or change in a node's
  *   durable log, nor are they discarded by installing a snapshot. The log is never compacted beyond the
  *   node's newest snapshot.
+ *
+ * Across membership changes: the checker follows the configuration through the committed ConfChange
+ * entries (its own model, nextConfig). Election safety is per term whatever the configuration. A quorum is
+ * a majority of the voters (learners never count) of the configuration in effect at the entry, or of the
+ * one before it: a change takes effect when applied, so the leader that commits an entry may not have
+ * applied the newest change before it yet (it has applied the one before, or it could not have proposed
+ * that one). Removed nodes stay tracked: their logs must never contradict the committed entries.
  */
 export class InvariantChecker {
   private readonly nodes = new Map<NodeId, NodeTrack>();
@@ -138,12 +190,31 @@ export class InvariantChecker {
   private readonly appliedIdent: string[] = [''];
   /** entryIdent() of the entry applied at each index (what SimNode.applied records). */
   private readonly appliedIdentNumber: number[] = [0];
-  private readonly quorum: number;
+  /** The committed configurations, oldest first: the bootstrap one, then one per committed ConfChange entry. */
+  private readonly configs: SimConfig[];
+  /** Every ConfChange entry ever appended by a leader, by (index, term): what it changes once committed. */
+  private readonly confChanges = new Map<number, ConfChange>();
   now = 0;
 
   constructor(ids: readonly NodeId[]) {
     for (const id of ids) this.nodes.set(id, new NodeTrack());
-    this.quorum = Math.floor(ids.length / 2) + 1;
+    this.configs = [{ index: 0, voters: [...ids], learners: [] }];
+  }
+
+  /** A node joins the simulation (with an empty log); it counts once a committed change makes it a voter. */
+  addNode(id: NodeId): void {
+    if (this.nodes.has(id)) throw new Error(`the checker already tracks ${id}`);
+    this.nodes.set(id, new NodeTrack());
+  }
+
+  /** The newest committed configuration. */
+  get config(): SimConfig {
+    return this.configs[this.configs.length - 1];
+  }
+
+  /** Every committed configuration, oldest first. */
+  configHistory(): readonly SimConfig[] {
+    return this.configs;
   }
 
   /** The highest index reported committed by any node: every acknowledged write is at or below it. */
@@ -205,8 +276,11 @@ export class InvariantChecker {
       let h = prevHash(first - 1);
       if (h === undefined) this.fail(`${id}: Ready entries start at ${first}, at or below its log's start ${snap ? snap.index : t.base}`);
       for (let k = 0; k < ents.length; k++) {
-        h = chainHash(h, ents[k].term, entryIdent(ents[k]));
+        const e = ents[k];
+        h = chainHash(h, e.term, entryIdent(e));
         hashes[k] = h;
+        // Every entry passes through its leader's Ready first: the one place to learn what a ConfChange does.
+        if (e.type === EntryType.ConfChange) this.recordConfChange(id, e);
       }
     }
     const viewLast = ents.length > 0 ? ents[ents.length - 1].index : prevLast;
@@ -265,18 +339,45 @@ export class InvariantChecker {
         this.committed.push(h);
         this.committedTerms.push(term);
         this.checkDurableOnQuorum(i, `commit ${c} reported by ${id}`);
+        const cc = this.confChanges.size > 0 ? this.confChanges.get(entryKey(i, term)) : undefined;
+        if (cc) this.configs.push(nextConfig(this.config, cc, i));
       }
     }
     t.viewLast = viewLast;
     return { first, hashes };
   }
 
+  private recordConfChange(id: NodeId, e: Entry): void {
+    if (e.term >= 1 << 20) this.fail('term too large for the checker');
+    const key = entryKey(e.index, e.term);
+    if (this.confChanges.has(key)) return;
+    try {
+      this.confChanges.set(key, decodeConfChange(e.data));
+    } catch (error) {
+      this.fail(`${id}: undecodable ConfChange entry at ${e.index}: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Entry i is durable on a majority of the voters of the configuration in effect at i, or of the one
+   * before it (see the class comment).
+   */
   private checkDurableOnQuorum(i: number, what: string): void {
     const want = this.committed[i];
-    let n = 0;
-    // A durable snapshot at or above i holds entry i's effect (checked to be the committed state).
-    for (const t of this.nodes.values()) if (i <= t.snap || t.hash(i) === want) n++;
-    if (n < this.quorum) this.fail(`durability: entry ${i} of ${what} is durable on ${n} nodes, quorum is ${this.quorum}`);
+    const holds = (id: NodeId): boolean => {
+      const t = this.nodes.get(id);
+      // A durable snapshot at or above i holds entry i's effect (checked to be the committed state).
+      return t !== undefined && (i <= t.snap || t.hash(i) === want);
+    };
+    let k = this.configs.length - 1;
+    while (this.configs[k].index >= i) k--;
+    const counts: string[] = [];
+    for (const cfg of k > 0 ? [this.configs[k], this.configs[k - 1]] : [this.configs[k]]) {
+      const n = cfg.voters.filter(holds).length;
+      if (n >= Math.floor(cfg.voters.length / 2) + 1) return;
+      counts.push(`${n} of the voters [${cfg.voters.join(',')}] (configuration of ${cfg.index})`);
+    }
+    this.fail(`durability: entry ${i} of ${what} is durable on only ${counts.join(', and on ')}`);
   }
 
   /** A prefix (count entries, all when torn is false) of a Ready's entries became durable. */
@@ -309,7 +410,7 @@ export class InvariantChecker {
       const h = rh.hashes[k];
       t.push(h, e.term);
       if (e.term >= 1 << 20) this.fail('term too large for the checker');
-      const key = e.index * (1 << 20) + e.term;
+      const key = entryKey(e.index, e.term);
       const seen = this.entryHashes.get(key);
       if (seen === undefined) this.entryHashes.set(key, h);
       else if (seen !== h) this.fail(`log matching: entry (index ${e.index}, term ${e.term}) on ${id} has a different prefix than elsewhere`);
@@ -428,6 +529,20 @@ export class InvariantChecker {
       const prev = this.votes.get(key);
       if (prev !== undefined && prev !== m.to) this.fail(`${m.from} voted for ${prev} and ${m.to} in term ${m.term}`);
       this.votes.set(key, m.to);
+    }
+  }
+
+  /**
+   * A node's durable hard state (what it would restart from) agrees with the committed entries: its durable
+   * commit index is committed, and its log holds the committed entry there (unless compacted away). Checked
+   * at the end on every node, removed ones included.
+   */
+  checkDurableCommit(id: NodeId, commit: number): void {
+    const t = this.track(id);
+    if (commit > this.commitIndex) this.fail(`${id}: durable commit ${commit} beyond the cluster's commit index ${this.commitIndex}`);
+    if (commit > t.durableLast) this.fail(`${id}: durable commit ${commit} beyond its durable log (last ${t.durableLast})`);
+    if (commit >= t.base && t.hash(commit) !== this.committed[commit]) {
+      this.fail(`${id}: its durable log contradicts the committed entries at or below its commit index ${commit}`);
     }
   }
 

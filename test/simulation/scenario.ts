@@ -21,6 +21,20 @@ export function forSeeds(seeds: readonly number[], body: (seed: number) => void)
   }
 }
 
+/** forSeeds() for scenarios that wait for promises (membership changes answer with one). */
+export async function forSeedsAsync(seeds: readonly number[], body: (seed: number) => Promise<void>): Promise<void> {
+  const only = process.env.SIM_SEED;
+  for (const seed of only ? [Number(only)] : seeds) {
+    try {
+      await body(seed);
+    } catch (e) {
+      const err = e as Error;
+      err.message = `[seed ${seed}; replay: SIM_SEED=${seed} npx jest ${expect.getState().testPath ?? ''} -t '${expect.getState().currentTestName ?? ''}'] ${err.message}`;
+      throw err;
+    }
+  }
+}
+
 export function makeCluster(options: ClusterOptions): Cluster {
   return new Cluster({ traceSize: 0, ...options });
 }

@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { integerOption, parseCommandLine, withUsage } from '../../scripts/lib/cli';
 import { SnapshotStats } from './cluster';
-import { runRandomSchedule, ScheduleLength } from './random-schedule';
+import { MembershipStats, runRandomSchedule, ScheduleLength } from './random-schedule';
 
 interface Job {
   start: number;
@@ -32,25 +32,27 @@ interface Report {
   readsServed: number;
   messages: number;
   snapshots: Partial<SnapshotStats>;
+  membership: Partial<MembershipStats>;
 }
 
-function addStats(a: Partial<SnapshotStats>, b: Partial<SnapshotStats>): Partial<SnapshotStats> {
-  const out: Partial<SnapshotStats> = { ...a };
-  for (const [k, v] of Object.entries(b) as [keyof SnapshotStats, number][]) out[k] = (out[k] ?? 0) + v;
-  return out;
+function addStats<T extends object>(a: Partial<T>, b: Partial<T>): Partial<T> {
+  const out: Record<string, number> = { ...(a as Record<string, number>) };
+  for (const [k, v] of Object.entries(b) as [string, number][]) out[k] = (out[k] ?? 0) + v;
+  return out as Partial<T>;
 }
 
-function runJob(job: Job, progress?: (done: number) => void): Report {
-  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {} };
+async function runJob(job: Job, progress?: (done: number) => void): Promise<Report> {
+  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {} };
   for (let i = job.offset; i < job.count; i += job.stride) {
     const seed = job.start + i;
     try {
-      const s = runRandomSchedule(seed, job.length);
+      const s = await runRandomSchedule(seed, job.length);
       report.committed += s.committed;
       report.acked += s.acked;
       report.readsServed += s.readsServed;
       report.messages += s.messages;
       report.snapshots = addStats(report.snapshots, s.snapshots);
+      report.membership = addStats(report.membership, s.membership);
     } catch (e) {
       report.failures.push({ seed, message: (e as Error).message });
     }
@@ -110,7 +112,7 @@ async function main(): Promise<void> {
   if (!args) return;
   if (args.seed !== undefined) {
     try {
-      console.log(runRandomSchedule(args.seed, args.length));
+      console.log(await runRandomSchedule(args.seed, args.length));
     } catch (e) {
       console.error((e as Error).message);
       process.exitCode = 1;
@@ -142,8 +144,9 @@ async function main(): Promise<void> {
       readsServed: a.readsServed + r.readsServed,
       messages: a.messages + r.messages,
       snapshots: addStats(a.snapshots, r.snapshots),
+      membership: addStats(a.membership, r.membership),
     }),
-    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {} } as Report,
+    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {} } as Report,
   );
   const secs = (Date.now() - t0) / 1000;
   console.log(
@@ -159,6 +162,13 @@ async function main(): Promise<void> {
       `state machines restored ${sn.restoredAtInstall ?? 0} times at install, ${sn.restoredAtStart ?? 0} at restart; ` +
       `crashes during a snapshot write ${sn.crashesDuringWrite ?? 0}, during an install ${sn.crashesDuringInstall ?? 0}`,
   );
+  const mb = total.membership;
+  console.log(
+    `membership: ${mb.asked ?? 0} changes asked, ${mb.committed ?? 0} committed (${mb.added ?? 0} additions, ${mb.promoted ?? 0} promotions, ` +
+      `${mb.removedVoters ?? 0} voters removed of which ${mb.leaderRemovals ?? 0} leaders, ${mb.removedLearners ?? 0} learners removed), ` +
+      `${mb.refused ?? 0} refused (${mb.refusedPending ?? 0} pending, ${mb.refusedNotCaughtUp ?? 0} not caught up, ${mb.refusedReachable ?? 0} too few reachable), ` +
+      `${mb.failed ?? 0} failed; ${mb.stopped ?? 0} removed nodes stopped, ${mb.addedVotersAtEnd ?? 0} added nodes voters at the end`,
+  );
   for (const f of total.failures.sort((a, b) => a.seed - b.seed)) console.error(`\n${f.message}`);
   if (total.failures.length > 0) process.exitCode = 1;
 }
@@ -169,6 +179,5 @@ if (isMainThread) {
     process.exitCode = 1;
   });
 } else {
-  const report = runJob(workerData as Job, (done) => parentPort!.postMessage({ progress: done }));
-  parentPort!.postMessage({ report });
+  runJob(workerData as Job, (done) => parentPort!.postMessage({ progress: done })).then((report) => parentPort!.postMessage({ report }));
 }

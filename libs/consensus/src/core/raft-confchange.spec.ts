@@ -395,6 +395,42 @@ describe('membership changes (§4.1, etcd semantics)', () => {
     expect(c.node('1').proposeConfChange(addLearner('3')).index).toBe(3);
   });
 
+  it('no campaign while a committed change waits to be applied: the old configuration is no quorum (etcd hasUnappliedConfChanges)', () => {
+    // Restarted from a snapshot taken when it was the only voter; the AddNode after it is committed. Counted
+    // under the snapshot's configuration, it would elect itself alone and commit what '2' never holds
+    // (found by the simulator, seed 14 of the long schedules).
+    const s = new MemoryStorage();
+    s.applySnapshot({ metadata: { index: 4, term: 2, confState: { voters: ['1'] } }, data: bytes('') });
+    s.append([{ ...ent(5, 2), type: EntryType.ConfChange, data: encodeConfChange(add('2')) }, ent(6, 2)]);
+    s.setHardState({ term: 2, vote: '1', commit: 6 });
+    const c = new Cluster();
+    c.add('1', ['1'], { applied: 4 }, s);
+    c.node('1').campaign();
+    expect(c.node('1').status()).toMatchObject({ raftState: StateType.Follower, term: 2 });
+    c.stabilize(); // applies 5 and 6
+    expect(c.node('1').confState()).toEqual({ voters: ['1', '2'] });
+    c.node('1').campaign();
+    c.stabilize();
+    // Now a candidate of the right configuration: it needs '2', who is not there.
+    expect(c.node('1').status()).toMatchObject({ raftState: StateType.Candidate, term: 3 });
+  });
+
+  it('MsgTimeoutNow before the committed removal of the leader is applied: the campaign starts once it is', () => {
+    // The removed leader sends the commit index and MsgTimeoutNow together; the second may be stepped
+    // before the driver applied what the first committed (the simulator's usual order).
+    const s = new MemoryStorage();
+    s.append([ent(1, 1), ent(2, 1), { ...ent(3, 1), type: EntryType.ConfChange, data: encodeConfChange(remove('1')) }]);
+    s.setHardState({ term: 1, vote: '1', commit: 3 });
+    const c = new Cluster();
+    c.add('2', ['1', '2', '3'], {}, s);
+    c.node('2').step(msg(T.MsgTimeoutNow, '1', '2', 1));
+    expect(c.node('2').status().raftState).toBe(StateType.Follower);
+    c.stabilize(); // applies 1..3, then campaigns in the new configuration
+    expect(c.node('2').confState()).toEqual({ voters: ['2', '3'] });
+    expect(c.node('2').status()).toMatchObject({ raftState: StateType.Candidate, term: 2 });
+    expect(c.count('2', T.MsgVote)).toBe(1);
+  });
+
   it('a transfer to a node being removed is aborted when the removal applies (TestLeaderTransferRemoveNode)', () => {
     const c = Cluster.of(['1', '2', '3']);
     c.elect('1');

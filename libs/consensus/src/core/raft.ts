@@ -39,6 +39,9 @@ const EMPTY = new Uint8Array(0);
 /** Heartbeat rounds answered without any MsgAppResp, with MsgApps in flight, before they count as lost. */
 const STALLED_HEARTBEATS = 2;
 
+/** Committed entries read at a time when looking for an unapplied ConfChange before a campaign. */
+const CONF_SCAN_PAGE = 256;
+
 /**
  * The Raft state machine (Ongaro & Ousterhout, "In Search of an Understandable Consensus Algorithm",
  * and Ongaro's thesis), after etcd-io/raft. Pure and deterministic: all input comes from tick(), step(),
@@ -55,6 +58,8 @@ export class Raft {
   vote: NodeId = None;
   lead: NodeId = None;
   state: StateType = StateType.Follower;
+  /** The term in which a MsgTimeoutNow waits for committed configuration changes to be applied (onApplied). */
+  private transferDueTerm: number | undefined;
   /** Target of a leadership transfer in progress (leader only); proposals are dropped meanwhile. */
   leadTransferee: NodeId = None;
   /**
@@ -313,7 +318,42 @@ export class Raft {
       this.cfg.logger.warn(`${this.id} is unpromotable and can not campaign`);
       return;
     }
+    if (this.hasUnappliedConfChanges()) {
+      this.cfg.logger.warn(`${this.id} cannot campaign at term ${this.term}: committed configuration changes are not applied yet`);
+      // A leader handing over (one that removed itself, say) just committed them: campaign once applied.
+      if (t === CampaignType.Transfer) this.transferDueTerm = this.term;
+      return;
+    }
     this.campaign(t);
+  }
+
+  /**
+   * The driver applied committed entries (RawNode.advance): a campaign MsgTimeoutNow asked for while
+   * configuration changes waited to be applied starts now, if nothing happened in between (same term,
+   * still a follower).
+   */
+  onApplied(): void {
+    if (this.transferDueTerm === undefined || this.hasUnappliedConfChanges()) return;
+    const due = this.transferDueTerm === this.term && this.state === StateType.Follower;
+    this.transferDueTerm = undefined;
+    if (due) this.hup(CampaignType.Transfer);
+  }
+
+  /**
+   * Whether a committed ConfChange entry waits to be applied (etcd's hasUnappliedConfChanges). The cluster
+   * already uses the configuration it makes; one counted with the older configuration need not overlap it,
+   * so a campaign (and the commits of a leader it elects) could go without a quorum of the real voters.
+   * Example: a node restarted from a snapshot taken when it was the only voter, with a committed AddNode
+   * after it, would elect itself alone and commit entries no other voter holds.
+   */
+  private hasUnappliedConfChanges(): boolean {
+    const log = this.raftLog;
+    const hi = log.committed + 1;
+    // Entries below the log's start are in a snapshot, whose configuration is already the tracker's.
+    for (let lo = Math.max(log.applied, log.firstIndex() - 1) + 1; lo < hi; lo += CONF_SCAN_PAGE) {
+      for (const e of log.slice(lo, Math.min(hi, lo + CONF_SCAN_PAGE), Infinity)) if (e.type === EntryType.ConfChange) return true;
+    }
+    return false;
   }
 
   private campaign(t: CampaignType): void {

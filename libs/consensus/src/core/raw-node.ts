@@ -285,6 +285,7 @@ export class RawNode {
       r.reduceUncommittedSize(ce);
     }
     r.onPersisted();
+    r.onApplied();
   }
 
   status(): Status {
