@@ -280,15 +280,20 @@ interface ExistingCluster {
   members: string[];
 }
 
-/** The member set recorded in DIR/nodeN/meta.json by a previous run, if any node has one. */
+/**
+ * The initial member set recorded in DIR/nodeN/meta.json by a previous run, if any node has one: each
+ * initial voter as `name=url` (members are known by NODE_ID; the URLs are where the node reached them).
+ */
 function recordedCluster(dataDir: string): ExistingCluster | undefined {
   if (!existsSync(dataDir)) return undefined;
   for (const entry of readdirSync(dataDir).sort()) {
     const meta = join(dataDir, entry, 'meta.json');
     if (!/^node\d+$/.test(entry) || !existsSync(meta)) continue;
     try {
-      const json = JSON.parse(readFileSync(meta, 'utf8').split('\n')[1] ?? '') as { members?: unknown };
-      if (Array.isArray(json.members)) return { node: entry, members: json.members.map(String) };
+      const json = JSON.parse(readFileSync(meta, 'utf8').split('\n')[1] ?? '') as { initialVoters?: unknown; addresses?: Record<string, unknown> };
+      if (Array.isArray(json.initialVoters) && json.initialVoters.includes(entry)) {
+        return { node: entry, members: json.initialVoters.map((id) => `${String(id)}=${String(json.addresses?.[String(id)] ?? '?')}`) };
+      }
     } catch {
       // unreadable: the node itself will say what is wrong with it
     }
@@ -392,7 +397,7 @@ class Supervisor {
       }
     }
     const recorded = recordedCluster(dataDir);
-    const wanted = this.nodes.map((n) => n.url).sort();
+    const wanted = this.nodes.map((n) => `${n.name}=${n.url}`).sort();
     if (recorded && recorded.members.slice().sort().join(',') !== wanted.join(',')) {
       throw new UsageError(
         `${dataDir} holds the data of another cluster (${recorded.node}'s members: ${recorded.members.join(', ')}; ` +

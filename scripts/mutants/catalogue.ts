@@ -352,7 +352,10 @@ const loop: Mutant[] = [
     rule: "send a follower's vote (every message) before its hard state is durable",
     suite: 'sim',
     file: READY_LOOP,
-    edits: one('for (const m of rd.messages) (canSendBeforePersist(m) ? early : late).push(m);', 'for (const m of rd.messages) (canSendBeforePersist(m) || true ? early : late).push(m);'),
+    edits: one(
+      'for (const m of rd.messages) (canSendBeforePersist(m) && !rd.commitsConfChange ? early : late).push(m);',
+      'for (const m of rd.messages) ((canSendBeforePersist(m) && !rd.commitsConfChange) || true ? early : late).push(m);',
+    ),
     kill: [SIM_500],
   },
   {

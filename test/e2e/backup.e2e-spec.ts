@@ -134,7 +134,7 @@ describe('GET /cluster/snapshot', () => {
     const summary = decoder.end();
     expect(summary).toMatchObject({ index, term: Number(response.headers.get('x-snapshot-term')) });
     expect(summary.chunks).toBeGreaterThan(1);
-    expect([...summary.confState.voters].sort()).toEqual(source.nodes.map((n) => n.url).sort());
+    expect([...summary.confState.voters].sort()).toEqual(source.nodes.map((n) => n.name).sort());
     const map = decodeKvSnapshot(chunks);
     for (const [key, value] of expected) expect({ key, value: map.get(key) }).toEqual({ key, value });
   });
@@ -238,7 +238,7 @@ describe('kvctl snapshot status', () => {
     expect(result.stdout).toContain(`index    ${index}\n`);
     expect(result.stdout).toContain('verified OK');
     const json = JSON.parse((await kvctl(['--json', 'snapshot', 'status', backup])).stdout);
-    expect(json).toMatchObject({ index, verified: true, members: expect.arrayContaining(source.nodes.map((n) => n.url)) });
+    expect(json).toMatchObject({ index, verified: true, members: expect.arrayContaining(source.nodes.map((n) => n.name)) });
   });
 
   it('refuses a damaged file (one byte flipped) with exit 1, naming the damage; restore refuses it too', async () => {

@@ -158,7 +158,8 @@ describe('peers that disagree are refused and reported', () => {
     const cluster = await LocalCluster.start({ nodes: 2 });
     try {
       await eventually('the warning', async () => (/CLUSTER_TOKEN is not set/.test(cluster.nodes[0].logs()) ? true : undefined));
-      await eventually('node1 to serve', () => cluster.nodes[0].status());
+      // Once the node knows its cluster (before, every peer request is answered 503: retry later).
+      await cluster.waitForLeader();
       const garbage = await http('POST', `${cluster.nodes[0].url}/raft/stream`, undefined, {
         raw: 'not a batch',
         headers: { 'content-type': 'application/x-raft-stream' },

@@ -998,11 +998,20 @@ export class Cluster {
   }
 
   transferLeadership(from: NodeId, to: NodeId): void {
-    this.node(from).node?.transferLeadership(to);
+    this.refusable(() => this.node(from).node?.transferLeadership(to));
   }
 
   campaign(id: NodeId): void {
-    this.node(id).node?.campaign();
+    this.refusable(() => this.node(id).node?.campaign());
+  }
+
+  /** Runs a command a node may refuse (a removed node still running its last election timeouts does). */
+  private refusable(command: () => void): void {
+    try {
+      command();
+    } catch (error) {
+      if (!isRefusal(error)) throw error;
+    }
   }
 
   // -------------------------------------------------------------------------------------------------

@@ -160,6 +160,13 @@ describe('Members', () => {
     expect(unknown.status).toBe(404);
   });
 
+  it('refuses to remove the leader itself from two voters (the other might never learn it committed)', () => {
+    const { members } = setup({ voters: ['a', 'b'] });
+    const removeSelf = () => members.plan({ op: 'remove', nodeId: 'a' }, leaderStatus(), () => true);
+    expect(refusal(removeSelf).message).toMatch(/a leads a cluster of two voters: remove it from b once b leads/);
+    expect(members.plan({ op: 'remove', nodeId: 'b' }, leaderStatus(), () => true)).toEqual({ type: ConfChangeType.RemoveNode, nodeId: 'b' });
+  });
+
   it('views the members sorted, with the leader\'s match and contact ages', () => {
     const { members } = setup({ voters: ['a', 'b', 'c'], learners: ['d'] });
     const view = members.view(leaderStatus({ a: pr(5000), b: pr(4990), c: pr(10, 'Probe'), d: pr(7, 'Probe', true) }), new Map([['b', 900]]), 1000);

@@ -182,6 +182,13 @@ export class Members {
     if (cs.voters.includes(change.nodeId)) {
       const left = cs.voters.filter((id) => id !== change.nodeId);
       if (left.length === 0) throw new MembershipChangeRefusedError(`${change.nodeId} is the last voter; a cluster needs one`);
+      // The voter left must learn that the removal committed, or it waits forever for the removed leader's
+      // vote under the old configuration; as leader, it learns it when it commits the removal itself.
+      if (left.length === 1 && change.nodeId === this.deps.self) {
+        throw new MembershipChangeRefusedError(
+          `${change.nodeId} leads a cluster of two voters: remove it from ${left[0]} once ${left[0]} leads (restart ${change.nodeId} to hand leadership over), or remove ${left[0]} instead`,
+        );
+      }
       const up = left.filter((id) => id === this.deps.self || reachable(id)).length;
       const quorum = Math.floor(left.length / 2) + 1;
       if (up < quorum) {

@@ -11,7 +11,7 @@ import { NodeLogger, NodeMetrics, Timer } from './ports';
 import { newRawNode, RaftNodeOptions, RaftNodePorts, silentLogger, uncountedMetrics } from './raft-node-options';
 import { Applied, ProposalWaiter } from './proposal-tracker';
 import { ReadWaiter } from './read-batcher';
-import { Requests } from './requests';
+import { promised, Requests } from './requests';
 import { ReadyLoop } from './ready-loop';
 import { Snapshotter } from './snapshotter';
 
@@ -380,14 +380,17 @@ export class RaftNode {
     });
   }
 
-
-  /** This node applied its own removal: it takes no further part (RaftNodeOptions.onRemoved), after this turn. */
+  /**
+   * This node applied its own removal (or a peer said so): no more requests; it stops after two election
+   * timeouts, meanwhile still answering its peers (whoever did not learn the removal's commit can still be
+   * elected by the old configuration, commit it and move on), then RaftNodeOptions.onRemoved.
+   */
   private onRemoved(): void {
     if (this.removed) return;
     this.removed = true;
-    this.logger.warn(`${this.options.name} was removed from the cluster; it takes no further part`);
-    this.ticker?.cancel();
-    this.ports.clock.defer(() => this.halt(new RemovedFromClusterError(), () => this.options.onRemoved?.()));
+    this.logger.warn(`${this.options.name} was removed from the cluster; it stops taking part shortly`);
+    const grace = 2 * this.options.electionTick * this.options.tickMs;
+    this.ports.clock.after(grace, () => this.halt(new RemovedFromClusterError(), () => this.options.onRemoved?.()));
   }
 
   private fail(error: Error): void {
@@ -405,15 +408,4 @@ export class RaftNode {
     this.requests.failAll(error);
     then();
   }
-}
-
-/** A promise settled by `run`'s callbacks, rejected with what `run` throws at once. */
-function promised<T>(run: (resolve: (value: T) => void, reject: (error: Error) => void) => void): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    try {
-      run(resolve, reject);
-    } catch (error) {
-      reject(error as Error);
-    }
-  });
 }

@@ -11,7 +11,7 @@ import { MemoryStorage } from './core/memory-storage';
 import { newMessage } from './core/message';
 import { RawNode } from './core/raw-node';
 import { seededRandom } from '../../../test/support/raft-test-util';
-import { Entry, HardState, Message, MessageType as T, NodeId, ReadState, Ready, Snapshot, SoftState } from './core/types';
+import { ConfChangeType, Entry, HardState, Message, MessageType as T, NodeId, ReadState, Ready, Snapshot, SoftState } from './core/types';
 import { Clock, RaftStorage, SaveCallback, Timer } from './ports';
 import { ReadyHandler, ReadyLoop } from './ready-loop';
 
@@ -395,6 +395,28 @@ describe('ReadyLoop', () => {
     h.storage.complete();
     expect(h.storage.saves).toHaveLength(3);
     expect(h.storage.saves[2].entries.map((e) => e.index)).toEqual([3, 4, 5, 6, 7]);
+  });
+
+  it('the Ready that commits the leader\'s configuration change is saved, and sends nothing before it is durable', () => {
+    const h = twoNodeLeader();
+    h.storage.complete(); // the no-op
+    h.deliver(h.peer.deliver(h.sent.splice(0))); // acknowledged: committed (a commit-only Ready, not saved)
+    h.clock.run();
+    const at = h.node.proposeConfChange({ type: ConfChangeType.RemoveNode, nodeId: '2' });
+    h.loop.schedule();
+    h.clock.run();
+    h.storage.complete(); // the change's entry
+    h.events.length = 0;
+    h.deliver(h.peer.deliver(h.sent.splice(0))); // the peer's acknowledgement: the change commits
+    h.clock.run();
+    const committing = h.readies.find((rd) => rd.commitsConfChange);
+    expect(committing?.hardState?.commit).toBe(at.index);
+    expect(h.events[0]).toBe('save -');
+    expect(h.events).not.toContain('durable');
+    expect(h.sent).toEqual([]);
+    h.storage.complete();
+    expect(h.events.slice(1, 2)).toEqual(['durable']);
+    expect(h.applied.map((e) => e.index)).toContain(at.index);
   });
 
   it("a commit-only Ready is not saved; its hard state rides along with the next save, and only that one", () => {

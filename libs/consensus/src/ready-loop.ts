@@ -1,6 +1,6 @@
 import { canSendBeforePersist } from './core/message';
 import { RawNode } from './core/raw-node';
-import { Entry, HardState, Message, ReadState, Ready, Snapshot, SoftState } from './core/types';
+import { Entry, EntryType, HardState, Message, ReadState, Ready, Snapshot, SoftState } from './core/types';
 import { Clock, NodeObserver, RaftStorage } from './ports';
 
 /** What the loop hands back to its owner while it works through a Ready. */
@@ -101,9 +101,11 @@ export class ReadyLoop {
     if (rd.softState) this.handler.onSoftState(rd.softState);
     const late: Message[] = [];
     const early: Message[] = [];
-    for (const m of rd.messages) (canSendBeforePersist(m) ? early : late).push(m);
+    for (const m of rd.messages) (canSendBeforePersist(m) && !rd.commitsConfChange ? early : late).push(m);
     if (early.length > 0) this.handler.send(early);
-    if (!rd.mustSync) {
+    // A committed configuration change is applied only once its commit is durable: a node restarted below
+    // it would go back to the previous configuration, whose members may have stopped (a removed node).
+    if (!rd.mustSync && !rd.committedEntries.some((e) => e.type === EntryType.ConfChange)) {
       if (rd.hardState) this.unsavedHardState = rd.hardState;
       this.finish(rd, late);
       return;

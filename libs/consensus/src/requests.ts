@@ -107,3 +107,14 @@ export class Requests {
     this.reads.failAll(error);
   }
 }
+
+/** A promise settled by `run`'s callbacks, rejected with what `run` throws at once. */
+export function promised<T>(run: (resolve: (value: T) => void, reject: (error: Error) => void) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    try {
+      run(resolve, reject);
+    } catch (error) {
+      reject(error as Error);
+    }
+  });
+}

@@ -35,6 +35,8 @@ export class Snapshotter {
   private taking = false;
   /** due() was called: the next applied() takes a snapshot. */
   private wanted = false;
+  /** The last (index, term) applied, for a retry of a needed snapshot that does not wait for entries. */
+  private last = { index: 0, term: 0 };
   /** After a failed attempt, the next one waits until the applied index reaches this. */
   private retryAt = 0;
   private stopped = false;
@@ -69,9 +71,10 @@ export class Snapshotter {
   /** The state machine applied up to (index, term): takes a snapshot when one is due. */
   applied(index: number, term: number): void {
     const { every } = this.deps;
+    this.last = { index, term };
     if (this.taking || this.stopped) return;
     if (this.wanted) {
-      this.wanted = !this.take(index, term);
+      this.wanted = !this.take(index, term, true);
       return;
     }
     if (every <= 0 || index < this.retryAt) return;
@@ -83,7 +86,7 @@ export class Snapshotter {
    * Takes a snapshot of the state machine as of (index, term) now (the last entry it applied). Returns false
    * when one is already being written.
    */
-  take(index: number, term: number): boolean {
+  take(index: number, term: number, needed = false): boolean {
     if (this.taking || this.stopped) return false;
     const { storage, stateMachine, clock, logger, metrics, name } = this.deps;
     const metadata: SnapshotMetadata = { index, term, confState: this.deps.confState() };
@@ -94,6 +97,13 @@ export class Snapshotter {
       this.taking = false;
       view.release();
       if (error) {
+        if (needed) {
+          // A new member waits for this snapshot, and entries may not commit without it: retry on a timer.
+          logger.warn(`${name}: snapshot at ${index} failed (${error.message}); a new member needs one: trying again in 1 s`);
+          this.wanted = true;
+          clock.after(1000, () => this.applied(this.last.index, this.last.term));
+          return;
+        }
         this.retryAt = index + Math.max(1, Math.floor(this.deps.every / 4));
         logger.warn(`${name}: snapshot at ${index} failed (${error.message}); trying again after entry ${this.retryAt}`);
         return;

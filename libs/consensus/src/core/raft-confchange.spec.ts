@@ -311,6 +311,41 @@ describe('membership changes (§4.1, etcd semantics)', () => {
     expect(c.count('4', T.MsgVote)).toBe(0);
   });
 
+  it('the Ready in which the leader commits its change makes the commit durable before any message goes out', () => {
+    const storage = new MemoryStorage();
+    const raw = new RawNode({ id: '1', peers: ['1', '2'], storage, electionTick: 10, heartbeatTick: 1, random: seededRandom(1) });
+    const drain = () => {
+      const rd = raw.ready();
+      if (rd.hardState) storage.setHardState(rd.hardState);
+      storage.append(rd.entries);
+      raw.advance();
+      return rd;
+    };
+    raw.campaign();
+    drain();
+    raw.step(msg(T.MsgPreVoteResp, '2', '1', 1));
+    drain();
+    raw.step(msg(T.MsgVoteResp, '2', '1', raw.status().term));
+    drain();
+    const term = raw.status().term;
+    raw.step(msg(T.MsgAppResp, '2', '1', term, { index: raw.status().lastIndex }));
+    const noop = drain();
+    expect(noop.commitsConfChange).toBeUndefined(); // the no-op commits as any entry does (pendingConfIndex 0)
+    const at = raw.proposeConfChange(remove('2'));
+    drain();
+    raw.step(msg(T.MsgAppResp, '2', '1', term, { index: at.index }));
+    const rd = drain();
+    expect(rd.hardState?.commit).toBe(at.index);
+    expect(rd.commitsConfChange).toBe(true);
+    expect(rd.mustSync).toBe(true);
+    // An ordinary commit afterwards is not synced (nothing but the commit index changed).
+    raw.applyConfChange(remove('2'));
+    const p = raw.propose(bytes('x'));
+    const after = drain();
+    expect(after.hardState?.commit ?? raw.status().commit).toBe(p.index);
+    expect(after.commitsConfChange).toBeUndefined();
+  });
+
   it('applying a removal can commit at once what the old quorum could not (TestCommitAfterRemoveNode)', () => {
     const r = leader('1', ['1', '2']);
     const at = r.proposeConfChange(remove('2'));

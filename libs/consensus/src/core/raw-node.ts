@@ -231,8 +231,13 @@ export class RawNode {
     const prev = this.prevHardSt;
     if (r.term !== prev.term || r.vote !== prev.vote || log.committed !== prev.commit) {
       rd.hardState = r.hardState();
-      // A commit-only change need not be fsynced: the commit index can be recovered from a quorum.
+      // A commit-only change need not be fsynced: the commit index can be recovered from a quorum. Except
+      // the leader's commit of its own configuration change (Ready.commitsConfChange).
       rd.mustSync = r.term !== prev.term || r.vote !== prev.vote;
+      if (r.state === StateType.Leader && r.pendingConfIndex > prev.commit && log.committed >= r.pendingConfIndex) {
+        rd.commitsConfChange = true;
+        rd.mustSync = true;
+      }
       this.prevHardSt = rd.hardState;
     }
     if (entries.length > 0) rd.mustSync = true;

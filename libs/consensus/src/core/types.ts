@@ -182,4 +182,10 @@ export interface Ready {
   readStates: ReadState[];
   /** True when the snapshot, hardState or entries must be fsynced before messages go out. */
   mustSync: boolean;
+  /**
+   * The leader's commit index passed a configuration change it proposed: the hard state must be durable
+   * before ANY of this Ready's messages go out (canSendBeforePersist included). Otherwise a member the
+   * change removes could learn of it, stop, and leave a leader restarted below it waiting for its vote.
+   */
+  commitsConfChange?: boolean;
 }
