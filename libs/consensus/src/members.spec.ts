@@ -160,11 +160,14 @@ describe('Members', () => {
     expect(unknown.status).toBe(404);
   });
 
-  it('refuses to remove the leader itself from two voters (the other might never learn it committed)', () => {
-    const { members } = setup({ voters: ['a', 'b'] });
-    const removeSelf = () => members.plan({ op: 'remove', nodeId: 'a' }, leaderStatus(), () => true);
-    expect(refusal(removeSelf).message).toMatch(/a leads a cluster of two voters: remove it from b once b leads/);
-    expect(members.plan({ op: 'remove', nodeId: 'b' }, leaderStatus(), () => true)).toEqual({ type: ConfChangeType.RemoveNode, nodeId: 'b' });
+  it('refuses to go from two voters to one (the one left might never learn the removal committed)', () => {
+    const { members } = setup({ voters: ['a', 'b'], learners: ['c'] });
+    expect(refusal(() => members.plan({ op: 'remove', nodeId: 'a' }, leaderStatus(), () => true)).message).toMatch(
+      /would leave b as the only voter.*add a member first/,
+    );
+    expect(refusal(() => members.plan({ op: 'remove', nodeId: 'b' }, leaderStatus(), () => true)).message).toMatch(/would leave a as the only voter/);
+    // A learner goes at any time.
+    expect(members.plan({ op: 'remove', nodeId: 'c' }, leaderStatus(), () => true)).toEqual({ type: ConfChangeType.RemoveNode, nodeId: 'c' });
   });
 
   it('views the members sorted, with the leader\'s match and contact ages', () => {

@@ -182,11 +182,12 @@ export class Members {
     if (cs.voters.includes(change.nodeId)) {
       const left = cs.voters.filter((id) => id !== change.nodeId);
       if (left.length === 0) throw new MembershipChangeRefusedError(`${change.nodeId} is the last voter; a cluster needs one`);
-      // The voter left must learn that the removal committed, or it waits forever for the removed leader's
-      // vote under the old configuration; as leader, it learns it when it commits the removal itself.
-      if (left.length === 1 && change.nodeId === this.deps.self) {
+      // From two voters to one, the voter left must learn that the removal committed before the removed one
+      // stops, or it waits for that one's vote forever (a change takes effect when applied; the old
+      // configuration needs both). Nothing guarantees it (a crash, a partition): refused, as etcd advises.
+      if (left.length === 1) {
         throw new MembershipChangeRefusedError(
-          `${change.nodeId} leads a cluster of two voters: remove it from ${left[0]} once ${left[0]} leads (restart ${change.nodeId} to hand leadership over), or remove ${left[0]} instead`,
+          `removing ${change.nodeId} would leave ${left[0]} as the only voter, which could then wait forever for ${change.nodeId}'s vote; add a member first (three voters, then remove)`,
         );
       }
       const up = left.filter((id) => id === this.deps.self || reachable(id)).length;
