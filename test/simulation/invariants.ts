@@ -186,6 +186,11 @@ export class InvariantChecker {
   /** committed[i] = hash of the committed prefix up to i; committedTerms[i] = term of committed entry i. */
   private readonly committed: number[] = [HASH_SEED];
   private readonly committedTerms: number[] = [0];
+  /**
+   * commitTerms[i]: the term of the node that first reported i committed, an upper bound of the term in
+   * which i was committed (the leader that committed it reports it in its term; others learn it later).
+   */
+  private readonly commitTerms: number[] = [0];
   /** Identity (term:ident) of the entry applied at each index. */
   private readonly appliedIdent: string[] = [''];
   /** entryIdent() of the entry applied at each index (what SimNode.applied records). */
@@ -316,7 +321,10 @@ export class InvariantChecker {
           this.fail(`leader append-only: ${id} (term ${t.term}) overwrote its log from ${first} (last was ${t.viewLast})`);
         }
       } else {
-        const g = this.commitIndex;
+        // Leader completeness: the entries committed in earlier terms. A vote delayed in the network can still
+        // elect a leader of an old term after a newer one committed more (seed 150020): that one never commits.
+        let g = this.commitIndex;
+        while (g > 0 && this.commitTerms[g] >= t.term) g--;
         if (g > 0 && viewHash(g) !== this.committed[g]) {
           this.fail(`leader completeness: new leader ${id} (term ${t.term}) lacks committed entries up to ${g}`);
         }
@@ -338,6 +346,7 @@ export class InvariantChecker {
         if (h === undefined || term === undefined) this.fail(`${id}: reports commit ${c} but no longer holds entry ${i}`);
         this.committed.push(h);
         this.committedTerms.push(term);
+        this.commitTerms.push(rd.hardState.term);
         this.checkDurableOnQuorum(i, `commit ${c} reported by ${id}`);
         const cc = this.confChanges.size > 0 ? this.confChanges.get(entryKey(i, term)) : undefined;
         if (cc) this.configs.push(nextConfig(this.config, cc, i));
