@@ -106,10 +106,13 @@ describe('Members', () => {
   it('records the addresses in snapshots, and takes from a snapshot only the addresses it lacks', () => {
     const { members } = setup();
     expect(members.snapshotConfState()).toEqual({ voters: ['a', 'b', 'c'], addresses: { a: 'http://a:1', b: 'http://b:1', c: 'http://c:1' } });
-    members.restored({ voters: ['a', 'b', 'e'], addresses: { b: 'http://127.0.0.1:2', e: 'http://e:5', x: 'http://x:1' } });
+    // The core's configuration after the snapshot: a, b, e (c was removed meanwhile, e added).
+    members.apply(entry(7, { type: ConfChangeType.RemoveNode, nodeId: 'c' }));
+    members.apply(entry(8, { type: ConfChangeType.AddNode, nodeId: 'e' }));
+    members.restored({ b: 'http://127.0.0.1:2', e: 'http://e:5', x: 'http://x:1' });
     expect(members.url('b')).toBe('http://b:1');
     expect(members.url('e')).toBe('http://e:5');
-    // c is no member of the snapshot's configuration (removed since), x is no member at all.
+    // c is no member of the configuration (removed), x is no member at all.
     expect(members.url('c')).toBeUndefined();
     expect(members.url('x')).toBeUndefined();
   });

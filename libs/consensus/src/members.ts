@@ -45,14 +45,16 @@ export class Members {
   }
 
   /**
-   * The configuration of a snapshot became the core's (at start, or installed from the leader): forgets the
-   * addresses of nodes it does not name (removed since this node learned them), and takes the ones it
-   * recorded for members this node has none for.
+   * A snapshot's configuration became the core's (at start, or installed from the leader): forgets the
+   * addresses of nodes the core's configuration does not name (removed since this node learned them), and
+   * takes the snapshot's recorded `addresses` of members this node has none for. (A restored backup's
+   * snapshot records the old cluster's members: the core starts from this cluster's, hence the core's.)
    */
-  restored(confState: ConfState): void {
+  restored(addresses: Record<NodeId, string> = {}): void {
+    const confState = this.deps.confState();
     const members = new Set([...confState.voters, ...(confState.learners ?? [])]);
     if (members.size > 0) for (const id of [...this.addresses.keys()]) if (id !== this.deps.self && !members.has(id)) this.addresses.delete(id);
-    for (const [id, url] of Object.entries(confState.addresses ?? {})) {
+    for (const [id, url] of Object.entries(addresses)) {
       if (members.has(id) && !this.addresses.has(id)) this.addresses.set(id, url);
     }
     this.publish();

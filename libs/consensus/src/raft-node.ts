@@ -113,7 +113,7 @@ export class RaftNode {
     const { storage, transport, clock } = this.ports;
     this.appliedIndex = applied;
     this.raw = newRawNode({ ...this.options, members: this.initialVoters }, storage.storage, applied, this.logger);
-    this.directory.restored(storage.storage.snapshot().metadata.confState);
+    this.directory.restored(storage.storage.snapshot().metadata.confState.addresses);
     this.loop = new ReadyLoop(
       this.raw,
       storage,
@@ -373,7 +373,7 @@ export class RaftNode {
     this.snapshots.install(snapshot, (error) => {
       if (!error) {
         this.appliedIndex = snapshot.metadata.index;
-        this.directory.restored(this.ports.storage.storage.snapshot().metadata.confState);
+        this.directory.restored(this.ports.storage.storage.snapshot().metadata.confState.addresses);
         this.requests.reads.applied(this.appliedIndex, this.ports.clock.now());
       }
       done(error);

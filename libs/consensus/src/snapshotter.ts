@@ -141,7 +141,7 @@ export class Snapshotter {
       boot(snapshot.index, snapshot.term);
       // A snapshot restored from a backup records no members: this cluster's are the ones it was started
       // with, and a snapshot sent to a follower must say so.
-      if (snapshot.confState.voters.length === 0) {
+      if (this.deps.storage.storage.initialState().confState.voters.length === 0) {
         this.deps.logger.log(`${this.deps.name}: the snapshot records no members (a restored backup); taking a new snapshot recording them`);
         this.take(snapshot.index, snapshot.term);
       }
