@@ -150,6 +150,23 @@ describe('Raft', () => {
       }
     });
 
+    it('a vote request with a stale term is refused with our term, and the candidate catches up (§5.1)', () => {
+      for (const type of [T.MsgVote, T.MsgPreVote]) {
+        const r = newRaft('1', IDS3);
+        r.becomeFollower(7, None);
+        r.step(msg(type, '2', '1', 3, { index: 0, logTerm: 0 }));
+        const out = takeMsgs(r);
+        expect(out.map((m) => [m.type, m.term, m.reject])).toEqual([[type === T.MsgVote ? T.MsgVoteResp : T.MsgPreVoteResp, 7, true]]);
+      }
+      // Two candidates that never ask each other (a membership change one applied and the other did not)
+      // still meet: the one behind learns the term from the refusal and can then vote for the other.
+      const behind = newRaft('2', IDS3);
+      behind.hup(CampaignType.Election);
+      takeMsgs(behind);
+      behind.step(msg(T.MsgVoteResp, '1', '2', 7, { reject: true }));
+      expect([behind.state, behind.term]).toEqual([StateType.Follower, 7]);
+    });
+
     it('a vote granted in an earlier election does not count in this one', () => {
       const r = newRaft('1', IDS3);
       r.hup(CampaignType.Election);

@@ -432,8 +432,12 @@ export class Raft {
         // A stale leader (e.g. back from a partition) would never learn the new term: with check-quorum or
         // pre-vote we may never campaign against it, so tell it.
         this.send(newMessage(MessageType.MsgAppResp, m.from, this.id, this.term));
-      } else if (m.type === MessageType.MsgPreVote) {
-        const r = newMessage(MessageType.MsgPreVoteResp, m.from, this.id, this.term);
+      } else if (m.type === MessageType.MsgPreVote || m.type === MessageType.MsgVote) {
+        // Refused with our term (§5.1: a reply carries the current term), so that the candidate catches up.
+        // A candidate that does not count this node as a voter never asks it, and would never learn of the
+        // higher term otherwise: without pre-vote, two nodes whose configurations differ (one has applied a
+        // membership change the other has not) could each campaign forever in its own term (seed 57330).
+        const r = newMessage(voteRespMsgType(m.type), m.from, this.id, this.term);
         r.reject = true;
         this.send(r);
       }
