@@ -30,7 +30,7 @@ const MESSAGE_MIN = MESSAGE_FIXED + 2 + 2 + 4;
 const ENTRY_FIXED = 8 + 8 + 1 + 4;
 const KNOWN_FLAGS = 1 | 2 | 4;
 
-/** Longest `from` / `to` accepted, in UTF-8 bytes: a member's id is its advertised URL. */
+/** Longest `from` / `to` accepted, in UTF-8 bytes (a member's id is its NODE_ID: at most 63 characters). */
 export const MAX_NODE_ID_BYTES = 1024;
 
 /** The body of a peer request is not a valid message batch; the message names the problem. */
