@@ -171,7 +171,7 @@ describe('single node: operations endpoints', () => {
     expect(doc.paths['/cluster/status'].get.responses['200'].content['application/json'].schema.$ref).toBe(
       '#/components/schemas/ClusterStatusDto',
     );
-    expect(Object.keys(doc.components.schemas.MemberStatusDto.properties).sort()).toEqual(['error', 'nodeId', 'reachable', 'status', 'url']);
+    expect(Object.keys(doc.components.schemas.MemberStatusDto.properties).sort()).toEqual(['error', 'nodeId', 'reachable', 'role', 'status', 'url']);
     expect(Object.keys(doc.paths['/kv/{key}'])).toEqual(expect.arrayContaining(['get', 'put', 'delete']));
     expect(doc.paths['/kv/{key}'].put.requestBody.content['application/json'].schema.$ref).toBe('#/components/schemas/PutValueDto');
     expect(doc.paths['/kv/{key}'].put.responses['307']).toBeDefined();

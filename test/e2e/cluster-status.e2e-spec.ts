@@ -10,6 +10,7 @@ jest.setTimeout(120_000);
 interface MemberView {
   nodeId: string | null;
   url: string;
+  role: 'voter' | 'learner';
   reachable: boolean;
   status?: { nodeId: string; state: string; term: number; leader: string | null; url: string };
   error?: string;
@@ -33,15 +34,16 @@ async function clusterStatus(node: ClusterNode): Promise<MemberView[]> {
   return answer.body.nodes;
 }
 
-const byUrl = (nodes: ClusterNode[]) => [...nodes].sort((a, b) => a.url.localeCompare(b.url));
+/** The members in the order the view lists them: by NODE_ID (a member is its NODE_ID). */
+const byName = (nodes: ClusterNode[]) => [...nodes].sort((a, b) => a.name.localeCompare(b.name));
 
 describe('GET /cluster/status', () => {
   it("answers on every node with every member's own status, one entry per member", async () => {
-    const members = byUrl(cluster.nodes);
+    const members = byName(cluster.nodes);
     for (const asked of cluster.nodes) {
       const nodes = await clusterStatus(asked);
-      expect(nodes.map((n) => ({ nodeId: n.nodeId, url: n.url, reachable: n.reachable }))).toEqual(
-        members.map((m) => ({ nodeId: m.name, url: m.url, reachable: true })),
+      expect(nodes.map((n) => ({ nodeId: n.nodeId, url: n.url, role: n.role, reachable: n.reachable }))).toEqual(
+        members.map((m) => ({ nodeId: m.name, url: m.url, role: 'voter', reachable: true })),
       );
       for (const n of nodes) {
         expect(n.error).toBeUndefined();
@@ -63,6 +65,7 @@ describe('GET /cluster/status', () => {
       expect(down).toEqual({
         nodeId: victim.name,
         url: victim.url,
+        role: 'voter',
         reachable: false,
         error: expect.stringMatching(/ECONNREFUSED|ECONNRESET|socket hang up/),
       });
