@@ -7,7 +7,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterNode, eventually, freePorts, http } from '../support/local-cluster';
+import { ClusterNode, eventually, freePorts, http, leaderAgreedBy } from '../support/local-cluster';
 
 jest.setTimeout(120_000);
 
@@ -74,19 +74,7 @@ class Nodes {
 /** Waits until every node names one leader, by NODE_ID, in one term; returns it. */
 async function agreedLeader(nodes: Nodes, among: ClusterNode[]): Promise<ClusterNode> {
   return nodes.explained(
-    eventually(
-      'one leader every node names by its NODE_ID',
-      async () => {
-        const statuses = await Promise.all(among.map((n) => n.status().catch(() => undefined)));
-        if (statuses.some((s) => s === undefined)) return undefined;
-        const leaders = statuses.filter((s) => s!.isLeader);
-        if (leaders.length !== 1) return undefined;
-        const leader = leaders[0]!;
-        if (!statuses.every((s) => s!.leader === leader.nodeId && s!.term === leader.term)) return undefined;
-        return among.find((n) => n.name === leader.nodeId);
-      },
-      30_000,
-    ),
+    eventually('one leader every node names by its NODE_ID', () => leaderAgreedBy(among), 30_000),
   );
 }
 

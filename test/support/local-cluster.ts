@@ -152,16 +152,7 @@ export class LocalCluster {
   async waitForLeader(timeoutMs = 15_000, nodes?: ClusterNode[]): Promise<ClusterNode> {
     return this.explained(eventually(
       'a leader that every running node agrees on',
-      async () => {
-        const among = nodes ?? this.nodes.filter((n) => n.running);
-        const statuses = await Promise.all(among.map((n) => n.status().catch(() => undefined)));
-        if (statuses.some((s) => s === undefined)) return undefined;
-        const leaders = statuses.filter((s) => s!.isLeader);
-        if (leaders.length !== 1) return undefined;
-        const leader = leaders[0]!;
-        if (!statuses.every((s) => s!.leader === leader.nodeId && s!.term === leader.term)) return undefined;
-        return among.find((n) => n.name === leader.nodeId);
-      },
+      () => leaderAgreedBy(nodes ?? this.nodes.filter((n) => n.running)),
       timeoutMs,
     ));
   }
@@ -186,4 +177,15 @@ export class LocalCluster {
   logs(): string {
     return this.nodes.map((n) => `----- ${n.name} -----\n${n.logs()}`).join('\n');
   }
+}
+
+/** The leader every node of `among` names (by NODE_ID, in one term), or undefined while they disagree or one is silent. */
+export async function leaderAgreedBy(among: ClusterNode[]): Promise<ClusterNode | undefined> {
+  const statuses = await Promise.all(among.map((n) => n.status().catch(() => undefined)));
+  if (statuses.some((s) => s === undefined)) return undefined;
+  const leaders = statuses.filter((s) => s!.isLeader);
+  if (leaders.length !== 1) return undefined;
+  const leader = leaders[0]!;
+  if (!statuses.every((s) => s!.leader === leader.nodeId && s!.term === leader.term)) return undefined;
+  return among.find((n) => n.name === leader.nodeId);
 }

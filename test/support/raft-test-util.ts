@@ -42,19 +42,33 @@ export function msg(type: MessageType, from: NodeId, to: NodeId, term: number, f
   return { ...newMessage(type, to, from, term), ...fields };
 }
 
-/** A Raft instance for the core's tests: 10/1 ticks, no pre-vote or check-quorum unless `opts` says so. */
+/** The core's test configuration: 10/1 ticks, no pre-vote or check-quorum unless `opts` says so. */
+export function testConfig(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage = new MemoryStorage()): RaftConfig {
+  return {
+    id,
+    peers,
+    storage,
+    electionTick: 10,
+    heartbeatTick: 1,
+    preVote: false,
+    checkQuorum: false,
+    random: seededRandom(id.charCodeAt(0)),
+    ...opts,
+  };
+}
+
+/** A Raft instance for the core's tests (testConfig). */
 export function newRaft(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage = new MemoryStorage()): Raft {
-  return new Raft(
-    resolveConfig({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      preVote: false,
-      checkQuorum: false,
-      random: seededRandom(id.charCodeAt(0)),
-      ...opts,
-    }),
-  );
+  return new Raft(resolveConfig(testConfig(id, peers, opts, storage)));
+}
+
+/** The strict driver for a bare Raft: everything unstable becomes durable (storage + stableTo + onPersisted). */
+export function persistAll(r: Raft): void {
+  const es = r.raftLog.nextUnstableEnts();
+  r.raftLog.unstable.acceptInProgress();
+  if (es.length === 0) return;
+  (r.raftLog.storage as MemoryStorage).append(es);
+  const last = es[es.length - 1];
+  r.raftLog.unstable.stableTo(last.index, last.term);
+  r.onPersisted();
 }

@@ -3,7 +3,7 @@
  * URL is only where it is reached), and admit() refuses whoever is not a member of this node's cluster.
  */
 import { Logger } from '@nestjs/common';
-import { Message, MessageType } from '@app/consensus/core';
+import { Message, MessageType, newMessage } from '@app/consensus/core';
 import { createServer, IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
@@ -21,17 +21,7 @@ const eventually = async (what: string, probe: () => boolean, timeoutMs = 5000) 
   }
 };
 
-const heartbeat = (from: string, to: string, term = 2): Message => ({
-  type: MessageType.MsgHeartbeat,
-  from,
-  to,
-  term,
-  logTerm: 0,
-  index: 0,
-  commit: 0,
-  reject: false,
-  rejectHint: 0,
-});
+const heartbeat = (from: string, to: string, term = 2): Message => newMessage(MessageType.MsgHeartbeat, to, from, term);
 
 /** A node's HTTP side: PeerController's admit-then-serve, recording each stream request's headers. */
 class PeerServer {
@@ -126,7 +116,8 @@ describe('HttpPeerTransport: members by NODE_ID', () => {
   it('closes the stream of a peer no longer listed, and sends it nothing more', async () => {
     const { node1, servers, received } = await trio();
     node1.send([heartbeat('node1', 'node2'), heartbeat('node1', 'node3')]);
-    await eventually('both streams', () => servers.node2.open.size === 1 && servers.node3.open.size === 1);
+    // Both heartbeats delivered (an open stream alone does not mean its first frame has arrived).
+    await eventually('both heartbeats', () => received.node2.length === 1 && received.node3.length === 1);
     node1.setPeers(new Map([['node2', servers.node2.url]]));
     await eventually('the stream to node3 to close', () => servers.node3.open.size === 0);
     node1.send([heartbeat('node1', 'node2', 4), heartbeat('node1', 'node3', 4)]);

@@ -11,5 +11,5 @@ export type { Status, ProgressStatus } from './raw-node';
 export type { RaftConfig, RaftLogger } from './config';
 export { MemoryStorage, SnapshotOutOfDateError } from './memory-storage';
 export { ProposalDroppedError, StepLocalMessageError, ReadyProtocolError, RaftConfigError } from './errors';
-export { canSendBeforePersist } from './message';
+export { canSendBeforePersist, newMessage } from './message';
 export type { ProgressState } from './progress';

@@ -13,7 +13,7 @@ import { ProposalDroppedError, RaftConfigError } from './errors';
 import { MemoryStorage } from './memory-storage';
 import { CampaignType, Raft } from './raft';
 import { RawNode } from './raw-node';
-import { ent, msg, newRaft, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
+import { ent, msg, newRaft, persistAll, seededRandom, takeMsgs, testConfig } from '../../../../test/support/raft-test-util';
 import { ConfChange, ConfChangeType as CC, Entry, EntryType, Message, MessageType as T, NodeId, Snapshot, StateType } from './types';
 
 const add = (nodeId: NodeId, context?: string): ConfChange => ({ type: CC.AddNode, nodeId, context });
@@ -45,17 +45,7 @@ class Cluster {
   }
 
   add(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}, storage = new MemoryStorage()): RawNode {
-    const raw = new RawNode({
-      id,
-      peers,
-      storage,
-      electionTick: 10,
-      heartbeatTick: 1,
-      preVote: false,
-      checkQuorum: false,
-      random: seededRandom(id.charCodeAt(0)),
-      ...opts,
-    });
+    const raw = new RawNode(testConfig(id, peers, opts, storage));
     this.members.set(id, { raw, storage, applied: [] });
     return raw;
   }
@@ -128,16 +118,7 @@ class Cluster {
   }
 }
 
-/** The strict driver for a bare Raft: everything unstable becomes durable. */
-function persist(r: Raft): void {
-  const es = r.raftLog.nextUnstableEnts();
-  r.raftLog.unstable.acceptInProgress();
-  if (es.length === 0) return;
-  (r.raftLog.storage as MemoryStorage).append(es);
-  const last = es[es.length - 1];
-  r.raftLog.unstable.stableTo(last.index, last.term);
-  r.onPersisted();
-}
+const persist = persistAll;
 
 /** A bare Raft made leader by hand (votes assumed), its no-op persisted and its messages dropped. */
 function leader(id: NodeId, peers: NodeId[], opts: Partial<RaftConfig> = {}): Raft {

@@ -8,7 +8,7 @@ import { ProposalDroppedError } from './errors';
 import { MemoryStorage } from './memory-storage';
 import { CAMPAIGN_TRANSFER } from './message';
 import { CampaignType, Raft } from './raft';
-import { ents, it2, msg, newRaft, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
+import { ents, it2, msg, newRaft, persistAll, seededRandom, takeMsgs } from '../../../../test/support/raft-test-util';
 import { Entry, Message, MessageType as T, None, NodeId, StateType } from './types';
 
 const IDS3 = ['1', '2', '3'];
@@ -22,16 +22,7 @@ function raftWithLog(id: NodeId, peers: NodeId[], terms: number[], term = 0, opt
   return newRaft(id, peers, opts, s);
 }
 
-/** The strict driver: everything unstable becomes durable (storage + stableTo + onPersisted). */
-function persist(r: Raft): void {
-  const es = r.raftLog.nextUnstableEnts();
-  r.raftLog.unstable.acceptInProgress();
-  if (es.length === 0) return;
-  (r.raftLog.storage as MemoryStorage).append(es);
-  const last = es[es.length - 1];
-  r.raftLog.unstable.stableTo(last.index, last.term);
-  r.onPersisted();
-}
+const persist = persistAll;
 
 function logTerms(r: Raft): number[] {
   const out: number[] = [];
