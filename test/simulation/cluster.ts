@@ -1248,7 +1248,10 @@ export class Cluster {
         }
       }
       this.runTicks(5);
-      const now = `${this.checker.commitIndex}:${this.ids.map((id) => this.node(id).smApplied).join(',')}`;
+      // Progress: commits, applies, and a lagging follower's log growing (with one tiny MsgApp in flight at a
+      // time it may take thousands of ticks to reach the leader's term, before which nothing commits: long
+      // seed 103523).
+      const now = `${this.checker.commitIndex}:${this.ids.map((id) => `${this.node(id).smApplied}/${this.status(id)?.lastIndex ?? 0}`).join(',')}`;
       if (now !== mark) {
         mark = now;
         progressAt = this.now;
