@@ -11,7 +11,7 @@
  */
 export const REPLACE_MEMBER =
   "replace this member: from a running member, remove it (kvctl member remove <this node's NODE_ID>), then start a " +
-  "node with an empty WAL_DIR and JOIN=<a member's URL> (docs/storage.md, \"Replacing a member whose data is damaged\"); " +
+  "node with a new NODE_ID, an empty WAL_DIR and JOIN=<a member's URL> (docs/storage.md, \"Replacing a member whose data is damaged\"); " +
   'if a majority of the members lost their data, restore a new cluster from a backup instead (kvctl snapshot restore)';
 
 /**
