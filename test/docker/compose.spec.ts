@@ -2,13 +2,15 @@
  * docker-compose.yml, checked without a Docker engine: `docker-compose config` validates and normalizes it
  * (Debian package docker-compose), then the normalized file is checked against what the cluster needs:
  * every node derives the same member set through the node's own configuration loader, data on named
- * volumes, the seed's ports, Prometheus scraping every node, Grafana provisioned with both.
+ * volumes, the seed's ports, Prometheus scraping every node, Grafana provisioned with both; and the two nodes
+ * a user may add (node4, node5), which `up` leaves alone and which join the running cluster.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadNodeConfig } from '@app/config';
 import { hasCommand } from '../support/has-command';
+import { readmeSteps } from '../support/readme-steps';
 import { parseYaml, readYaml } from './yaml';
 
 const ROOT = resolve(__dirname, '../..');
@@ -28,6 +30,7 @@ interface Service {
   image?: string;
   environment?: Record<string, string>;
   ports?: Array<{ published: number | string; target: number }>;
+  profiles?: string[];
   volumes?: Array<string | { type: string; source: string; target: string }>;
   command?: string[];
 }
@@ -57,8 +60,68 @@ describeIf('docker-compose.yml', () => {
     expect(result.status).toBe(0);
   });
 
-  it('defines the seed cluster plus Prometheus and Grafana', () => {
-    expect(Object.keys(config.services).sort()).toEqual(['grafana', 'node1', 'node2', 'node3', 'prometheus']);
+  it('defines the seed cluster plus Prometheus and Grafana, and two more nodes that `up` does not start', () => {
+    const always = Object.keys(config.services).filter((name) => !config.services[name].profiles);
+    expect(always.sort()).toEqual(['grafana', 'node1', 'node2', 'node3', 'prometheus']);
+    const optional = Object.keys(config.services).filter((name) => config.services[name].profiles);
+    expect(optional.sort()).toEqual(['node4', 'node5']);
+    for (const name of optional) expect(config.services[name].profiles).toEqual(['grow']);
+  });
+
+  it('joins node4 and node5 to the running cluster (JOIN, no PEER_URLS), each on its own port and volume', () => {
+    const seedUrls = nodeNames.map((name) => `http://${name}:${config.services[name].environment!.HTTP_PORT}`);
+    const seedToken = loadNodeConfig(config.services.node1.environment ?? {}).clusterToken;
+    const volumes = new Set(nodeNames.map((name) => mounts(config.services[name]).find((m) => m.target === '/data')!.source));
+    for (const [name, port] of [
+      ['node4', 3004],
+      ['node5', 3005],
+    ] as const) {
+      const service = config.services[name];
+      const c = loadNodeConfig(service.environment ?? {});
+      expect({ nodeId: c.nodeId, port: c.httpPort, advertise: c.advertiseUrl, peers: c.peerUrls, learner: c.joinAsLearner }).toEqual({
+        nodeId: name,
+        port,
+        advertise: `http://${name}:${port}`,
+        peers: [],
+        learner: false,
+      });
+      expect(seedUrls).toContain(c.join);
+      expect(c.clusterToken).toBe(seedToken);
+      expect(c.bindHost).toBe('0.0.0.0');
+      expect(resolve(service.build!.context)).toBe(ROOT);
+      expect(service.ports).toEqual([expect.objectContaining({ target: port })]);
+      expect(Number(service.ports![0].published)).toBe(port);
+      const volume = mounts(service).find((m) => m.target === c.walDir)!;
+      expect(Object.keys(config.volumes)).toContain(volume.source);
+      expect(volumes.has(volume.source)).toBe(false);
+      volumes.add(volume.source);
+    }
+    // The member to join through can be changed, for when node1 is the one that failed.
+    const other = compose(['config'], { NODE4_JOIN: 'http://node2:3002' });
+    expect(other.status).toBe(0);
+    expect((parseYaml(other.stdout) as typeof config).services.node4.environment!.JOIN).toBe('http://node2:3002');
+  });
+
+  it("names, in the README's Docker Compose commands, only services, profiles and variables the file has", () => {
+    const yaml = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
+    const profiles = new Set(Object.values(config.services).flatMap((service) => service.profiles ?? []));
+    const commands = readmeSteps(readFileSync(join(ROOT, 'README.md'), 'utf8'), ['Running with Docker Compose'])
+      .flatMap((step) => step.commands)
+      .filter((command) => command.includes('docker-compose '));
+    expect(commands).toEqual(expect.arrayContaining([expect.stringContaining('--profile grow up -d node4')]));
+    for (const command of commands) {
+      const [, assignments, rest] = /^((?:\w+=\S+\s+)*)docker-compose\s+(.*)$/.exec(command) ?? [];
+      expect({ command, parsed: rest !== undefined }).toEqual({ command, parsed: true });
+      for (const name of assignments.trim().split(/\s+/).filter(Boolean).map((a) => a.split('=')[0])) {
+        expect({ command, variable: name, inFile: yaml.includes(`\${${name}:-`) }).toMatchObject({ inFile: true });
+      }
+      const words = rest.split(/\s+/);
+      for (let i = words.indexOf('--profile'); i !== -1; i = words.indexOf('--profile', i + 1)) expect(profiles).toContain(words[i + 1]);
+      const [sub, ...args] = words.filter((w, i) => !w.startsWith('-') && words[i - 1] !== '--profile');
+      // `exec` takes one service, then the command to run in it.
+      const services = sub === 'exec' ? args.slice(0, 1) : args;
+      for (const service of services) expect({ command, service, known: service in config.services }).toMatchObject({ known: true });
+    }
   });
 
   it('builds every node from docker/Dockerfile with the repository as context', () => {

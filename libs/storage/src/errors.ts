@@ -4,6 +4,17 @@
  */
 
 /**
+ * What to do with a member whose data directory cannot be used, in the one-line messages below: it is
+ * replaced through a membership change (docs/storage.md, "Replacing a member whose data is damaged"), never
+ * restored from a backup on its own (it would have forgotten votes and entries it acknowledged); a backup
+ * restores a whole new cluster, for when a majority of members lost their data.
+ */
+export const REPLACE_MEMBER =
+  "replace this member: from a running member, remove it (kvctl member remove <this node's NODE_ID>), then start a " +
+  "node with a new NODE_ID, an empty WAL_DIR and JOIN=<a member's URL> (docs/storage.md, \"Replacing a member whose data is damaged\"); " +
+  'if a majority of the members lost their data, restore a new cluster from a backup instead (kvctl snapshot restore)';
+
+/**
  * The log on disk is damaged somewhere a crash cannot explain (not a torn final write), or is logically
  * inconsistent. Starting anyway could silently drop entries this node acknowledged, so the WAL refuses.
  */
@@ -19,8 +30,7 @@ export class WalCorruptionError extends Error {
     super(
       `write-ahead log corrupted: ${file} at byte offset ${offset}: ${reason}. ` +
         'This is not a torn final write left by a crash, so entries this node acknowledged may be damaged; ' +
-        'the node will not start on it. Keep the directory for inspection and either restore it from a backup ' +
-        'or replace this node (remove it from the cluster and add it back with an empty WAL_DIR). ' +
+        `the node will not start on it. Keep the directory for inspection and ${REPLACE_MEMBER}. ` +
         'Do not delete or truncate the file to make the node start: that silently loses acknowledged entries ' +
         'and can break Raft safety.',
     );

@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { isErrno } from './durable-fs';
-import { SnapshotCorruptionError, SnapshotUnusableError } from './errors';
+import { REPLACE_MEMBER, SnapshotCorruptionError, SnapshotUnusableError } from './errors';
 import { WalMeta } from './meta-file';
 import { copyConfState, readSnapshotFile, SnapshotFileSummary, verifySnapshotFile } from './snapshot-file';
 import { SnapshotFileInfo, SnapshotStore } from './snapshot-store';
@@ -294,9 +294,7 @@ async function chooseSnapshot(wal: Wal, store: SnapshotStore, logger: WalLogger)
         `snapshot file ${path} ${what}, and the write-ahead log in ${wal.dir} no longer holds the entries needed to ` +
           `rebuild the state without it (it holds [${first}, ${last}]; rebuilding from ` +
           `${chosen ? `the older snapshot ${chosen.file.path}` : 'the start'} needs entries from ${base + 1} to ` +
-          `${recordedNewest.index}). The node will not start: restore its data directory from a backup ` +
-          '(kvctl snapshot restore) or replace this member (remove it from the cluster and add it back with an ' +
-          'empty WAL_DIR).',
+          `${recordedNewest.index}). The node will not start: ${REPLACE_MEMBER}.`,
       );
     }
     logger.warn(
