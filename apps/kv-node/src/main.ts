@@ -8,6 +8,7 @@ import { IdentityMismatchError, RaftNodeService } from '@app/consensus';
 import { ConfigError, loadNodeConfig, NodeConfig } from '@app/config';
 import { AppModule } from './app.module';
 import { promoteAfterJoin } from './auto-promote';
+import { installRemovedAnswer } from './removed-node';
 import { installApiAuth } from './api-auth';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
@@ -65,6 +66,8 @@ async function bootstrap(): Promise<void> {
       { logger, abortOnError: false },
     );
     // Before anything reads a body: a client without a valid token is answered at once.
+    const raft = app.get(RaftNodeService);
+    installRemovedAnswer(app.getHttpAdapter().getInstance(), () => raft.isRemoved);
     if (config.apiTokens) installApiAuth(app.getHttpAdapter().getInstance(), config.apiTokens);
     installBodyLimit(app.getHttpAdapter().getInstance(), bodyLimit);
     // After the body limit: it fails the stream the body parser reads.

@@ -325,6 +325,8 @@ describe('ClusterBootstrapService: first start with JOIN', () => {
       nodeId: 'node4',
       initialVoters: ['node1', 'node2', 'node3'],
       addresses: { node1: 'http://10.0.0.1:3001', node2: 'http://10.0.0.2:3002', node4: 'http://10.0.0.4:3004' },
+      // The index of its addition: an earlier removal of a node named node4 is not about this one.
+      joinedAt: 42,
     });
     expect(store.written).toEqual([{ format: 2, ...identity }]);
     expect(peers.requests).toEqual([]);

@@ -166,7 +166,8 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     const addresses: Record<NodeId, string> = {};
     for (const member of answer.members) if (member.url) addresses[member.nodeId] = member.url;
     addresses[nodeId] = answer.member?.nodeId === nodeId && answer.member.url ? answer.member.url : advertiseUrl;
-    return { clusterId: answer.clusterId, nodeId, initialVoters: [...answer.initialVoters], addresses };
+    const joinedAt = Number.isSafeInteger(answer.index) && answer.index > 0 ? answer.index : undefined;
+    return { clusterId: answer.clusterId, nodeId, initialVoters: [...answer.initialVoters], addresses, ...(joinedAt ? { joinedAt } : {}) };
   }
 
   private async discover(): Promise<ClusterIdentity> {

@@ -208,8 +208,9 @@ export class PeerStream {
     this.backoffTimer = setTimeout(() => {
       this.backoffTimer = undefined;
       if (this.state !== 'backoff') return;
-      this.state = 'idle';
-      if (this.queue.length > 0) this.connect();
+      // Reconnect even with nothing to send: an idle node (a learner sends nothing of its own) must still
+      // hear a refusal, the 410 that tells a removed node what it missed.
+      this.connect();
     }, delay);
   }
 }

@@ -77,6 +77,11 @@ describe('recordIdentity and readIdentity', () => {
     const store = new FakeMetaStore();
     await recordIdentity(store, identity);
     expect(readIdentity(store.meta!, 'node1', 'http://localhost:3001')).toEqual(identity);
+    // A node that joined also keeps the index of its addition.
+    const joined = new FakeMetaStore();
+    await recordIdentity(joined, { ...identity, joinedAt: 17 });
+    expect(readIdentity(joined.meta!, 'node1', 'http://localhost:3001')).toEqual({ ...identity, joinedAt: 17 });
+    expect(refusal({ ...recorded, joinedAt: 0 })).toMatch(/joinedAt is not an index/);
   });
 
   it("replaces this node's own address with the one it advertises now, and keeps the others", () => {

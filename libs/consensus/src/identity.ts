@@ -30,6 +30,8 @@ export type IdentityMeta = {
   addresses: Record<NodeId, string>;
   /** Set when this node was removed from the cluster: the directory must not be started again. */
   removed?: true;
+  /** ClusterIdentity.joinedAt: the index of the entry that added a node that joined. */
+  joinedAt?: number;
 };
 
 type MetaStore = Pick<RaftStorage, 'meta' | 'setMeta'>;
@@ -55,6 +57,7 @@ export function identityMeta(identity: ClusterIdentity): IdentityMeta {
     clusterId: identity.clusterId,
     initialVoters: [...identity.initialVoters],
     addresses: { ...identity.addresses },
+    ...(identity.joinedAt !== undefined ? { joinedAt: identity.joinedAt } : {}),
   };
 }
 
@@ -120,6 +123,7 @@ export function readIdentity(meta: Record<string, unknown>, nodeId: NodeId, adve
     nodeId,
     initialVoters: [...record.initialVoters],
     addresses: { ...record.addresses, [nodeId]: advertiseUrl },
+    ...(record.joinedAt !== undefined ? { joinedAt: record.joinedAt } : {}),
   };
 }
 
@@ -135,5 +139,6 @@ function recordProblem(meta: Record<string, unknown>): string | undefined {
   if (typeof addresses !== 'object' || addresses === null || Array.isArray(addresses)) return 'no addresses';
   if (!Object.values(addresses).every(isId)) return 'an address is not a URL';
   if (meta.removed !== undefined && meta.removed !== true) return 'removed is not true';
+  if (meta.joinedAt !== undefined && !(Number.isSafeInteger(meta.joinedAt) && (meta.joinedAt as number) > 0)) return 'joinedAt is not an index';
   return undefined;
 }

@@ -96,6 +96,16 @@ describe('Members', () => {
     expect(removed).toEqual([1]);
   });
 
+  it('a node that joined ignores the removal of an earlier member of its name (before its own addition)', () => {
+    const { members, removed } = setup();
+    members.useIdentity({ addresses: {}, joinedAt: 9 });
+    members.apply(entry(6, { type: ConfChangeType.RemoveNode, nodeId: 'a' }));
+    members.apply(entry(9, { type: ConfChangeType.AddLearnerNode, nodeId: 'a', context: 'http://a:2' }));
+    expect(removed).toEqual([]);
+    members.apply(entry(12, { type: ConfChangeType.RemoveNode, nodeId: 'a' }));
+    expect(removed).toEqual([1]);
+  });
+
   it('skips an undecodable change without touching the configuration', () => {
     const { members, published } = setup();
     members.publish();

@@ -39,9 +39,13 @@ export class Members {
 
   constructor(private readonly deps: MembersDeps) {}
 
-  /** The identity the node starts with: the addresses it knows. */
-  useIdentity(identity: Pick<ClusterIdentity, 'addresses'>): void {
+  /** Entries up to this index that remove this node's NODE_ID concern an earlier member of that name. */
+  private joinedAt = 0;
+
+  /** The identity the node starts with: the addresses it knows, and where it joined. */
+  useIdentity(identity: Pick<ClusterIdentity, 'addresses' | 'joinedAt'>): void {
     for (const [id, url] of Object.entries(identity.addresses)) this.addresses.set(id, url);
+    this.joinedAt = identity.joinedAt ?? 0;
   }
 
   /**
@@ -105,7 +109,8 @@ export class Members {
     else this.removed.delete(cc.nodeId); // added back (a removed node's NODE_ID may join again, with new data)
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
-    if (gone && cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.deps.self) this.deps.onRemoved();
+    // (A node that joined replays the removal of an earlier member of its name, then its own addition.)
+    if (gone && cc.type === ConfChangeType.RemoveNode && cc.nodeId === this.deps.self && entry.index > this.joinedAt) this.deps.onRemoved();
     return !isMember(before, cc.nodeId) && !gone;
   }
 

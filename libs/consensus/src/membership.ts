@@ -68,6 +68,11 @@ export interface ClusterIdentity {
   initialVoters: NodeId[];
   /** Where this node reaches each member it knows at start (its own URL included). */
   addresses: Record<NodeId, string>;
+  /**
+   * For a node that joined (JOIN): the index of the entry that added it. Entries before it that remove its
+   * NODE_ID concern an earlier member of that name (removed, then added back with new data): not this node.
+   */
+  joinedAt?: number;
 }
 
 export const CLUSTER_BOOTSTRAP = Symbol('CLUSTER_BOOTSTRAP');

@@ -253,6 +253,11 @@ export class RaftNode {
     return this.directory.view(this.raftStatus(), this.lastContact, this.ports.clock.now());
   }
 
+  /** Whether this node was removed from the cluster (it answers nothing but 410 from then on). */
+  get isRemoved(): boolean {
+    return this.removed;
+  }
+
   /** Set once the node stopped on an error it cannot go on from; readiness reports it. */
   get failure(): Error | undefined {
     return this.failed;
