@@ -552,6 +552,12 @@ describe('a node joining with empty peers', () => {
     joining.step(msg(T.MsgSnap, '1', '4', 1, { snapshot: snap }));
     expect(joining.raftLog.lastIndex()).toBe(5);
     expect(joining.confState()).toEqual({ voters: ['1', '2'], learners: ['3'] });
+    // Still joining (its configuration, from that snapshot, does not name it): a newer snapshot that predates
+    // its admission too is taken as well (the log it needs may be compacted: seed 444428 waited forever).
+    const newer: Snapshot = { metadata: { index: 9, term: 1, confState: { voters: ['1', '2', '3'] } }, data: bytes('') };
+    joining.step(msg(T.MsgSnap, '1', '4', 1, { snapshot: newer }));
+    expect(joining.raftLog.lastIndex()).toBe(9);
+    expect(joining.confState()).toEqual({ voters: ['1', '2', '3'] });
   });
 });
 

@@ -642,9 +642,11 @@ export class Raft {
       return false;
     }
     const member = confState.voters.includes(this.id) || (confState.learners ?? []).includes(this.id);
-    if (!member && !this.trk.isEmpty()) {
-      // A configuration without us: installing it would leave this node in a cluster it is not part of.
-      // A joining node (no configuration yet) takes it: the ConfChange adding it follows in the log.
+    if (!member && this.trk.isMember(this.id)) {
+      // A configuration without us: installing it would leave this node, a member, in a cluster it is not
+      // part of. A node still joining (no configuration yet, or one from an earlier snapshot that predates
+      // its admission too) takes it: the ConfChange adding it follows in the log (seed 444428: a joining
+      // node that had installed one such snapshot refused the next, and the cluster waited for it forever).
       this.cfg.logger.warn(`${this.id} ignored snapshot [index: ${index}, term: ${term}] from ${from}: not in its configuration`);
       return false;
     }
