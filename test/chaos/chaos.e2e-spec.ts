@@ -43,6 +43,9 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
   // Every applicable fault kind was injected at least once.
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);
   expect(result.report.check!.verdict).toBe('linearizable');
+  // The partitions stopped real traffic (connections silenced by the proxies, packets dropped by iptables;
+  // undefined only with blackhole routes): a network that no longer tells senders apart cuts nothing.
+  expect(result.report.cutTraffic).not.toEqual(expect.objectContaining({ count: 0 }));
   // The nodes run with small snapshot settings (CHAOS_SNAPSHOTS): they took snapshots, and at least one
   // follower that fell behind a compacted log caught up by InstallSnapshot during the faults.
   const { taken, installed } = result.report.snapshots!;

@@ -243,6 +243,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const foreign = c.signal !== null && c.signal !== 'SIGKILL' ? `; the harness never sends ${c.signal}: another process on this machine did` : '';
     problems.push(`${c.node} exited on its own at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}${foreign})`);
   }
+  // A network that could not tell some peer connections apart did not cut them: the partitions were not real.
+  for (const p of net?.problems() ?? []) problems.push(p);
   const unexpected = clients?.unexpected ?? [];
   if (unexpected.length > 0) problems.push(`${unexpected.length} answers the API does not allow (first: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)})`);
   const ops = countOps(history);
@@ -267,6 +269,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients,
     keys,
     network: net?.describe() ?? 'none',
+    cutTraffic: net?.cutTraffic(),
     build: build && { hash: build.hash, builtAt: build.builtAt, source: build.source, commit: build.commit, dirty: build.dirty },
     faultsEnabled: [...faults],
     timings: { totalMs: performance.now() - t0, loadMs, convergeMs, checkMs: check.elapsedMs },

@@ -184,7 +184,7 @@ describe('final-state checks', () => {
 
 /**
  * Which links between the probe servers work right now: each server is asked to send a peer request (with
- * the `x-raft-from` header, as the nodes' transport does) to each other one.
+ * the `x-raft-from` header carrying its NODE_ID, as the nodes' transport does) to each other one.
  */
 async function linkMatrix(net: ClusterNet): Promise<string[]> {
   const n = net.endpoints.length;
@@ -220,7 +220,7 @@ http.createServer(async (req, res) => {
 
 async function startServers(net: ClusterNet): Promise<ChildProcess[]> {
   const servers = net.endpoints.map((e, i) => {
-    const { file, args } = net.wrap(i, [process.execPath, '-e', PEER_SERVER, e.bindHost, String(e.httpPort), e.url]);
+    const { file, args } = net.wrap(i, [process.execPath, '-e', PEER_SERVER, e.bindHost, String(e.httpPort), e.name]);
     return spawn(file, args, { stdio: 'ignore' });
   });
   await eventually('the probe servers', async () => {
@@ -257,6 +257,18 @@ describe.each(['proxy', 'netns'] as const)('the %s network', (kind) => {
     expect(await linkMatrix(net)).toEqual(['1>2', '2>1']);
     await net.setCuts([]);
     expect(await linkMatrix(net)).toEqual(all);
+    // Every probe connection was told apart by its sender's NODE_ID, and the cuts stopped some traffic
+    // (undefined: blackhole routes, which count nothing).
+    expect(net.problems()).toEqual([]);
+    expect(net.cutTraffic()).not.toEqual(expect.objectContaining({ count: 0 }));
+  });
+
+  (skip ? it.skip : it)('reports peer connections whose sender it cannot tell apart (no cut could apply to them)', async () => {
+    // A sender named by its URL, as peers once were: the proxies know nodes by NODE_ID only.
+    const sender = net.endpoints[0].url;
+    const r = await fetch(`${net.endpoints[1].url}/raft/messages`, { method: 'POST', headers: { 'x-raft-from': sender }, body: 'x' });
+    expect(r.status).toBe(204);
+    expect(net.problems()).toEqual(kind === 'proxy' ? [expect.stringContaining(`x-raft-from: ${sender}`)] : []);
   });
 });
 

@@ -22,6 +22,8 @@ export interface ChaosReport {
   clients: number;
   keys: string[];
   network: string;
+  /** What the cuts stopped: connections silenced (proxies) or packets dropped (iptables). */
+  cutTraffic?: { count: number; unit: string };
   /**
    * The code the nodes ran: a hash of the build's .js files (test/chaos/cluster.ts buildHash), when it was
    * built, HEAD when the run started and the node's source files that differed from HEAD then.
@@ -72,7 +74,7 @@ export function formatReport(r: ChaosReport): string {
       .join(', ');
   const lines = [
     `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
-    `  network:     ${r.network}`,
+    `  network:     ${r.network}${r.cutTraffic ? `; cuts: ${r.cutTraffic.count} ${r.cutTraffic.unit}` : ''}`,
     `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}` + (r.build.commit === 'n/a' ? ` (${r.build.source})` : `; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}`) : 'none'}`,
     `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
     `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +
