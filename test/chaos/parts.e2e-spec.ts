@@ -83,10 +83,38 @@ describe('nemesis plans', () => {
     }
   });
 
-  it('leaves out the ring on 3 nodes and refuses unknown faults', () => {
+  it('leaves out the ring on 3 nodes and membership below 3, and refuses unknown faults', () => {
     expect(applicableFaults(FAULT_KINDS, 3)).not.toContain('ring');
+    expect(applicableFaults(FAULT_KINDS, 3)).toContain('membership');
+    expect(applicableFaults(FAULT_KINDS, 2)).not.toContain('membership');
     expect(parseFaults('kill,partition')).toEqual(['kill', 'isolate', 'split', 'bridge', 'ring']);
+    expect(parseFaults('all')).toContain('membership');
+    expect(parseFaults('membership,pause')).toEqual(['pause', 'membership']);
     expect(() => parseFaults('kill,meteor')).toThrow(/unknown fault 'meteor'/);
+  });
+
+  it.each([3, 5])('takes one member out per membership round, the leader half the time, with a partition half the time (%i nodes)', (n) => {
+    const rng = new Rng(n * 11);
+    const kinds = applicableFaults(FAULT_KINDS, n);
+    const seen: Record<string, number> = {};
+    for (let round = 0; round < 400; round++) {
+      const leader = round % 7 === 0 ? undefined : round % n;
+      const [change, ...others] = planRound(rng, 'membership', kinds, n, leader);
+      expect(change.nodes).toHaveLength(1);
+      expect(change.cuts).toEqual([]);
+      if (change.target === 'leader') expect(change.nodes).toEqual([leader]);
+      else expect(change.nodes).not.toEqual([leader]);
+      expect(change.target).toEqual(leader === undefined ? 'random' : expect.stringMatching(/^(leader|follower)$/));
+      // At most one more fault, and only a partition: never a second node down while one is out.
+      expect(others.length).toBeLessThanOrEqual(1);
+      for (const p of others) expect(['isolate', 'split', 'bridge', 'ring']).toContain(p.kind);
+      if (n < 5) expect(others.map((p) => p.kind)).not.toContain('ring');
+      seen[change.target] = (seen[change.target] ?? 0) + 1;
+      seen[others.length > 0 ? 'with partition' : 'alone'] = (seen[others.length > 0 ? 'with partition' : 'alone'] ?? 0) + 1;
+    }
+    for (const k of ['leader', 'follower', 'with partition', 'alone']) expect(seen[k]).toBeGreaterThan(100);
+    // Without partition kinds enabled, a membership change comes alone.
+    expect(planRound(rng, 'membership', ['kill', 'membership'], n, 0)).toHaveLength(1);
   });
 });
 
