@@ -64,6 +64,22 @@ export interface JoinRefusal {
 }
 
 /**
+ * What an exit the harness did not cause means, given the node's phase and its last lines: a node being
+ * removed that exits 0 has applied its removal (`removed`); a joining node that exits 1 saying it cannot
+ * join was refused or never answered (`join refused`, with its reason); anything else is a crash.
+ */
+export function classifyExit(
+  phase: MemberPhase,
+  exit: Pick<NodeExit, 'code' | 'signal'>,
+  tail: string,
+): { kind: 'removed' } | { kind: 'join refused'; reason: string } | { kind: 'crash' } {
+  if (phase === 'removing' && exit.code === 0 && exit.signal === null) return { kind: 'removed' };
+  const refusal = /cannot start: (cannot join the cluster of .*)/.exec(tail)?.[1];
+  if (phase === 'joining' && exit.code === 1 && exit.signal === null && refusal) return { kind: 'join refused', reason: refusal };
+  return { kind: 'crash' };
+}
+
+/**
  * One node of a chaos run: a NodeProcess that writes its output to `<runDir>/<name>.log` (every
  * incarnation, each start marked by a `<label>: start #n` line) and runs inside its network's wrapper.
  * A node re-added by the membership nemesis is a new ChaosNode on the same endpoint and log file, with a
@@ -242,17 +258,15 @@ export class ChaosCluster {
   private exited(node: ChaosNode, exit: NodeExit): void {
     const at = this.options.now();
     const tail = node.tail(30);
-    if (node.phase === 'removing' && exit.code === 0 && exit.signal === null) {
+    const end = classifyExit(node.phase, exit, tail);
+    if (end.kind === 'removed') {
       node.phase = 'removed';
       this.removedExits.push({ node: node.name, at });
-      return;
+    } else if (end.kind === 'join refused') {
+      this.joinRefusals.push({ node: node.name, at, reason: end.reason });
+    } else {
+      this.crashes.push({ node: node.name, at, code: exit.code, signal: exit.signal, tail });
     }
-    const refusal = /cannot start: (cannot join the cluster of .*)/.exec(tail)?.[1];
-    if (node.phase === 'joining' && exit.code === 1 && refusal) {
-      this.joinRefusals.push({ node: node.name, at, reason: refusal });
-      return;
-    }
-    this.crashes.push({ node: node.name, at, code: exit.code, signal: exit.signal, tail });
   }
 
   /**

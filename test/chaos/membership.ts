@@ -24,6 +24,7 @@
  */
 import { sleep } from '../support/local-cluster';
 import { ChaosCluster, ChaosNode, MemberPhase } from './cluster';
+import { NodeEndpoint } from './cluster-net';
 
 /** What one change took, on the harness clock (ms since the run started). */
 export interface MembershipChange {
@@ -70,13 +71,19 @@ export const MEMBERSHIP_DEADLINES: MembershipDeadlines = { remove: 60_000, exit:
 /** A refused join is retried with a new process this many times at most. */
 const MAX_JOIN_ATTEMPTS = 5;
 
-type AdminAnswer = { status: number; body: any; url: string } | { error: string };
+export type AdminAnswer = { status: number; body: any; url: string } | { error: string };
 
 /**
  * One admin request to node `i` (its client URL), following 307 to the leader (the Location's node, reached
- * at its client URL) with the token sent again at every hop.
+ * at its client URL) with the token sent again at every hop. Never throws: no answer is `{ error }`.
  */
-export async function adminRequest(cluster: ChaosCluster, i: number, method: string, path: string, timeoutMs: number): Promise<AdminAnswer> {
+export async function adminRequest(
+  cluster: { readonly token: string; readonly options: { readonly net: { readonly endpoints: readonly NodeEndpoint[] } } },
+  i: number,
+  method: string,
+  path: string,
+  timeoutMs: number,
+): Promise<AdminAnswer> {
   const endpoints = cluster.options.net.endpoints;
   let url = `${endpoints[i].clientUrl}${path}`;
   const deadline = Date.now() + timeoutMs;

@@ -1,8 +1,11 @@
 /**
- * The chaos harness's parts, each on its own: the nemesis's plans, the final-state checks, and the two
+ * The chaos harness's parts, each on its own: the nemesis's plans, the membership plumbing (exits, admin
+ * redirects, client answers), the final-state checks, and the two
  * networks (namespaces and proxies) cutting and healing links between real processes. Seconds, no cluster.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { AddressInfo } from 'node:net';
+import { createServer, Server } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +13,11 @@ import { HistoryOp } from '../linearizability/history';
 import { Rng } from '../simulation/rng';
 import { eventually, sleep } from '../support/local-cluster';
 import { findDivergence, findLostWrites, possibleFinalValues } from './checks';
+import { ClientPool } from './clients';
+import { classifyExit } from './cluster';
 import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
 import { run, runSync } from './exec';
+import { adminRequest } from './membership';
 import { applicableFaults, FAULT_KINDS, FaultCycle, parseFaults, planRound } from './nemesis';
 import { CHAOS_SNAPSHOTS, countSnapshots, formatSnapshotCounts } from './snapshots';
 
@@ -115,6 +121,99 @@ describe('nemesis plans', () => {
     for (const k of ['leader', 'follower', 'with partition', 'alone']) expect(seen[k]).toBeGreaterThan(100);
     // Without partition kinds enabled, a membership change comes alone.
     expect(planRound(rng, 'membership', ['kill', 'membership'], n, 0)).toHaveLength(1);
+  });
+});
+
+describe('membership plumbing', () => {
+  it('tells a removed node\'s exit and a refused join from a crash', () => {
+    const refused = 'node2: cannot start: cannot join the cluster of http://10.1.1.1:7000 (JOIN): join refused by http://10.1.1.1:7000: HTTP 409: another membership change is in progress';
+    const clean = { code: 0, signal: null };
+    const failed = { code: 1, signal: null };
+    expect(classifyExit('removing', clean, 'node2: removed from the cluster; exiting')).toEqual({ kind: 'removed' });
+    expect(classifyExit('joining', failed, `...\n${refused}\n`)).toEqual({ kind: 'join refused', reason: expect.stringMatching(/^cannot join the cluster of .* 409: another membership change/) });
+    // The same ends in another phase, or another end in these phases, are crashes.
+    expect(classifyExit('member', clean, '')).toEqual({ kind: 'crash' });
+    expect(classifyExit('joining', clean, refused)).toEqual({ kind: 'crash' });
+    expect(classifyExit('member', failed, refused)).toEqual({ kind: 'crash' });
+    expect(classifyExit('joining', failed, 'node2: failed to start: TypeError: x is undefined')).toEqual({ kind: 'crash' });
+    expect(classifyExit('removing', { code: null, signal: 'SIGSEGV' }, '')).toEqual({ kind: 'crash' });
+    expect(classifyExit('removing', failed, '')).toEqual({ kind: 'crash' });
+  });
+
+  it('follows 307 to the leader at its client URL, sending the token at every hop', async () => {
+    const seen: string[] = [];
+    const servers = await Promise.all(
+      [0, 1].map(
+        (i) =>
+          new Promise<Server>((ready) => {
+            const server = createServer((req, res) => {
+              seen.push(`${i} ${req.method} ${req.url} ${req.headers.authorization}`);
+              if (i === 0) {
+                // A follower names the leader by its advertised URL, which is not where the harness reaches it.
+                res.writeHead(307, { location: `http://advertised-leader.invalid:7000${req.url}` }).end('{"error":"Not leader"}');
+              } else if (req.url === '/nowhere') {
+                res.writeHead(307, { location: '/nowhere' }).end();
+              } else {
+                res.writeHead(200, { 'content-type': 'application/json' }).end('{"index":7}');
+              }
+            });
+            server.listen(0, '127.0.0.1', () => ready(server));
+          }),
+      ),
+    );
+    try {
+      const port = (i: number) => (servers[i].address() as AddressInfo).port;
+      const endpoints = [0, 1].map((i) => ({
+        name: `node${i + 1}`,
+        bindHost: '127.0.0.1',
+        httpPort: port(i),
+        url: i === 1 ? 'http://advertised-leader.invalid:7000' : `http://127.0.0.1:${port(i)}`,
+        clientUrl: `http://127.0.0.1:${port(i)}`,
+      }));
+      const cluster = { token: 't0ken', options: { net: { endpoints } } };
+      expect(await adminRequest(cluster, 0, 'DELETE', '/cluster/members/node3', 2000)).toEqual({ status: 200, body: { index: 7 }, url: `${endpoints[1].clientUrl}/cluster/members/node3` });
+      expect(seen).toEqual(['0 DELETE /cluster/members/node3 Bearer t0ken', '1 DELETE /cluster/members/node3 Bearer t0ken']);
+      // A Location that is no absolute URL (a leader whose address the node does not know) is no answer.
+      expect(await adminRequest(cluster, 1, 'GET', '/nowhere', 2000)).toEqual({ error: expect.stringContaining('307 to "/nowhere"') });
+    } finally {
+      for (const server of servers) server.close();
+    }
+  });
+});
+
+describe('client answers around membership changes', () => {
+  it('counts a removed node\'s 410 as failed, and a redirect to nowhere as an answer the API does not allow', async () => {
+    const answers: Record<string, [number, Record<string, string>, string]> = {
+      '/kv/gone': [410, {}, '{"error":"Removed from the cluster","outcome":"failed"}'],
+      '/kv/nowhere': [307, { location: '/kv/nowhere' }, '{"error":"Not leader","leader":"node1","leaderUrl":""}'],
+    };
+    const server = await new Promise<Server>((ready) => {
+      const s = createServer((req, res) => {
+        const [status, headers, body] = answers[req.url!];
+        res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
+      });
+      s.listen(0, '127.0.0.1', () => ready(s));
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const recorded: HistoryOp[] = [];
+      const pool = new ClientPool({
+        clients: 1,
+        keys: ['k'],
+        endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
+        timeoutMs: [2000, 2000],
+        rng: new Rng(1),
+        now: () => 0,
+        record: (op) => recorded.push(op),
+      });
+      expect(await pool.read('t', 'gone', 0)).toMatchObject({ outcome: 'fail' });
+      expect(pool.unexpected).toEqual([]);
+      expect(await pool.read('t', 'nowhere', 0)).toMatchObject({ outcome: 'fail' });
+      expect(pool.unexpected).toEqual([expect.objectContaining({ status: 307 })]);
+      expect(recorded).toHaveLength(2);
+    } finally {
+      server.close();
+    }
   });
 });
 
