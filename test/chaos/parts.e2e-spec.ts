@@ -1,7 +1,7 @@
 /**
  * The chaos harness's parts, each on its own: the nemesis's plans, the membership plumbing (exits, admin
- * redirects, client answers), the final-state checks, and the two
- * networks (namespaces and proxies) cutting and healing links between real processes. Seconds, no cluster.
+ * redirects, client answers), the final-state checks, and the two networks (namespaces and proxies)
+ * cutting and healing links between real processes. Seconds, no cluster.
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { AddressInfo } from 'node:net';
