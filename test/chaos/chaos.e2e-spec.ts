@@ -3,8 +3,11 @@
  * cluster in network namespaces (proxies where namespaces are unavailable), each under every fault kind for
  * about 35 s with concurrent clients, then healed, converged and checked for linearizability. The nodes
  * snapshot every 50 entries in 4 KiB WAL segments (CHAOS_SNAPSHOTS), so followers that fall behind catch
- * up by InstallSnapshot during the faults: each run must have installed at least one. About a minute each. The seed is random and printed (set CHAOS_SEED to replay one); a failure prints the report
- * and keeps the run directory (history, faults, node logs, data). Long runs: `npm run chaos` (docs/chaos.md).
+ * up by InstallSnapshot during the faults: each run must have installed at least one. Every kind includes
+ * a membership change (a member taken out and re-added under its NODE_ID through JOIN). About a minute
+ * each. The seed is random and printed (set CHAOS_SEED to replay one; CHAOS_BUILD runs another build); a
+ * failure prints the report and keeps the run directory (history, faults, node logs, data). Long runs:
+ * `npm run chaos` (docs/chaos.md).
  */
 import { randomInt } from 'node:crypto';
 import { runChaos } from './harness';
@@ -12,6 +15,8 @@ import { applicableFaults, FAULT_KINDS } from './nemesis';
 import { formatReport } from './report';
 
 const seed = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : randomInt(0x7fffffff);
+/** CHAOS_BUILD=<a dist/apps/kv-node directory>: run another build (a fix, a mutant) instead of dist/. */
+const build = process.env.CHAOS_BUILD || undefined;
 const DURATION_S = 35;
 
 /** Seed, run directory and the report's summary on stdout; the per-fault lines stay in faults.jsonl. */
@@ -33,16 +38,22 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
     minRounds: applicableFaults(FAULT_KINDS, nodes).length,
     recoveryS: 2,
     checkBudgetMs: 60_000,
-    command: `CHAOS_SEED=${seed} npx jest --selectProjects e2e --runTestsByPath test/chaos/chaos.e2e-spec.ts`,
+    build,
+    command: `CHAOS_SEED=${seed}${build ? ` CHAOS_BUILD=${build}` : ''} npx jest --selectProjects e2e --runTestsByPath test/chaos/chaos.e2e-spec.ts`,
     log,
   });
   const summary = formatReport(result.report);
   const lines = summary.split('\n');
   process.stdout.write(lines.slice(0, lines.findIndex((l) => l.startsWith('  checker:')) + 1).join('\n') + '\n');
   if (!result.ok) throw new Error(`chaos run failed (replay: CHAOS_SEED=${seed}):\n${summary}`);
-  // Every applicable fault kind was injected at least once.
+  // Every applicable fault kind was injected at least once, and every membership change went the whole way
+  // (out, exited, a voter again).
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);
+  for (const c of result.report.membership!.changes) expect({ seed, ...c }).toMatchObject({ seed, voterAt: expect.any(Number) });
   expect(result.report.check!.verdict).toBe('linearizable');
+  // The partitions stopped real traffic (connections silenced by the proxies, packets dropped by iptables;
+  // undefined only with blackhole routes): a network that no longer tells senders apart cuts nothing.
+  expect(result.report.cutTraffic).not.toEqual(expect.objectContaining({ count: 0 }));
   // The nodes run with small snapshot settings (CHAOS_SNAPSHOTS): they took snapshots, and at least one
   // follower that fell behind a compacted log caught up by InstallSnapshot during the faults.
   const { taken, installed } = result.report.snapshots!;
@@ -50,11 +61,11 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
 }
 
 describe(`chaos (seed ${seed})`, () => {
-  it('3 nodes behind TCP proxies stay linearizable under kills, pauses and partitions', async () => {
+  it('3 nodes behind TCP proxies stay linearizable under kills, pauses, partitions and membership changes', async () => {
     await expectGreenRun(3, 10, 5, 'proxy');
   }, 240_000);
 
-  it('5 nodes in network namespaces stay linearizable under kills, pauses and partitions', async () => {
+  it('5 nodes in network namespaces stay linearizable under kills, pauses, partitions and membership changes', async () => {
     await expectGreenRun(5, 15, 8, 'auto');
   }, 240_000);
 });

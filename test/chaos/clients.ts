@@ -8,6 +8,8 @@
  * - 307: `fail` (nothing was proposed); the client goes to the leader the redirect names.
  * - 503 with `outcome: "failed"`: `fail`. A write's 503 with `outcome: "unknown"`: `unknown`. Every 503
  *   read: `fail` (nothing was read).
+ * - 410 "Removed from the cluster" (a node the membership nemesis took out, in its last moments; a write's
+ *   with `outcome: "failed"`): `fail`, nothing was proposed.
  * - Connection refused: `fail` (the request never arrived). A timeout, a reset, anything else: `unknown`
  *   for writes (it may have arrived); a read that got no answer is `unknown` (dropped by the checker).
  * - Any other answer (400, 500, ...) is `unknown` for a write and is also reported as unexpected: the
@@ -178,10 +180,13 @@ export class ClientPool {
       op.result = { found: body.existed };
     } else if (status === 307) {
       op.outcome = 'fail';
-      const location = answer.location ? new URL(answer.location).origin : undefined;
+      // A Location that is no absolute URL (a leader whose address the node does not know) leads nowhere.
+      const location = answer.location && URL.canParse(answer.location) ? new URL(answer.location).origin : undefined;
       const to = this.options.endpoints.findIndex((e) => new URL(e.url).origin === location);
       if (to >= 0) return to;
       this.unexpected.push({ op, status, body });
+    } else if (status === 410 && body?.error === 'Removed from the cluster' && (!write || body?.outcome === 'failed')) {
+      op.outcome = 'fail';
     } else if (status === 503 && (!write || body?.outcome === 'failed')) {
       op.outcome = 'fail';
     } else if (status === 503 && body?.outcome === 'unknown') {

@@ -8,8 +8,9 @@
  *   out, as on a real network. Client traffic comes from the bridge's address and is never cut.
  * - ProxyNet (anywhere): every node listens on a loopback port and advertises a proxy port; every peer
  *   request goes through the receiver's proxy, which tells senders apart by the `x-raft-from` header of the
- *   connection's first request. A cut link's connections are held open but go silent (nothing forwarded,
- *   nothing answered). Clients talk to the nodes' own ports, never through a proxy.
+ *   connection's first request (the sender's NODE_ID, libs/cluster-rpc/src/peer-protocol.ts). A cut link's
+ *   connections are held open but go silent (nothing forwarded, nothing answered). Clients talk to the
+ *   nodes' own ports, never through a proxy.
  *
  * Names carry the creating process's pid (`rkc-<pid36>-<run36>`), so that a later run can sweep what a
  * crashed run left behind (sweepStaleNetworks) without touching a live run's namespaces.
@@ -21,6 +22,7 @@ import { registerCleanup } from './cleanup';
 import { available, processAlive, run, runSync } from './exec';
 
 export interface NodeEndpoint {
+  /** NODE_ID: what the node announces to its peers (`x-raft-from`). */
   name: string;
   /** BIND_HOST and HTTP_PORT of the node process. */
   bindHost: string;
@@ -45,6 +47,17 @@ export interface ClusterNet {
    * works. `setCuts([])` heals everything.
    */
   setCuts(pairs: ReadonlyArray<readonly [number, number]>): Promise<void>;
+  /**
+   * What kept the network from cutting what it was asked to, so far: a run with any of these did not test
+   * the partitions it claims (the proxies met peer connections from a sender they do not know).
+   */
+  problems(): string[];
+  /**
+   * The traffic the cuts stopped so far, for the report and as proof that partitions cut something:
+   * connections silenced (proxies) or packets dropped (iptables); undefined where it cannot be counted
+   * (blackhole routes).
+   */
+  cutTraffic(): { count: number; unit: string } | undefined;
   /** Removes everything this network created. Idempotent. Processes must have been stopped first. */
   close(): Promise<void>;
 }
@@ -95,6 +108,8 @@ const NODE_PORT = 7000;
 class NetnsNet implements ClusterNet {
   readonly kind = 'netns';
   private cuts = new Set<string>();
+  /** Packets the DROP rules of cuts already replaced had matched (iptables-restore resets the counters). */
+  private dropped = 0;
   private closed = false;
   private readonly unregister: () => void;
 
@@ -163,6 +178,7 @@ class NetnsNet implements ClusterNet {
     const peersOf = (i: number) =>
       [...wanted].map((k) => k.split('-').map(Number)).flatMap(([a, b]) => (a === i ? [b] : b === i ? [a] : []));
     if (this.cutWith === 'iptables') {
+      if (this.cuts.size > 0) this.dropped += (await Promise.all(this.namespaces.map((ns) => droppedPackets(ns)))).reduce((a, b) => a + b, 0);
       // One atomic iptables-restore per namespace: the filter table holds exactly the wanted drops.
       await Promise.all(
         this.namespaces.map((ns, i) => {
@@ -189,6 +205,16 @@ class NetnsNet implements ClusterNet {
     this.cuts = wanted;
   }
 
+  problems(): string[] {
+    // Cuts are by address: every packet from a node's namespace carries its address.
+    return [];
+  }
+
+  cutTraffic(): { count: number; unit: string } | undefined {
+    // Counted when cuts are replaced: the harness heals every cut before it reads this.
+    return this.cutWith === 'iptables' ? { count: this.dropped, unit: 'packets dropped' } : undefined;
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closeSync();
@@ -201,6 +227,18 @@ class NetnsNet implements ClusterNet {
     destroyTag(this.tag);
     this.unregister();
   }
+}
+
+/** Packets matched by the DROP rules of the namespace's filter table (0 when it cannot be read). */
+async function droppedPackets(ns: string): Promise<number> {
+  const table = await run('ip', ['netns', 'exec', ns, 'iptables', '-n', '-v', '-x', '-L']).catch(() => '');
+  let packets = 0;
+  // Rule lines: pkts bytes target prot opt in out source destination
+  for (const line of table.split('\n')) {
+    const [pkts, , target] = line.trim().split(/\s+/);
+    if (target === 'DROP' && /^\d+$/.test(pkts)) packets += Number(pkts);
+  }
+  return packets;
 }
 
 function pairKey(a: number, b: number): string {
@@ -314,6 +352,10 @@ const MAX_HEAD = 64 * 1024;
 class ProxyNet implements ClusterNet {
   readonly kind = 'proxy';
   private readonly connections = new Set<ProxiedConnection>();
+  /** Senders (`x-raft-from` values) that matched no node's NODE_ID, and how many connections each opened. */
+  private readonly unknownSenders = new Map<string, number>();
+  /** Peer connections a cut silenced. */
+  private silenced = 0;
   private cuts = new Set<string>();
   private closed = false;
   private readonly unregister: () => void;
@@ -372,6 +414,16 @@ class ProxyNet implements ClusterNet {
     }
   }
 
+  problems(): string[] {
+    return [...this.unknownSenders].map(
+      ([sender, n]) => `the proxies could not tell which node sent ${n} peer connection(s) (x-raft-from: ${sender}), so no cut applied to them`,
+    );
+  }
+
+  cutTraffic(): { count: number; unit: string } {
+    return { count: this.silenced, unit: 'peer connections silenced' };
+  }
+
   async close(): Promise<void> {
     this.closeSync();
   }
@@ -398,8 +450,11 @@ class ProxyNet implements ClusterNet {
       const end = head.indexOf('\r\n\r\n');
       if (end < 0 && head.length < MAX_HEAD) return;
       client.off('data', onHead);
+      // Peer requests name their sender by NODE_ID; a request without the header (a client, an admin call
+      // such as a joining node's) belongs to no link and is never cut.
       const sender = SENDER_HEADER.exec(head.subarray(0, end < 0 ? head.length : end).toString('latin1'))?.[1];
-      const from = sender === undefined ? -1 : this.endpoints.findIndex((e) => e.url === sender.replace(/\/+$/, ''));
+      const from = sender === undefined ? -1 : this.endpoints.findIndex((e) => e.name === sender);
+      if (sender !== undefined && from < 0) this.unknownSenders.set(sender, (this.unknownSenders.get(sender) ?? 0) + 1);
       c.from = from >= 0 ? from : undefined;
       if (c.from !== undefined && this.cuts.has(pairKey(c.from, to))) {
         this.silence(c);
@@ -426,6 +481,7 @@ class ProxyNet implements ClusterNet {
   private silence(c: ProxiedConnection): void {
     if (c.silent) return;
     c.silent = true;
+    this.silenced++;
     if (c.upstream) {
       c.client.unpipe(c.upstream);
       c.upstream.unpipe(c.client);

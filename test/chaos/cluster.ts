@@ -8,10 +8,10 @@
  * exit code, a signal we did not send) is recorded as a crash, which fails the run.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { clusterEnvs, Member, NodeProcess } from '../../scripts/lib/node-process';
+import { clusterEnvs, joinEnv, Member, NodeExit, NodeProcess } from '../../scripts/lib/node-process';
 import { eventually, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
 import { ClusterNet, NodeEndpoint } from './cluster-net';
@@ -48,10 +48,46 @@ export interface Crash {
 }
 
 /**
+ * Where a node stands in the membership nemesis's eyes: an ordinary `member`; `removing` from the moment
+ * its removal is asked (an exit 0 is then its answer to it); `joining` from its start with JOIN until it is
+ * a voter (an exit 1 that says the join was refused is then no crash); `removed` once it exited after its
+ * removal (never started again: its data directory refuses to).
+ */
+export type MemberPhase = 'member' | 'removing' | 'joining' | 'removed';
+
+/** A joining node that exited because the cluster refused or never answered its JOIN. */
+export interface JoinRefusal {
+  node: string;
+  at: number;
+  /** The node's one line saying why (`cannot start: cannot join the cluster of ...`). */
+  reason: string;
+}
+
+/**
+ * What an exit the harness did not cause means, given the node's phase and its last lines: a node being
+ * removed that exits 0 has applied its removal (`removed`); a joining node that exits 1 saying it cannot
+ * join was refused or never answered (`join refused`, with its reason); anything else is a crash.
+ */
+export function classifyExit(
+  phase: MemberPhase,
+  exit: Pick<NodeExit, 'code' | 'signal'>,
+  tail: string,
+): { kind: 'removed' } | { kind: 'join refused'; reason: string } | { kind: 'crash' } {
+  if (phase === 'removing' && exit.code === 0 && exit.signal === null) return { kind: 'removed' };
+  const refusal = /cannot start: (cannot join the cluster of .*)/.exec(tail)?.[1];
+  if (phase === 'joining' && exit.code === 1 && exit.signal === null && refusal) return { kind: 'join refused', reason: refusal };
+  return { kind: 'crash' };
+}
+
+/**
  * One node of a chaos run: a NodeProcess that writes its output to `<runDir>/<name>.log` (every
- * incarnation, each start marked by a `harness: start #n` line) and runs inside its network's wrapper.
+ * incarnation, each start marked by a `<label>: start #n` line) and runs inside its network's wrapper.
+ * A node re-added by the membership nemesis is a new ChaosNode on the same endpoint and log file, with a
+ * new data directory and its own label (`harness, rejoin 1`).
  */
 export class ChaosNode extends NodeProcess {
+  phase: MemberPhase = 'member';
+
   constructor(
     readonly index: number,
     readonly endpoint: NodeEndpoint,
@@ -60,7 +96,8 @@ export class ChaosNode extends NodeProcess {
     env: Record<string, string>,
     main: string,
     wrap: (argv: string[]) => { file: string; args: string[] },
-    onCrash: (crash: Omit<Crash, 'at'>) => void,
+    onUnexpectedExit: (node: ChaosNode, exit: NodeExit) => void,
+    logLabel = 'harness',
   ) {
     super({
       name: endpoint.name,
@@ -69,10 +106,10 @@ export class ChaosNode extends NodeProcess {
       main,
       wrap,
       logFile: logPath,
-      logLabel: 'harness',
+      logLabel,
       makeDir: true,
       onExit: (exit) => {
-        if (!exit.expected) onCrash({ node: endpoint.name, code: exit.code, signal: exit.signal, tail: this.tail(30) });
+        if (!exit.expected) onUnexpectedExit(this, exit);
       },
     });
   }
@@ -168,34 +205,84 @@ export interface ClusterOptions {
 }
 
 export class ChaosCluster {
+  /** Node i's current process (replace() puts a re-added node's in its place). */
   readonly nodes: ChaosNode[];
   readonly crashes: Crash[] = [];
+  /** Nodes that exited 0 after their removal (membership nemesis), with the harness time. */
+  readonly removedExits: { node: string; at: number }[] = [];
+  readonly joinRefusals: JoinRefusal[] = [];
+  /**
+   * CLUSTER_TOKEN of every node: what a joining node must hold, and what the membership nemesis sends to
+   * the admin routes (`Authorization: Bearer`).
+   */
+  readonly token = randomBytes(16).toString('hex');
+  private readonly members: Member[];
+  private rejoins = 0;
   private readonly unregister: () => void;
 
   constructor(readonly options: ClusterOptions) {
-    const { net, runDir, timings } = options;
-    const members: Member[] = net.endpoints.map((e) => ({
+    const { net, runDir } = options;
+    this.members = net.endpoints.map((e) => ({
       name: e.name,
       port: e.httpPort,
       url: e.url,
       dir: join(runDir, 'data', e.name),
       bindHost: e.bindHost,
     }));
-    const envs = clusterEnvs(members, (i) => ({
-      LOG_LEVEL: options.logLevel ?? 'info',
-      HEARTBEAT_INTERVAL_MS: String(timings.heartbeatMs),
-      ELECTION_TIMEOUT_MS: String(timings.electionMs),
-      REQUEST_TIMEOUT_MS: String(requestTimeout(timings, i)),
-      NODE_PATH: options.build.nodePath,
-      ...options.env,
-    }));
-    this.nodes = net.endpoints.map(
-      (endpoint, i) =>
-        new ChaosNode(i, endpoint, members[i].dir, join(runDir, `${endpoint.name}.log`), envs[i], options.build.main, (argv) => net.wrap(i, argv), (crash) =>
-          this.crashes.push({ ...crash, at: options.now() }),
-        ),
-    );
+    const envs = clusterEnvs(this.members, (i) => this.extraEnv(i));
+    this.nodes = net.endpoints.map((endpoint, i) => this.node(i, this.members[i].dir, envs[i]));
     this.unregister = registerCleanup(() => this.nodes.forEach((n) => n.killSync()));
+  }
+
+  /** Node i's variables besides its identity and peers (the same for every incarnation). */
+  private extraEnv(i: number): Record<string, string> {
+    const { options } = this;
+    return {
+      LOG_LEVEL: options.logLevel ?? 'info',
+      HEARTBEAT_INTERVAL_MS: String(options.timings.heartbeatMs),
+      ELECTION_TIMEOUT_MS: String(options.timings.electionMs),
+      REQUEST_TIMEOUT_MS: String(requestTimeout(options.timings, i)),
+      NODE_PATH: options.build.nodePath,
+      CLUSTER_TOKEN: this.token,
+      ...options.env,
+    };
+  }
+
+  private node(i: number, dir: string, env: Record<string, string>, label?: string): ChaosNode {
+    const { net, runDir, build } = this.options;
+    const endpoint = net.endpoints[i];
+    return new ChaosNode(i, endpoint, dir, join(runDir, `${endpoint.name}.log`), env, build.main, (argv) => net.wrap(i, argv), (n, e) => this.exited(n, e), label);
+  }
+
+  /** A node ended without the harness's kill: the membership nemesis's expected ends, or a crash. */
+  private exited(node: ChaosNode, exit: NodeExit): void {
+    const at = this.options.now();
+    const tail = node.tail(30);
+    const end = classifyExit(node.phase, exit, tail);
+    if (end.kind === 'removed') {
+      node.phase = 'removed';
+      this.removedExits.push({ node: node.name, at });
+    } else if (end.kind === 'join refused') {
+      this.joinRefusals.push({ node: node.name, at, reason: end.reason });
+    } else {
+      this.crashes.push({ node: node.name, at, code: exit.code, signal: exit.signal, tail });
+    }
+  }
+
+  /**
+   * Puts a new process in node i's place, on a new empty data directory (`data/<name>.<n>`), started with
+   * JOIN=`joinUrl` and no PEER_URLS, under the same NODE_ID, address and log file; phase `joining`. The
+   * previous process must have ended (a removed node refuses to start on its old directory anyway).
+   */
+  replace(i: number, joinUrl: string): ChaosNode {
+    if (this.nodes[i].running) throw new Error(`${this.nodes[i].name} still runs: it cannot be replaced`);
+    const n = ++this.rejoins;
+    const member = { ...this.members[i], dir: join(this.options.runDir, 'data', `${this.members[i].name}.${n}`) };
+    const node = this.node(i, member.dir, joinEnv(member, joinUrl, this.extraEnv(i)), `harness, rejoin ${n} with JOIN=${joinUrl}`);
+    node.phase = 'joining';
+    this.nodes[i] = node;
+    node.start();
+    return node;
   }
 
   start(): void {

@@ -160,7 +160,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await sleep(options.durationS * 1000);
     const extraUntil = performance.now() + 60_000;
     while (faults.length > 0 && nemesis.completed < (options.minRounds ?? 0) && performance.now() < extraUntil) await sleep(250);
-    await nemesis.stop();
+    try {
+      await nemesis.stop();
+    } catch (error) {
+      // A round that could not finish (a membership change that never completed): the verdict, but the
+      // checks below still say what the clients saw and where the nodes ended.
+      problems.push(`the nemesis failed: ${(error as Error).stack ?? String(error)}`);
+    }
     healedAt = now();
     log(`chaos: ${(healedAt / 1000).toFixed(1)} s all faults healed; ${history.length} operations so far`);
 
@@ -243,6 +249,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const foreign = c.signal !== null && c.signal !== 'SIGKILL' ? `; the harness never sends ${c.signal}: another process on this machine did` : '';
     problems.push(`${c.node} exited on its own at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal}${foreign})`);
   }
+  // A network that could not tell some peer connections apart did not cut them: the partitions were not real.
+  for (const p of net?.problems() ?? []) problems.push(p);
   const unexpected = clients?.unexpected ?? [];
   if (unexpected.length > 0) problems.push(`${unexpected.length} answers the API does not allow (first: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)})`);
   const ops = countOps(history);
@@ -267,12 +275,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients,
     keys,
     network: net?.describe() ?? 'none',
+    cutTraffic: net?.cutTraffic(),
     build: build && { hash: build.hash, builtAt: build.builtAt, source: build.source, commit: build.commit, dirty: build.dirty },
     faultsEnabled: [...faults],
     timings: { totalMs: performance.now() - t0, loadMs, convergeMs, checkMs: check.elapsedMs },
     ops,
     okAfterHeal,
     faults: { rounds: nemesis?.rounds ?? 0, counts: nemesis?.counts ?? {} },
+    membership: { changes: nemesis?.membershipChanges ?? [], joinRefusals: cluster?.joinRefusals ?? [] },
     snapshots,
     crashes,
     unexpected: { count: unexpected.length, samples: unexpected.slice(0, 5) },

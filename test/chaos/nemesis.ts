@@ -13,6 +13,10 @@
  * - bridge   two halves that cannot reach each other and one node that reaches both (Jepsen's bridge).
  * - ring     (5+ nodes) every node reaches its neighbours on a ring, a majority, but no two nodes see the
  *            same majority (Jepsen's majorities-ring).
+ * - membership  (3+ nodes) take a member out of the cluster and bring it back under its NODE_ID on an empty
+ *            data directory through JOIN (membership.ts): a follower, or the leader ("move the leader
+ *            out"); half the time with a partition held during the change. Healed once the member set is
+ *            the original one again, every member a voter.
  *
  * Kinds come in cycles (each enabled kind once per cycle, in a shuffled order), so that even a short run
  * sees every kind. Every choice (kind, targets, durations) comes from the seeded generator in a fixed order,
@@ -21,8 +25,9 @@
 import { Rng } from '../simulation/rng';
 import { ChaosCluster } from './cluster';
 import { ClusterNet } from './cluster-net';
+import { MembershipChange, replaceMember } from './membership';
 
-export const FAULT_KINDS = ['kill', 'pause', 'isolate', 'split', 'bridge', 'ring'] as const;
+export const FAULT_KINDS = ['kill', 'pause', 'isolate', 'split', 'bridge', 'ring', 'membership'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 export const PARTITION_KINDS: readonly FaultKind[] = ['isolate', 'split', 'bridge', 'ring'];
 const PROCESS_KINDS: readonly FaultKind[] = ['kill', 'pause'];
@@ -40,14 +45,20 @@ export function parseFaults(spec: string): FaultKind[] {
   return FAULT_KINDS.filter((k) => kinds.has(k));
 }
 
-/** The fault kinds that make sense for a cluster of n nodes (a ring of 3 cuts nothing). */
+/**
+ * The fault kinds that make sense for a cluster of n nodes: a ring of 3 cuts nothing; a membership change
+ * needs 3 voters (the leader refuses to remove one of two, and one cannot be removed at all).
+ */
 export function applicableFaults(kinds: readonly FaultKind[], n: number): FaultKind[] {
-  return kinds.filter((k) => k !== 'ring' || n >= 5);
+  return kinds.filter((k) => (k !== 'ring' || n >= 5) && (k !== 'membership' || n >= 3));
 }
 
 export interface FaultPlan {
   kind: FaultKind;
-  /** How the nodes were chosen: leader, random, minority, majority, all; for partitions, the shape. */
+  /**
+   * How the nodes were chosen: leader, random, minority, majority, all; for partitions, the shape; for
+   * membership, leader or follower (random when no leader was known).
+   */
   target: string;
   /** Nodes killed or paused (process faults), or the isolated / minority / bridge nodes (partitions). */
   nodes: number[];
@@ -75,8 +86,9 @@ export class FaultCycle {
 
 /**
  * One round's faults: `kind`, and with some chance, when it is a partition, a process fault (of the
- * enabled `kinds`) on a random node at the same time. Draws the same number of values whatever `leader` is,
- * so that a seed gives the same schedule of kinds and durations in every run.
+ * enabled `kinds`) on a random node at the same time; when it is a membership change, half the time a
+ * partition (of the enabled kinds) held during the change. Draws the same number of values whatever
+ * `leader` is, so that a seed gives the same schedule of kinds and durations in every run.
  */
 export function planRound(rng: Rng, kind: FaultKind, kinds: readonly FaultKind[], n: number, leader: number | undefined): FaultPlan[] {
   const plans = [plan(rng, kind, n, leader)];
@@ -86,6 +98,14 @@ export function planRound(rng: Rng, kind: FaultKind, kinds: readonly FaultKind[]
   const extraNode = rng.int(n);
   if (compose && extra && PARTITION_KINDS.includes(kind)) {
     plans.push({ kind: extra, target: 'random', nodes: [extraNode], cuts: [] });
+  }
+  if (kind === 'membership') {
+    // Never a kill or a pause with it: the change itself takes a node down, and a second one down would
+    // leave 3 voters without a quorum until the round heals, which tests nothing the kill rounds do not.
+    const partitionKinds = kinds.filter((k) => PARTITION_KINDS.includes(k) && (k !== 'ring' || n >= 5));
+    const withPartition = rng.chance(0.5);
+    const partition = partitionKinds.length > 0 ? plan(rng, rng.pick(partitionKinds), n, leader) : undefined;
+    if (withPartition && partition) plans.push(partition);
   }
   return plans;
 }
@@ -127,6 +147,10 @@ function plan(rng: Rng, kind: FaultKind, n: number, leader: number | undefined):
       const b = order.slice(half + 1);
       return { kind, target: 'bridge', nodes: [order[half]], cuts: across(a, b) };
     }
+    case 'membership':
+      // Move the leader out half the time: it is asked to remove itself, answers, then steps down.
+      if (r < 0.5 && leader !== undefined) return { kind, target: 'leader', nodes: [leader], cuts: [] };
+      return { kind, target: leader === undefined ? 'random' : 'follower', nodes: [followers[0]], cuts: [] };
     case 'ring': {
       // Each node keeps its k nearest neighbours on each side: 2k + 1 >= a majority.
       const k = Math.ceil((majority - 1) / 2);
@@ -178,6 +202,10 @@ export class Nemesis {
   rounds = 0;
   /** Rounds whose faults were held their full time and healed. */
   completed = 0;
+  /** Every membership change begun, and how far it got. */
+  readonly membershipChanges: MembershipChange[] = [];
+  /** The membership change under way (awaited when its round heals). */
+  private change?: Promise<void>;
 
   constructor(private readonly options: NemesisOptions) {}
 
@@ -189,8 +217,9 @@ export class Nemesis {
   }
 
   /**
-   * Ends the current round (healing it at once) and, with `heal` (the default), heals everything: every
-   * node runs, unpaused, fully connected. Rethrows what made the rounds fail, if anything did.
+   * Ends the current round (healing it at once; a membership change under way is waited for) and, with
+   * `heal` (the default), heals everything: every node runs, unpaused, fully connected. Rethrows what made
+   * the rounds fail, if anything did.
    */
   async stop(options: { heal?: boolean } = {}): Promise<void> {
     this.stopping = true;
@@ -205,7 +234,9 @@ export class Nemesis {
     await net.setCuts([]);
     for (const node of cluster.nodes) {
       if (node.paused) node.resume();
-      if (!node.running) node.start();
+      // A node whose membership change failed midway is not restarted: a removed node's directory refuses
+      // to start, and the failure is already the run's verdict.
+      if (!node.running && node.phase === 'member') node.start();
     }
   }
 
@@ -222,7 +253,7 @@ export class Nemesis {
       const plans = planRound(rng, cycle.next(), this.options.faults, nodes.length, leader?.index);
       const round = ++this.rounds;
       for (const p of plans) {
-        await this.inject(p);
+        await this.inject(p, round, plans);
         this.counts[p.kind] = (this.counts[p.kind] ?? 0) + 1;
         this.counts[`${p.kind}:${p.target}`] = (this.counts[`${p.kind}:${p.target}`] ?? 0) + 1;
         this.options.onEvent({ at: now(), wall: new Date().toISOString(), event: 'start', round, ...this.describe(p) });
@@ -237,18 +268,30 @@ export class Nemesis {
     }
   }
 
-  private async inject(p: FaultPlan): Promise<void> {
-    const nodes = p.nodes.map((i) => this.options.cluster.nodes[i]);
+  private async inject(p: FaultPlan, round: number, plans: readonly FaultPlan[]): Promise<void> {
+    const { cluster, now } = this.options;
+    const nodes = p.nodes.map((i) => cluster.nodes[i]);
     if (p.kind === 'kill') await Promise.all(nodes.map((n) => n.kill()));
     else if (p.kind === 'pause') nodes.forEach((n) => n.pause());
-    else await this.options.net.setCuts(p.cuts);
+    else if (p.kind === 'membership') {
+      const partition = plans.find((q) => PARTITION_KINDS.includes(q.kind))?.kind;
+      const change: MembershipChange = { round, node: nodes[0].name, target: p.target, partition, startedAt: now(), removeRequests: 0, retries: {}, joinAttempts: 0 };
+      this.membershipChanges.push(change);
+      // Runs in the background while the round holds (and any partition with it); awaited at heal.
+      this.change = replaceMember(cluster, p.nodes[0], change, now);
+      this.change.catch(() => undefined);
+    } else await this.options.net.setCuts(p.cuts);
   }
 
   private async heal(p: FaultPlan): Promise<void> {
     const nodes = p.nodes.map((i) => this.options.cluster.nodes[i]);
     if (p.kind === 'kill') nodes.forEach((n) => n.start());
     else if (p.kind === 'pause') nodes.forEach((n) => n.resume());
-    else await this.options.net.setCuts([]);
+    else if (p.kind === 'membership') {
+      const change = this.change;
+      this.change = undefined;
+      await change;
+    } else await this.options.net.setCuts([]);
   }
 
   private describe(p: FaultPlan): Pick<FaultEvent, 'kind' | 'target' | 'nodes' | 'cuts'> {

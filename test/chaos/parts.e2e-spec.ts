@@ -1,8 +1,11 @@
 /**
- * The chaos harness's parts, each on its own: the nemesis's plans, the final-state checks, and the two
- * networks (namespaces and proxies) cutting and healing links between real processes. Seconds, no cluster.
+ * The chaos harness's parts, each on its own: the nemesis's plans, the membership plumbing (exits, admin
+ * redirects, client answers), the final-state checks, and the two networks (namespaces and proxies)
+ * cutting and healing links between real processes. Seconds, no cluster.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { AddressInfo } from 'node:net';
+import { createServer, Server } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +13,11 @@ import { HistoryOp } from '../linearizability/history';
 import { Rng } from '../simulation/rng';
 import { eventually, sleep } from '../support/local-cluster';
 import { findDivergence, findLostWrites, possibleFinalValues } from './checks';
+import { ClientPool } from './clients';
+import { classifyExit } from './cluster';
 import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
 import { run, runSync } from './exec';
+import { adminRequest } from './membership';
 import { applicableFaults, FAULT_KINDS, FaultCycle, parseFaults, planRound } from './nemesis';
 import { CHAOS_SNAPSHOTS, countSnapshots, formatSnapshotCounts } from './snapshots';
 
@@ -83,10 +89,131 @@ describe('nemesis plans', () => {
     }
   });
 
-  it('leaves out the ring on 3 nodes and refuses unknown faults', () => {
+  it('leaves out the ring on 3 nodes and membership below 3, and refuses unknown faults', () => {
     expect(applicableFaults(FAULT_KINDS, 3)).not.toContain('ring');
+    expect(applicableFaults(FAULT_KINDS, 3)).toContain('membership');
+    expect(applicableFaults(FAULT_KINDS, 2)).not.toContain('membership');
     expect(parseFaults('kill,partition')).toEqual(['kill', 'isolate', 'split', 'bridge', 'ring']);
+    expect(parseFaults('all')).toContain('membership');
+    expect(parseFaults('membership,pause')).toEqual(['pause', 'membership']);
     expect(() => parseFaults('kill,meteor')).toThrow(/unknown fault 'meteor'/);
+  });
+
+  it.each([3, 5])('takes one member out per membership round, the leader half the time, with a partition half the time (%i nodes)', (n) => {
+    const rng = new Rng(n * 11);
+    const kinds = applicableFaults(FAULT_KINDS, n);
+    const seen: Record<string, number> = {};
+    for (let round = 0; round < 400; round++) {
+      const leader = round % 7 === 0 ? undefined : round % n;
+      const [change, ...others] = planRound(rng, 'membership', kinds, n, leader);
+      expect(change.nodes).toHaveLength(1);
+      expect(change.cuts).toEqual([]);
+      if (change.target === 'leader') expect(change.nodes).toEqual([leader]);
+      else expect(change.nodes).not.toEqual([leader]);
+      expect(change.target).toEqual(leader === undefined ? 'random' : expect.stringMatching(/^(leader|follower)$/));
+      // At most one more fault, and only a partition: never a second node down while one is out.
+      expect(others.length).toBeLessThanOrEqual(1);
+      for (const p of others) expect(['isolate', 'split', 'bridge', 'ring']).toContain(p.kind);
+      if (n < 5) expect(others.map((p) => p.kind)).not.toContain('ring');
+      seen[change.target] = (seen[change.target] ?? 0) + 1;
+      seen[others.length > 0 ? 'with partition' : 'alone'] = (seen[others.length > 0 ? 'with partition' : 'alone'] ?? 0) + 1;
+    }
+    for (const k of ['leader', 'follower', 'with partition', 'alone']) expect(seen[k]).toBeGreaterThan(100);
+    // Without partition kinds enabled, a membership change comes alone.
+    expect(planRound(rng, 'membership', ['kill', 'membership'], n, 0)).toHaveLength(1);
+  });
+});
+
+describe('membership plumbing', () => {
+  it('tells a removed node\'s exit and a refused join from a crash', () => {
+    const refused = 'node2: cannot start: cannot join the cluster of http://10.1.1.1:7000 (JOIN): join refused by http://10.1.1.1:7000: HTTP 409: another membership change is in progress';
+    const clean = { code: 0, signal: null };
+    const failed = { code: 1, signal: null };
+    expect(classifyExit('removing', clean, 'node2: removed from the cluster; exiting')).toEqual({ kind: 'removed' });
+    expect(classifyExit('joining', failed, `...\n${refused}\n`)).toEqual({ kind: 'join refused', reason: expect.stringMatching(/^cannot join the cluster of .* 409: another membership change/) });
+    // The same ends in another phase, or another end in these phases, are crashes.
+    expect(classifyExit('member', clean, '')).toEqual({ kind: 'crash' });
+    expect(classifyExit('joining', clean, refused)).toEqual({ kind: 'crash' });
+    expect(classifyExit('member', failed, refused)).toEqual({ kind: 'crash' });
+    expect(classifyExit('joining', failed, 'node2: failed to start: TypeError: x is undefined')).toEqual({ kind: 'crash' });
+    expect(classifyExit('removing', { code: null, signal: 'SIGSEGV' }, '')).toEqual({ kind: 'crash' });
+    expect(classifyExit('removing', failed, '')).toEqual({ kind: 'crash' });
+  });
+
+  it('follows 307 to the leader at its client URL, sending the token at every hop', async () => {
+    const seen: string[] = [];
+    const servers = await Promise.all(
+      [0, 1].map(
+        (i) =>
+          new Promise<Server>((ready) => {
+            const server = createServer((req, res) => {
+              seen.push(`${i} ${req.method} ${req.url} ${req.headers.authorization}`);
+              if (i === 0) {
+                // A follower names the leader by its advertised URL, which is not where the harness reaches it.
+                res.writeHead(307, { location: `http://advertised-leader.invalid:7000${req.url}` }).end('{"error":"Not leader"}');
+              } else if (req.url === '/nowhere') {
+                res.writeHead(307, { location: '/nowhere' }).end();
+              } else {
+                res.writeHead(200, { 'content-type': 'application/json' }).end('{"index":7}');
+              }
+            });
+            server.listen(0, '127.0.0.1', () => ready(server));
+          }),
+      ),
+    );
+    try {
+      const port = (i: number) => (servers[i].address() as AddressInfo).port;
+      const endpoints = [0, 1].map((i) => ({
+        name: `node${i + 1}`,
+        bindHost: '127.0.0.1',
+        httpPort: port(i),
+        url: i === 1 ? 'http://advertised-leader.invalid:7000' : `http://127.0.0.1:${port(i)}`,
+        clientUrl: `http://127.0.0.1:${port(i)}`,
+      }));
+      const cluster = { token: 't0ken', options: { net: { endpoints } } };
+      expect(await adminRequest(cluster, 0, 'DELETE', '/cluster/members/node3', 2000)).toEqual({ status: 200, body: { index: 7 }, url: `${endpoints[1].clientUrl}/cluster/members/node3` });
+      expect(seen).toEqual(['0 DELETE /cluster/members/node3 Bearer t0ken', '1 DELETE /cluster/members/node3 Bearer t0ken']);
+      // A Location that is no absolute URL (a leader whose address the node does not know) is no answer.
+      expect(await adminRequest(cluster, 1, 'GET', '/nowhere', 2000)).toEqual({ error: expect.stringContaining('307 to "/nowhere"') });
+    } finally {
+      for (const server of servers) server.close();
+    }
+  });
+});
+
+describe('client answers around membership changes', () => {
+  it('counts a removed node\'s 410 as failed, and a redirect to nowhere as an answer the API does not allow', async () => {
+    const answers: Record<string, [number, Record<string, string>, string]> = {
+      '/kv/gone': [410, {}, '{"error":"Removed from the cluster","outcome":"failed"}'],
+      '/kv/nowhere': [307, { location: '/kv/nowhere' }, '{"error":"Not leader","leader":"node1","leaderUrl":""}'],
+    };
+    const server = await new Promise<Server>((ready) => {
+      const s = createServer((req, res) => {
+        const [status, headers, body] = answers[req.url!];
+        res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
+      });
+      s.listen(0, '127.0.0.1', () => ready(s));
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const recorded: HistoryOp[] = [];
+      const pool = new ClientPool({
+        clients: 1,
+        keys: ['k'],
+        endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
+        timeoutMs: [2000, 2000],
+        rng: new Rng(1),
+        now: () => 0,
+        record: (op) => recorded.push(op),
+      });
+      expect(await pool.read('t', 'gone', 0)).toMatchObject({ outcome: 'fail' });
+      expect(pool.unexpected).toEqual([]);
+      expect(await pool.read('t', 'nowhere', 0)).toMatchObject({ outcome: 'fail' });
+      expect(pool.unexpected).toEqual([expect.objectContaining({ status: 307 })]);
+      expect(recorded).toHaveLength(2);
+    } finally {
+      server.close();
+    }
   });
 });
 
@@ -184,7 +311,7 @@ describe('final-state checks', () => {
 
 /**
  * Which links between the probe servers work right now: each server is asked to send a peer request (with
- * the `x-raft-from` header, as the nodes' transport does) to each other one.
+ * the `x-raft-from` header carrying its NODE_ID, as the nodes' transport does) to each other one.
  */
 async function linkMatrix(net: ClusterNet): Promise<string[]> {
   const n = net.endpoints.length;
@@ -220,7 +347,7 @@ http.createServer(async (req, res) => {
 
 async function startServers(net: ClusterNet): Promise<ChildProcess[]> {
   const servers = net.endpoints.map((e, i) => {
-    const { file, args } = net.wrap(i, [process.execPath, '-e', PEER_SERVER, e.bindHost, String(e.httpPort), e.url]);
+    const { file, args } = net.wrap(i, [process.execPath, '-e', PEER_SERVER, e.bindHost, String(e.httpPort), e.name]);
     return spawn(file, args, { stdio: 'ignore' });
   });
   await eventually('the probe servers', async () => {
@@ -257,6 +384,18 @@ describe.each(['proxy', 'netns'] as const)('the %s network', (kind) => {
     expect(await linkMatrix(net)).toEqual(['1>2', '2>1']);
     await net.setCuts([]);
     expect(await linkMatrix(net)).toEqual(all);
+    // Every probe connection was told apart by its sender's NODE_ID, and the cuts stopped some traffic
+    // (undefined: blackhole routes, which count nothing).
+    expect(net.problems()).toEqual([]);
+    expect(net.cutTraffic()).not.toEqual(expect.objectContaining({ count: 0 }));
+  });
+
+  (skip ? it.skip : it)('reports peer connections whose sender it cannot tell apart (no cut could apply to them)', async () => {
+    // A sender named by its URL, as peers once were: the proxies know nodes by NODE_ID only.
+    const sender = net.endpoints[0].url;
+    const r = await fetch(`${net.endpoints[1].url}/raft/messages`, { method: 'POST', headers: { 'x-raft-from': sender }, body: 'x' });
+    expect(r.status).toBe(204);
+    expect(net.problems()).toEqual(kind === 'proxy' ? [expect.stringContaining(`x-raft-from: ${sender}`)] : []);
   });
 });
 

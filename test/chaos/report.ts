@@ -6,7 +6,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeOp, HistoryOp } from '../linearizability/history';
 import { CheckResult } from '../linearizability/checker';
-import { Crash } from './cluster';
+import { Crash, JoinRefusal } from './cluster';
+import { MembershipChange } from './membership';
 import { Divergence, LostWrite, OpCounts, Value } from './checks';
 import { Unexpected } from './clients';
 import { formatSnapshotCounts, SnapshotCounts } from './snapshots';
@@ -22,6 +23,8 @@ export interface ChaosReport {
   clients: number;
   keys: string[];
   network: string;
+  /** What the cuts stopped: connections silenced (proxies) or packets dropped (iptables). */
+  cutTraffic?: { count: number; unit: string };
   /**
    * The code the nodes ran: a hash of the build's .js files (test/chaos/cluster.ts buildHash), when it was
    * built, HEAD when the run started and the node's source files that differed from HEAD then.
@@ -34,6 +37,8 @@ export interface ChaosReport {
   /** ok operations after everything was healed: the cluster serves again. */
   okAfterHeal: number;
   faults: { rounds: number; counts: Record<string, number> };
+  /** The membership nemesis's changes (what each took) and the joins the cluster refused. */
+  membership?: { changes: MembershipChange[]; joinRefusals: JoinRefusal[] };
   /** Snapshots taken, installed and restored, compactions, segments left (from the node logs and data). */
   snapshots?: SnapshotCounts;
   crashes: Crash[];
@@ -72,13 +77,14 @@ export function formatReport(r: ChaosReport): string {
       .join(', ');
   const lines = [
     `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
-    `  network:     ${r.network}`,
+    `  network:     ${r.network}${r.cutTraffic ? `; cuts: ${r.cutTraffic.count} ${r.cutTraffic.unit}` : ''}`,
     `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}` + (r.build.commit === 'n/a' ? ` (${r.build.source})` : `; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}`) : 'none'}`,
     `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
     `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +
       `ok after healing: ${r.okAfterHeal}`,
     `  faults:      ${plural(r.faults.rounds, 'round')}; ` +
       (faultKinds.length === 0 ? 'none' : faultKinds.map(([k, n]) => `${k} ${n} (${faultDetail(k)})`).join(', ')),
+    ...(r.membership && r.membership.changes.length > 0 ? [`  membership:  ${formatMembership(r.membership)}`] : []),
     ...(r.snapshots ? [`  snapshots:   ${formatSnapshotCounts(r.snapshots)}`] : []),
     `  crashes:     ${r.crashes.length === 0 ? 'none' : r.crashes.map((c) => `${c.node} at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`).join('; ')}`,
     `  unexpected answers: ${r.unexpected.count}`,
@@ -123,6 +129,23 @@ export function formatReport(r: ChaosReport): string {
   }
   lines.push('', `run directory: ${r.runDir}`, ...Object.entries(r.files).map(([k, f]) => `  ${k}: ${f}`));
   return lines.join('\n');
+}
+
+/**
+ * `2 changes (node2 follower: out 0.1 s, exited 1.2 s, voter 6.3 s; node1 leader with isolate: ...);
+ * 3 DELETE requests, 1 refusal, 2 joins`: times from the start of each change.
+ */
+export function formatMembership(m: NonNullable<ChaosReport['membership']>): string {
+  const s = (from: number, to: number | undefined) => (to === undefined ? 'never' : `${((to - from) / 1000).toFixed(1)} s`);
+  const changes = m.changes.map(
+    (c) => `${c.node} ${c.target}${c.partition ? ` with ${c.partition}` : ''}: out ${s(c.startedAt, c.removedAt)}, exited ${s(c.startedAt, c.exitedAt)}, voter ${s(c.startedAt, c.voterAt)}`,
+  );
+  const sum = (f: (c: MembershipChange) => number) => m.changes.reduce((n, c) => n + f(c), 0);
+  return (
+    `${plural(m.changes.length, 'change')} (${changes.join('; ')}); ${plural(sum((c) => c.removeRequests), 'DELETE request')}, ` +
+    `${plural(sum((c) => Object.values(c.retries).reduce((a, b) => a + b, 0)), 'answer')} that made it ask again, ` +
+    `${plural(sum((c) => c.joinAttempts), 'join')} (${m.joinRefusals.length} refused)`
+  );
 }
 
 export function writeReport(r: ChaosReport): void {
