@@ -176,6 +176,10 @@ describe('HttpPeerTransport: members by NODE_ID', () => {
     expect(admission.addresses()).toEqual(['10.0.0.2', '127.0.0.1', 'fd00::3']);
     t.setPeers(new Map([['node2', 'http://10.0.0.2:3002']]));
     expect(admission.addresses()).toEqual(['10.0.0.2', '127.0.0.1']);
+    // A removed member's address stays admitted: its streams must get through to be told 410, not 403.
+    t.setPeers(new Map([['node2', 'http://10.0.0.2:3002']]), new Map([['node3', 'http://[fd00::3]:3003']]));
+    expect(admission.addresses()).toEqual(['10.0.0.2', '127.0.0.1', 'fd00::3']);
+    expect(t.admit({ [PEER_HEADERS.from]: 'node3', [PEER_HEADERS.clusterId]: 'c1' })).toEqual({ status: 410, error: 'node3 was removed from the cluster' });
   });
 
   it('cannot set its peers before its cluster is known', () => {

@@ -60,6 +60,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
   private removedCallback: () => void = () => undefined;
   /** Former members (removed from the configuration): their streams are answered 410, so that they learn it. */
   private removedPeers: ReadonlySet<NodeId> = new Set();
+  private removedUrls: string[] = [];
   /** One outgoing stream per peer (setPeers): the members this node exchanges messages with. */
   private readonly streams = new Map<NodeId, PeerStream>();
   /** How to close the inbound stream being served from each sender, so that a newer one can replace it. */
@@ -98,9 +99,10 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
    * the members' URLs (this node's advertised one included) to the address check. This node's own id, if
    * listed, is ignored. Call once the cluster identity is known (it throws before).
    */
-  setPeers(peers: ReadonlyMap<NodeId, string>, removed: ReadonlySet<NodeId> = new Set()): void {
+  setPeers(peers: ReadonlyMap<NodeId, string>, removed: ReadonlyMap<NodeId, string> = new Map()): void {
     if (this.stopped) return;
-    this.removedPeers = new Set(removed);
+    this.removedPeers = new Set(removed.keys());
+    this.removedUrls = [...removed.values()].filter((url) => url !== '');
     const self = this.options.nodeId;
     const headers = this.headers();
     for (const [id, stream] of [...this.streams]) {
@@ -121,7 +123,9 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       added.push(id);
     }
     this.metrics.knowPeers(added);
-    void this.admission?.setMembers([this.options.advertiseUrl, ...[...this.streams.values()].map((s) => s.url)]);
+    // Removed members' addresses stay admitted, so that a removed node that missed its removal is told (410)
+    // rather than refused by address (403), which it could not act on.
+    void this.admission?.setMembers([this.options.advertiseUrl, ...[...this.streams.values()].map((s) => s.url), ...this.removedUrls]);
   }
 
   /** The members this node exchanges messages with now: NODE_ID → URL. */

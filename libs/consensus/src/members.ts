@@ -33,8 +33,8 @@ export interface MembersDeps {
  */
 export class Members {
   private readonly addresses = new Map<NodeId, string>();
-  /** Members this node saw removed (while it runs): their streams are answered "removed". */
-  private readonly removed = new Set<NodeId>();
+  /** Members this node saw removed (while it runs), with their last URL: their streams are answered "removed". */
+  private readonly removed = new Map<NodeId, string>();
   private published = '';
 
   constructor(private readonly deps: MembersDeps) {}
@@ -84,7 +84,7 @@ export class Members {
     const key = JSON.stringify([[...peers].sort(), [...this.removed].sort()]);
     if (key === this.published) return;
     this.published = key;
-    this.deps.transport.setPeers(peers, new Set(this.removed));
+    this.deps.transport.setPeers(peers, new Map(this.removed));
   }
 
   /**
@@ -104,9 +104,9 @@ export class Members {
     const after = this.deps.applyConfChange(cc);
     if (cc.type !== ConfChangeType.RemoveNode && cc.context) this.addresses.set(cc.nodeId, cc.context);
     const gone = !isMember(after, cc.nodeId);
-    if (gone && cc.nodeId !== this.deps.self) this.addresses.delete(cc.nodeId);
-    if (gone && cc.type === ConfChangeType.RemoveNode) this.removed.add(cc.nodeId);
+    if (gone && cc.type === ConfChangeType.RemoveNode) this.removed.set(cc.nodeId, this.addresses.get(cc.nodeId) ?? '');
     else this.removed.delete(cc.nodeId); // added back (a removed node's NODE_ID may join again, with new data)
+    if (gone && cc.nodeId !== this.deps.self) this.addresses.delete(cc.nodeId);
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
     // (A node that joined replays the removal of an earlier member of its name, then its own addition.)

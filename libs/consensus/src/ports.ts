@@ -75,7 +75,7 @@ export interface PeerTransport {
    * listed are refused; those in `removed` (members removed from the configuration) are told so (a node
    * removed while cut off never applies its own removal: this is how it learns of it).
    */
-  setPeers(peers: ReadonlyMap<NodeId, string>, removed?: ReadonlySet<NodeId>): void;
+  setPeers(peers: ReadonlyMap<NodeId, string>, removed?: ReadonlyMap<NodeId, string>): void;
   /** Registers a callback for a peer telling this node it was removed from the cluster. */
   onRemoved?(callback: () => void): void;
   /** Registers the receiver of incoming messages (called once, before the node starts). */

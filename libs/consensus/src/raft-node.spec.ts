@@ -419,6 +419,42 @@ describe('RaftNode', () => {
       expect([error.leaderName, error.leaderUrl]).toEqual(['n2', 'http://n2.test:3000']);
     });
 
+    it('a follower that knows no address for the leader rejects with NoLeaderError, not a redirect to nowhere', async () => {
+      // A plain RaftNode has no addresses (as for a leader just removed, still named until the next election).
+      const clock = new VirtualClock();
+      const node = new RaftNode(
+        { id: 'n1', name: 'n1', members: ['n1', 'n2', 'n3'], tickMs: TICK_MS, electionTick: 10, requestTimeoutMs: REQUEST_TIMEOUT_MS, random: seededRandom(5), onFatal: () => {} },
+        { storage: new FakeRaftStorage(clock), transport: new RecordingTransport(), stateMachine: new RecordingStateMachine(), clock },
+      );
+      node.start();
+      clock.runDeferred();
+      (node as unknown as { receive(ms: Message[]): void }).receive([{ ...newMessage(T.MsgHeartbeat, 'n1', 'n2', 1), commit: 0 }]);
+      clock.runDeferred();
+      expect(node.leader()).toEqual({ lead: 'n2', name: 'n2', url: undefined });
+      const o = await outcome(node.propose(bytes('x')));
+      expect((o as { error: Error }).error).toBeInstanceOf(NoLeaderError);
+    });
+
+    it('a node that joined starts with no configuration, even under the NODE_ID of an initial voter', () => {
+      const clock = new VirtualClock();
+      class Joined extends RaftNode {
+        constructor() {
+          super(
+            { id: 'n1', name: 'n1', tickMs: TICK_MS, electionTick: 10, requestTimeoutMs: REQUEST_TIMEOUT_MS, random: seededRandom(5), onFatal: () => {} },
+            { storage: new FakeRaftStorage(clock), transport: new RecordingTransport(), stateMachine: new RecordingStateMachine(), clock },
+          );
+          this.useIdentity({ clusterId: 'c', nodeId: 'n1', initialVoters: ['n1', 'n2', 'n3'], addresses: { n2: 'http://n2:1' }, joinedAt: 40 });
+        }
+      }
+      const node = new Joined();
+      node.start();
+      clock.runDeferred();
+      clock.advance(50 * TICK_MS);
+      expect(node.members().members).toEqual([]);
+      expect(node.raftStatus().raftState).toBe(StateType.Follower);
+      expect(node.raftStatus().term).toBe(0); // it never campaigned
+    });
+
     it('waitForLeader resolves false after its timeout when no leader appears', async () => {
       const { node, clock } = setup(['n1', 'n2', 'n3']);
       node.start();

@@ -76,7 +76,9 @@ export class RaftNode {
    * the initial voters joined later: it starts with no configuration and learns it from the leader's snapshot.
    */
   protected useIdentity(identity: ClusterIdentity): void {
-    this.initialVoters = identity.initialVoters.includes(identity.nodeId) ? identity.initialVoters : [];
+    // (joinedAt: it joined, even under the NODE_ID of an initial voter removed since.)
+    const initial = identity.joinedAt === undefined && identity.initialVoters.includes(identity.nodeId);
+    this.initialVoters = initial ? identity.initialVoters : [];
     this.directory.useIdentity(identity);
   }
 
@@ -316,7 +318,8 @@ export class RaftNode {
   private leaderErrorOr(fallback: Error): Error {
     const { lead, name, url } = this.leader();
     if (this.isLeader) return fallback;
-    return lead === None ? new NoLeaderError() : new NotLeaderError(name ?? lead, url ?? '');
+    // A leader with no known address (one just removed, still named until the next election) is no redirect.
+    return lead === None || !url ? new NoLeaderError() : new NotLeaderError(name ?? lead, url);
   }
 
   private receive(messages: Message[]): void {
