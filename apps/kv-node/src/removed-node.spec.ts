@@ -6,7 +6,7 @@ describe('installRemovedAnswer', () => {
     let removed = false;
     const app = Fastify();
     installRemovedAnswer(app, () => removed);
-    for (const path of ['/kv/a', '/cluster/members', '/status', '/health/ready', '/metrics']) app.get(path, async () => ({ ok: path }));
+    for (const path of ['/kv/a', '/cluster/members', '/status', '/health/ready', '/metrics', '/raft/hello']) app.get(path, async () => ({ ok: path }));
     await app.ready();
     try {
       expect((await app.inject({ url: '/kv/a?consistency=stale' })).statusCode).toBe(200);
@@ -21,6 +21,8 @@ describe('installRemovedAnswer', () => {
       }
       expect((await app.inject({ url: '/health/ready' })).statusCode).toBe(200);
       expect((await app.inject({ url: '/metrics' })).statusCode).toBe(200);
+      // Its peers' streams are not told 410 by it: that would say THEY were removed (chaos seed 1072538586).
+      expect((await app.inject({ url: '/raft/hello' })).statusCode).toBe(200);
     } finally {
       await app.close();
     }

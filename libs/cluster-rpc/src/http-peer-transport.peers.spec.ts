@@ -128,6 +128,22 @@ describe('HttpPeerTransport: members by NODE_ID', () => {
     expect(node1.peers()).toEqual(new Map([['node2', servers.node2.url]]));
   });
 
+  it('learns that it was removed from a peer that answers its stream 410 naming it, and from no other refusal', async () => {
+    const { node1, servers } = await trio();
+    let told = 0;
+    node1.onRemoved(() => told++);
+    // node3 refuses node1 as no member (403): that says nothing about a removal.
+    servers.node3.transport.setPeers(new Map());
+    node1.send([heartbeat('node1', 'node3')]);
+    await eventually('the refusal', () => servers.node3.requests.length >= 1);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(told).toBe(0);
+    // node2 applied node1's removal: its answer names node1.
+    servers.node2.transport.setPeers(new Map(), new Map([['node1', 'http://127.0.0.1:1']]));
+    node1.send([heartbeat('node1', 'node2')]);
+    await eventually('node1 to learn it was removed', () => told > 0);
+  });
+
   it('moves the stream of a peer whose URL changed', async () => {
     const { node1, servers, received } = await trio();
     node1.send([heartbeat('node1', 'node2')]);

@@ -164,8 +164,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
         // other); nothing to act on unless it lasts, which that peer's own log says.
         if (status === 503) this.logger.debug(line);
         else this.errorOnce(`refused:${to}`, line);
-        // 410: the peer applied this node's removal, which this node (cut off at the time) never did.
-        if (status === 410) this.removedCallback();
+        // 410 naming this node: the peer applied its removal, which this node (cut off at the time) never did.
+        if (status === 410 && removalOf(body) === this.options.nodeId) this.removedCallback();
       },
       dropped: (to, count) => this.metrics.dropped(to, count),
       sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
@@ -456,5 +456,16 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     if (last !== undefined && now - last < LOG_EVERY_MS) return false;
     this.lastLogged.set(key, now);
     return true;
+  }
+}
+
+/** The NODE_ID a peer's 410 answer says was removed (`{"error":"<id> was removed from the cluster"}`), if any. */
+function removalOf(body: string): string | undefined {
+  try {
+    const error = (JSON.parse(body) as { error?: unknown }).error;
+    const match = typeof error === 'string' ? /^(\S+) was removed from the cluster$/.exec(error) : null;
+    return match?.[1];
+  } catch {
+    return undefined;
   }
 }
