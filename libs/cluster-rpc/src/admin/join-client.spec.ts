@@ -92,6 +92,13 @@ describe('joinCluster', () => {
     expect(lines).toEqual([`join: ${node.url} answered 503: No leader; retrying in 50 ms`, `join: ${node.url} answered 503: No leader; retrying in 50 ms`]);
   });
 
+  it('waits out another membership change in progress (409), as two nodes joining at once do', async () => {
+    const busy = { status: 409, body: { error: 'another membership change is in progress (a configuration change is pending); add learner node5 was not proposed' } };
+    const node = await scripted(busy, { status: 201, body: answer });
+    expect(await joinCluster(http, node.url, request, { timeoutMs: 5000, retryMs: 20 })).toEqual(answer);
+    expect(node.requests).toHaveLength(2);
+  });
+
   it('asks the join URL again after a failure at the leader; names the last problem when it gives up', async () => {
     const leader = await scripted(noLeader, { status: 201, body: answer });
     const follower = await scripted(notLeader(leader.url));

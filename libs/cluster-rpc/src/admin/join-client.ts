@@ -61,7 +61,8 @@ type Outcome = { answer: Answer } | { problem: string };
  * leader itself (reading `Location`: a POST must not be left to a client's redirect policy), and retries every
  * `retryMs` while no leader can take it (503, a node that does not answer) until `timeoutMs`. A repeated
  * request is safe: the leader answers a member already added as asked with 200 and the same shape.
- * Rejects with a JoinError at once on a refusal (400, 401, 403, 409, 410, any 4xx), naming the reason; and
+ * Rejects with a JoinError at once on a refusal (400, 401, 403, 409, 410, any 4xx; but a 409 for another
+ * change in progress is waited out like a 503), naming the reason; and
  * when `timeoutMs` passes, with the last problem met.
  */
 export async function joinCluster(http: HttpService, joinUrl: string, request: AddMemberRequest, opts: JoinOptions): Promise<AddMemberAnswer> {
@@ -79,7 +80,9 @@ export async function joinCluster(http: HttpService, joinUrl: string, request: A
         if (!isAddMemberAnswer(data)) throw new JoinError(`${originOf(url)} answered ${status} without an add-member answer`, status);
         return data;
       }
-      if (status >= 400 && status < 500) throw new JoinError(refusal('join refused', outcome.answer), status);
+      // Another change in flight (another node joining at the same moment) passes: wait for it, as for 503.
+      const pending = status === 409 && /membership change is in progress/.test(detail(data));
+      if (status >= 400 && status < 500 && !pending) throw new JoinError(refusal('join refused', outcome.answer), status);
       problem = `${originOf(url)} answered ${status}${detail(data)}`;
     } else {
       problem = outcome.problem;
