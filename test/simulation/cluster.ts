@@ -17,6 +17,8 @@ import {
   ProposalRejectedError,
   ProposalTimeoutError,
   RaftNode,
+  RaftNodeOptions,
+  RaftNodePorts,
   RaftStorage,
   Ready,
   RemovedFromClusterError,
@@ -80,6 +82,19 @@ export class SimulatedDiskError extends Error {
   constructor(id: NodeId) {
     super(`simulated fsync failure on ${id} (EIO)`);
     this.name = 'SimulatedDiskError';
+  }
+}
+
+/**
+ * The RaftNode the simulator runs, given its identity as production's bootstrap gives it: the initial
+ * members' addresses (`sim://<id>`), so that a follower names the leader's address as production's does (a
+ * leader without a known address is "no leader"). A node added later learns the addresses from the leader.
+ */
+class SimRaftNode extends RaftNode {
+  constructor(options: RaftNodeOptions, ports: RaftNodePorts) {
+    super(options, ports);
+    const members = options.members ?? [];
+    this.useIdentity({ clusterId: 'sim', nodeId: options.id, initialVoters: members, addresses: Object.fromEntries(members.map((m) => [m, `sim://${m}`])) });
   }
 }
 
@@ -826,7 +841,7 @@ export class Cluster {
     const o = this.opts;
     const rng = this.rng.fork();
     const incarnation = n.incarnation;
-    const node = new RaftNode(
+    const node = new SimRaftNode(
       {
         id,
         name: id,
