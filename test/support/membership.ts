@@ -4,17 +4,12 @@
  * Retry-After), nodes that join a running cluster with JOIN, and a client that writes all along and keeps
  * what was acknowledged (test/e2e/membership.e2e-spec.ts).
  */
+import type { MemberInfo } from '@app/consensus';
 import { join } from 'node:path';
 import { ClusterNode, eventually, http, HttpAnswer, LocalCluster, sleep } from './local-cluster';
 
-export interface Member {
-  nodeId: string;
-  url?: string;
-  role: 'voter' | 'learner';
-  self: boolean;
-  match?: number;
-  lastContactMs?: number;
-}
+/** One member as `GET /cluster/members` lists it. */
+export type Member = MemberInfo;
 
 export interface MembersAnswer {
   clusterId: string;
