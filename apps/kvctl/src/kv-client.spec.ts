@@ -80,6 +80,20 @@ describe('KvClient', () => {
     expect(error.message.endsWith(`${closed}: connection refused`)).toBe(true);
   });
 
+  it('leaves its last retry time to be answered: a refused write never ends as "outcome unknown" for want of time', async () => {
+    const sentAt: number[] = [];
+    const n = await node(() => {
+      sentAt.push(Date.now());
+      return { status: 503, body: { error: 'No leader', outcome: 'failed' } };
+    });
+    const start = Date.now();
+    const error = await failure(new KvClient({ endpoints: [n.url], timeoutMs: 700 }).put('k', 'v'));
+    expect(error).toMatchObject({ exitCode: ExitCode.Failed, message: expect.stringMatching(/^no leader could take the request within 0.7 s/) });
+    // Retried through the budget (backing off), the last attempt with 100 ms or more left.
+    expect(sentAt.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...sentAt) - start).toBeLessThanOrEqual(700 - 60);
+  });
+
   it('maps a missing key to exit code 3 and refused input to exit code 2', async () => {
     const n = await node((req) =>
       req.method === 'GET' ? { status: 404, body: { error: 'Key not found', key: 'k' } } : { status: 400, body: { error: 'value must be a string' } },

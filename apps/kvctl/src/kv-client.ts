@@ -103,6 +103,8 @@ export interface SnapshotDownload {
 }
 
 const MAX_REDIRECTS = 5;
+/** The least time a retry needs to be answered by a node that is up (a request, not an election). */
+const MIN_RETRY_MS = 100;
 
 /**
  * Normalizes what a user types as an endpoint: `localhost:3001`, `http://localhost:3001/` →
@@ -299,7 +301,9 @@ export class KvClient {
         let url = `${endpoint}${path}`;
         for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
           const remaining = deadline - Date.now();
-          if (remaining <= 0) break;
+          // A retry with only the budget's last moments left would time out for want of time, and a write
+          // that timed out has an unknown outcome: stop with the answers so far instead.
+          if (remaining <= 0 || (remaining < MIN_RETRY_MS / 2 && problems.size > 0)) break;
           let answer: Answer;
           try {
             answer = await send(method, url, body, remaining, this.options.token, options);
@@ -329,9 +333,10 @@ export class KvClient {
           return answer;
         }
       }
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) break;
-      await sleep(Math.min(200 * 2 ** Math.min(round, 3), remaining));
+      // Back off, but leave the last attempt enough time to be answered.
+      const pause = Math.min(200 * 2 ** Math.min(round, 3), deadline - Date.now() - MIN_RETRY_MS);
+      if (pause < 0) break;
+      await sleep(pause);
     }
     const seconds = this.options.timeoutMs / 1000;
     if (lastRefusal) {
