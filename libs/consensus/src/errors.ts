@@ -89,3 +89,24 @@ export class IdentityMismatchError extends Error {
     this.name = 'IdentityMismatchError';
   }
 }
+
+/**
+ * The disk refused a write (ENOSPC, EDQUOT, or EIO while writing): nothing of it was kept and the storage
+ * is still usable, so the write may be retried once space returns (RaftStorage.save). `code` is the
+ * system's error code. Not for a failed fsync: after one, the page cache cannot be trusted.
+ */
+export class StorageFullError extends Error {
+  readonly retryable = true;
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'StorageFullError';
+  }
+}
+
+/** True for a StorageFullError, also across module copies (checked by name and flag, not by class). */
+export function isStorageFull(error: unknown): error is StorageFullError {
+  return error instanceof Error && error.name === 'StorageFullError' && (error as StorageFullError).retryable === true;
+}

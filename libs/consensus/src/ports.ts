@@ -20,8 +20,12 @@ export interface RaftStorage {
   /**
    * Appends entries (an entry at or below the last index first discards the stored suffix from there) and
    * the hard state, and calls `done` once both are durable (fsynced). Calls are ordered; concurrent calls may
-   * share one fsync. `done(error)` means durability can no longer be promised: the node must stop. `done`
-   * is never called synchronously from within save().
+   * share one fsync. `done(error)` with a StorageFullError (isStorageFull()): the disk refused the write
+   * (ENOSPC, EDQUOT, EIO while writing); nothing of this save, nor of any save queued behind it, was kept (the
+   * log and hard state are as before, not torn), the storage stays usable, and the same save may be made
+   * again later (the loop retries it until it succeeds). Any other error means durability can no longer be
+   * promised (a failed fsync: the page cache cannot be trusted): the node must stop. `done` is never called
+   * synchronously from within save().
    */
   save(hardState: HardState | undefined, entries: Entry[], done: SaveCallback): void;
   /**
@@ -42,8 +46,8 @@ export interface RaftStorage {
    * Makes a snapshot received from the leader (the core's Ready.snapshot) this node's state: its content
    * becomes the newest snapshot and the log is reset to start right after it (every stored entry is
    * discarded: the core installs a snapshot only when its log does not hold the snapshot's last entry).
-   * The loop makes no save() until `done` is called. Calls `done` once durable; an error means the node
-   * must stop, as for save(). Production finds the content where the transport put it
+   * The loop makes no save() until `done` is called. Calls `done` once durable; a StorageFullError means
+   * nothing changed and the install may be retried, any other error that the node must stop, as for save(). Production finds the content where the transport put it
    * on arrival (`snapshot.data` is empty); the simulator carries it in `snapshot.data`.
    */
   installSnapshot(snapshot: Snapshot, done: SaveCallback): void;
