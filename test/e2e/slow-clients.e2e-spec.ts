@@ -1,7 +1,9 @@
 /**
  * A slow or idle client cannot hold a node: a body that trickles is answered 408 and cut off after
- * BODY_TIMEOUT_MS, headers that never end are cut off after HEADERS_TIMEOUT_MS, hundreds of idle connections
- * leave room for everyone else, and the peer streams (endless requests on the same port) are never timed out.
+ * BODY_TIMEOUT_MS, headers that never end are cut off after HEADERS_TIMEOUT_MS, thousands of idle or
+ * trickling connections leave room for everyone else, a follower whose MAX_CONNECTIONS are all taken keeps its
+ * peer streams (and so replicates) and serves again once the idle ones are cut off, and the peer streams
+ * (endless requests on the same port) are never timed out.
  * Raw `net` sockets play the slow clients; each test ends the sockets it opened.
  */
 import { connect, Socket } from 'node:net';
@@ -113,6 +115,94 @@ describe('a single node with small timeouts', () => {
       for (const c of clients) c.socket.destroy();
     }
     await servesPromptly(node, 'after-idle');
+  });
+});
+
+describe('a single node with the default limits, under thousands of idle and trickling connections', () => {
+  let cluster: LocalCluster;
+  let node: ClusterNode;
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.start({ nodes: 1 });
+    node = await cluster.waitForLeader();
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('answers /status and writes while 2,000 idle and 1,000 trickling connections are open', async () => {
+    const opened: RawClient[] = [];
+    const open = async (count: number) => {
+      // In batches, so the listen backlog is not what refuses them.
+      for (let i = 0; i < count; i += 200) opened.push(...(await Promise.all(Array.from({ length: Math.min(200, count - i) }, () => rawClient(node)))));
+    };
+    let trickle: NodeJS.Timeout | undefined;
+    try {
+      await open(2000);
+      const idle = opened.length;
+      await open(1000);
+      const trickling = opened.slice(idle);
+      for (const [i, c] of trickling.entries()) {
+        c.socket.write(`PUT /kv/trickle-${i} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{`);
+      }
+      trickle = setInterval(() => {
+        for (const c of trickling) if (!c.socket.destroyed) c.socket.write(' ');
+      }, 500);
+      const took: number[] = [];
+      for (let round = 0; round < 5; round++) {
+        const start = Date.now();
+        await servesPromptly(node, `among-3000-${round}`);
+        took.push(Date.now() - start);
+      }
+      // Every one of them was still open while the node answered (the default timeouts are 10 s).
+      expect(opened.filter((c) => c.socket.destroyed || c.socket.readyState !== 'open')).toHaveLength(0);
+      console.log(`slow clients: /status + one write among 3,000 open connections took ${took.join(', ')} ms`);
+    } finally {
+      if (trickle) clearInterval(trickle);
+      for (const c of opened) c.socket.destroy();
+    }
+    await servesPromptly(node, 'after-3000');
+  });
+});
+
+describe('a three-node cluster whose follower has every connection it accepts (MAX_CONNECTIONS) taken', () => {
+  let cluster: LocalCluster;
+
+  beforeAll(async () => {
+    cluster = await LocalCluster.start({ nodes: 3, env: { MAX_CONNECTIONS: '64', HEADERS_TIMEOUT_MS: '3000' } });
+  });
+
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('refuses connections past the limit, keeps its peer streams and replicates, and serves again once the idle ones are cut off', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((n) => n !== leader && n.running)!;
+    const clients = await Promise.all(Array.from({ length: 80 }, () => rawClient(follower).catch(() => undefined)));
+    try {
+      // Past the limit the node closes a new connection at once: some of the 80 are closed within a second.
+      const early = await Promise.all(clients.map((c) => (c ? Promise.race([c.closed.then(() => true), sleep(1000).then(() => false)]) : true)));
+      expect(early.filter(Boolean).length).toBeGreaterThanOrEqual(80 - 64 + 2);
+      // The established peer streams are not among the refused: writes to the leader still commit, with
+      // the full follower as part of the quorum or not, and reach it.
+      for (let i = 0; i < 20; i++) expect((await http('PUT', `${leader.url}/kv/full-${i}`, { value: String(i) })).status).toBe(200);
+      // The idle connections are cut off by the header timeout; the follower then serves, and has every write.
+      await cluster.explained(
+        eventually('the follower to serve again with every write', async () => {
+          const r = await http('GET', `${follower.url}/kv/full-19?consistency=stale`, undefined, { timeoutMs: 1000 }).catch(() => undefined);
+          return r?.status === 200 ? true : undefined;
+        }),
+      );
+      // (A client's pooled connection from the full period may have been closed under it: asked again.)
+      const status = await eventually('the follower to answer /status', async () =>
+        http<{ leader: string | null }>('GET', `${follower.url}/status`).catch(() => undefined),
+      );
+      expect(status.body.leader).toBe(leader.name);
+    } finally {
+      for (const c of clients) c?.socket.destroy();
+    }
   });
 });
 
