@@ -89,15 +89,15 @@ export class KvController {
   @ApiOperation({
     summary: 'Read a value',
     description:
-      'Linearizable by default: the leader confirms its leadership with a quorum (ReadIndex) and answers from a ' +
-      'state at least as new as every write acknowledged before the request. `?consistency=stale` answers from ' +
-      "this node's local copy at once, on any node, possibly behind.",
+      'Linearizable by default, on every node (no redirect): the leader confirms its leadership with a quorum ' +
+      '(ReadIndex), a follower asks the leader for that read index, and the node answers once it has applied it, ' +
+      'from a state at least as new as every write acknowledged before the request. `?consistency=stale` answers ' +
+      "from this node's local copy at once, possibly behind.",
   })
   @keyParam
   @ApiOkResponse({ type: KeyValueDto })
   @ApiNotFoundResponse({ type: ErrorDto, description: 'Key not found' })
   @ApiBadRequestResponse({ type: ErrorDto })
-  @notLeader
   @unavailable
   async get(@Param('key') key: string, @Query() query: ReadQueryDto): Promise<KeyValueDto> {
     const value = await this.kv.get(key, query.consistency);

@@ -37,10 +37,13 @@ export class KvService {
     return { index, existed: (result as ApplyResult).existed };
   }
 
-  /** Reads `key`: linearizable (leader, after a ReadIndex barrier) or stale (this node's copy, at once). */
+  /**
+   * Reads `key`: linearizable (on any node: the leader confirms a read index with a quorum, a follower asks the
+   * leader for it, and the node answers once it has applied that index) or stale (this node's copy, at once).
+   */
   async get(key: string, consistency: Consistency = 'linearizable'): Promise<string | undefined> {
     this.checkKey(key);
-    if (consistency === 'linearizable') await this.raft.readBarrier();
+    if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
     return this.stateMachine.get(key);
   }
 
