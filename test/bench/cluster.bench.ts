@@ -40,6 +40,8 @@ interface Row {
   name: string;
   workload: Workload | 'failover';
   concurrency: number;
+  /** The clients are spread over every member instead of all asking the leader. */
+  spread?: boolean;
 }
 
 const ROWS: Row[] = [
@@ -50,6 +52,7 @@ const ROWS: Row[] = [
   { name: 'reads (linearizable)', workload: 'read', concurrency: 1 },
   { name: 'reads (linearizable)', workload: 'read', concurrency: 64 },
   { name: 'reads (linearizable)', workload: 'read', concurrency: 256 },
+  { name: 'reads (linearizable, every node)', workload: 'read', concurrency: 64, spread: true },
   { name: 'reads (stale)', workload: 'stale', concurrency: 64 },
   { name: 'mix 90/10', workload: 'mix', concurrency: 64 },
   { name: 'failover', workload: 'failover', concurrency: 4 },
@@ -443,6 +446,7 @@ async function main(): Promise<void> {
           const job: LoadJob = {
             system: t.system,
             target: await t.leader(),
+            spread: row.spread ? t.members() : undefined,
             workload: row.workload,
             concurrency: row.concurrency,
             durationMs,

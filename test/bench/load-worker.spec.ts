@@ -103,3 +103,40 @@ describe('runLoad with ops (a fixed number of writes instead of a fixed time)', 
     expect(paths.size).toBe(100);
   });
 });
+
+describe('runLoad with spread (reads on every node)', () => {
+  const servers: Server[] = [];
+  const counts: number[] = [];
+  beforeAll(async () => {
+    for (let i = 0; i < 3; i++) {
+      counts.push(0);
+      const server = createServer((req, res) => {
+        counts[i]++;
+        req.resume();
+        req.on('end', () => res.end('{}'));
+      });
+      await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+      servers.push(server);
+    }
+  });
+  afterAll(() => Promise.all(servers.map((s) => new Promise((ok) => s.close(ok)))));
+
+  it('gives each node its share of the clients instead of sending everything to the target', async () => {
+    const urls = servers.map((s) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`);
+    const result = await runLoad({
+      system: 'raft-kv',
+      target: urls[0],
+      spread: urls,
+      workload: 'read',
+      concurrency: 6,
+      durationMs: 60_000,
+      ops: 600,
+      keys: 10,
+      valueBytes: 100,
+    });
+    expect(result.ops).toBe(600);
+    // Two clients per node, each asking only its own node: every node answers a good share.
+    for (const count of counts) expect(count).toBeGreaterThan(100);
+    expect(counts.reduce((a, b) => a + b, 0)).toBe(600);
+  });
+});

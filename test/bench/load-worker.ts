@@ -12,8 +12,10 @@ export type System = 'raft-kv' | 'etcd';
 
 export interface LoadJob {
   system: System;
-  /** Base URL of the node every request goes to (the leader). */
+  /** Base URL of the node every request goes to (the leader), unless `spread` is given. */
   target: string;
+  /** Base URLs the clients are spread over instead (client i asks spread[i % n]): reads on every node. */
+  spread?: string[];
   workload: Workload;
   concurrency: number;
   /** The clients stop at this time, or earlier once `ops` operations have been started. */
@@ -115,7 +117,10 @@ function requestFor(job: LoadJob, op: 'write' | 'read' | 'stale', key: string, v
 }
 
 export async function runLoad(job: LoadJob): Promise<LoadResult> {
-  const pool = new Pool(job.target, { connections: job.concurrency, pipelining: 1, keepAliveTimeout: 60_000 });
+  const urls = job.spread && job.spread.length > 0 ? job.spread : [job.target];
+  const pools = urls.map(
+    (url) => new Pool(url, { connections: Math.ceil(job.concurrency / urls.length), pipelining: 1, keepAliveTimeout: 60_000 }),
+  );
   const latencies: number[] = [];
   let errors = 0;
   const sampleErrors: string[] = [];
@@ -128,6 +133,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   const limit = job.ops ?? Infinity;
 
   const client = async (id: number) => {
+    const pool = pools[id % pools.length];
     let n = id;
     while (performance.now() < deadline && issued < limit) {
       issued++;
@@ -165,7 +171,7 @@ export async function runLoad(job: LoadJob): Promise<LoadResult> {
   await Promise.all(Array.from({ length: job.concurrency }, (_, i) => client(i + 1)));
   const wallSeconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuStart);
-  await pool.close();
+  await Promise.all(pools.map((p) => p.close()));
   latencies.sort((a, b) => a - b);
   const result = summarize(latencies, errors, wallSeconds, (cpu.user + cpu.system) / 1e6, sampleErrors);
   if (job.keepLatencies) result.latencies = latencies;
