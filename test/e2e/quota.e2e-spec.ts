@@ -3,7 +3,7 @@
  * quota, which the leader answers 507 (nothing written, the body says how full the store is). An overwrite
  * with a shorter value and a delete are still accepted, and once they made room new writes work again.
  * A follower redirects a write to the leader, which decides; Node's fetch follows that redirect to the 507.
- * /status, /metrics and kvctl say the same.
+ * /status, /metrics, kvctl and the OpenAPI document say the same.
  */
 import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, eventually, http, LocalCluster } from '../support/local-cluster';
@@ -78,6 +78,19 @@ describe('MAX_DATA_BYTES', () => {
     });
     expect(followed.redirected).toBe(true);
     expect({ status: followed.status, body: await followed.json() }).toEqual({ status: 507, body: refusal(200) });
+  });
+
+  it('documents the 507 on PUT and the new /status fields in the OpenAPI document', async () => {
+    const doc = (await http('GET', `${leader.url}/docs-json`)).body;
+    expect(doc.paths['/kv/{key}'].put.responses['507'].content['application/json'].schema.$ref).toBe(
+      '#/components/schemas/DataQuotaExceededDto',
+    );
+    expect(Object.keys(doc.components.schemas.DataQuotaExceededDto.properties).sort()).toEqual(['dataBytes', 'error', 'outcome', 'quotaBytes']);
+    expect(doc.components.schemas.StatusDto.properties).toEqual(
+      expect.objectContaining({ dataBytes: expect.anything(), quotaBytes: expect.anything() }),
+    );
+    expect(doc.components.schemas.StatusDto.required).toContain('dataBytes');
+    expect(doc.components.schemas.StatusDto.required).not.toContain('quotaBytes');
   });
 
   it('kvctl shows the refusal and exits 1', async () => {
