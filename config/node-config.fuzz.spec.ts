@@ -21,6 +21,7 @@ const VARIABLES = [
   'REQUEST_TIMEOUT_MS',
   'MAX_KEY_BYTES',
   'MAX_VALUE_BYTES',
+  'MAX_DATA_BYTES',
   'CLUSTER_TOKEN',
   'LOG_LEVEL',
   'LOG_FORMAT',
@@ -50,6 +51,7 @@ const validEnv = fc
     heartbeat: fc.integer({ min: 10, max: 10000 }),
     electionFactor: fc.integer({ min: 3, max: 10 }),
     maxKey: fc.integer({ min: 1, max: 65536 }),
+    maxData: fc.option(fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }), { nil: undefined }),
     token: fc.option(fc.string({ unit: 'grapheme-ascii', minLength: 16, maxLength: 64 }), { nil: undefined }),
     logLevel: fc.constantFrom('error', 'warn', 'info', 'debug', 'verbose'),
   })
@@ -77,7 +79,7 @@ describe('loadNodeConfig, fuzzed', () => {
 
   it('parses every valid environment to what it says', () => {
     fc.assert(
-      fc.property(validEnv, ({ nodeId, port, peerPorts, heartbeat, electionFactor, maxKey, token, logLevel }) => {
+      fc.property(validEnv, ({ nodeId, port, peerPorts, heartbeat, electionFactor, maxKey, maxData, token, logLevel }) => {
         const env: NodeJS.ProcessEnv = {
           NODE_ID: nodeId,
           HTTP_PORT: String(port),
@@ -85,6 +87,7 @@ describe('loadNodeConfig, fuzzed', () => {
           HEARTBEAT_INTERVAL_MS: String(heartbeat),
           ELECTION_TIMEOUT_MS: String(heartbeat * electionFactor),
           MAX_KEY_BYTES: String(maxKey),
+          MAX_DATA_BYTES: maxData === undefined ? undefined : String(maxData),
           CLUSTER_TOKEN: token,
           LOG_LEVEL: logLevel,
         };
@@ -102,6 +105,7 @@ describe('loadNodeConfig, fuzzed', () => {
           logLevel,
         });
         expect(config.clusterToken).toBe(token);
+        expect(config.maxDataBytes).toBe(maxData);
       }),
       { numRuns: 200 },
     );

@@ -85,6 +85,28 @@ describe('loadNodeConfig', () => {
     expect(loadNodeConfig({ JOIN: '', PEER_URLS: 'http://node2:3001' }).join).toBeUndefined();
   });
 
+  it('reads MAX_DATA_BYTES as plain bytes; unset or empty means no quota', () => {
+    expect(loadNodeConfig({}).maxDataBytes).toBeUndefined();
+    expect(loadNodeConfig({ MAX_DATA_BYTES: '' }).maxDataBytes).toBeUndefined();
+    expect(loadNodeConfig({ MAX_DATA_BYTES: '1' }).maxDataBytes).toBe(1);
+    expect(loadNodeConfig({ MAX_DATA_BYTES: ' 1073741824 ' }).maxDataBytes).toBe(1024 ** 3);
+    expect(loadNodeConfig({ MAX_DATA_BYTES: String(Number.MAX_SAFE_INTEGER) }).maxDataBytes).toBe(Number.MAX_SAFE_INTEGER);
+  });
+
+  it.each(['0', '-1', '1.5', '1e3', '10MB', '1GiB', 'lots', '9007199254740992'])(
+    'rejects MAX_DATA_BYTES=%j with one line naming the variable and the value',
+    (value) => {
+      expect(() => loadNodeConfig({ MAX_DATA_BYTES: value })).toThrow(ConfigError);
+      expect(() => loadNodeConfig({ MAX_DATA_BYTES: value })).toThrow(
+        new RegExp(`^MAX_DATA_BYTES must be a whole number of bytes between 1 and 9007199254740991 \\(unset: no quota\\) \\(got '${value}'\\)$`),
+      );
+    },
+  );
+
+  it('rejects a MAX_DATA_BYTES too large to count exactly (beyond 2^53 - 1)', () => {
+    expect(() => loadNodeConfig({ MAX_DATA_BYTES: '99999999999999999999' })).toThrow(/^MAX_DATA_BYTES must be a whole number/);
+  });
+
   it('reads the slow-client limits', () => {
     const config = loadNodeConfig({ HEADERS_TIMEOUT_MS: '2000', BODY_TIMEOUT_MS: ' 1500 ', KEEP_ALIVE_TIMEOUT_MS: '100', MAX_CONNECTIONS: '64' });
     expect(config).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 1500, keepAliveTimeoutMs: 100, maxConnections: 64 });

@@ -49,6 +49,11 @@ export interface NodeConfig {
   maxPendingRequests: number;
   maxKeyBytes: number;
   maxValueBytes: number;
+  /**
+   * MAX_DATA_BYTES: the quota on the map's logical size (UTF-8 bytes of every key and value); past it the
+   * leader refuses writes that would grow it. Undefined: no quota.
+   */
+  maxDataBytes?: number;
   /** SNAPSHOT_ENTRIES: a snapshot of the map every this many applied entries (0: never). */
   snapshotEntries: number;
   /** SNAPSHOT_CATCHUP_ENTRIES: entries kept in the log behind the newest snapshot. */
@@ -169,6 +174,15 @@ class EnvironmentVariables {
   @Min(1, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
   @Max(16 * 1024 * 1024, { message: 'MAX_VALUE_BYTES must be an integer between 1 and 16777216 (16 MiB)' })
   MAX_VALUE_BYTES: number = 1024 * 1024;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt({ message: 'MAX_DATA_BYTES must be a whole number of bytes between 1 and 9007199254740991 (unset: no quota)' })
+  @Min(1, { message: 'MAX_DATA_BYTES must be a whole number of bytes between 1 and 9007199254740991 (unset: no quota)' })
+  @Max(Number.MAX_SAFE_INTEGER, {
+    message: 'MAX_DATA_BYTES must be a whole number of bytes between 1 and 9007199254740991 (unset: no quota)',
+  })
+  MAX_DATA_BYTES?: number = undefined;
 
   @Transform(toInt)
   @IsInt({ message: 'HEADERS_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
@@ -322,6 +336,7 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     maxPendingRequests: vars.MAX_PENDING_REQUESTS,
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
+    maxDataBytes: vars.MAX_DATA_BYTES,
     snapshotEntries: vars.SNAPSHOT_ENTRIES,
     snapshotCatchUpEntries: vars.SNAPSHOT_CATCHUP_ENTRIES,
     walSegmentBytes: vars.WAL_SEGMENT_BYTES,

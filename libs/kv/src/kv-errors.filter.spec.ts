@@ -1,5 +1,6 @@
 import { OverloadedError, RemovedFromClusterError } from '@app/consensus';
 import { mapKvError } from './kv-errors.filter';
+import { DataQuotaExceededError } from './kv.errors';
 
 describe('mapKvError', () => {
   it.each([
@@ -19,6 +20,18 @@ describe('mapKvError', () => {
     expect(mapKvError(new RemovedFromClusterError(), { url: '/kv/k' })).toEqual({
       status: 410,
       body: { error: 'Removed from the cluster', outcome: 'failed' },
+    });
+  });
+
+  it('answers a write over MAX_DATA_BYTES 507 with the sizes, outcome failed, and no Retry-After (retrying alone does not help)', () => {
+    expect(mapKvError(new DataQuotaExceededError(1000, 1024), { url: '/kv/k' })).toEqual({
+      status: 507,
+      body: {
+        error: 'Data quota exceeded: the store holds 1000 of MAX_DATA_BYTES 1024 bytes; delete keys to make room',
+        outcome: 'failed',
+        dataBytes: 1000,
+        quotaBytes: 1024,
+      },
     });
   });
 });

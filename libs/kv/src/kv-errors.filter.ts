@@ -11,7 +11,7 @@ import {
   ShuttingDownError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidKeyError, KeyNotFoundError, ValueTooLargeError } from './kv.errors';
+import { DataQuotaExceededError, InvalidKeyError, KeyNotFoundError, ValueTooLargeError } from './kv.errors';
 
 interface Mapped {
   status: number;
@@ -81,6 +81,13 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   if (error instanceof KeyNotFoundError) return { status: 404, body: { error: 'Key not found', key: error.key } };
   if (error instanceof InvalidKeyError) return { status: 400, body: { error: error.message } };
   if (error instanceof ValueTooLargeError) return { status: 413, body: { error: error.message } };
+  if (error instanceof DataQuotaExceededError) {
+    // 507, as etcd's NOSPACE alarm; no Retry-After: retrying does not help until keys are deleted.
+    return {
+      status: 507,
+      body: { error: error.message, outcome: 'failed', dataBytes: error.dataBytes, quotaBytes: error.quotaBytes },
+    };
+  }
   return undefined;
 }
 
@@ -97,6 +104,7 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   InvalidKeyError,
   KeyNotFoundError,
   ValueTooLargeError,
+  DataQuotaExceededError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {

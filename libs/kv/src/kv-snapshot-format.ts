@@ -101,6 +101,7 @@ function writeChunk(
  */
 export class KvSnapshotDecoder {
   private readonly map = new Map<string, string>();
+  private bytes = 0;
   private nextIndex = 0;
   private ended = false;
   private pieces = 0;
@@ -111,6 +112,15 @@ export class KvSnapshotDecoder {
     if (buf.length === 0) throw new MalformedKvSnapshotError(`${where} is empty`);
     let at = 0;
     while (at < buf.length) at = this.decodeChunk(buf, at, where);
+  }
+
+  /**
+   * The UTF-8 bytes of the keys and values decoded so far, counted from the length fields. Equal to
+   * Buffer.byteLength of the decoded strings because an encoder only writes well-formed UTF-8 (the strings
+   * of a map always are: they were themselves decoded from UTF-8).
+   */
+  get dataBytes(): number {
+    return this.bytes;
   }
 
   /** The decoded map; throws if the last chunk has not been pushed. */
@@ -144,6 +154,7 @@ export class KvSnapshotDecoder {
       const size = this.map.size;
       this.map.set(key, buf.toString('utf8', keyEnd + 4, valueEnd));
       if (this.map.size === size) fail(`pair ${i} of ${count}: key ${JSON.stringify(key.slice(0, 64))} seen twice`);
+      this.bytes += valueEnd - at - 2 * 4;
       at = valueEnd;
     }
     this.nextIndex++;

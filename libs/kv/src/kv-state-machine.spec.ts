@@ -61,6 +61,113 @@ describe('KvStateMachine.apply', () => {
   });
 });
 
+/** dataBytes the slow way: what the counter kept on apply must always equal. */
+const bytesOf = (pairs: Iterable<[string, string]>) => {
+  let total = 0;
+  for (const [key, value] of pairs) total += Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
+  return total;
+};
+
+describe('KvStateMachine.dataBytes: UTF-8 bytes of every key plus its value', () => {
+  it('counts puts, overwrites (longer and shorter) and deletes, in UTF-8 bytes rather than characters', () => {
+    const sm = new KvStateMachine();
+    expect(sm.dataBytes).toBe(0);
+    put(sm, 'a', '12345');
+    expect(sm.dataBytes).toBe(6);
+    put(sm, 'é', '€'); // 2 + 3 bytes
+    expect(sm.dataBytes).toBe(11);
+    put(sm, 'a', '1234567890');
+    expect(sm.dataBytes).toBe(16);
+    put(sm, 'a', '');
+    expect(sm.dataBytes).toBe(6);
+    del(sm, 'missing');
+    expect(sm.dataBytes).toBe(6);
+    del(sm, 'é');
+    expect(sm.dataBytes).toBe(1);
+    del(sm, 'a');
+    expect(sm.dataBytes).toBe(0);
+  });
+
+  it('is not changed by no-ops and entries that are not commands', () => {
+    const sm = machineWith([['key', 'value']]);
+    sm.apply(entry(new Uint8Array(0)));
+    sm.apply(entry(encodeCommand({ op: 'delete', key: 'key' }), EntryType.ConfChange));
+    sm.apply(entry(Uint8Array.of(9, 9, 9, 9, 9, 9)));
+    expect(sm.dataBytes).toBe(8);
+  });
+
+  it('counts writes made while a view is alive, and is unchanged by the view\'s release', () => {
+    const sm = machineWith([['a', '1'], ['b', '22']]);
+    const view = sm.snapshot();
+    put(sm, 'a', '111'); // grows by 2
+    del(sm, 'b'); // shrinks by 3
+    put(sm, 'c', 'x'); // grows by 2
+    expect(sm.dataBytes).toBe(5 + 2 - 3 + 2);
+    view.release();
+    expect(sm.dataBytes).toBe(6);
+    expect(sm.dataBytes).toBe(bytesOf(sm.entries()));
+  });
+
+  it('is restored with a snapshot (sync and async) and survives a round trip through a view\'s chunks', async () => {
+    const pairs: Array<[string, string]> = Array.from({ length: 50 }, (_, i) => [`k${i}-ü`, 'v€'.repeat(i)]);
+    const source = machineWith(pairs);
+    const view = source.snapshot();
+    const chunks = [...view.chunks()];
+    view.release();
+
+    const sm = machineWith([['old', 'state']]);
+    expect(restoreSync(sm, chunks).error).toBeUndefined();
+    expect(sm.dataBytes).toBe(source.dataBytes);
+    expect(sm.dataBytes).toBe(bytesOf(pairs));
+
+    const other = machineWith([['old', 'state']]);
+    expect(await restoreAsync(other, asAsync(encodeKvSnapshot(pairs, 64)))).toBeUndefined();
+    expect(other.dataBytes).toBe(bytesOf(pairs));
+    put(other, 'k0-ü', 'longer');
+    expect(other.dataBytes).toBe(bytesOf(other.entries()));
+  });
+
+  it('a restore that fails or is superseded leaves it as it was', async () => {
+    const sm = machineWith([['old', 'state']]);
+    const snapshot = [...encodeKvSnapshot([['n', 'v'.repeat(100)]], 64)];
+    restoreSync(sm, [snapshot[0].subarray(0, snapshot[0].length - 1)]);
+    expect(sm.dataBytes).toBe(8);
+    const slow = restoreAsync(sm, asAsync(snapshot));
+    expect(restoreSync(sm, encodeKvSnapshot([['x', 'y']])).error).toBeUndefined();
+    expect((await slow)?.message).toMatch(/superseded/);
+    expect(sm.dataBytes).toBe(2);
+  });
+});
+
+describe('KvStateMachine.putGrowth: what a put would add to dataBytes', () => {
+  it.each<[string, Array<[string, string]>, string, string, number]>([
+    ['a new key: key plus value', [], 'key', 'value', 8],
+    ['a new key with multi-byte characters', [], 'ключ', '€', 11],
+    ['a new key with an empty value', [], 'k', '', 1],
+    ['a longer value', [['key', 'ab']], 'key', 'abcd', 2],
+    ['the same length', [['key', 'ab']], 'key', 'xy', 0],
+    ['a shorter value', [['key', 'abcd']], 'key', 'a', -3],
+    ['as many characters but more bytes', [['key', 'ab']], 'key', 'éé', 2],
+  ])('%s', (_name, pairs, key, value, growth) => {
+    const sm = machineWith(pairs);
+    const before = sm.dataBytes;
+    expect(sm.putGrowth(key, value)).toBe(growth);
+    // The prediction is exactly what applying it does.
+    put(sm, key, value);
+    expect(sm.dataBytes - before).toBe(growth);
+  });
+
+  it('sees writes made while a view is alive', () => {
+    const sm = machineWith([['key', 'ab']]);
+    const view = sm.snapshot();
+    put(sm, 'key', 'abcdef');
+    expect(sm.putGrowth('key', 'abcdefgh')).toBe(2);
+    del(sm, 'key');
+    expect(sm.putGrowth('key', 'a')).toBe(4);
+    view.release();
+  });
+});
+
 describe('KvStateMachine snapshots: round trip', () => {
   const unicode: Array<[string, string]> = [
     ['日本語', 'значение'],
@@ -436,7 +543,8 @@ describe('KvStateMachine snapshots: randomized model test against a plain Map', 
       const r = random();
       if (r < 0.45) {
         const key = pick(keys);
-        const value = `v${step}`;
+        // Some values with multi-byte characters, so that dataBytes is checked in bytes, not characters.
+        const value = step % 3 === 0 ? `v${step}-é€` : `v${step}`;
         same(`put ${key} existed`, put(sm, key, value)?.existed, model.has(key));
         model.set(key, value);
       } else if (r < 0.75) {
@@ -460,6 +568,7 @@ describe('KvStateMachine snapshots: randomized model test against a plain Map', 
         model = next;
       }
       same('size', sm.size, model.size);
+      same('dataBytes', sm.dataBytes, bytesOf(model));
       const key = pick(keys);
       same(`get ${key}`, sm.get(key), model.get(key));
       same(`has ${key}`, sm.has(key), model.has(key));

@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
-import { decodeCommand } from './kv-command';
+import { decodeCommand, KvCommand } from './kv-command';
 import { encodeKvSnapshot, KvSnapshotDecoder } from './kv-snapshot-format';
 
 /** What applying one command did, handed back to the client that proposed it. */
@@ -14,6 +14,12 @@ export interface ApplyResult {
 /** Marks, in a delta, a key deleted since the base was frozen. */
 const TOMBSTONE: unique symbol = Symbol('deleted');
 type Delta = Map<string, string | typeof TOMBSTONE>;
+
+/** A restored map and its dataBytes (counted while decoding, so that a restore never walks the map twice). */
+interface Decoded {
+  map: Map<string, string>;
+  dataBytes: number;
+}
 
 /** The views taken of one base map; restore() starts a new generation, leaving older views their base. */
 interface Generation {
@@ -45,6 +51,7 @@ export class KvStateMachine implements StateMachine {
   private generation: Generation = { views: 0 };
   /** Counts restore() calls: a restore finishing after a newer one started must not swap its map in. */
   private restores = 0;
+  private liveDataBytes = 0;
 
   /** Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns undefined. */
   apply(entry: Entry): ApplyResult | undefined {
@@ -56,13 +63,16 @@ export class KvStateMachine implements StateMachine {
     }
     const delta = this.delta;
     if (delta === undefined) {
-      const existed = this.base.has(command.key);
+      const previous = this.base.get(command.key);
       if (command.op === 'put') this.base.set(command.key, command.value);
       else this.base.delete(command.key);
-      return { existed, valid: true };
+      this.countData(command, previous);
+      return { existed: previous !== undefined, valid: true };
     }
     const { key } = command;
-    const existed = this.has(key);
+    const previous = this.get(key);
+    const existed = previous !== undefined;
+    this.countData(command, previous);
     this.sharedOverlay = undefined;
     if (command.op === 'put') {
       delta.set(key, command.value);
@@ -96,6 +106,25 @@ export class KvStateMachine implements StateMachine {
 
   get size(): number {
     return this.delta === undefined ? this.base.size : this.liveSize;
+  }
+
+  /**
+   * The map's logical size: the UTF-8 bytes of every key plus its value, as of the last entry applied (or
+   * snapshot restored). Kept up to date by apply() and restore(), so reading it costs nothing.
+   */
+  get dataBytes(): number {
+    return this.liveDataBytes;
+  }
+
+  /**
+   * How many bytes `put(key, value)` would add to dataBytes if applied now: positive for a new key or a
+   * longer value, zero or negative otherwise. Costs a lookup and the two lengths, never a scan of the map.
+   */
+  putGrowth(key: string, value: string): number {
+    const previous = this.get(key);
+    const valueBytes = Buffer.byteLength(value, 'utf8');
+    if (previous === undefined) return Buffer.byteLength(key, 'utf8') + valueBytes;
+    return valueBytes - Buffer.byteLength(previous, 'utf8');
   }
 
   /** The live pairs (for tests and tools): iterate synchronously, without apply() or restore() in between. */
@@ -139,33 +168,30 @@ export class KvStateMachine implements StateMachine {
   restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, done: (error?: Error) => void): void {
     const restore = ++this.restores;
     if (Symbol.iterator in chunks) {
-      let map: Map<string, string>;
+      let decoded: Decoded;
       try {
         const decoder = new KvSnapshotDecoder();
         for (const chunk of chunks) decoder.push(chunk);
-        map = decoder.finish();
+        decoded = { map: decoder.finish(), dataBytes: decoder.dataBytes };
       } catch (error) {
         done(asError(error));
         return;
       }
-      this.install(map);
+      this.install(decoded);
       done();
       return;
     }
     void this.restoreAsync(chunks, restore).then(
-      (map) => {
-        if (map) this.install(map);
-        done(map ? undefined : new Error('KV restore superseded by a newer restore; the map was left as it was'));
+      (decoded) => {
+        if (decoded) this.install(decoded);
+        done(decoded ? undefined : new Error('KV restore superseded by a newer restore; the map was left as it was'));
       },
       (error: unknown) => done(asError(error)),
     );
   }
 
   /** The decoded map, or undefined if a newer restore started meanwhile. */
-  private async restoreAsync(
-    chunks: AsyncIterable<Uint8Array>,
-    restore: number,
-  ): Promise<Map<string, string> | undefined> {
+  private async restoreAsync(chunks: AsyncIterable<Uint8Array>, restore: number): Promise<Decoded | undefined> {
     const decoder = new KvSnapshotDecoder();
     for await (const chunk of chunks) {
       decoder.push(chunk);
@@ -175,14 +201,22 @@ export class KvStateMachine implements StateMachine {
       if (restore !== this.restores) return undefined;
     }
     const map = decoder.finish();
-    return restore === this.restores ? map : undefined;
+    return restore === this.restores ? { map, dataBytes: decoder.dataBytes } : undefined;
   }
 
-  private install(map: Map<string, string>): void {
+  private install({ map, dataBytes }: Decoded): void {
     this.base = map;
+    this.liveDataBytes = dataBytes;
     this.delta = undefined;
     this.sharedOverlay = undefined;
     this.generation = { views: 0 };
+  }
+
+  /** Accounts for one applied command; `previous` is the key's value before it. */
+  private countData(command: KvCommand, previous: string | undefined): void {
+    const keyBytes = Buffer.byteLength(command.key, 'utf8');
+    if (previous !== undefined) this.liveDataBytes -= keyBytes + Buffer.byteLength(previous, 'utf8');
+    if (command.op === 'put') this.liveDataBytes += keyBytes + Buffer.byteLength(command.value, 'utf8');
   }
 
   private release(generation: Generation): void {

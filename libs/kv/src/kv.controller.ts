@@ -15,7 +15,15 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { RouteSchema } from '@nestjs/platform-fastify';
-import { DeleteResultDto, ErrorDto, KeyValueDto, NotLeaderDto, UnavailableDto, WriteResultDto } from './dto/kv-responses.dto';
+import {
+  DataQuotaExceededDto,
+  DeleteResultDto,
+  ErrorDto,
+  KeyValueDto,
+  NotLeaderDto,
+  UnavailableDto,
+  WriteResultDto,
+} from './dto/kv-responses.dto';
 import { PutValueDto } from './dto/put-value.dto';
 import { ReadQueryDto } from './dto/read-query.dto';
 import { KeyNotFoundError } from './kv.errors';
@@ -77,6 +85,13 @@ export class KvController {
   @ApiOkResponse({ type: WriteResultDto })
   @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key' })
   @ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'Value longer than MAX_VALUE_BYTES' })
+  @ApiResponse({
+    status: 507,
+    type: DataQuotaExceededDto,
+    description:
+      'The write would grow the data (a new key, or a longer value) past MAX_DATA_BYTES: nothing was written. ' +
+      'Deletes, and writes that do not grow the data, are still accepted.',
+  })
   @notLeader
   @unavailable
   async put(@Param('key') key: string, @Body() body: PutValueDto): Promise<WriteResultDto> {

@@ -24,3 +24,19 @@ export class KeyNotFoundError extends Error {
     this.name = 'KeyNotFoundError';
   }
 }
+
+/**
+ * A PUT refused on the leader, before it was proposed: it would grow the map past MAX_DATA_BYTES. Nothing
+ * was written; deletes, and puts that do not grow the data, are still accepted.
+ */
+export class DataQuotaExceededError extends Error {
+  constructor(
+    /** The map's size (KvStateMachine.dataBytes) when the write was refused. */
+    readonly dataBytes: number,
+    /** MAX_DATA_BYTES. */
+    readonly quotaBytes: number,
+  ) {
+    super(`Data quota exceeded: the store holds ${dataBytes} of MAX_DATA_BYTES ${quotaBytes} bytes; delete keys to make room`);
+    this.name = 'DataQuotaExceededError';
+  }
+}

@@ -3,6 +3,7 @@ import { STATE_MACHINE } from '@app/consensus';
 import { BackupController } from './backup/backup.controller';
 import { KvBackupService } from './backup/kv-backup.service';
 import { KvController } from './kv.controller';
+import { KvMetrics } from './kv.metrics';
 import { KV_OPTIONS, KvOptions, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
 import { StatusController } from './status.controller';
@@ -26,7 +27,10 @@ export interface KvModuleAsyncOptions {
   useFactory: (...args: never[]) => KvOptions | Promise<KvOptions>;
 }
 
-/** The public API: /kv, /status, and backups (/cluster/snapshot). */
+/**
+ * The public API: /kv, /status, and backups (/cluster/snapshot); the data-size gauges (prom-client's Registry
+ * must be provided globally).
+ */
 @Module({})
 export class KvModule {
   static forRootAsync({ consensus, imports, inject, useFactory }: KvModuleAsyncOptions): DynamicModule {
@@ -34,7 +38,7 @@ export class KvModule {
       module: KvModule,
       imports: [consensus, KvStateMachineModule, ...(imports ?? [])],
       controllers: [KvController, StatusController, BackupController],
-      providers: [KvService, KvBackupService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
+      providers: [KvService, KvBackupService, KvMetrics, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
     };
   }
 }

@@ -3,13 +3,25 @@ import { RaftNode } from '@app/consensus';
 import { encodeCommand } from './kv-command';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
-import { InvalidKeyError, ValueTooLargeError } from './kv.errors';
+import { DataQuotaExceededError, InvalidKeyError, ValueTooLargeError } from './kv.errors';
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
 export interface KvOptions {
   maxKeyBytes: number;
   maxValueBytes: number;
+  /** MAX_DATA_BYTES: the quota on KvStateMachine.dataBytes (undefined: none). See exceedsDataQuota. */
+  maxDataBytes?: number;
+}
+
+/**
+ * The quota decision: a put that changes the map's size by `growth` bytes (KvStateMachine.putGrowth) while
+ * it holds `dataBytes` is refused when it grows the data past `quotaBytes`. A put that does not grow the data
+ * (an overwrite with a value no longer) is always allowed, even over the quota, so that a full store can be
+ * brought back under it; deletes are never checked.
+ */
+export function exceedsDataQuota(dataBytes: number, growth: number, quotaBytes: number | undefined): boolean {
+  return quotaBytes !== undefined && growth > 0 && dataBytes + growth > quotaBytes;
 }
 
 /** The KV operations: writes go through Raft; linearizable reads through a ReadIndex barrier. */
@@ -26,6 +38,7 @@ export class KvService {
     this.checkKey(key);
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > this.options.maxValueBytes) throw new ValueTooLargeError(bytes, this.options.maxValueBytes);
+    this.checkQuota(key, value);
     const { index } = await this.raft.propose(encodeCommand({ op: 'put', key, value }));
     return { index };
   }
@@ -45,6 +58,21 @@ export class KvService {
     this.checkKey(key);
     if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
     return this.stateMachine.get(key);
+  }
+
+  /**
+   * Checked against the leader's applied state, before proposing: writes proposed but not yet applied are
+   * not counted, so dataBytes may overshoot the quota by what they add (at most MAX_PENDING_REQUESTS x
+   * (MAX_KEY_BYTES + MAX_VALUE_BYTES), plus what a former leader left in the log unapplied). A follower does
+   * not check: propose() redirects the write to the leader, which decides on its own state.
+   */
+  private checkQuota(key: string, value: string): void {
+    const quota = this.options.maxDataBytes;
+    if (quota === undefined || !this.raft.isLeader) return;
+    const dataBytes = this.stateMachine.dataBytes;
+    if (exceedsDataQuota(dataBytes, this.stateMachine.putGrowth(key, value), quota)) {
+      throw new DataQuotaExceededError(dataBytes, quota);
+    }
   }
 
   private checkKey(key: string): void {

@@ -1,7 +1,9 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { RaftNodeService, StateType } from '@app/consensus';
 import { StatusDto } from './dto/kv-responses.dto';
+import { KV_OPTIONS, KvOptions } from './kv.service';
+import { KvStateMachine } from './kv-state-machine';
 
 const STATE_NAMES: Record<StateType, string> = {
   [StateType.Leader]: 'LEADER',
@@ -13,10 +15,17 @@ const STATE_NAMES: Record<StateType, string> = {
 @ApiTags('status')
 @Controller('status')
 export class StatusController {
-  constructor(private readonly raft: RaftNodeService) {}
+  constructor(
+    private readonly raft: RaftNodeService,
+    private readonly stateMachine: KvStateMachine,
+    @Inject(KV_OPTIONS) private readonly options: KvOptions,
+  ) {}
 
   @Get()
-  @ApiOperation({ summary: "This node's view of the cluster: role, term, leader, log and snapshot indexes, and (on the leader) each peer" })
+  @ApiOperation({
+    summary:
+      "This node's view of the cluster: role, term, leader, log and snapshot indexes, the data size and its quota, and (on the leader) each peer",
+  })
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
@@ -36,7 +45,9 @@ export class StatusController {
       lastLogIndex: s.lastIndex,
       snapshotIndex: s.snapshotIndex,
       firstLogIndex: s.firstLogIndex,
+      dataBytes: this.stateMachine.dataBytes,
     };
+    if (this.options.maxDataBytes !== undefined) status.quotaBytes = this.options.maxDataBytes;
     if (isLeader) {
       status.peers = s.peers.map((p) => ({
         nodeId: p.name,

@@ -53,6 +53,22 @@ export class UnavailableDto {
   outcome?: 'unknown' | 'failed';
 }
 
+export class DataQuotaExceededDto {
+  @ApiProperty({
+    example: 'Data quota exceeded: the store holds 1048500 of MAX_DATA_BYTES 1048576 bytes; delete keys to make room',
+  })
+  error: string;
+
+  @ApiProperty({ enum: ['failed'], description: 'Nothing was written; retrying helps only once keys are deleted or shortened.' })
+  outcome: 'failed';
+
+  @ApiProperty({ description: 'UTF-8 bytes of every key plus its value on the leader when it refused the write.', example: 1048500 })
+  dataBytes: number;
+
+  @ApiProperty({ description: 'MAX_DATA_BYTES.', example: 1048576 })
+  quotaBytes: number;
+}
+
 export class PeerStatusDto {
   @ApiPropertyOptional({ example: 'node2' })
   nodeId?: string;
@@ -115,6 +131,15 @@ export class StatusDto {
     description: 'Index of the first entry still in the log; the entries before it were compacted into snapshots.',
   })
   firstLogIndex: number;
+
+  @ApiProperty({
+    description: "UTF-8 bytes of every key plus its value in this node's copy of the map, as of appliedIndex.",
+    example: 52340,
+  })
+  dataBytes: number;
+
+  @ApiPropertyOptional({ description: 'MAX_DATA_BYTES, the quota on dataBytes (absent: no quota).', example: 1073741824 })
+  quotaBytes?: number;
 
   @ApiPropertyOptional({ type: [PeerStatusDto], description: 'Replication state of each peer (leader only).' })
   peers?: PeerStatusDto[];
