@@ -83,7 +83,7 @@ export class AppModule {
         KvModule.forRootAsync({
           consensus,
           inject: [nodeConfig.KEY],
-          useFactory: (c: NodeConfigType): KvOptions => ({ maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes }),
+          useFactory: (c: NodeConfigType): KvOptions => ({ maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes, maxDataBytes: c.maxDataBytes }),
         }),
         HealthModule.register(consensus),
         ClusterAdminModule.forRootAsync({
