@@ -5,7 +5,9 @@
  */
 import type { HardState, SnapshotMetadata } from '@app/consensus/core';
 import type { SaveCallback, StateMachineView } from '@app/consensus/ports';
-import { readdirSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStorageFull as consensusIsStorageFull } from '../../consensus/src/errors';
 import { dumpWal, entries, entry, MemoryLogger, plain, TempDirs } from '../../../test/support/wal-test-helpers';
@@ -404,5 +406,82 @@ describe('NodeStorage: snapshots on a full disk', () => {
     const again = await openNode(dir);
     expect(again.storage.snapshot().metadata).toEqual(meta(90));
     expect(again.storage.firstIndex()).toBe(91);
+  });
+});
+
+/**
+ * The real thing: a 1 MiB tmpfs filled up. Mounting needs root (and the right to mount); without it, the same
+ * steps run against the injected fault (a short write, then ENOSPC, for as long as the "disk" is full), so the
+ * test always asserts.
+ */
+describe('a real full disk (tmpfs of 1 MiB when root can mount one, else the injected fault)', () => {
+  let dir = '';
+  let mounted = false;
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'wal-full-'));
+    if (process.getuid?.() !== 0) return;
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', dir], { stdio: 'pipe' });
+      mounted = true;
+    } catch {
+      mounted = false; // root without the right to mount (a container): the injected fault stands in
+    }
+  });
+
+  afterAll(() => {
+    if (mounted) execFileSync('umount', [dir], { stdio: 'pipe' });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Fills the disk (a ballast file written until ENOSPC); returns how to free it. */
+  function fill(): () => void {
+    if (!mounted) {
+      const real = fileIo.writev;
+      let full = true;
+      jest.spyOn(fileIo, 'writev').mockImplementation(async (fd, buffers, position) => {
+        if (!full) return real(fd, buffers, position);
+        const bytes = Buffer.concat(buffers);
+        if (bytes.length > 1000) return real(fd, [bytes.subarray(0, 1000)], position);
+        throw errno('ENOSPC');
+      });
+      return () => {
+        full = false;
+      };
+    }
+    const ballast = join(dir, 'ballast');
+    const fd = openSync(ballast, 'w');
+    const page = Buffer.alloc(4096, 0xee);
+    try {
+      for (;;) writeSync(fd, page);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+    } finally {
+      closeSync(fd);
+    }
+    return () => unlinkSync(ballast);
+  }
+
+  it('the save is refused while the disk is full, succeeds once space is freed, and a reopen sees everything', async () => {
+    const walDir = join(dir, 'wal');
+    const { wal } = await openWal(walDir, { segmentSize: 256 * 1024 });
+    await wal.save(hs(1, 5), entries(1, 10, 1));
+    const free = fill();
+    // Larger than a page: the last page of the segment has room for a few bytes only (a short write).
+    const err = await expectRefused(wal.save(hs(1, 20), entries(11, 110, 1)));
+    // The kernel's own error when mounted, not the stand-in.
+    expect(err.message).toContain(mounted ? 'no space left on device' : 'injected');
+    await expectRefused(wal.save(hs(1, 20), entries(11, 110, 1)));
+    expect(wal.storage.lastIndex()).toBe(10);
+    free();
+    await wal.save(hs(1, 20), entries(11, 110, 1));
+    await wal.save(hs(2, 110), entries(111, 120, 2));
+    const after = dumpWal(wal);
+    await wal.close();
+    const { wal: again, logger } = await openWal(walDir, { segmentSize: 256 * 1024 });
+    expect(dumpWal(again)).toEqual(after);
+    expect(plain(again.storage.entries(1, 121))).toEqual(plain([...entries(1, 110, 1), ...entries(111, 120, 2)]));
+    expect(logger.warnings).toEqual([]);
+    await again.close();
   });
 });
