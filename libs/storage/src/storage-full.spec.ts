@@ -267,6 +267,26 @@ describe('Wal: a write the disk refuses', () => {
     });
   });
 
+  it('a refused rebase (an overwrite below the active segment, which starts a new segment there) is undone too', async () => {
+    const dir = dirs.make();
+    const { wal } = await openWal(dir, { segmentSize: 1024 });
+    for (let i = 1; i <= 30; i++) await wal.save(hs(1, Math.min(i, 2)), [entry(i, 1)]);
+    const bytes = segments(dir);
+    const before = dumpWal(wal);
+    failWritev('ENOSPC', 64);
+    await expectRefused(wal.save({ term: 3, vote: 'n3', commit: 2 }, entries(3, 4, 3)));
+    expect(segments(dir)).toEqual(bytes);
+    expect(dumpWal(wal)).toEqual(before);
+    await wal.save({ term: 3, vote: 'n3', commit: 2 }, entries(3, 4, 3));
+    expect(Object.keys(segments(dir))).toHaveLength(Object.keys(bytes).length + 1);
+    expect(wal.storage.lastIndex()).toBe(4);
+    const after = dumpWal(wal);
+    await wal.close();
+    const { wal: again, logger } = await openWal(dir, { segmentSize: 1024 });
+    expect(dumpWal(again)).toEqual(after);
+    expect(logger.warnings).toEqual([]);
+  });
+
   describe('stays fatal', () => {
     it.each([
       ['a failed fdatasync', 'fdatasync'],
