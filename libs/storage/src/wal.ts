@@ -707,7 +707,7 @@ export class Wal {
 
   /**
    * Writes the first writes of `batch` as one batch (planBatch) and makes them durable; returns the rest.
-   * When the disk refuses it, undoes it (refused below) and rejects with StorageFullError.
+   * When the disk refuses it, undoes it (undoRefused) and rejects with StorageFullError.
    */
   private async writeBatch(batch: PendingWrite[]): Promise<PendingWrite[]> {
     const plan = this.planBatch(batch);
@@ -765,7 +765,10 @@ export class Wal {
       }
       await segment.appendDurably(buffers, bytes);
     } catch (err) {
-      if (!isStorageFull(err)) throw err;
+      if (!isStorageFull(err)) {
+        created?.close(); // not registered yet: close() would not close it; the file is left for recovery
+        throw err;
+      }
       await this.undoRefused(plan.roll, created, sizeBefore, done);
       throw err;
     }
