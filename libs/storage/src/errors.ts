@@ -109,3 +109,42 @@ export class SnapshotUnusableError extends Error {
     this.name = 'SnapshotUnusableError';
   }
 }
+
+/** Error codes with which the disk refuses a write for want of space (or fails it outright: EIO). */
+const REFUSED_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO']);
+
+/**
+ * The disk refused a write: nothing of it was kept and the storage is still usable, so it may be retried
+ * once space returns. The storage library's own copy of the consensus library's StorageFullError (the
+ * adapters reach consensus only through its core and ports): isStorageFull() from @app/consensus recognizes
+ * it, by its name and `retryable` flag. `code` is the system's error code (ENOSPC, EDQUOT or EIO).
+ */
+export class StorageFullError extends Error {
+  readonly retryable = true;
+  constructor(
+    message: string,
+    readonly code: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'StorageFullError';
+  }
+}
+
+/** True for a StorageFullError (this library's or the consensus library's: same name, same flag). */
+export function isStorageFull(error: unknown): error is StorageFullError {
+  return error instanceof Error && error.name === 'StorageFullError' && (error as StorageFullError).retryable === true;
+}
+
+/**
+ * `err` as a StorageFullError when it is a refused write (ENOSPC, EDQUOT, or EIO unless `eioIsFatal`),
+ * otherwise undefined. `what` says what was being written, for the message.
+ */
+export function refusedWrite(err: unknown, what: string, eioIsFatal = false): StorageFullError | undefined {
+  if (isStorageFull(err)) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (!code || !REFUSED_CODES.has(code) || (eioIsFatal && code === 'EIO')) return undefined;
+  const why = code === 'EIO' ? 'an I/O error' : code === 'EDQUOT' ? 'the disk quota is exceeded' : 'the disk is full';
+  const detail = err instanceof Error ? err.message : String(err);
+  return new StorageFullError(`${what}: the disk refused the write (${why}: ${detail}); nothing was kept, retry once there is space`, code, err);
+}

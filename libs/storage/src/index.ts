@@ -16,7 +16,7 @@ export {
 export { encodeSnapshotFile, readSnapshotFile, SnapshotDecoder, verifySnapshotFile } from './snapshot-file';
 export type { SnapshotDecoderOptions, SnapshotFileReader, SnapshotFileSummary } from './snapshot-file';
 export { SNAPSHOT_DIR, snapshotFileName, SnapshotStore } from './snapshot-store';
-export type { SnapshotFileInfo, SnapshotStoreLogger } from './snapshot-store';
+export type { SnapshotFileInfo, SnapshotStoreLogger, SnapshotStoreOptions } from './snapshot-store';
 
 // A node's storage (WAL + snapshots) as the RaftStorage port, and the restore of a backup.
 export { NodeStorage, openNodeStorage, restoreDataDir } from './node-storage';

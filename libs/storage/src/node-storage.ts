@@ -84,7 +84,8 @@ export class NodeStorage implements RaftStorage {
   /**
    * Writes the view's content to a snapshot file (temporary file, fsync, rename, directory fsync), then
    * records the snapshot in the WAL, then deletes snapshot files beyond the newest two. One runs at a time.
-   * On failure nothing changed (the file, if written, is removed) and done gets the error.
+   * On failure nothing changed (the file, if written, is removed) and done gets the error: a
+   * StorageFullError when the disk refused the file or the WAL record.
    */
   createSnapshot(metadata: SnapshotMetadata, view: StateMachineView, done: SaveCallback): void {
     const run = this.snapshotChain.then(() => this.takeSnapshot(metadata, view));
@@ -109,8 +110,9 @@ export class NodeStorage implements RaftStorage {
    * Installs the snapshot the transport received (and verified) for snapshot.metadata's index and term: in
    * the WAL's write order, the received file is renamed into place (directory fsynced), then a Snapshot
    * record resets the log. Saves made after this call land after the reset. Then older snapshot files are
-   * pruned and the discarded log is released. An error (no such received file, a failed write) means the
-   * node must stop.
+   * pruned and the discarded log is released. A StorageFullError (the disk refused the record, or the rename)
+   * means nothing changed: the received file is back under its received name and the install may be made
+   * again. Any other error (no such received file, a failed fsync) means the node must stop.
    */
   installSnapshot(snapshot: Snapshot, done: SaveCallback): void {
     const { index, term } = snapshot.metadata;
@@ -129,6 +131,10 @@ export class NodeStorage implements RaftStorage {
         installed: true,
         before: async () => {
           file = await this.snapshots.promoteReceived(index, term);
+        },
+        undo: async () => {
+          await this.snapshots.unpromote(index, term);
+          file = undefined;
         },
       })
       .then(async () => {
@@ -232,7 +238,7 @@ export async function openNodeStorage(dir: string, options: NodeStorageOptions =
   const logger = options.logger ?? new Logger('Storage');
   const wal = await Wal.open(dir, options);
   try {
-    const store = await SnapshotStore.open(wal.dir, logger);
+    const store = await SnapshotStore.open(wal.dir, logger, { onStorageFull: (error) => wal.noteRefused(error) });
     const current = await chooseSnapshot(wal, store, logger);
     if (current) await store.prune(current.metadata);
     return new NodeStorage(wal, store, current, logger);

@@ -3,7 +3,8 @@ import type { IncomingSnapshotFile, SnapshotFiles } from '@app/consensus/ports';
 import { randomBytes } from 'node:crypto';
 import { createReadStream, promises as fsp } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, fileIo, fsyncDir, isErrno } from './durable-fs';
+import { ensureDir, fileIo, fsyncDir, isErrno, writeFully } from './durable-fs';
+import { refusedWrite, StorageFullError } from './errors';
 import { encodeSnapshotFile, SnapshotDecoder, SnapshotFileSummary } from './snapshot-file';
 
 /** The subdirectory of WAL_DIR that holds snapshot files. */
@@ -28,6 +29,12 @@ export interface SnapshotFileInfo {
 export interface SnapshotStoreLogger {
   log(message: string): void;
   warn(message: string): void;
+}
+
+/** Options of SnapshotStore.open(). */
+export interface SnapshotStoreOptions {
+  /** Called each time the disk refuses a write (a snapshot being written or received). Must not throw. */
+  onStorageFull?: (error: StorageFullError) => void;
 }
 
 /** A snapshot file received from a peer, verified, waiting to be installed. */
@@ -56,6 +63,8 @@ export function snapshotFileName(index: number, term: number): string {
 export class SnapshotStore implements SnapshotFiles {
   private files: SnapshotFileInfo[] = [];
   private received: Received | undefined;
+  /** The received file promoteReceived() last made durable, for unpromote(). */
+  private promoted: Received | undefined;
   private readonly incoming = new Set<Incoming>();
   /** Deletions of aborted transfers' files, still running. */
   private readonly cleanups = new Set<Promise<void>>();
@@ -65,11 +74,12 @@ export class SnapshotStore implements SnapshotFiles {
     /** Absolute path of the snapshot directory. */
     readonly dir: string,
     private readonly logger: SnapshotStoreLogger,
+    private readonly options: SnapshotStoreOptions,
   ) {}
 
   /** Opens (creating if needed) `<walDir>/snap/`, deleting temporary files a crash left there. */
-  static async open(walDir: string, logger: SnapshotStoreLogger): Promise<SnapshotStore> {
-    const store = new SnapshotStore(join(walDir, SNAPSHOT_DIR), logger);
+  static async open(walDir: string, logger: SnapshotStoreLogger, options: SnapshotStoreOptions = {}): Promise<SnapshotStore> {
+    const store = new SnapshotStore(join(walDir, SNAPSHOT_DIR), logger, options);
     await ensureDir(store.dir);
     let removed = 0;
     for (const name of await fsp.readdir(store.dir)) {
@@ -113,14 +123,21 @@ export class SnapshotStore implements SnapshotFiles {
    * Writes a snapshot file durably: chunks are pulled from `chunks` and written one batch at a time (each
    * write awaited, so the event loop keeps turning), to a temporary file that is fsynced, renamed to
    * `<index>-<term>.snap` and made durable by an fsync of the directory. A failure removes the temporary
-   * file and changes nothing.
+   * file and changes nothing; when the disk refused a write (ENOSPC, EDQUOT, EIO), it is a StorageFullError.
    */
   async write(metadata: SnapshotMetadata, chunks: Iterable<Uint8Array>): Promise<SnapshotFileInfo> {
     this.checkOpen();
     const final = this.pathFor(metadata.index, metadata.term);
     const tmp = `${final}.${randomBytes(4).toString('hex')}.tmp`;
-    const handle = await fsp.open(tmp, 'wx');
+    let handle: fsp.FileHandle;
+    try {
+      handle = await fsp.open(tmp, 'wx');
+    } catch (err) {
+      throw this.refused(err, `creating ${tmp}`);
+    }
     let size = 0;
+    /** A failed fsync is not a refused write: it is reported as it is. */
+    let syncing = false;
     try {
       let pending: Buffer[] = [];
       let pendingBytes = 0;
@@ -136,14 +153,16 @@ export class SnapshotStore implements SnapshotFiles {
         if (pendingBytes >= WRITE_BATCH_BYTES) await flush();
       }
       await flush();
+      syncing = true;
       await fileIo.fsync(handle.fd);
+      await handle.close();
+      syncing = false;
+      await fsp.rename(tmp, final);
     } catch (err) {
       await handle.close().catch(() => undefined);
       await fsp.unlink(tmp).catch(() => undefined);
-      throw err;
+      throw syncing ? err : this.refused(err, `writing snapshot file ${tmp}`);
     }
-    await handle.close();
-    await fsp.rename(tmp, final);
     await fsyncDir(this.dir);
     const info = { index: metadata.index, term: metadata.term, size, path: final };
     this.add(info);
@@ -227,7 +246,8 @@ export class SnapshotStore implements SnapshotFiles {
 
   /**
    * Makes the received file for (index, term) a durable snapshot file: renamed to `<index>-<term>.snap`,
-   * directory fsynced. Throws when there is no such received file.
+   * directory fsynced. Throws when there is no such received file; StorageFullError when the disk refused
+   * the rename (nothing changed).
    */
   async promoteReceived(index: number, term: number): Promise<SnapshotFileInfo> {
     this.checkOpen();
@@ -236,12 +256,43 @@ export class SnapshotStore implements SnapshotFiles {
       throw new Error(`no received snapshot file for (${index}, term ${term}) in ${this.dir}`);
     }
     const final = this.pathFor(index, term);
-    await fsp.rename(r.path, final);
+    try {
+      await fsp.rename(r.path, final);
+    } catch (err) {
+      throw this.refused(err, `installing ${r.path} as ${final}`, true);
+    }
     await fsyncDir(this.dir);
     if (this.received === r) this.received = undefined;
+    this.promoted = r;
     const info = { index, term, size: r.summary.size, path: final };
     this.add(info);
     return { ...info };
+  }
+
+  /**
+   * Undoes promoteReceived(index, term), when the write-ahead log then refused to record the install (a
+   * full disk): the file goes back under its received name (directory fsynced) and is the received file
+   * again, so that the install may be retried; unless a newer file was received meanwhile, which wins as
+   * in any other case (this one is then deleted).
+   */
+  async unpromote(index: number, term: number): Promise<void> {
+    const r = this.promoted;
+    const f = this.files.find((x) => x.index === index && x.term === term);
+    if (!r || !f || r.summary.index !== index || r.summary.term !== term) {
+      throw new Error(`snapshot (${index}, term ${term}) was not the last one promoted in ${this.dir}`);
+    }
+    this.promoted = undefined;
+    this.files = this.files.filter((x) => x !== f);
+    const now = this.received;
+    if (now && (now.summary.index > index || (now.summary.index === index && now.summary.term > term))) {
+      await unlinkIfPresent(f.path);
+      await fsyncDir(this.dir);
+      return;
+    }
+    await fsp.rename(f.path, r.path);
+    await fsyncDir(this.dir);
+    this.received = r;
+    if (now) await unlinkIfPresent(now.path);
   }
 
   /** SnapshotFiles: the durable file (index, term) as a stream, opened when first read. */
@@ -291,6 +342,21 @@ export class SnapshotStore implements SnapshotFiles {
     }
     this.received = { path: file.path, summary };
     if (prev) await unlinkIfPresent(prev.path);
+  }
+
+  /**
+   * @internal `err` as a StorageFullError (reported to onStorageFull) when the disk refused a write, else
+   * `err` itself.
+   */
+  refused(err: unknown, what: string, eioIsFatal = false): unknown {
+    const full = refusedWrite(err, what, eioIsFatal);
+    if (!full) return err;
+    try {
+      this.options.onStorageFull?.(full);
+    } catch {
+      // metrics must never break storage
+    }
+    return full;
   }
 
   /** @internal An incoming file was aborted; `cleanup` deletes it. */
@@ -354,7 +420,7 @@ class Incoming implements IncomingSnapshotFile {
         this.size += buf.length;
       } catch (err) {
         this.abort();
-        throw err;
+        throw this.store.refused(err, `receiving snapshot file ${this.path}`);
       }
     });
     this.chain = run.catch(() => undefined);
@@ -366,7 +432,11 @@ class Incoming implements IncomingSnapshotFile {
       if (this.state !== 'open') throw new Error(`snapshot transfer to ${this.path} is ${this.state}`);
       try {
         const summary = this.decoder.end();
-        this.handle ??= await fsp.open(this.path, 'wx');
+        try {
+          this.handle ??= await fsp.open(this.path, 'wx');
+        } catch (err) {
+          throw this.store.refused(err, `receiving snapshot file ${this.path}`);
+        }
         await fileIo.fsync(this.handle.fd);
         await this.handle.close();
         this.handle = undefined;
@@ -410,11 +480,7 @@ async function* streamFile(path: string): AsyncGenerator<Uint8Array> {
 async function writeAll(handle: fsp.FileHandle, buffers: Buffer[], bytes: number, position: number): Promise<void> {
   if (bytes === 0) return;
   const buf = buffers.length === 1 ? buffers[0] : Buffer.concat(buffers, bytes);
-  let done = 0;
-  while (done < bytes) {
-    const { bytesWritten } = await handle.write(buf, done, bytes - done, position + done);
-    done += bytesWritten;
-  }
+  await writeFully(handle.fd, buf, bytes, position);
 }
 
 async function unlinkIfPresent(path: string): Promise<void> {

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { fileIo } from './durable-fs';
+import { refusedWrite } from './errors';
 
 /**
  * One segment file of the write-ahead log: `<seq>-<firstIndex>.wal`, both 16 lowercase hex digits, so the
@@ -83,14 +84,51 @@ export class WalSegment {
 
   /**
    * Writes `buffers` (`bytes` in total) at the end of the segment and resolves once they are on disk, with
-   * the file size. A rejection leaves the segment's end unknown: the caller must stop writing.
+   * the file size. A short write is continued; a full disk shows as a short write, then as an error.
+   *
+   * Rejects with StorageFullError when the disk refused the write (ENOSPC, EDQUOT; EIO too with `fdatasync`,
+   * where the write only reaches the page cache): the segment's `size` is unchanged, and the caller must cut
+   * the file back to it (truncateTo) before writing again. Any other rejection (a failed fsync, or EIO from
+   * an O_DSYNC write, which may be the flush's) leaves the segment's end unknown: the caller must stop.
    */
   async appendDurably(buffers: Buffer[], bytes: number): Promise<void> {
     const fd = this.requireFd();
-    const written = await fileIo.writev(fd, buffers, this.size);
-    if (written !== bytes) throw new Error(`short write to ${this.path}: ${written} of ${bytes} bytes`);
+    let done = 0;
+    let pending = buffers;
+    while (done < bytes) {
+      let written: number;
+      try {
+        written = await fileIo.writev(fd, pending, this.size + done);
+      } catch (err) {
+        throw refusedWrite(err, `writing ${this.path}`, this.sync === 'dsync') ?? err;
+      }
+      if (written <= 0) throw new Error(`write to ${this.path} made no progress at offset ${this.size + done}`);
+      done += written;
+      if (done < bytes) pending = remainder(pending, written);
+    }
     if (this.sync === 'fdatasync') await fileIo.fdatasync(fd);
     this.size += bytes;
+  }
+
+  /**
+   * Cuts the file back to `size` bytes (at most its current size; after a refused append, to what it held
+   * before), durably: the bytes of a refused batch must not come back after a crash, to be mistaken for a
+   * torn write, nor stay in a file that the next batch will extend. Rejects on failure: the caller must stop.
+   */
+  async truncateTo(size: number): Promise<void> {
+    const fd = this.requireFd();
+    await fileIo.ftruncate(fd, size);
+    await fileIo.fdatasync(fd);
+    this.size = size;
+  }
+
+  /**
+   * Deletes the file of a segment just created whose first batch never became durable (a roll-over the disk
+   * refused). The caller fsyncs the directory.
+   */
+  async discard(): Promise<void> {
+    this.close();
+    await fs.promises.unlink(this.path);
   }
 
   /** Reads `length` bytes at `offset`, synchronously (the Raft core's reads are synchronous). */
@@ -121,9 +159,27 @@ function dsyncFlag(sync: SyncMethod): number {
   return sync === 'dsync' ? fs.constants.O_DSYNC : 0;
 }
 
-/** A raw descriptor (not a FileHandle, which would close it when garbage-collected). */
-function openFd(path: string, flags: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.open(path, flags, 0o644, (err, fd) => (err ? reject(err) : resolve(fd))));
+/** A raw descriptor; a refused creation (ENOSPC, EDQUOT, EIO) rejects with StorageFullError. */
+async function openFd(path: string, flags: number): Promise<number> {
+  try {
+    return await fileIo.open(path, flags);
+  } catch (err) {
+    throw (flags & fs.constants.O_CREAT ? refusedWrite(err, `creating ${path}`) : undefined) ?? err;
+  }
+}
+
+/** `buffers` without their first `skip` bytes (after a short write). */
+function remainder(buffers: Buffer[], skip: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) {
+      skip -= b.length;
+      continue;
+    }
+    out.push(skip > 0 ? b.subarray(skip) : b);
+    skip = 0;
+  }
+  return out;
 }
 
 function hex16(n: number): string {

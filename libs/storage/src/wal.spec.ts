@@ -252,11 +252,12 @@ describe('Wal', () => {
       expect(plain(again.storage.entries(1, 3))).toEqual(plain(entries(1, 2, 1)));
     });
 
-    it('after a failed write, rejects and stays failed', async () => {
+    it('after a write the disk refused (ENOSPC), rejects with StorageFullError and stays usable (storage-full.spec.ts)', async () => {
       const { wal } = await open(dirs.make());
       jest.spyOn(fileIo, 'writev').mockRejectedValueOnce(Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }));
-      await expect(wal.save(hs(1, 0), [entry(1, 1)])).rejects.toThrow('ENOSPC');
-      await expect(wal.save(hs(1, 0), [entry(1, 1)])).rejects.toThrow(WalFailedError);
+      await expect(wal.save(hs(1, 0), [entry(1, 1)])).rejects.toMatchObject({ name: 'StorageFullError', code: 'ENOSPC' });
+      await expect(wal.save(hs(1, 0), [entry(1, 1)])).resolves.toBeUndefined();
+      expect(wal.storage.lastIndex()).toBe(1);
     });
 
     it('rejects saves after close, but flushes the ones queued before', async () => {

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import { resolve } from 'node:path';
 import { DirLock } from './dir-lock';
 import { ensureDir, fsyncDir } from './durable-fs';
-import { WalClosedError, WalFailedError } from './errors';
+import { isStorageFull, StorageFullError, WalClosedError, WalFailedError } from './errors';
 import { LogIndex } from './log-index';
 import { readMeta, WalMeta, writeMeta } from './meta-file';
 import { PayloadCache } from './payload-cache';
@@ -47,6 +47,12 @@ export interface WalOptions {
    * written. For metrics; must not throw (errors are ignored).
    */
   onFsync?: (seconds: number, bytes: number) => void;
+  /**
+   * Called when the disk refuses a write (`full` true, with the error: a save, a snapshot record, the
+   * identity record), and with `full` false when the next batch after a refusal is durable. For metrics
+   * (raftkv_storage_full); must not throw (errors are ignored). `Wal.refusedWrites` counts the refusals.
+   */
+  onStorageFull?: (full: boolean, error?: StorageFullError) => void;
   /** See DirLockOptions.staleAfterMs. 10 s. */
   lockStaleAfterMs?: number;
   /**
@@ -78,6 +84,8 @@ interface PendingWrite {
   snapshot?: { metadata: SnapshotMetadata; mode: SnapshotMode };
   /** Runs before the batch holding this write is written; its failure fails the Wal (see saveSnapshot). */
   before?: () => Promise<void>;
+  /** Undoes `before` when the disk refuses the batch (see saveSnapshot). */
+  undo?: () => Promise<void>;
   resolve: () => void;
   reject: (err: unknown) => void;
 }
@@ -93,9 +101,15 @@ export interface SaveSnapshotOptions {
   /**
    * Runs before the record's batch is written, after the batches ahead of it (installing moves the received
    * snapshot file into place there). Saves made after saveSnapshot() wait for it. If it fails, the Wal fails
-   * like a failed write (WalFailedError): the saves queued behind were checked against the reset log.
+   * like a failed write (WalFailedError): the saves queued behind were checked against the reset log;
+   * unless it rejects with StorageFullError, which the Wal takes as a refused write (below).
    */
   before?: () => Promise<void>;
+  /**
+   * Undoes what `before` did, when the disk then refuses the batch (StorageFullError: nothing of it kept), so
+   * that the snapshot may be saved again later. If it fails, the Wal fails (WalFailedError).
+   */
+  undo?: () => Promise<void>;
 }
 
 /**
@@ -112,10 +126,20 @@ export interface SaveSnapshotOptions {
  * caller first); compact() then deletes whole old segments the snapshot covers. Every segment's header batch
  * repeats the hard state, configuration and newest snapshot, so the segments left describe the state alone.
  *
- * Failure: a failed write or fsync puts the Wal in a failed state for good: the failed saves and every later
- * one reject with WalFailedError. Retrying is unsafe: after a failed fsync Linux may have dropped the dirty
- * pages and marked them clean, so a second fsync can "succeed" with the data lost. The process must restart
- * and recover from what the disk really holds.
+ * Failure modes (docs/storage.md, "When the disk is full"):
+ *
+ * - The disk refuses a write (ENOSPC or EDQUOT from a write or from creating a segment file on roll-over;
+ *   EIO from a write too with `syncMethod: 'fdatasync'`): retryable. The batch's saves and every write
+ *   queued behind them reject with StorageFullError; the file is cut back (ftruncate, fdatasync) to its size
+ *   before the batch, a segment created for the batch is deleted and the roll-over undone, and the log as
+ *   later saves are checked against is the durable one again. Nothing of them shows in `storage`, and the
+ *   same saves may be made again, as often as needed: a retry works exactly like a first attempt. Only the
+ *   refused batch's own bytes were at stake: every earlier batch was fsynced before it was written.
+ * - Anything else (a failed fsync, EIO from an O_DSYNC write, which may be its flush's, or the cut-back
+ *   itself failing): the Wal fails for good, and the failed saves and every later one reject with
+ *   WalFailedError. Retrying is unsafe: after a failed fsync Linux may have dropped the dirty pages and
+ *   marked them clean, so a second fsync can "succeed" with the data lost. The process must restart and
+ *   recover from what the disk really holds.
  */
 export class Wal {
   /** The durable log as the Raft core reads it. */
@@ -155,6 +179,9 @@ export class Wal {
   private closed = false;
   private closing?: Promise<void>;
   private metaChain: Promise<void> = Promise.resolve();
+  private refused = 0;
+  /** A write was refused and no batch has been durable since (for onStorageFull(false)). */
+  private full = false;
 
   private constructor(
     /** Absolute path of the WAL directory. */
@@ -232,6 +259,14 @@ export class Wal {
   /** True when the durable log holds entry `index` with `term` (index in [firstIndex - 1, lastIndex]). */
   holds(index: number, term: number): boolean {
     return index >= this.index.first - 1 && index <= this.index.last && this.index.term(index) === term;
+  }
+
+  /**
+   * How many writes the disk refused since the Wal was opened: batches, setMeta calls, and snapshot files
+   * when the Wal is part of a NodeStorage.
+   */
+  get refusedWrites(): number {
+    return this.refused;
   }
 
   /** The metadata last written with setMeta(), or undefined if there is none. */
@@ -321,14 +356,23 @@ export class Wal {
 
   /**
    * Replaces the metadata file durably and atomically (write `meta.json.tmp`, fsync, rename, fsync the
-   * directory). Calls are applied in order.
+   * directory). Calls are applied in order. When the disk refuses it, rejects with StorageFullError: the
+   * temporary file is removed and the old record stays.
    */
   setMeta(meta: WalMeta): Promise<void> {
     if (this.closed) return Promise.reject(new WalClosedError(this.dir));
     const copy = JSON.parse(JSON.stringify(meta)) as WalMeta;
-    const run = this.metaChain.then(() => writeMeta(this.dir, copy)).then(() => {
-      this.metaValue = copy;
-    });
+    const run = this.metaChain
+      .then(() => writeMeta(this.dir, copy))
+      .then(
+        () => {
+          this.metaValue = copy;
+        },
+        (err: unknown) => {
+          if (isStorageFull(err)) this.noteRefused(err);
+          throw err;
+        },
+      );
     this.metaChain = run.catch(() => undefined);
     return run;
   }
@@ -508,7 +552,7 @@ export class Wal {
       this.tailLast = index;
       this.tailCommit = index;
     }
-    return { buf, records: 1, entries: [], offsets: [], snapshot: { metadata: copy, mode }, before: options.before };
+    return { buf, records: 1, entries: [], offsets: [], snapshot: { metadata: copy, mode }, before: options.before, undo: options.undo };
   }
 
   /**
@@ -581,14 +625,54 @@ export class Wal {
       try {
         while (this.inflight.length > 0) this.inflight = await this.writeBatch(this.inflight);
       } catch (err) {
-        this.failure = new WalFailedError(err);
-        this.logger.error(this.failure.message);
-        for (const w of this.inflight) w.reject(this.failure);
+        if (isStorageFull(err)) {
+          this.refuse(err);
+        } else {
+          this.failure = new WalFailedError(err);
+          this.logger.error(this.failure.message);
+          for (const w of this.inflight) w.reject(this.failure);
+        }
       }
       this.inflight = [];
     }
     this.flushing = false;
     for (const done of this.drainWaiters.splice(0)) done();
+  }
+
+  /**
+   * The disk refused the batch in flight (writeBatch undid it): it and every write queued behind it reject,
+   * and later saves are checked against the durable log again, so that the same saves can be made anew.
+   */
+  private refuse(error: StorageFullError): void {
+    const rejected = [...this.inflight, ...this.queue];
+    this.inflight = [];
+    this.queue = [];
+    this.tailFirst = this.index.first;
+    this.tailLast = this.index.last;
+    this.tailCommit = this.hardState.commit;
+    this.tailTerm = this.hardState.term;
+    this.tailSnapshot = this.snapshot;
+    this.noteRefused(error);
+    this.logger.warn(`${error.message} (${rejected.length} write(s) refused; the log stays at [${this.index.first}, ${this.index.last}])`);
+    for (const w of rejected) w.reject(error);
+  }
+
+  /**
+   * @internal Counts a write the disk refused (refusedWrites, onStorageFull), here or elsewhere in the
+   * node's storage (snapshot files).
+   */
+  noteRefused(error: StorageFullError): void {
+    this.refused++;
+    this.full = true;
+    this.reportFull(true, error);
+  }
+
+  private reportFull(full: boolean, error?: StorageFullError): void {
+    try {
+      this.options.onStorageFull?.(full, error);
+    } catch {
+      // metrics must never break durability
+    }
   }
 
   /**
@@ -621,12 +705,26 @@ export class Wal {
     return { count: fitting(start, count), roll: true, rebase, start };
   }
 
-  /** Writes the first writes of `batch` as one batch (planBatch) and makes them durable; returns the rest. */
+  /**
+   * Writes the first writes of `batch` as one batch (planBatch) and makes them durable; returns the rest.
+   * When the disk refuses it, undoes it (undoRefused) and rejects with StorageFullError.
+   */
   private async writeBatch(batch: PendingWrite[]): Promise<PendingWrite[]> {
     const plan = this.planBatch(batch);
     const group = batch.slice(0, plan.count);
     const rest = batch.slice(plan.count);
-    for (const w of group) if (w.before) await w.before();
+    const done: PendingWrite[] = [];
+    try {
+      for (const w of group) {
+        if (!w.before) continue;
+        await w.before();
+        done.push(w);
+      }
+    } catch (err) {
+      if (!isStorageFull(err)) throw err;
+      await this.undoBefore(done);
+      throw err;
+    }
     /** Bytes left out at the start of each write's buffer: the lead's Truncate record, when rebased. */
     const skip = (k: number): number => (k === 0 && plan.rebase ? TRUNCATE_RECORD_SIZE : 0);
     const buffers: Buffer[] = [];
@@ -648,24 +746,45 @@ export class Wal {
     bytes += batchEnd.length;
 
     const started = process.hrtime.bigint();
+    let segment = this.active;
+    let headerEnd = this.activeHeaderEnd;
+    const sizeBefore = segment.size;
+    let created: WalSegment | undefined;
+    try {
+      if (plan.roll) {
+        // Roll over: the new segment's header batch goes out with this batch, under the same fsync. Its
+        // prevTerm is known: a rebase point is above the commit index, so entry start - 1 is at or after
+        // first - 1. The segment becomes the active one only once durable, so a refused roll-over leaves
+        // nothing to undo in memory.
+        const prevTerm = this.index.term(plan.start - 1);
+        segment = created = await WalSegment.create(this.dir, this.active.seq + 1, plan.start, this.syncMethod);
+        const header = this.headerBatch(segment, prevTerm);
+        buffers.unshift(header);
+        bytes += header.length;
+        headerEnd = header.length;
+      }
+      await segment.appendDurably(buffers, bytes);
+    } catch (err) {
+      if (!isStorageFull(err)) {
+        created?.close(); // not registered yet: close() would not close it; the file is left for recovery
+        throw err;
+      }
+      await this.undoRefused(plan.roll, created, sizeBefore, done);
+      throw err;
+    }
     if (plan.roll) {
-      // Roll over: the new segment's header batch goes out with this batch, under the same fsync. Its prevTerm
-      // is known: a rebase point is above the commit index, so entry start - 1 is at or after first - 1.
-      const prevTerm = this.index.term(plan.start - 1);
-      const segment = await WalSegment.create(this.dir, this.active.seq + 1, plan.start, this.syncMethod);
       this.segments.set(segment.seq, segment);
       this.lowRefs.set(segment.seq, { minTruncate: Infinity, hasReset: false });
       this.active = segment;
-      const header = this.headerBatch(segment, prevTerm);
-      buffers.unshift(header);
-      bytes += header.length;
-      this.activeHeaderEnd = header.length;
+      this.activeHeaderEnd = headerEnd;
+      await fsyncDir(this.dir); // the new file's name must be durable too
     }
-    const segment = this.active;
-    let position = segment.size + (plan.roll ? this.activeHeaderEnd : 0);
-    await segment.appendDurably(buffers, bytes);
-    if (plan.roll) await fsyncDir(this.dir); // the new file's name must be durable too
     this.reportFsync(Number(process.hrtime.bigint() - started) / 1e9, bytes);
+    if (this.full) {
+      this.full = false;
+      this.reportFull(false);
+    }
+    let position = plan.roll ? headerEnd : sizeBefore;
 
     // Durable: make it visible, then tell the callers.
     const refs = this.lowRefs.get(segment.seq) as SegmentLowRefs;
@@ -692,6 +811,26 @@ export class Wal {
     }
     for (const w of group) w.resolve();
     return rest;
+  }
+
+  /**
+   * Undoes a batch the disk refused (nothing of it was acknowledged): the active segment is cut back to
+   * `sizeBefore`, or, on a roll-over, the segment created for it (if its creation got that far) is deleted
+   * and the directory fsynced, so that it does not come back after a crash; then the writes' `before` steps
+   * are undone. Any failure here is fatal: the log's end on disk would be unknown.
+   */
+  private async undoRefused(roll: boolean, created: WalSegment | undefined, sizeBefore: number, done: PendingWrite[]): Promise<void> {
+    if (!roll) {
+      await this.active.truncateTo(sizeBefore);
+    } else if (created) {
+      await created.discard();
+      await fsyncDir(this.dir);
+    }
+    await this.undoBefore(done);
+  }
+
+  private async undoBefore(done: PendingWrite[]): Promise<void> {
+    for (let k = done.length - 1; k >= 0; k--) await done[k].undo?.();
   }
 
   /** A durable Snapshot record takes effect (the same rules as recovery's). */
