@@ -100,6 +100,7 @@ export class StorageFullError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    override readonly cause?: unknown,
   ) {
     super(message);
     this.name = 'StorageFullError';

@@ -1,6 +1,9 @@
 import { Entry, HardState, Message, MessageType, NodeId, Ready, Snapshot, SnapshotMetadata } from './core/types';
 import { Storage } from './core/storage';
 
+// The error a storage adapter answers a refused write with (the contract of RaftStorage.save below).
+export { isStorageFull, StorageFullError } from './errors';
+
 /**
  * Ports of the node loop: everything it needs from the outside, and the only way time, I/O and the state
  * machine reach it. Production binds them to the WAL (libs/storage), the peer streams (libs/cluster-rpc),

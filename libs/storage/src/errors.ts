@@ -113,28 +113,9 @@ export class SnapshotUnusableError extends Error {
 /** Error codes with which the disk refuses a write for want of space (or fails it outright: EIO). */
 const REFUSED_CODES = new Set(['ENOSPC', 'EDQUOT', 'EIO']);
 
-/**
- * The disk refused a write: nothing of it was kept and the storage is still usable, so it may be retried
- * once space returns. The storage library's own copy of the consensus library's StorageFullError (the
- * adapters reach consensus only through its core and ports): isStorageFull() from @app/consensus recognizes
- * it, by its name and `retryable` flag. `code` is the system's error code (ENOSPC, EDQUOT or EIO).
- */
-export class StorageFullError extends Error {
-  readonly retryable = true;
-  constructor(
-    message: string,
-    readonly code: string,
-    override readonly cause?: unknown,
-  ) {
-    super(message);
-    this.name = 'StorageFullError';
-  }
-}
-
-/** True for a StorageFullError (this library's or the consensus library's: same name, same flag). */
-export function isStorageFull(error: unknown): error is StorageFullError {
-  return error instanceof Error && error.name === 'StorageFullError' && (error as StorageFullError).retryable === true;
-}
+// The consensus library's StorageFullError (the contract of RaftStorage.save), reached through its ports.
+export { isStorageFull, StorageFullError } from '@app/consensus/ports';
+import { isStorageFull, StorageFullError } from '@app/consensus/ports';
 
 /**
  * `err` as a StorageFullError when it is a refused write (ENOSPC, EDQUOT, or EIO unless `eioIsFatal`),
