@@ -2,7 +2,7 @@ import { decodeConfChange } from './core/confchange';
 import { ProposalDroppedError } from './core/errors';
 import { Status } from './core/raw-node';
 import { ConfChange, ConfChangeType, ConfState, Entry, NodeId } from './core/types';
-import { ClusterIdentity, MemberInfo, MembershipChange, MembershipChangeRefusedError, MembersView } from './membership';
+import { ClientUrlSource, ClusterIdentity, MemberInfo, MembershipChange, MembershipChangeRefusedError, MembersView } from './membership';
 import { NodeLogger, PeerTransport } from './ports';
 
 /** A learner is promoted only once its log is at most this many entries behind the leader's. */
@@ -15,7 +15,8 @@ export interface MembersDeps {
   confState(): ConfState;
   /** The core applies a committed change and returns the new configuration. */
   applyConfChange(cc: ConfChange): ConfState;
-  transport: Pick<PeerTransport, 'setPeers'>;
+  /** With onClientUrl (HttpPeerTransport), the members' client URLs are learned from it (PEER_PORT). */
+  transport: Pick<PeerTransport, 'setPeers'> & Partial<ClientUrlSource>;
   logger: NodeLogger;
   /** This node applied its own removal. */
   onRemoved(): void;
@@ -36,8 +37,15 @@ export class Members {
   /** Members this node saw removed (while it runs), with their last URL: their streams are answered "removed". */
   private readonly removed = new Map<NodeId, string>();
   private published = '';
+  /**
+   * Where clients reach each member, as announced with its peer traffic (PEER_PORT); not persisted. Absent:
+   * the member's URL serves clients too.
+   */
+  private readonly clientUrls = new Map<NodeId, string>();
 
-  constructor(private readonly deps: MembersDeps) {}
+  constructor(private readonly deps: MembersDeps) {
+    deps.transport.onClientUrl?.((id, url) => this.clientUrls.set(id, url));
+  }
 
   /** Entries up to this index that remove this node's NODE_ID concern an earlier member of that name. */
   private joinedAt = 0;
@@ -64,8 +72,12 @@ export class Members {
     this.publish();
   }
 
+  /**
+   * Where a client is sent to reach member `id` (a redirect to the leader): its announced client URL, or
+   * its member URL when it announced none (one port for clients and peers); undefined when neither is known.
+   */
   url(id: NodeId): string | undefined {
-    return this.addresses.get(id);
+    return this.clientUrls.get(id) ?? this.addresses.get(id);
   }
 
   /**
@@ -106,7 +118,10 @@ export class Members {
     const gone = !isMember(after, cc.nodeId);
     if (gone && cc.type === ConfChangeType.RemoveNode) this.removed.set(cc.nodeId, this.addresses.get(cc.nodeId) ?? '');
     else this.removed.delete(cc.nodeId); // added back (a removed node's NODE_ID may join again, with new data)
-    if (gone && cc.nodeId !== this.deps.self) this.addresses.delete(cc.nodeId);
+    if (gone && cc.nodeId !== this.deps.self) {
+      this.addresses.delete(cc.nodeId);
+      this.clientUrls.delete(cc.nodeId);
+    }
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
     // (A node that joined replays the removal of an earlier member of its name, then its own addition.)
@@ -129,7 +144,8 @@ export class Members {
     const cs = this.deps.confState();
     const leading = status.lead === this.deps.self && status.lead !== '';
     const info = (nodeId: NodeId, role: MemberInfo['role']): MemberInfo => {
-      const m: MemberInfo = { nodeId, url: this.addresses.get(nodeId), role, self: nodeId === this.deps.self };
+      const url = this.addresses.get(nodeId);
+      const m: MemberInfo = { nodeId, url, peerUrl: url, clientUrl: this.clientUrls.get(nodeId) ?? url, role, self: nodeId === this.deps.self };
       const pr = status.progress[nodeId];
       if (leading && pr) {
         m.match = pr.match;

@@ -11,6 +11,13 @@ export interface MemberInfo {
   nodeId: NodeId;
   /** Where the members reach it (as this node knows it); undefined when this node has no address for it. */
   url?: string;
+  /** The same as url: its member URL, which is its peer URL when it serves peers on a PEER_PORT. */
+  peerUrl?: string;
+  /**
+   * Where clients reach it (redirects point there): the client URL it announced with its peer traffic, or
+   * its member URL when it announced none (it serves clients and peers on one port).
+   */
+  clientUrl?: string;
   role: MemberRole;
   /** This node. */
   self: boolean;
@@ -24,6 +31,16 @@ export interface MembersView {
   /** The leader's NODE_ID, or null when none is known. */
   leader: NodeId | null;
   members: MemberInfo[];
+}
+
+/**
+ * Optional on a PeerTransport: reports the client URL each member announces with its peer traffic (a member
+ * serving peers on a PEER_PORT has two URLs; its member URL is the peer one). Learned at run time, never
+ * persisted: only where clients are sent depends on it. The callback also gets this node's own, and every
+ * URL already known when it is registered.
+ */
+export interface ClientUrlSource {
+  onClientUrl(callback: (nodeId: NodeId, clientUrl: string) => void): void;
 }
 
 /** A change asked of the leader (the admin API's POST / DELETE /cluster/members). */
