@@ -20,17 +20,24 @@ export class StatusController {
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
-    // A member is its NODE_ID; the URLs are where this node reaches each one.
-    const urls = new Map(this.raft.members().members.map((m) => [m.nodeId, m.url ?? null]));
+    // A member is its NODE_ID; the URLs are where this node reaches each one (url, peerUrl) and where clients
+    // do (clientUrl: another port when it serves peers on a PEER_PORT).
+    const known = new Map(this.raft.members().members.map((m) => [m.nodeId, m]));
+    const urls = new Map([...known].map(([id, m]) => [id, m.url ?? null]));
+    const clientUrl = (id: string) => known.get(id)?.clientUrl ?? urls.get(id) ?? null;
+    const peerUrl = (id: string) => known.get(id)?.peerUrl ?? urls.get(id) ?? null;
     const isLeader = s.state === StateType.Leader;
-    const status: StatusDto = {
+    const status: StatusDto & { clientUrl?: string | null; peerUrl?: string | null } = {
       state: STATE_NAMES[s.state],
       term: s.term,
       leader: s.lead ? (s.leaderName ?? null) : null,
       isLeader,
       nodeId: s.name,
       url: urls.get(s.id) ?? null,
-      leaderUrl: s.lead ? (urls.get(s.lead) ?? null) : null,
+      clientUrl: clientUrl(s.id),
+      peerUrl: peerUrl(s.id),
+      // Where a client goes to reach the leader.
+      leaderUrl: s.lead ? clientUrl(s.lead) : null,
       commitIndex: s.commit,
       appliedIndex: s.applied,
       lastLogIndex: s.lastIndex,
@@ -41,6 +48,8 @@ export class StatusController {
       status.peers = s.peers.map((p) => ({
         nodeId: p.name,
         url: urls.get(p.id) ?? null,
+        clientUrl: clientUrl(p.id),
+        peerUrl: peerUrl(p.id),
         matchIndex: p.match,
         nextIndex: p.next,
         replication: p.state,

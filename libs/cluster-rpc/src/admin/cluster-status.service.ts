@@ -7,7 +7,7 @@ import { MemberInfo, MembershipNode, RaftNode } from './membership-node';
 
 /**
  * The cluster-wide status view: asks every member of the configuration this node has applied
- * (RaftNode.members(), at the URL it knows for each) for its `GET /status`, all at once, each request bounded
+ * (RaftNode.members(), at the client URL it knows for each) for its `GET /status`, all at once, each request bounded
  * by the configured timeout, and reports each member's answer or why there is none. Never fails as a
  * whole: a member that is down is one entry saying so.
  *
@@ -26,12 +26,17 @@ export class ClusterStatusService {
     return { nodes: await Promise.all(this.raft.members().members.map((m) => this.member(m))) };
   }
 
-  private async member({ nodeId, url, role }: MemberInfo): Promise<MemberStatusDto> {
-    if (url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
+  private async member(m: MemberInfo): Promise<MemberStatusDto> {
+    const { nodeId, role } = m;
+    if (m.url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
+    // `GET /status` is a client route: on a member serving peers on a PEER_PORT, its client URL answers it.
+    const clientUrl = m.clientUrl ?? m.url;
+    const url = m.url;
+    const urls = { url, peerUrl: m.peerUrl ?? url, clientUrl };
     try {
       const answer = await firstValueFrom(
         this.http
-          .get<unknown>(`${url}/status`, {
+          .get<unknown>(`${clientUrl}/status`, {
             timeout: this.options.timeoutMs,
             maxRedirects: 0,
             responseType: 'json',
@@ -42,11 +47,11 @@ export class ClusterStatusService {
       );
       if (answer.status !== 200 || typeof answer.data !== 'object' || answer.data === null) {
         const what = answer.status !== 200 ? `HTTP ${answer.status}` : 'a body that is not a status object';
-        return { nodeId, url, role, reachable: true, error: `GET /status answered ${what}` };
+        return { nodeId, ...urls, role, reachable: true, error: `GET /status answered ${what}` };
       }
-      return { nodeId, url, role, reachable: true, status: answer.data as Record<string, unknown> };
+      return { nodeId, ...urls, role, reachable: true, status: answer.data as Record<string, unknown> };
     } catch (error) {
-      return { nodeId, url, role, reachable: false, error: this.describe(error) };
+      return { nodeId, ...urls, role, reachable: false, error: this.describe(error) };
     }
   }
 
