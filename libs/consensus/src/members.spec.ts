@@ -223,11 +223,20 @@ describe('Members', () => {
       const { members, announce } = withAnnouncements();
       expect(members.url('b')).toBe('http://b:4002');
       announce('b', 'http://b:3002');
-      announce('a', 'http://a:3001');
       expect(members.url('b')).toBe('http://b:3002');
-      expect(members.url('a')).toBe('http://a:3001');
       expect(members.url('c')).toBe('http://c:4003');
+      expect(members.url('a')).toBe('http://a:4001');
       expect(members.url('zz')).toBeUndefined();
+    });
+
+    it("sends no client to a member's URL once this node has a client URL of its own (its peers' member URLs are peer ports)", () => {
+      const { members, announce } = withAnnouncements();
+      announce('a', 'http://a:3001');
+      expect(members.url('a')).toBe('http://a:3001');
+      expect(members.url('c')).toBeUndefined();
+      expect(members.view(leaderStatus(), new Map(), 0).members.find((m) => m.nodeId === 'c')).toMatchObject({ url: 'http://c:4003', clientUrl: undefined });
+      announce('c', 'http://c:3003');
+      expect(members.url('c')).toBe('http://c:3003');
     });
 
     it('views url and peerUrl as the member URL and clientUrl as where clients go', () => {

@@ -73,11 +73,16 @@ export class Members {
   }
 
   /**
-   * Where a client is sent to reach member `id` (a redirect to the leader): its announced client URL, or
-   * its member URL when it announced none (one port for clients and peers); undefined when neither is known.
+   * Where a client is sent to reach member `id` (a redirect to the leader; undefined: no redirect, the
+   * client is told to retry): its announced client URL; without one, its member URL, unless this node has a
+   * client URL of its own (it serves peers on a PEER_PORT, and so, presumably, does `id`, whose member URL is
+   * then a peer port: a follower learns the leader's client URL from the leader's stream, before any of its
+   * messages, but another follower's only once they exchange messages).
    */
   url(id: NodeId): string | undefined {
-    return this.clientUrls.get(id) ?? this.addresses.get(id);
+    const known = this.clientUrls.get(id);
+    if (known !== undefined) return known;
+    return this.clientUrls.has(this.deps.self) ? undefined : this.addresses.get(id);
   }
 
   /**
@@ -145,7 +150,7 @@ export class Members {
     const leading = status.lead === this.deps.self && status.lead !== '';
     const info = (nodeId: NodeId, role: MemberInfo['role']): MemberInfo => {
       const url = this.addresses.get(nodeId);
-      const m: MemberInfo = { nodeId, url, peerUrl: url, clientUrl: this.clientUrls.get(nodeId) ?? url, role, self: nodeId === this.deps.self };
+      const m: MemberInfo = { nodeId, url, peerUrl: url, clientUrl: this.url(nodeId), role, self: nodeId === this.deps.self };
       const pr = status.progress[nodeId];
       if (leading && pr) {
         m.match = pr.match;

@@ -24,8 +24,8 @@ export class StatusController {
     // do (clientUrl: another port when it serves peers on a PEER_PORT).
     const known = new Map(this.raft.members().members.map((m) => [m.nodeId, m]));
     const urls = new Map([...known].map(([id, m]) => [id, m.url ?? null]));
-    const clientUrl = (id: string) => known.get(id)?.clientUrl ?? urls.get(id) ?? null;
-    const peerUrl = (id: string) => known.get(id)?.peerUrl ?? urls.get(id) ?? null;
+    const clientUrl = (id: string) => known.get(id)?.clientUrl ?? null;
+    const peerUrl = (id: string) => known.get(id)?.peerUrl ?? null;
     const isLeader = s.state === StateType.Leader;
     const status: StatusDto & { clientUrl?: string | null; peerUrl?: string | null } = {
       state: STATE_NAMES[s.state],
