@@ -189,9 +189,9 @@ describe('Members', () => {
     expect(view).toEqual({
       leader: 'a',
       members: [
-        { nodeId: 'a', url: 'http://a:1', peerUrl: 'http://a:1', clientUrl: 'http://a:1', role: 'voter', self: true, match: 5000 },
-        { nodeId: 'b', url: 'http://b:1', peerUrl: 'http://b:1', clientUrl: 'http://b:1', role: 'voter', self: false, match: 4990, lastContactMs: 100 },
-        { nodeId: 'c', url: 'http://c:1', peerUrl: 'http://c:1', clientUrl: 'http://c:1', role: 'voter', self: false, match: 10 },
+        { nodeId: 'a', url: 'http://a:1', role: 'voter', self: true, match: 5000 },
+        { nodeId: 'b', url: 'http://b:1', role: 'voter', self: false, match: 4990, lastContactMs: 100 },
+        { nodeId: 'c', url: 'http://c:1', role: 'voter', self: false, match: 10 },
         { nodeId: 'd', url: undefined, role: 'learner', self: false, match: 7 },
       ],
     });
@@ -239,12 +239,21 @@ describe('Members', () => {
       expect(members.url('c')).toBe('http://c:3003');
     });
 
-    it('views url and peerUrl as the member URL and clientUrl as where clients go', () => {
+    it('views url and peerUrl as the member URL and clientUrl as where clients go, once this node has two URLs', () => {
       const { members, announce } = withAnnouncements();
       announce('b', 'http://b:3002');
+      // Without a client URL of its own (no PEER_PORT here), the view is unchanged: url is both.
+      expect(members.view(leaderStatus(), new Map(), 0).members.find((m) => m.nodeId === 'b')).toEqual({
+        nodeId: 'b',
+        url: 'http://b:4002',
+        role: 'voter',
+        self: false,
+      });
+      announce('a', 'http://a:3001');
       const view = members.view(leaderStatus(), new Map(), 0).members;
+      expect(view.find((m) => m.nodeId === 'a')).toMatchObject({ url: 'http://a:4001', peerUrl: 'http://a:4001', clientUrl: 'http://a:3001' });
       expect(view.find((m) => m.nodeId === 'b')).toMatchObject({ url: 'http://b:4002', peerUrl: 'http://b:4002', clientUrl: 'http://b:3002' });
-      expect(view.find((m) => m.nodeId === 'c')).toMatchObject({ url: 'http://c:4003', peerUrl: 'http://c:4003', clientUrl: 'http://c:4003' });
+      expect(view.find((m) => m.nodeId === 'c')).toEqual({ nodeId: 'c', url: 'http://c:4003', peerUrl: 'http://c:4003', clientUrl: undefined, role: 'voter', self: false });
     });
 
     it('keeps client URLs out of what it hands the transport and records in snapshots', () => {

@@ -148,9 +148,12 @@ export class Members {
   view(status: Status, lastContact: ReadonlyMap<NodeId, number>, now: number): MembersView {
     const cs = this.deps.confState();
     const leading = status.lead === this.deps.self && status.lead !== '';
+    const twoUrls = this.clientUrls.has(this.deps.self);
     const info = (nodeId: NodeId, role: MemberInfo['role']): MemberInfo => {
       const url = this.addresses.get(nodeId);
-      const m: MemberInfo = { nodeId, url, peerUrl: url, clientUrl: this.url(nodeId), role, self: nodeId === this.deps.self };
+      const m: MemberInfo = { nodeId, url, role, self: nodeId === this.deps.self };
+      // Only where clients and peers have two URLs (PEER_PORT): without it, the view is as it always was.
+      if (twoUrls) Object.assign(m, { peerUrl: url, clientUrl: this.url(nodeId) });
       const pr = status.progress[nodeId];
       if (leading && pr) {
         m.match = pr.match;

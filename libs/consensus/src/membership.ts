@@ -11,11 +11,15 @@ export interface MemberInfo {
   nodeId: NodeId;
   /** Where the members reach it (as this node knows it); undefined when this node has no address for it. */
   url?: string;
-  /** The same as url: its member URL, which is its peer URL when it serves peers on a PEER_PORT. */
+  /**
+   * Set only on a node that serves peers on a PEER_PORT (its members have two URLs); without PEER_PORT, url
+   * is both. peerUrl: the same as url, its member URL.
+   */
   peerUrl?: string;
   /**
-   * Where clients reach it (redirects point there): the client URL it announced with its peer traffic, or
-   * its member URL when it announced none (it serves clients and peers on one port).
+   * With peerUrl: where clients reach it (redirects point there), the client URL it announced with its peer
+   * traffic; undefined while this node has not heard it (a follower hears another follower's only once they
+   * exchange messages).
    */
   clientUrl?: string;
   role: MemberRole;

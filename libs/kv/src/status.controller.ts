@@ -20,12 +20,18 @@ export class StatusController {
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
-    // A member is its NODE_ID; the URLs are where this node reaches each one (url, peerUrl) and where clients
-    // do (clientUrl: another port when it serves peers on a PEER_PORT).
+    // A member is its NODE_ID; the URLs are where this node reaches each one. With PEER_PORT, a member has two:
+    // url and peerUrl where peers reach it, clientUrl where clients do (absent fields without PEER_PORT).
     const known = new Map(this.raft.members().members.map((m) => [m.nodeId, m]));
     const urls = new Map([...known].map(([id, m]) => [id, m.url ?? null]));
-    const clientUrl = (id: string) => known.get(id)?.clientUrl ?? null;
-    const peerUrl = (id: string) => known.get(id)?.peerUrl ?? null;
+    const twoUrls = (id: string) => {
+      const m = known.get(id);
+      return m?.peerUrl === undefined ? {} : { clientUrl: m.clientUrl ?? null, peerUrl: m.peerUrl };
+    };
+    const clientUrlOf = (id: string) => {
+      const m = known.get(id);
+      return (m?.peerUrl === undefined ? m?.url : m.clientUrl) ?? null;
+    };
     const isLeader = s.state === StateType.Leader;
     const status: StatusDto & { clientUrl?: string | null; peerUrl?: string | null } = {
       state: STATE_NAMES[s.state],
@@ -34,10 +40,9 @@ export class StatusController {
       isLeader,
       nodeId: s.name,
       url: urls.get(s.id) ?? null,
-      clientUrl: clientUrl(s.id),
-      peerUrl: peerUrl(s.id),
-      // Where a client goes to reach the leader.
-      leaderUrl: s.lead ? clientUrl(s.lead) : null,
+      ...twoUrls(s.id),
+      // Where a client goes to reach the leader: its client URL.
+      leaderUrl: s.lead ? clientUrlOf(s.lead) : null,
       commitIndex: s.commit,
       appliedIndex: s.applied,
       lastLogIndex: s.lastIndex,
@@ -48,8 +53,7 @@ export class StatusController {
       status.peers = s.peers.map((p) => ({
         nodeId: p.name,
         url: urls.get(p.id) ?? null,
-        clientUrl: clientUrl(p.id),
-        peerUrl: peerUrl(p.id),
+        ...twoUrls(p.id),
         matchIndex: p.match,
         nextIndex: p.next,
         replication: p.state,

@@ -11,15 +11,6 @@ export class MemberStatusDto {
   })
   url?: string;
 
-  @ApiPropertyOptional({ description: 'Its peer URL (the same as url).', example: 'http://localhost:3002' })
-  peerUrl?: string;
-
-  @ApiPropertyOptional({
-    description: 'Where clients reach it, and where its `GET /status` was asked: its url unless it serves peers on a PEER_PORT.',
-    example: 'http://localhost:3002',
-  })
-  clientUrl?: string;
-
   @ApiProperty({ enum: ['voter', 'learner'], description: "The member's role in the configuration." })
   role: 'voter' | 'learner';
 

@@ -37,9 +37,9 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
     );
     expect(await status()).toEqual({
       nodes: [
-        { nodeId: 'node1', url: members[0], peerUrl: members[0], clientUrl: members[0], role: 'voter', reachable: true, status: statusOf('node1', 'LEADER') },
-        { nodeId: 'node2', url: members[1], peerUrl: members[1], clientUrl: members[1], role: 'voter', reachable: true, status: statusOf('node2', 'FOLLOWER') },
-        { nodeId: 'node3', url: members[2], peerUrl: members[2], clientUrl: members[2], role: 'voter', reachable: true, status: statusOf('node3', 'FOLLOWER') },
+        { nodeId: 'node1', url: members[0], role: 'voter', reachable: true, status: statusOf('node1', 'LEADER') },
+        { nodeId: 'node2', url: members[1], role: 'voter', reachable: true, status: statusOf('node2', 'FOLLOWER') },
+        { nodeId: 'node3', url: members[2], role: 'voter', reachable: true, status: statusOf('node3', 'FOLLOWER') },
       ],
     });
     expect(http.get.mock.calls.map(([url]) => url)).toEqual(members.map((m) => `${m}/status`));
@@ -54,7 +54,7 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
     const { status, http } = await controller((url) => answer(200, statusOf(nameOf(url), 'FOLLOWER')));
     const { nodes } = await status();
     expect(http.get.mock.calls.map(([url]) => url)).toEqual(members.map((m) => `${m}/status`));
-    expect(nodes[1]).toMatchObject({ nodeId: 'node2', url: 'http://localhost:4002', peerUrl: 'http://localhost:4002', clientUrl: members[1], reachable: true });
+    expect(nodes[1]).toEqual({ nodeId: 'node2', url: 'http://localhost:4002', role: 'voter', reachable: true, status: statusOf('node2', 'FOLLOWER') });
   });
 
   it('asks every member before any has answered (in parallel, not one after the other)', async () => {
@@ -81,7 +81,7 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
         : answer(200, statusOf(nameOf(url), 'FOLLOWER')),
     );
     const { nodes } = await status();
-    expect(nodes[1]).toEqual({ nodeId: 'node2', url: members[1], peerUrl: members[1], clientUrl: members[1], role: 'voter', reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:3002' });
+    expect(nodes[1]).toEqual({ nodeId: 'node2', url: members[1], role: 'voter', reachable: false, error: 'connect ECONNREFUSED 127.0.0.1:3002' });
     expect(nodes.filter((n) => n.reachable)).toHaveLength(2);
   });
 
@@ -133,7 +133,7 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
         : answer(200, statusOf(nameOf(url), 'FOLLOWER')),
     );
     const { nodes } = await status();
-    expect(nodes[2]).toEqual({ nodeId: 'node3', url: members[2], peerUrl: members[2], clientUrl: members[2], role: 'voter', reachable: false, error: 'no answer within 50 ms' });
+    expect(nodes[2]).toEqual({ nodeId: 'node3', url: members[2], role: 'voter', reachable: false, error: 'no answer within 50 ms' });
     expect(cancelled).toBe(true);
     expect(nodes.slice(0, 2).map((n) => n.status?.nodeId)).toEqual(['node1', 'node2']);
   });
@@ -141,7 +141,7 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
   it('reports a member that answers with an error status as reachable, without a status', async () => {
     const { status } = await controller((url) => (url.startsWith(members[1]) ? answer(503, { error: 'busy' }) : NEVER));
     const { nodes } = await status();
-    expect(nodes[1]).toEqual({ nodeId: 'node2', url: members[1], peerUrl: members[1], clientUrl: members[1], role: 'voter', reachable: true, error: 'GET /status answered HTTP 503' });
+    expect(nodes[1]).toEqual({ nodeId: 'node2', url: members[1], role: 'voter', reachable: true, error: 'GET /status answered HTTP 503' });
     expect(nodes[0]).toMatchObject({ nodeId: 'node1', reachable: false, error: 'no answer within 50 ms' });
   });
 });

@@ -29,10 +29,10 @@ export class ClusterStatusService {
   private async member(m: MemberInfo): Promise<MemberStatusDto> {
     const { nodeId, role } = m;
     if (m.url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
-    // `GET /status` is a client route: on a member serving peers on a PEER_PORT, its client URL answers it.
-    const clientUrl = m.clientUrl ?? m.url;
+    // `GET /status` is a client route: on a member serving peers on a PEER_PORT, its client URL answers it
+    // (while this node has not heard it, the member URL answers 404 naming the client port).
     const url = m.url;
-    const urls = { url, peerUrl: m.peerUrl ?? url, clientUrl };
+    const clientUrl = m.clientUrl ?? url;
     try {
       const answer = await firstValueFrom(
         this.http
@@ -47,11 +47,11 @@ export class ClusterStatusService {
       );
       if (answer.status !== 200 || typeof answer.data !== 'object' || answer.data === null) {
         const what = answer.status !== 200 ? `HTTP ${answer.status}` : 'a body that is not a status object';
-        return { nodeId, ...urls, role, reachable: true, error: `GET /status answered ${what}` };
+        return { nodeId, url, role, reachable: true, error: `GET /status answered ${what}` };
       }
-      return { nodeId, ...urls, role, reachable: true, status: answer.data as Record<string, unknown> };
+      return { nodeId, url, role, reachable: true, status: answer.data as Record<string, unknown> };
     } catch (error) {
-      return { nodeId, ...urls, role, reachable: false, error: this.describe(error) };
+      return { nodeId, url, role, reachable: false, error: this.describe(error) };
     }
   }
 
