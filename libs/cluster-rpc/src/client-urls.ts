@@ -43,12 +43,13 @@ export class ClientUrls implements ClientUrlSource {
 
   /**
    * Records what a peer announced (a header or a hello answer): ignored unless it is an http(s) base URL.
-   * Listeners hear of each new or changed URL.
+   * Listeners hear of every announcement, a repeated one included (a member removed and added back is
+   * forgotten by the node's directory, and announces the same URL again when its streams reopen).
    */
   learn(nodeId: NodeId, raw: string | undefined): void {
     if (raw === undefined || nodeId === '') return;
     const url = clientBaseUrl(raw);
-    if (url === undefined || this.known.get(nodeId) === url) return;
+    if (url === undefined) return;
     this.known.set(nodeId, url);
     for (const listener of this.listeners) listener(nodeId, url);
   }
@@ -57,7 +58,7 @@ export class ClientUrls implements ClientUrlSource {
     return this.known.get(nodeId);
   }
 
-  /** ClientUrlSource: the callback hears every URL known so far, then each new or changed one. */
+  /** ClientUrlSource: the callback hears every URL known so far, then each announcement. */
   onClientUrl(callback: (nodeId: NodeId, clientUrl: string) => void): void {
     this.listeners.push(callback);
     for (const [id, url] of this.known) callback(id, url);
