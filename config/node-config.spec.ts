@@ -52,6 +52,33 @@ describe('loadNodeConfig', () => {
     expect(loadNodeConfig({ PEER_ALLOW_ANY: 'false' }).peerAllowAny).toBe(false);
   });
 
+  it('without PEER_PORT, has one URL for clients and members, and no peer listener', () => {
+    const config = loadNodeConfig({ HTTP_PORT: '3002', ADVERTISE_URL: 'http://Node2:3002/' });
+    expect(config).toMatchObject({ advertiseUrl: 'http://node2:3002', clientUrl: 'http://node2:3002', advertiseUrlGiven: true });
+    expect(config).not.toHaveProperty('peerPort');
+    expect(config).not.toHaveProperty('peerBindHost');
+  });
+
+  it('with PEER_PORT, the member URL is the client URL on PEER_PORT, bound on BIND_HOST unless PEER_BIND_HOST says otherwise', () => {
+    const config = loadNodeConfig({ HTTP_PORT: '3001', PEER_PORT: ' 4001 ', BIND_HOST: '127.0.0.1' });
+    expect(config).toMatchObject({
+      httpPort: 3001,
+      peerPort: 4001,
+      peerBindHost: '127.0.0.1',
+      clientUrl: 'http://localhost:3001',
+      advertiseUrl: 'http://localhost:4001',
+      // Nothing was given: a join announces the port only, and the member records the caller's address.
+      advertiseUrlGiven: false,
+    });
+    const given = loadNodeConfig({ PEER_PORT: '4001', ADVERTISE_URL: 'https://kv1.example:8443', PEER_BIND_HOST: '10.0.0.5' });
+    expect(given).toMatchObject({ clientUrl: 'https://kv1.example:8443', advertiseUrl: 'https://kv1.example:4001', peerBindHost: '10.0.0.5', advertiseUrlGiven: true });
+  });
+
+  it('takes PEER_ADVERTISE_URL, normalized, as the member URL', () => {
+    const config = loadNodeConfig({ HTTP_PORT: '3001', PEER_PORT: '4001', PEER_ADVERTISE_URL: 'HTTP://Peer1.Internal:5001/' });
+    expect(config).toMatchObject({ advertiseUrl: 'http://peer1.internal:5001', clientUrl: 'http://localhost:3001', advertiseUrlGiven: true });
+  });
+
   it('reads the seed three-node example: PEER_URLS as given, normalized', () => {
     const config = loadNodeConfig({ NODE_ID: 'node1', HTTP_PORT: '3001', PEER_URLS: 'http://localhost:3002,http://localhost:3003' });
     expect(config.peerUrls).toEqual(['http://localhost:3002', 'http://localhost:3003']);
@@ -159,6 +186,15 @@ describe('loadNodeConfig', () => {
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/8/1' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/8\/1'/],
     [{ NODE_ID: 'a\nb' }, /^NODE_ID must be .* \(got 'a\\u000ab'\)$/],
     [{ PEER_URLS: 'http://a/\r\nx' }, /^PEER_URLS has 'http:\/\/a\/\\u000d\\u000ax': give a base URL/],
+    [{ PEER_PORT: '0' }, /^PEER_PORT must be an integer between 1 and 65535 \(got '0'\)$/],
+    [{ PEER_PORT: '65536' }, /^PEER_PORT must be an integer between 1 and 65535/],
+    [{ PEER_PORT: '40o1' }, /^PEER_PORT must be an integer between 1 and 65535/],
+    [{ HTTP_PORT: '3001', PEER_PORT: '3001' }, /^PEER_PORT \(3001\) must differ from HTTP_PORT/],
+    [{ PEER_PORT: '4001', PEER_ADVERTISE_URL: 'http://node1:4001/raft' }, /^PEER_ADVERTISE_URL has .* without path/],
+    [{ PEER_PORT: '4001', ADVERTISE_URL: 'http://node1:3001', PEER_ADVERTISE_URL: 'http://node1:3001' }, /^PEER_ADVERTISE_URL \(http:\/\/node1:3001\) must differ from the client URL/],
+    [{ PEER_PORT: '4001', PEER_BIND_HOST: '  ' }, /^PEER_BIND_HOST must not be empty$/],
+    [{ PEER_BIND_HOST: '127.0.0.1' }, /^PEER_BIND_HOST is set but PEER_PORT is not/],
+    [{ PEER_ADVERTISE_URL: 'http://node1:4001' }, /^PEER_ADVERTISE_URL is set but PEER_PORT is not/],
   ])('rejects %j with one line naming the variable', (env, message) => {
     expect(() => loadNodeConfig(env)).toThrow(ConfigError);
     expect(() => loadNodeConfig(env)).toThrow(message);

@@ -25,12 +25,22 @@ export interface NodeConfig {
   httpPort: number;
   bindHost: string;
   /**
-   * Where the other members (and clients) reach this node, as it tells them: ADVERTISE_URL, or
-   * http://localhost:HTTP_PORT. Only an address: the node's identity is its NODE_ID.
+   * This node's member URL: where the other members reach it, as it tells them. Without PEER_PORT, its one
+   * URL: ADVERTISE_URL, or http://localhost:HTTP_PORT. With PEER_PORT, its peer URL: PEER_ADVERTISE_URL, or
+   * that URL with its port replaced by PEER_PORT. Only an address: the node's identity is its NODE_ID.
    */
   advertiseUrl: string;
-  /** ADVERTISE_URL was set (a joining node then announces it; otherwise the member it asks records its address). */
+  /**
+   * ADVERTISE_URL (or PEER_ADVERTISE_URL) was set: a joining node then announces advertiseUrl; otherwise the
+   * member it asks records the address its request came from, with advertiseUrl's port.
+   */
   advertiseUrlGiven: boolean;
+  /** Where clients reach this node (ADVERTISE_URL, or http://localhost:HTTP_PORT): advertiseUrl without PEER_PORT. */
+  clientUrl: string;
+  /** PEER_PORT: a second listener serving only the peer routes (`/raft/*`), which HTTP_PORT then refuses. */
+  peerPort?: number;
+  /** PEER_BIND_HOST: the address the peer listener binds (default BIND_HOST). Set only with peerPort. */
+  peerBindHost?: string;
   /**
    * PEER_URLS, normalized: the members to discover at first start (each is asked its NODE_ID). May include
    * this node under any spelling: discovery recognises and drops the entry that answers as this very process.
@@ -113,6 +123,21 @@ class EnvironmentVariables {
   @IsOptional()
   @IsString()
   ADVERTISE_URL?: string;
+
+  @IsOptional()
+  @Transform(toInt)
+  @IsInt({ message: 'PEER_PORT must be an integer between 1 and 65535' })
+  @Min(1, { message: 'PEER_PORT must be an integer between 1 and 65535' })
+  @Max(65535, { message: 'PEER_PORT must be an integer between 1 and 65535' })
+  PEER_PORT?: number;
+
+  @IsOptional()
+  @IsString()
+  PEER_BIND_HOST?: string;
+
+  @IsOptional()
+  @IsString()
+  PEER_ADVERTISE_URL?: string;
 
   @IsOptional()
   @IsString()
@@ -304,7 +329,9 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   const errors = validateSync(vars, { forbidUnknownValues: false });
   if (errors.length > 0) throw new ConfigError(firstConstraint(errors[0]));
 
-  const advertiseUrl = normalizeMemberUrl(vars.ADVERTISE_URL ?? `http://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
+  const clientUrl = normalizeMemberUrl(vars.ADVERTISE_URL ?? `http://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
+  const peer = peerListener(vars, clientUrl);
+  const advertiseUrl = peer?.url ?? clientUrl;
   const peerUrls: string[] = [];
   for (const part of vars.PEER_URLS.split(',')) {
     if (part.trim() === '') continue;
@@ -325,7 +352,9 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     httpPort: vars.HTTP_PORT,
     bindHost: vars.BIND_HOST,
     advertiseUrl,
-    advertiseUrlGiven: vars.ADVERTISE_URL !== undefined,
+    advertiseUrlGiven: vars.ADVERTISE_URL !== undefined || vars.PEER_ADVERTISE_URL !== undefined,
+    clientUrl,
+    ...(peer ? { peerPort: peer.port, peerBindHost: peer.bindHost } : {}),
     peerUrls,
     join,
     joinAsLearner: vars.JOIN_AS_LEARNER === 'true',
@@ -353,6 +382,34 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,
   };
+}
+
+/**
+ * PEER_PORT and its companions, checked: undefined without PEER_PORT (its companions are then refused, since
+ * they would be ignored). The peer URL defaults to the client URL with its port replaced by PEER_PORT.
+ */
+function peerListener(vars: EnvironmentVariables, clientUrl: string): { port: number; bindHost: string; url: string } | undefined {
+  if (vars.PEER_PORT === undefined) {
+    for (const name of ['PEER_BIND_HOST', 'PEER_ADVERTISE_URL'] as const) {
+      if (vars[name] !== undefined) throw new ConfigError(`${name} is set but PEER_PORT is not: set PEER_PORT to serve peers on a port of their own`);
+    }
+    return undefined;
+  }
+  if (vars.PEER_PORT === vars.HTTP_PORT) {
+    throw new ConfigError(`PEER_PORT (${vars.PEER_PORT}) must differ from HTTP_PORT; leave PEER_PORT unset to serve peers on HTTP_PORT`);
+  }
+  if (vars.PEER_BIND_HOST !== undefined && vars.PEER_BIND_HOST.trim() === '') throw new ConfigError('PEER_BIND_HOST must not be empty');
+  let url: string;
+  if (vars.PEER_ADVERTISE_URL !== undefined) {
+    url = normalizeMemberUrl(vars.PEER_ADVERTISE_URL, 'PEER_ADVERTISE_URL');
+  } else {
+    const derived = new URL(clientUrl);
+    derived.port = String(vars.PEER_PORT);
+    url = normalizeMemberUrl(derived.href, 'PEER_ADVERTISE_URL');
+  }
+  // One URL for two listeners would send clients to the peer port, or peers to the client port.
+  if (url === clientUrl) throw new ConfigError(`PEER_ADVERTISE_URL (${url}) must differ from the client URL (ADVERTISE_URL)`);
+  return { port: vars.PEER_PORT, bindHost: vars.PEER_BIND_HOST ?? vars.BIND_HOST, url };
 }
 
 function checkElection(electionMs: number, heartbeatMs: number): number {

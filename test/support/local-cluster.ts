@@ -88,8 +88,15 @@ export class ClusterNode extends NodeProcess {
     readonly port: number,
     readonly dir: string,
     env: Record<string, string>,
+    /** PEER_PORT, when the node serves peers on a port of their own (LocalClusterOptions.peerPorts). */
+    readonly peerPort?: number,
   ) {
     super({ name, env, clientUrl: `http://127.0.0.1:${port}` });
+  }
+
+  /** Where its peers reach it: http://127.0.0.1:PEER_PORT, or its client URL without a peer port. */
+  get peerUrl(): string {
+    return this.peerPort === undefined ? this.url : `http://127.0.0.1:${this.peerPort}`;
   }
 
   /** How the last incarnation ended, once it has (undefined while it runs). */
@@ -102,6 +109,11 @@ export interface LocalClusterOptions {
   nodes?: number;
   /** Extra environment for every node. */
   env?: Record<string, string>;
+  /**
+   * Each node also gets a PEER_PORT (a free port): the members' URLs (PEER_URLS) are then their peer URLs,
+   * ADVERTISE_URL their client URL.
+   */
+  peerPorts?: boolean;
 }
 
 /**
@@ -117,23 +129,26 @@ export class LocalCluster {
 
   static async start(options: LocalClusterOptions = {}): Promise<LocalCluster> {
     const count = options.nodes ?? 3;
-    const ports = await freePorts(count);
+    const all = await freePorts(options.peerPorts ? 2 * count : count);
+    const ports = all.slice(0, count);
+    const peerPorts = options.peerPorts ? all.slice(count) : undefined;
     const root = mkdtempSync(join(tmpdir(), 'raftkv-e2e-'));
     const members: Member[] = ports.map((port, i) => ({
       name: `node${i + 1}`,
       port,
-      url: `http://127.0.0.1:${port}`,
+      url: `http://127.0.0.1:${peerPorts?.[i] ?? port}`,
       dir: join(root, `node${i + 1}`),
       bindHost: '127.0.0.1',
     }));
-    const envs = clusterEnvs(members, () => ({
+    const envs = clusterEnvs(members, (i) => ({
       LOG_LEVEL: 'info',
       HEARTBEAT_INTERVAL_MS: '50',
       ELECTION_TIMEOUT_MS: '500',
       REQUEST_TIMEOUT_MS: '3000',
+      ...(peerPorts ? { ADVERTISE_URL: `http://127.0.0.1:${ports[i]}`, PEER_PORT: String(peerPorts[i]) } : {}),
       ...options.env,
     }));
-    const nodes = members.map((m, i) => new ClusterNode(m.name, m.port, m.dir, envs[i]));
+    const nodes = members.map((m, i) => new ClusterNode(m.name, m.port, m.dir, envs[i], peerPorts?.[i]));
     const cluster = new LocalCluster(nodes, root);
     for (const node of nodes) node.start();
     return cluster;

@@ -13,6 +13,7 @@ import { installApiAuth } from './api-auth';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { createLogger } from './logger';
+import { installPeerPort } from './peer-listener';
 import { applyServerLimits, httpServerOptionsFor, installBodyTimeout } from './slow-clients';
 import { setupSwagger } from './swagger';
 
@@ -65,6 +66,8 @@ async function bootstrap(): Promise<void> {
       }),
       { logger, abortOnError: false },
     );
+    // PEER_PORT: peer routes on a listener of their own; first of all hooks (a request on the wrong port is 404).
+    const peerListener = installPeerPort(app, config);
     // Before anything reads a body: a client without a valid token is answered at once.
     const raft = app.get(RaftNodeService);
     installRemovedAnswer(app.getHttpAdapter().getInstance(), () => raft.isRemoved);
@@ -76,9 +79,11 @@ async function bootstrap(): Promise<void> {
     app.useGlobalFilters(new HttpErrorsFilter());
     setupSwagger(app);
     await app.listen(config.httpPort, config.bindHost);
+    await peerListener?.listen();
     Logger.log(
-      `${config.nodeId} serving on ${config.bindHost}:${config.httpPort} as ${config.advertiseUrl}; ` +
-        `Swagger UI at ${config.advertiseUrl}/docs` +
+      `${config.nodeId} serving on ${config.bindHost}:${config.httpPort} as ${config.clientUrl}; ` +
+        (peerListener ? `peers on ${config.peerBindHost}:${config.peerPort} as ${config.advertiseUrl}; ` : '') +
+        `Swagger UI at ${config.clientUrl}/docs` +
         (config.apiTokens ? `; the KV and cluster API need a token (${config.apiTokens.size} in API_TOKENS_FILE)` : ''),
       'Main',
     );

@@ -8,6 +8,7 @@ import { AxiosRequestConfig } from 'axios';
 import { of, throwError } from 'rxjs';
 import { clusterIdFor, IdentityMismatchError } from '../../consensus/src/identity';
 import { AddMemberAnswer, AddMemberRequest } from '../../consensus/src/membership';
+import { ClientUrls } from './client-urls';
 import { ClusterBootstrapError, ClusterBootstrapService, JoinCluster } from './cluster-bootstrap.service';
 import { ClusterRpcOptions } from './cluster-rpc.options';
 import { HelloAnswer } from './peer-protocol';
@@ -384,3 +385,69 @@ describe('ClusterBootstrapService: hello and resolve', () => {
     expect(peers.requests).toHaveLength(1);
   });
 });
+
+describe('ClusterBootstrapService with PEER_PORT (member URLs are peer URLs; client URLs travel apart)', () => {
+  /** A node4 whose member URL is its peer URL (advertiseUrl), with its client URL set as main.ts sets it. */
+  function peerPortService(o: Partial<ClusterRpcOptions>, peers = new FakePeers({}), join: JoinCluster = noJoin) {
+    const opts = options({ nodeId: 'node4', httpPort: 3004, advertiseUrl: 'http://localhost:4004', ...o });
+    const clientUrls = new ClientUrls(opts);
+    clientUrls.setOwn('http://localhost:3004');
+    const learned: Array<[string, string]> = [];
+    clientUrls.onClientUrl((id, url) => learned.push([id, url]));
+    return { svc: new ClusterBootstrapService(opts, new FakeMetaStore(), peers.http, join, clientUrls), learned };
+  }
+
+  it("joins with its peer URL's port when no URL was given, and records the members' peer URLs, learning their client URLs", async () => {
+    const requests: AddMemberRequest[] = [];
+    const join: JoinCluster = async (_url, request) => {
+      requests.push(request);
+      return {
+        clusterId: 'feedfacecafebeef',
+        index: 42,
+        initialVoters: ['node1'],
+        member: { nodeId: 'node4', url: 'http://10.0.0.4:4004', peerUrl: 'http://10.0.0.4:4004', clientUrl: 'http://10.0.0.4:4004', role: 'learner', self: false },
+        members: [
+          { nodeId: 'node1', url: 'http://10.0.0.1:4001', peerUrl: 'http://10.0.0.1:4001', clientUrl: 'http://10.0.0.1:3001', role: 'voter', self: true },
+          { nodeId: 'node4', url: 'http://10.0.0.4:4004', peerUrl: 'http://10.0.0.4:4004', clientUrl: 'http://10.0.0.4:4004', role: 'learner', self: false },
+        ],
+      };
+    };
+    const { svc, learned } = peerPortService({ join: 'http://10.0.0.1:3001' }, undefined, join);
+    const identity = await svc.resolve();
+    expect(requests).toEqual([{ nodeId: 'node4', url: undefined, port: 4004, learner: true }]);
+    expect(identity.addresses).toEqual({ node1: 'http://10.0.0.1:4001', node4: 'http://10.0.0.4:4004' });
+    // Its own client URL is its own business: the leader only knows the member URL it was added with.
+    expect(learned).toEqual([
+      ['node4', 'http://localhost:3004'],
+      ['node1', 'http://10.0.0.1:3001'],
+    ]);
+  });
+
+  it('announces its peer URL when PEER_ADVERTISE_URL (or ADVERTISE_URL) was given', async () => {
+    const join = jest.fn<Promise<AddMemberAnswer>, [string, AddMemberRequest]>(async () => ({
+      clusterId: 'c',
+      index: 1,
+      initialVoters: ['node1'],
+      member: { nodeId: 'node4', url: 'http://node4:4004', role: 'learner', self: false },
+      members: [],
+    }));
+    const { svc } = peerPortService({ advertiseUrl: 'http://node4:4004', advertiseUrlGiven: true, join: 'http://node1:3001' }, undefined, join);
+    await svc.resolve();
+    expect(join.mock.calls[0][1]).toEqual({ nodeId: 'node4', url: 'http://node4:4004', port: 4004, learner: true });
+  });
+
+  it('answers hello with its client URL, and learns the peers\' from theirs', async () => {
+    const peers = new FakePeers({ 'http://127.0.0.1:4002': { ...hello('node2'), clientUrl: 'http://127.0.0.1:3002' } });
+    const { svc, learned } = peerPortService({ peerUrls: ['http://127.0.0.1:4002'] }, peers);
+    expect(svc.hello()).toMatchObject({ nodeId: 'node4', clientUrl: 'http://localhost:3004' });
+    const identity = await svc.resolve();
+    expect(identity.addresses).toEqual({ node4: 'http://localhost:4004', node2: 'http://127.0.0.1:4002' });
+    expect(learned).toContainEqual(['node2', 'http://127.0.0.1:3002']);
+  });
+
+  it('answers hello without a client URL when it has one URL for clients and peers', () => {
+    const { svc } = service({});
+    expect(svc.hello()).not.toHaveProperty('clientUrl');
+  });
+});
+

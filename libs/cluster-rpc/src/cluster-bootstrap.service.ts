@@ -1,5 +1,5 @@
 import { HttpService } from '@nestjs/axios';
-import { Inject, Injectable, Logger, OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnModuleDestroy, Optional } from '@nestjs/common';
 import { NodeId } from '@app/consensus/core';
 import { RAFT_STORAGE, RaftStorage } from '@app/consensus/ports';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +14,7 @@ import {
   readIdentity,
   recordIdentity,
 } from '@app/consensus/identity';
+import { ClientUrls } from './client-urls';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
 import { HelloAnswer, PEER_HEADERS, PEER_HELLO_PATH } from './peer-protocol';
 
@@ -77,6 +78,8 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     @Inject(RAFT_STORAGE) private readonly storage: Pick<RaftStorage, 'meta' | 'setMeta'>,
     @Inject(HttpService) private readonly http: Pick<HttpService, 'get'>,
     @Inject(JOIN_CLUSTER) private readonly join: JoinCluster,
+    /** PEER_PORT: this node's client URL goes into its hello answer; the peers' are learned from theirs and the join answer. */
+    @Optional() private readonly clientUrls?: ClientUrls,
   ) {}
 
   get identity(): ClusterIdentity | undefined {
@@ -102,6 +105,7 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
       instance: this.instance,
       clusterId: this.resolved?.clusterId ?? null,
       initialVoters: this.resolved ? [...this.resolved.initialVoters] : null,
+      ...(this.clientUrls?.own ? { clientUrl: this.clientUrls.own } : {}),
     };
   }
 
@@ -150,7 +154,10 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
     this.logger.log(`${nodeId} has no data: asking the cluster of ${joinUrl} to add it (JOIN)`);
     let answer: AddMemberAnswer;
     try {
-      answer = await this.join(joinUrl, { nodeId, url: advertiseUrlGiven ? advertiseUrl : undefined, port: httpPort, learner: true });
+      // Without a URL given, the member records the caller's address with this port: advertiseUrl's (the
+      // default http://localhost:<port> names the one the members reach: PEER_PORT, or HTTP_PORT without it).
+      const port = Number(new URL(advertiseUrl).port) || httpPort;
+      answer = await this.join(joinUrl, { nodeId, url: advertiseUrlGiven ? advertiseUrl : undefined, port, learner: true });
     } catch (error) {
       throw new ClusterBootstrapError(`cannot join the cluster of ${joinUrl} (JOIN): ${(error as Error).message}`);
     }
@@ -164,8 +171,15 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
       throw new ClusterBootstrapError(`cannot join the cluster of ${joinUrl} (JOIN): its answer is not an add-member answer: ${JSON.stringify(answer).slice(0, 200)}`);
     }
     const addresses: Record<NodeId, string> = {};
-    for (const member of answer.members) if (member.url) addresses[member.nodeId] = member.url;
-    addresses[nodeId] = answer.member?.nodeId === nodeId && answer.member.url ? answer.member.url : advertiseUrl;
+    // Member URLs (peerUrl; url from a version without it): where this node reaches them. Their client URLs
+    // are only where clients are sent, learned for now (the peers' streams announce them again).
+    for (const member of answer.members) {
+      const url = member.peerUrl ?? member.url;
+      if (url) addresses[member.nodeId] = url;
+      if (member.clientUrl && member.nodeId !== nodeId) this.clientUrls?.learn(member.nodeId, member.clientUrl);
+    }
+    const self = answer.member?.nodeId === nodeId ? (answer.member.peerUrl ?? answer.member.url) : undefined;
+    addresses[nodeId] = self ?? advertiseUrl;
     const joinedAt = Number.isSafeInteger(answer.index) && answer.index > 0 ? answer.index : undefined;
     return { clusterId: answer.clusterId, nodeId, initialVoters: [...answer.initialVoters], addresses, ...(joinedAt ? { joinedAt } : {}) };
   }
@@ -189,6 +203,7 @@ export class ClusterBootstrapService implements ClusterBootstrap, OnModuleDestro
             pending.delete(url);
             if (answer.instance === this.instance) this.logger.log(`${url} is this node itself: not a peer`);
             else answers.set(url, answer);
+            if (answer.instance !== this.instance && typeof answer.clientUrl === 'string') this.clientUrls?.learn(answer.nodeId, answer.clientUrl);
           } catch (error) {
             problems.set(url, (error as Error).message);
           }

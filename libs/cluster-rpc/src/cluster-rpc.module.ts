@@ -4,6 +4,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import { PEER_TRANSPORT } from '@app/consensus/ports';
 import { CLUSTER_BOOTSTRAP } from '@app/consensus/identity';
 import { joinCluster } from './admin/join-client';
+import { ClientUrls } from './client-urls';
 import { ClusterBootstrapService, JOIN_CLUSTER, JoinCluster } from './cluster-bootstrap.service';
 import { ClusterRpcMetrics } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
@@ -83,6 +84,7 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
               joinCluster(http, url, request, { token: o.token, timeoutMs: JOIN_TIMEOUT_MS, log: (line) => joinLogger.log(line) }),
         },
         ClusterRpcMetrics,
+        ClientUrls,
         PeerAuthGuard,
         {
           provide: PeerAdmission,
@@ -100,7 +102,7 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
           },
         },
       ],
-      exports: [PEER_TRANSPORT, HttpPeerTransport, CLUSTER_BOOTSTRAP, ClusterBootstrapService],
+      exports: [PEER_TRANSPORT, HttpPeerTransport, CLUSTER_BOOTSTRAP, ClusterBootstrapService, ClientUrls],
     };
   }
 

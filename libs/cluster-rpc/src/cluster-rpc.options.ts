@@ -12,8 +12,13 @@ export interface ClusterRpcOptions {
    * asks records the address the request came from, with `httpPort`.
    */
   advertiseUrlGiven?: boolean;
-  /** HTTP_PORT (for a join without ADVERTISE_URL). */
+  /** HTTP_PORT (for a join without ADVERTISE_URL, when advertiseUrl names no port). */
   httpPort: number;
+  /**
+   * Where clients reach this node, when that differs from advertiseUrl (PEER_PORT: advertiseUrl is then the
+   * peer URL). Announced to the peers with every peer request (ClientUrls); ClientUrls.setOwn() sets it too.
+   */
+  clientUrl?: string;
   /** PEER_URLS: whom to ask their NODE_ID at first start (discovery). May include this node, by any spelling. */
   peerUrls: string[];
   /** JOIN: a member's URL; at first start the node asks that cluster to add it instead of discovering. */

@@ -3,6 +3,7 @@ import { Message, MessageType, NodeId } from '@app/consensus/core';
 import { MessageReceiver, PeerTransport, SNAPSHOT_FILES, SnapshotFiles } from '@app/consensus/ports';
 import { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
+import { ClientUrls } from './client-urls';
 import { ClusterBootstrapService } from './cluster-bootstrap.service';
 import { ClusterRpcMetrics, SnapshotSentOutcome } from './cluster-rpc.metrics';
 import { CLUSTER_RPC_OPTIONS, ClusterRpcOptions } from './cluster-rpc.options';
@@ -88,6 +89,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     @Optional() @Inject(SNAPSHOT_FILES) private readonly snapshotFiles?: SnapshotFiles,
     /** The address allow-list of the peer routes: it follows setPeers() (members' addresses change with the configuration). */
     @Optional() private readonly admission?: PeerAdmission,
+    /** The members' client URLs (PEER_PORT): this node's is announced on every request, the peers' learned from theirs. */
+    @Optional() private readonly clientUrls?: ClientUrls,
   ) {
     this.snapshotStallTimeoutMs = options.snapshotStallTimeoutMs ?? DEFAULT_SNAPSHOT_STALL_TIMEOUT_MS;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
@@ -145,12 +148,19 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     this.unreachable = callback;
   }
 
+  /** ClientUrlSource (optional on a PeerTransport): the client URLs announced with peer traffic, this node's included. */
+  onClientUrl(callback: (nodeId: NodeId, clientUrl: string) => void): void {
+    this.clientUrls?.onClientUrl(callback);
+  }
+
   private headers(): Record<string, string> {
     if (this.requestHeaders) return this.requestHeaders;
     const identity = this.cluster.identity;
     if (!identity) throw new Error('the peers are set before the cluster identity is known (ClusterBootstrap.resolve())');
     const headers: Record<string, string> = { [PEER_HEADERS.from]: this.options.nodeId, [PEER_HEADERS.clusterId]: identity.clusterId };
     if (this.options.token) headers.authorization = `Bearer ${this.options.token}`;
+    const clientUrl = this.clientUrls?.own;
+    if (clientUrl) headers[PEER_HEADERS.clientUrl] = clientUrl;
     this.requestHeaders = headers;
     return headers;
   }
@@ -290,7 +300,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
    * nodes share it), and must be one of the peers setPeers() listed (403); before the cluster identity is
    * known, every sender is answered 503 (it retries). Returns the sender's NODE_ID, or the rejection for
    * PeerController to answer with; a rejection is logged here (once per sender per 30 s), and by the sender.
-   * `address`, the connection's remote address, only goes into the log lines.
+   * `address`, the connection's remote address, only goes into the log lines. An admitted sender's client URL
+   * (PEER_HEADERS.clientUrl, PEER_PORT) is recorded in ClientUrls.
    */
   admit(headers: Record<string, string | string[] | undefined>, address?: string): { from: NodeId } | PeerRejection {
     const from = String(headers[PEER_HEADERS.from] ?? '');
@@ -322,6 +333,8 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       this.errorOnce(`member:${from}`, error);
       return { status: 403, error };
     }
+    const clientUrl = headers[PEER_HEADERS.clientUrl];
+    this.clientUrls?.learn(from, Array.isArray(clientUrl) ? clientUrl[0] : clientUrl);
     return { from };
   }
 

@@ -3,6 +3,7 @@ export type { ClusterRpcModuleAsyncOptions } from './cluster-rpc.module';
 export { HttpPeerTransport } from './http-peer-transport';
 export type { SnapshotAnswer } from './http-peer-transport';
 export { CLUSTER_RPC_OPTIONS } from './cluster-rpc.options';
+export { ClientUrls } from './client-urls';
 export type { ClusterRpcOptions } from './cluster-rpc.options';
 export { ClusterBootstrapService, ClusterBootstrapError, JOIN_CLUSTER } from './cluster-bootstrap.service';
 export type { JoinCluster } from './cluster-bootstrap.service';

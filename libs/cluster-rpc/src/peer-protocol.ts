@@ -33,6 +33,11 @@ export const PEER_HEADERS = {
    * process with its own NODE_ID logs the duplicate too (a node asking itself is no duplicate).
    */
   instance: 'x-raft-instance',
+  /**
+   * The sender's client URL, when it serves peers on a PEER_PORT of their own (its member URL is then the peer
+   * one): where its peers send clients that must reach it (ClientUrls). Absent otherwise.
+   */
+  clientUrl: 'x-raft-client-url',
 } as const;
 
 /**
@@ -52,6 +57,8 @@ export interface HelloAnswer {
   clusterId: string | null;
   /** The voters that cluster bootstrapped with; null with clusterId. */
   initialVoters: string[] | null;
+  /** Its client URL when it serves peers on a PEER_PORT (PEER_HEADERS.clientUrl); absent otherwise. */
+  clientUrl?: string;
 }
 
 /** Why a stream or a snapshot transfer was refused: answered as `status` with `{ "error": error }`. */

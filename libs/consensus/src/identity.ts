@@ -13,7 +13,7 @@ import { RaftStorage } from './ports';
  */
 export { IdentityMismatchError } from './errors';
 export { CLUSTER_BOOTSTRAP } from './membership';
-export type { AddMemberAnswer, AddMemberRequest, ClusterBootstrap, ClusterIdentity, MemberInfo } from './membership';
+export type { AddMemberAnswer, AddMemberRequest, ClientUrlSource, ClusterBootstrap, ClusterIdentity, MemberInfo } from './membership';
 
 /** The format of the record written since members are known by NODE_ID (format 1 had no `format` field). */
 export const IDENTITY_META_FORMAT = 2;

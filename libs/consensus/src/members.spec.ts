@@ -196,4 +196,81 @@ describe('Members', () => {
       ],
     });
   });
+
+  describe('client URLs (PEER_PORT: a member reached by clients elsewhere than by its peers)', () => {
+    /** A directory whose transport announces client URLs the test gives it, as HttpPeerTransport does. */
+    function withAnnouncements() {
+      let announce: (id: string, url: string) => void = () => undefined;
+      const published: Array<Map<string, string>> = [];
+      let cs: ConfState = { voters: ['a', 'b', 'c'] };
+      const members = new Members({
+        self: 'a',
+        confState: () => cs,
+        applyConfChange: (cc: ConfChange) => {
+          const voters = cs.voters.filter((id) => id !== cc.nodeId);
+          cs = { voters: cc.type === ConfChangeType.AddNode ? [...voters, cc.nodeId] : voters };
+          return cs;
+        },
+        transport: { setPeers: (peers) => published.push(new Map(peers)), onClientUrl: (callback) => (announce = callback) },
+        logger: silentLogger,
+        onRemoved: () => undefined,
+      });
+      members.useIdentity({ addresses: { a: 'http://a:4001', b: 'http://b:4002', c: 'http://c:4003' } });
+      return { members, published, announce: (id: string, url: string) => announce(id, url) };
+    }
+
+    it('sends clients to the announced client URL, and to the member URL of a member that announced none', () => {
+      const { members, announce } = withAnnouncements();
+      expect(members.url('b')).toBe('http://b:4002');
+      announce('b', 'http://b:3002');
+      expect(members.url('b')).toBe('http://b:3002');
+      expect(members.url('c')).toBe('http://c:4003');
+      expect(members.url('a')).toBe('http://a:4001');
+      expect(members.url('zz')).toBeUndefined();
+    });
+
+    it("sends no client to a member's URL once this node has a client URL of its own (its peers' member URLs are peer ports)", () => {
+      const { members, announce } = withAnnouncements();
+      announce('a', 'http://a:3001');
+      expect(members.url('a')).toBe('http://a:3001');
+      expect(members.url('c')).toBeUndefined();
+      expect(members.view(leaderStatus(), new Map(), 0).members.find((m) => m.nodeId === 'c')).toMatchObject({ url: 'http://c:4003', clientUrl: undefined });
+      announce('c', 'http://c:3003');
+      expect(members.url('c')).toBe('http://c:3003');
+    });
+
+    it('views url and peerUrl as the member URL and clientUrl as where clients go, once this node has two URLs', () => {
+      const { members, announce } = withAnnouncements();
+      announce('b', 'http://b:3002');
+      // Without a client URL of its own (no PEER_PORT here), the view is unchanged: url is both.
+      expect(members.view(leaderStatus(), new Map(), 0).members.find((m) => m.nodeId === 'b')).toEqual({
+        nodeId: 'b',
+        url: 'http://b:4002',
+        role: 'voter',
+        self: false,
+      });
+      announce('a', 'http://a:3001');
+      const view = members.view(leaderStatus(), new Map(), 0).members;
+      expect(view.find((m) => m.nodeId === 'a')).toMatchObject({ url: 'http://a:4001', peerUrl: 'http://a:4001', clientUrl: 'http://a:3001' });
+      expect(view.find((m) => m.nodeId === 'b')).toMatchObject({ url: 'http://b:4002', peerUrl: 'http://b:4002', clientUrl: 'http://b:3002' });
+      expect(view.find((m) => m.nodeId === 'c')).toEqual({ nodeId: 'c', url: 'http://c:4003', peerUrl: 'http://c:4003', clientUrl: undefined, role: 'voter', self: false });
+    });
+
+    it('keeps client URLs out of what it hands the transport and records in snapshots', () => {
+      const { members, published, announce } = withAnnouncements();
+      announce('b', 'http://b:3002');
+      members.publish();
+      expect(published.at(-1)).toEqual(new Map([['b', 'http://b:4002'], ['c', 'http://c:4003']]));
+      expect(members.snapshotConfState().addresses).toEqual({ a: 'http://a:4001', b: 'http://b:4002', c: 'http://c:4003' });
+    });
+
+    it('forgets the client URL of a removed member (its NODE_ID may join again elsewhere)', () => {
+      const { members, announce } = withAnnouncements();
+      announce('c', 'http://c:3003');
+      members.apply(entry(10, { type: ConfChangeType.RemoveNode, nodeId: 'c' }));
+      expect(members.url('c')).toBeUndefined();
+      members.apply(entry(11, { type: ConfChangeType.AddNode, nodeId: 'c', context: 'http://c2:4003' }));
+      expect(members.url('c')).toBe('http://c2:4003');
+    });
+  });
 });

@@ -2,7 +2,7 @@ import { decodeConfChange } from './core/confchange';
 import { ProposalDroppedError } from './core/errors';
 import { Status } from './core/raw-node';
 import { ConfChange, ConfChangeType, ConfState, Entry, NodeId } from './core/types';
-import { ClusterIdentity, MemberInfo, MembershipChange, MembershipChangeRefusedError, MembersView } from './membership';
+import { ClientUrlSource, ClusterIdentity, MemberInfo, MembershipChange, MembershipChangeRefusedError, MembersView } from './membership';
 import { NodeLogger, PeerTransport } from './ports';
 
 /** A learner is promoted only once its log is at most this many entries behind the leader's. */
@@ -15,7 +15,8 @@ export interface MembersDeps {
   confState(): ConfState;
   /** The core applies a committed change and returns the new configuration. */
   applyConfChange(cc: ConfChange): ConfState;
-  transport: Pick<PeerTransport, 'setPeers'>;
+  /** With onClientUrl (HttpPeerTransport), the members' client URLs are learned from it (PEER_PORT). */
+  transport: Pick<PeerTransport, 'setPeers'> & Partial<ClientUrlSource>;
   logger: NodeLogger;
   /** This node applied its own removal. */
   onRemoved(): void;
@@ -36,8 +37,15 @@ export class Members {
   /** Members this node saw removed (while it runs), with their last URL: their streams are answered "removed". */
   private readonly removed = new Map<NodeId, string>();
   private published = '';
+  /**
+   * Where clients reach each member, as announced with its peer traffic (PEER_PORT); not persisted. Absent:
+   * the member's URL serves clients too.
+   */
+  private readonly clientUrls = new Map<NodeId, string>();
 
-  constructor(private readonly deps: MembersDeps) {}
+  constructor(private readonly deps: MembersDeps) {
+    deps.transport.onClientUrl?.((id, url) => this.clientUrls.set(id, url));
+  }
 
   /** Entries up to this index that remove this node's NODE_ID concern an earlier member of that name. */
   private joinedAt = 0;
@@ -64,8 +72,17 @@ export class Members {
     this.publish();
   }
 
+  /**
+   * Where a client is sent to reach member `id` (a redirect to the leader; undefined: no redirect, the
+   * client is told to retry): its announced client URL; without one, its member URL, unless this node has a
+   * client URL of its own (it serves peers on a PEER_PORT, and so, presumably, does `id`, whose member URL is
+   * then a peer port: a follower learns the leader's client URL from the leader's stream, before any of its
+   * messages, but another follower's only once they exchange messages).
+   */
   url(id: NodeId): string | undefined {
-    return this.addresses.get(id);
+    const known = this.clientUrls.get(id);
+    if (known !== undefined) return known;
+    return this.clientUrls.has(this.deps.self) ? undefined : this.addresses.get(id);
   }
 
   /**
@@ -106,7 +123,10 @@ export class Members {
     const gone = !isMember(after, cc.nodeId);
     if (gone && cc.type === ConfChangeType.RemoveNode) this.removed.set(cc.nodeId, this.addresses.get(cc.nodeId) ?? '');
     else this.removed.delete(cc.nodeId); // added back (a removed node's NODE_ID may join again, with new data)
-    if (gone && cc.nodeId !== this.deps.self) this.addresses.delete(cc.nodeId);
+    if (gone && cc.nodeId !== this.deps.self) {
+      this.addresses.delete(cc.nodeId);
+      this.clientUrls.delete(cc.nodeId);
+    }
     this.deps.logger.log(`${this.deps.self}: membership change at ${entry.index}: ${describe(cc)}; ${summary(before)} -> ${summary(after)}`);
     this.publish();
     // (A node that joined replays the removal of an earlier member of its name, then its own addition.)
@@ -128,8 +148,12 @@ export class Members {
   view(status: Status, lastContact: ReadonlyMap<NodeId, number>, now: number): MembersView {
     const cs = this.deps.confState();
     const leading = status.lead === this.deps.self && status.lead !== '';
+    const twoUrls = this.clientUrls.has(this.deps.self);
     const info = (nodeId: NodeId, role: MemberInfo['role']): MemberInfo => {
-      const m: MemberInfo = { nodeId, url: this.addresses.get(nodeId), role, self: nodeId === this.deps.self };
+      const url = this.addresses.get(nodeId);
+      const m: MemberInfo = { nodeId, url, role, self: nodeId === this.deps.self };
+      // Only where clients and peers have two URLs (PEER_PORT): without it, the view is as it always was.
+      if (twoUrls) Object.assign(m, { peerUrl: url, clientUrl: this.url(nodeId) });
       const pr = status.progress[nodeId];
       if (leading && pr) {
         m.match = pr.match;

@@ -11,6 +11,17 @@ export interface MemberInfo {
   nodeId: NodeId;
   /** Where the members reach it (as this node knows it); undefined when this node has no address for it. */
   url?: string;
+  /**
+   * Set only on a node that serves peers on a PEER_PORT (its members have two URLs); without PEER_PORT, url
+   * is both. peerUrl: the same as url, its member URL.
+   */
+  peerUrl?: string;
+  /**
+   * With peerUrl: where clients reach it (redirects point there), the client URL it announced with its peer
+   * traffic; undefined while this node has not heard it (a follower hears another follower's only once they
+   * exchange messages).
+   */
+  clientUrl?: string;
   role: MemberRole;
   /** This node. */
   self: boolean;
@@ -24,6 +35,16 @@ export interface MembersView {
   /** The leader's NODE_ID, or null when none is known. */
   leader: NodeId | null;
   members: MemberInfo[];
+}
+
+/**
+ * Optional on a PeerTransport: reports the client URL each member announces with its peer traffic (a member
+ * serving peers on a PEER_PORT has two URLs; its member URL is the peer one). Learned at run time, never
+ * persisted: only where clients are sent depends on it. The callback also gets this node's own, and every
+ * URL already known when it is registered.
+ */
+export interface ClientUrlSource {
+  onClientUrl(callback: (nodeId: NodeId, clientUrl: string) => void): void;
 }
 
 /** A change asked of the leader (the admin API's POST / DELETE /cluster/members). */

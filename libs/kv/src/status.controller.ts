@@ -29,17 +29,29 @@ export class StatusController {
   @ApiOkResponse({ type: StatusDto })
   status(): StatusDto {
     const s = this.raft.status();
-    // A member is its NODE_ID; the URLs are where this node reaches each one.
-    const urls = new Map(this.raft.members().members.map((m) => [m.nodeId, m.url ?? null]));
+    // A member is its NODE_ID; the URLs are where this node reaches each one. With PEER_PORT, a member has two:
+    // url and peerUrl where peers reach it, clientUrl where clients do (absent fields without PEER_PORT).
+    const known = new Map(this.raft.members().members.map((m) => [m.nodeId, m]));
+    const urls = new Map([...known].map(([id, m]) => [id, m.url ?? null]));
+    const twoUrls = (id: string) => {
+      const m = known.get(id);
+      return m?.peerUrl === undefined ? {} : { clientUrl: m.clientUrl ?? null, peerUrl: m.peerUrl };
+    };
+    const clientUrlOf = (id: string) => {
+      const m = known.get(id);
+      return (m?.peerUrl === undefined ? m?.url : m.clientUrl) ?? null;
+    };
     const isLeader = s.state === StateType.Leader;
-    const status: StatusDto = {
+    const status: StatusDto & { clientUrl?: string | null; peerUrl?: string | null } = {
       state: STATE_NAMES[s.state],
       term: s.term,
       leader: s.lead ? (s.leaderName ?? null) : null,
       isLeader,
       nodeId: s.name,
       url: urls.get(s.id) ?? null,
-      leaderUrl: s.lead ? (urls.get(s.lead) ?? null) : null,
+      ...twoUrls(s.id),
+      // Where a client goes to reach the leader: its client URL.
+      leaderUrl: s.lead ? clientUrlOf(s.lead) : null,
       commitIndex: s.commit,
       appliedIndex: s.applied,
       lastLogIndex: s.lastIndex,
@@ -52,6 +64,7 @@ export class StatusController {
       status.peers = s.peers.map((p) => ({
         nodeId: p.name,
         url: urls.get(p.id) ?? null,
+        ...twoUrls(p.id),
         matchIndex: p.match,
         nextIndex: p.next,
         replication: p.state,

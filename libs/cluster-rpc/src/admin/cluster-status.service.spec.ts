@@ -49,6 +49,14 @@ describe('GET /cluster/status (ClusterStatusService)', () => {
     }
   });
 
+  it('asks a member that serves peers on a PEER_PORT at its client URL (GET /status is a client route)', async () => {
+    raft.view.members[1] = { ...raft.view.members[1], url: 'http://localhost:4002', peerUrl: 'http://localhost:4002', clientUrl: members[1] };
+    const { status, http } = await controller((url) => answer(200, statusOf(nameOf(url), 'FOLLOWER')));
+    const { nodes } = await status();
+    expect(http.get.mock.calls.map(([url]) => url)).toEqual(members.map((m) => `${m}/status`));
+    expect(nodes[1]).toEqual({ nodeId: 'node2', url: 'http://localhost:4002', role: 'voter', reachable: true, status: statusOf('node2', 'FOLLOWER') });
+  });
+
   it('asks every member before any has answered (in parallel, not one after the other)', async () => {
     const pending = new Map<string, Subject<AxiosResponse>>();
     const { status, http } = await controller((url) => {

@@ -7,7 +7,7 @@ import { MemberInfo, MembershipNode, RaftNode } from './membership-node';
 
 /**
  * The cluster-wide status view: asks every member of the configuration this node has applied
- * (RaftNode.members(), at the URL it knows for each) for its `GET /status`, all at once, each request bounded
+ * (RaftNode.members(), at the client URL it knows for each) for its `GET /status`, all at once, each request bounded
  * by the configured timeout, and reports each member's answer or why there is none. Never fails as a
  * whole: a member that is down is one entry saying so.
  *
@@ -26,12 +26,17 @@ export class ClusterStatusService {
     return { nodes: await Promise.all(this.raft.members().members.map((m) => this.member(m))) };
   }
 
-  private async member({ nodeId, url, role }: MemberInfo): Promise<MemberStatusDto> {
-    if (url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
+  private async member(m: MemberInfo): Promise<MemberStatusDto> {
+    const { nodeId, role } = m;
+    if (m.url === undefined) return { nodeId, role, reachable: false, error: 'no address known for this member' };
+    // `GET /status` is a client route: on a member serving peers on a PEER_PORT, its client URL answers it
+    // (while this node has not heard it, the member URL answers 404 naming the client port).
+    const url = m.url;
+    const clientUrl = m.clientUrl ?? url;
     try {
       const answer = await firstValueFrom(
         this.http
-          .get<unknown>(`${url}/status`, {
+          .get<unknown>(`${clientUrl}/status`, {
             timeout: this.options.timeoutMs,
             maxRedirects: 0,
             responseType: 'json',

@@ -74,6 +74,19 @@ export class MemberInfoDto implements MemberInfo {
   @ApiPropertyOptional({ description: 'Where the members reach it (as the node asked knows it); absent when it has no address for it.', example: 'http://localhost:3002' })
   url?: string;
 
+  @ApiPropertyOptional({
+    description: 'The same as url: its member URL, which is its peer URL when it serves peers on a PEER_PORT.',
+    example: 'http://localhost:3002',
+  })
+  peerUrl?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'Where clients reach it (its HTTP_PORT): the client URL it announces to its peers when it serves them on a PEER_PORT; otherwise its url.',
+    example: 'http://localhost:3002',
+  })
+  clientUrl?: string;
+
   @ApiProperty({ enum: ['voter', 'learner'], description: 'Voters vote and count in quorums; learners only receive the log.' })
   role: MemberRole;
 

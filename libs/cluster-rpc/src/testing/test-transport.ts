@@ -1,6 +1,7 @@
 import { NodeId } from '@app/consensus/core';
 import { SnapshotFiles } from '@app/consensus/ports';
 import { Registry } from 'prom-client';
+import { ClientUrls } from '../client-urls';
 import { ClusterRpcMetrics } from '../cluster-rpc.metrics';
 import { ClusterRpcOptions } from '../cluster-rpc.options';
 import { ClusterIdentitySource, HttpPeerTransport } from '../http-peer-transport';
@@ -21,6 +22,8 @@ export interface TestTransportOptions extends Omit<Partial<ClusterRpcOptions>, '
   files?: SnapshotFiles;
   /** The address check the transport keeps up to date (setPeers). */
   peerAdmission?: PeerAdmission;
+  /** The members' client URLs (PEER_PORT). */
+  clientUrls?: ClientUrls;
 }
 
 /**
@@ -28,7 +31,7 @@ export interface TestTransportOptions extends Omit<Partial<ClusterRpcOptions>, '
  * its peers set (setPeers) to `peers`. Not exported by the library.
  */
 export function testTransport(o: TestTransportOptions): HttpPeerTransport {
-  const { peers, clusterId, metrics, files, peerAdmission, ...options } = o;
+  const { peers, clusterId, metrics, files, peerAdmission, clientUrls, ...options } = o;
   const identity = clusterId === null ? { identity: undefined } : resolvedIdentity(o.nodeId, clusterId);
   const transport = new HttpPeerTransport(
     { advertiseUrl: 'http://self.invalid', httpPort: 0, peerUrls: [], stallTimeoutMs: 1000, ...options },
@@ -36,6 +39,7 @@ export function testTransport(o: TestTransportOptions): HttpPeerTransport {
     identity,
     files,
     peerAdmission,
+    clientUrls,
   );
   if (peers) transport.setPeers(new Map(Object.entries(peers)));
   return transport;
