@@ -164,9 +164,6 @@ describe('PEER_PORT: peers on a port of their own', () => {
       PEER_PORT: String(peerPort),
       JOIN: via.url,
       CLUSTER_TOKEN: TOKEN,
-      // Promoted below through the admin API: kv-node's own promotion asks the members' URLs, which are peer
-      // URLs here (see the PEER_PORT section of docs/cluster-rpc.md).
-      JOIN_AS_LEARNER: 'true',
       HEARTBEAT_INTERVAL_MS: '50',
       ELECTION_TIMEOUT_MS: '500',
       WAL_DIR: join(cluster.root, 'node4'),
@@ -175,21 +172,11 @@ describe('PEER_PORT: peers on a port of their own', () => {
     await node4.waitServing();
     await hasEveryKey(node4);
 
-    await waitForRole(cluster, 'node4', 'learner', TOKEN);
+    // It promotes itself once caught up, asking the members at their client URLs (not their peer URLs).
+    await waitForRole(cluster, 'node4', 'voter', TOKEN);
     const peerUrl = `http://127.0.0.1:${peerPort}`;
     const view = await members((await cluster.waitForLeader()).url, TOKEN);
     expect(view.members.find((m) => m.nodeId === 'node4')).toMatchObject({ url: peerUrl, peerUrl, clientUrl: node4.url });
-
-    // 409 while it catches up; asked at a follower's client port, redirected to the leader's.
-    await cluster.explained(
-      eventually(
-        'the leader to promote node4',
-        async () => ((await ask('POST', via.url, '/cluster/members/node4/promote', { token: TOKEN })).status === 200 ? true : undefined),
-        30_000,
-        300,
-      ),
-    );
-    await waitForRole(cluster, 'node4', 'voter', TOKEN);
     const last = await ask('PUT', node4.url, '/kv/after-join', { body: { value: 'five' } });
     expect(last.status).toBe(200);
     written.set('after-join', 'five');

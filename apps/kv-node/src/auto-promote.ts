@@ -16,7 +16,11 @@ export function promoteAfterJoin(raft: RaftNodeService, http: HttpService, confi
   if (self()?.role === 'voter') return;
   const logger = new Logger('Join');
   const urls = () => {
-    const known = raft.members().members.filter((m) => !m.self && m.url !== undefined).map((m) => m.url as string);
+    // The admin API is on the client port: a member's client URL where it has one apart (PEER_PORT).
+    const known = raft
+      .members()
+      .members.filter((m) => !m.self && (m.clientUrl ?? m.url) !== undefined)
+      .map((m) => (m.clientUrl ?? m.url) as string);
     return known.length > 0 ? known : [join];
   };
   promoteWhenCaughtUp(http, urls, config.nodeId, {

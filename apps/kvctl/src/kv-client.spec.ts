@@ -126,6 +126,20 @@ describe('KvClient', () => {
     ]);
   });
 
+  it("asks a peer the leader reports at its client URL, not at its peer URL (PEER_PORT)", async () => {
+    const n2 = await node(() => ({ status: 200, body: status('node2', 'node1') }));
+    const peerPort = await closedUrl();
+    const n1 = await node(() => ({
+      status: 200,
+      body: status('node1', 'node1', { peers: [{ nodeId: 'node2', url: peerPort, peerUrl: peerPort, clientUrl: n2.url, matchIndex: 3 }] }),
+    }));
+    const view = await new KvClient({ endpoints: [n1.url], timeoutMs: 1000 }).status();
+    expect(view.nodes.map((v) => [v.nodeId, v.endpoint, v.status?.state ?? v.error])).toEqual([
+      ['node1', n1.url, 'LEADER'],
+      ['node2', n2.url, 'FOLLOWER'],
+    ]);
+  });
+
   it('names a member that does not answer after the leader reports it', async () => {
     const closed = await closedUrl();
     const n1 = await node(() => ({ status: 200, body: status('node1', 'node1', { peers: [{ nodeId: 'node2', url: closed, matchIndex: 3 }] }) }));

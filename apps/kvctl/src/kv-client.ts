@@ -15,7 +15,7 @@ export interface NodeStatus {
   /** The newest snapshot's last entry, and the first entry still in the log (absent from older nodes). */
   snapshotIndex?: number;
   firstLogIndex?: number;
-  peers?: Array<{ nodeId?: string; url: string; matchIndex: number; nextIndex?: number; replication?: string; lastContactMs?: number }>;
+  peers?: Array<{ nodeId?: string; url: string; clientUrl?: string | null; matchIndex: number; nextIndex?: number; replication?: string; lastContactMs?: number }>;
 }
 
 /** One row of `kvctl status`: what a node answered, or why it did not. */
@@ -37,6 +37,8 @@ export interface ClusterView {
 export interface MemberView {
   nodeId: string;
   url?: string;
+  /** Where clients reach it, when that differs from `url` (a node with PEER_PORT; null: not known yet). */
+  clientUrl?: string | null;
   role: 'voter' | 'learner';
   self: boolean;
   /** On the leader's answer only. */
@@ -209,7 +211,8 @@ export class KvClient {
     const first = await this.toAny('GET', '/cluster/members');
     const view = { ...(this.expectMembershipOk(first) as Omit<MembersList, 'answeredBy'>), answeredBy: originOf(first.url) };
     const self = view.members.find((m) => m.self);
-    const leaderUrl = view.members.find((m) => m.nodeId === view.leader)?.url;
+    const leaderMember = view.members.find((m) => m.nodeId === view.leader);
+    const leaderUrl = leaderMember?.clientUrl ?? leaderMember?.url;
     if (!view.leader || self?.nodeId === view.leader || !leaderUrl) return view;
     try {
       const answer = await send('GET', `${leaderUrl}/cluster/members`, undefined, this.statusTimeoutMs, this.options.token);
@@ -262,10 +265,12 @@ export class KvClient {
     const leader = this.leaderOf(views);
     const reported = leader?.status?.peers ?? [];
     const missing = reported.filter((p) => !views.some((v) => v.nodeId !== undefined && v.nodeId === p.nodeId));
-    await ask(missing.map((p) => p.url));
+    // Asked at their client URL (apart from `url`, the peer URL, on nodes with PEER_PORT).
+    const clientUrlOf = (p: { url: string; clientUrl?: string | null }) => p.clientUrl ?? p.url;
+    await ask(missing.map(clientUrlOf));
     // A member the leader reports that did not answer at the URL it reported: name it, keep the error.
     for (const view of views) {
-      if (view.nodeId === undefined) view.nodeId = reported.find((p) => p.url === view.endpoint)?.nodeId;
+      if (view.nodeId === undefined) view.nodeId = reported.find((p) => clientUrlOf(p) === view.endpoint)?.nodeId;
     }
     // Drop failed endpoints that turned out to be a node that answered elsewhere.
     const rows = views.filter((v) => v.status || !views.some((w) => w !== v && w.status && w.nodeId === v.nodeId));

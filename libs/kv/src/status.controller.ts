@@ -42,7 +42,7 @@ export class StatusController {
       return (m?.peerUrl === undefined ? m?.url : m.clientUrl) ?? null;
     };
     const isLeader = s.state === StateType.Leader;
-    const status: StatusDto & { clientUrl?: string | null; peerUrl?: string | null } = {
+    const status: StatusDto = {
       state: STATE_NAMES[s.state],
       term: s.term,
       leader: s.lead ? (s.leaderName ?? null) : null,

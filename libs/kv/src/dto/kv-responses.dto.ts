@@ -87,6 +87,12 @@ export class PeerStatusDto {
 
   @ApiPropertyOptional({ description: 'Milliseconds since the leader last heard from the peer.', example: 12 })
   lastContactMs?: number;
+
+  @ApiPropertyOptional({ description: 'With PEER_PORT only: where clients reach the peer (null: not known yet).', nullable: true, type: String })
+  clientUrl?: string | null;
+
+  @ApiPropertyOptional({ description: 'With PEER_PORT only: where peers reach it.', nullable: true, type: String })
+  peerUrl?: string | null;
 }
 
 export class StatusDto {
@@ -107,6 +113,12 @@ export class StatusDto {
 
   @ApiProperty({ description: 'This node\'s advertised URL (null while it is still finding its cluster).', example: 'http://localhost:3001', nullable: true, type: String })
   url: string | null;
+
+  @ApiPropertyOptional({ description: 'With PEER_PORT only: where clients reach this node (`url` is then where peers do).', example: 'http://localhost:3001', nullable: true, type: String })
+  clientUrl?: string | null;
+
+  @ApiPropertyOptional({ description: 'With PEER_PORT only: where peers reach this node (its PEER_PORT).', example: 'http://localhost:4001', nullable: true, type: String })
+  peerUrl?: string | null;
 
   @ApiProperty({ description: 'Base URL of the known leader, or null.', example: 'http://localhost:3001', nullable: true, type: String })
   leaderUrl: string | null;
