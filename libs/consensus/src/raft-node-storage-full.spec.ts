@@ -185,6 +185,31 @@ describe('RaftNode on a full disk', () => {
     expect(fatal).toEqual([]);
   });
 
+  it('stop({ transferLeadership }) on a frozen leader of three does not wait for a handover it could not make', async () => {
+    const s = setup(['n1', 'n2', 'n3']);
+    s.node.campaign();
+    s.clock.runDeferred();
+    const vote = s.transport.sent.find((m) => m.type === T.MsgPreVote || m.type === T.MsgVote)!;
+    s.transport.deliver({ ...newMessage(vote.type + 1, 'n1', 'n2', vote.term), reject: false });
+    s.clock.runDeferred();
+    const vote2 = s.transport.sent.find((m) => m.type === T.MsgVote);
+    if (vote2) s.transport.deliver({ ...newMessage(T.MsgVoteResp, 'n1', 'n2', vote2.term), reject: false });
+    s.clock.runDeferred();
+    expect(s.node.isLeader).toBe(true);
+    s.storage.diskFull = ENOSPC();
+    s.node.propose(bytes('x')).catch(() => undefined);
+    s.clock.runDeferred();
+    expect(s.node.status().storageFull).toBeDefined();
+    s.transport.sent.length = 0;
+    let done = false;
+    const stopping = s.node.stop({ transferLeadership: true }).then(() => (done = true));
+    s.clock.runDeferred();
+    await stopping;
+    expect(done).toBe(true);
+    expect(s.clock.now()).toBe(0);
+    expect(s.transport.sent.filter((m) => m.type === T.MsgTimeoutNow)).toEqual([]);
+  });
+
   it('an install refused for a full disk freezes the node too', () => {
     const s = setup(['n1', 'n2', 'n3']);
     s.storage.diskFull = ENOSPC();

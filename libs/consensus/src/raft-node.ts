@@ -169,7 +169,8 @@ export class RaftNode {
   async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
     if (this.stopping || !this.raw) return;
     this.stopping = true;
-    if (options.transferLeadership && this.isLeader && this.raw.confState().voters.length > 1) await this.handOver();
+    // A frozen leader (full disk) could not send the handover's MsgTimeoutNow: its followers elect without it.
+    if (options.transferLeadership && this.isLeader && !this.freeze.frozen && this.raw.confState().voters.length > 1) await this.handOver();
     this.ticker?.cancel();
     // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
     // the next Ready before this function's continuation runs.
