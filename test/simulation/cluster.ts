@@ -3,6 +3,7 @@ import {
   Clock,
   Entry,
   HardState,
+  isStorageFull,
   MembershipChange,
   MembershipChangeRefusedError,
   MemoryStorage,
@@ -30,6 +31,7 @@ import {
   StateMachineView,
   StateType,
   Status,
+  StorageFullError,
   Timer,
 } from '@app/consensus';
 import { EventQueue } from './event-queue';
@@ -101,6 +103,8 @@ class SimRaftNode extends RaftNode {
 /** The node refused a request (nothing was proposed or read); anything else thrown is a failure of the run. */
 function isRefusal(error: unknown): boolean {
   return (
+    // A frozen node's disk is full: it refuses writes and the reads it would serve itself.
+    isStorageFull(error) ||
     error instanceof NotLeaderError ||
     error instanceof NoLeaderError ||
     error instanceof ProposalRejectedError ||
@@ -199,6 +203,21 @@ export interface SnapshotStats {
   crashesDuringInstall: number;
 }
 
+/** What the cluster counts of full disks (SimNode.diskFull), over all nodes. */
+export interface DiskFullStats {
+  /** Windows during which a node's disk was full (fillDisk), and how many of them ended. */
+  windows: number;
+  freed: number;
+  /** Saves, installs and snapshot writes refused with StorageFullError (nothing kept). */
+  refusedSaves: number;
+  refusedInstalls: number;
+  refusedSnapshotWrites: number;
+  /** Saves that went through on a node whose previous save had been refused: the node resumed. */
+  resumed: number;
+  /** Requests (proposals, reads) the nodes refused with StorageFullError. */
+  refusedRequests: number;
+}
+
 /** A linearizable read issued through the node's read barrier, and what came of it. */
 export interface ReadRequest {
   node: NodeId;
@@ -226,6 +245,14 @@ export class SimNode {
   pendingSave: PendingSave | undefined;
   /** The next fsync fails (an injected disk fault). */
   diskFault = false;
+  /**
+   * The disk is full (fillDisk): saves, installs and snapshot writes that complete meanwhile are refused
+   * with StorageFullError and keep nothing. A property of the server: it outlives a crash. The token names
+   * the window, so that only its own end frees the disk.
+   */
+  diskFull: object | undefined;
+  /** The last save completed on this server was refused for a full disk (its loop is holding it). */
+  lastSaveRefused = false;
   /** Snapshot writes in progress on the simulated disk (lost in a crash). */
   pendingSnapshots: PendingSnapshotWrite[] = [];
   /** The install in progress (at most one: the loop waits for it). */
@@ -275,7 +302,8 @@ type SimEvent =
   | { kind: 'snapshot-write'; node: SimNode; incarnation: number; write: PendingSnapshotWrite }
   | { kind: 'install'; node: SimNode; incarnation: number }
   | { kind: 'snapshot-status'; transfer: SnapshotTransfer; failed: boolean }
-  | { kind: 'crash'; node: SimNode; incarnation: number; token: object };
+  | { kind: 'crash'; node: SimNode; incarnation: number; token: object }
+  | { kind: 'disk-space'; node: SimNode; token: object };
 
 interface SimTimer {
   cancelled: boolean;
@@ -317,6 +345,7 @@ export class Cluster {
     crashesDuringWrite: 0,
     crashesDuringInstall: 0,
   };
+  readonly diskStats: DiskFullStats = { windows: 0, freed: 0, refusedSaves: 0, refusedInstalls: 0, refusedSnapshotWrites: 0, resumed: 0, refusedRequests: 0 };
   readonly reads: ReadRequest[] = [];
   /** Proposals acknowledged to their client: index and ident. */
   readonly acked: { index: number; ident: number }[] = [];
@@ -498,6 +527,9 @@ export class Cluster {
       case 'crash':
         if (ev.node.incarnation === ev.incarnation && ev.node.crashScheduled === ev.token) this.crash(ev.node.id);
         return;
+      case 'disk-space':
+        if (ev.node.diskFull === ev.token) this.freeDisk(ev.node.id);
+        return;
     }
   }
 
@@ -581,6 +613,12 @@ export class Cluster {
   private completeSnapshotWrite(n: SimNode, w: PendingSnapshotWrite): void {
     n.pendingSnapshots = n.pendingSnapshots.filter((p) => p !== w);
     const { index, term, confState } = w.metadata;
+    if (n.diskFull) {
+      this.diskStats.refusedSnapshotWrites++;
+      this.log(`${n.id} snapshot write at ${index} refused: disk full`);
+      w.done(this.diskFullError(n));
+      return;
+    }
     if (w.fails) {
       this.snapshotStats.failedWrites++;
       this.log(`${n.id} snapshot write at ${index} failed`);
@@ -624,6 +662,12 @@ export class Cluster {
       p.done(new SimulatedDiskError(n.id));
       return;
     }
+    if (n.diskFull) {
+      this.diskStats.refusedInstalls++;
+      this.log(`${n.id} install of ${p.snapshot.metadata.index} refused: disk full`);
+      p.done(this.diskFullError(n));
+      return;
+    }
     const meta = p.snapshot.metadata;
     this.checker.onInstall(n.id, meta, decodeState(decodeChunks(p.snapshot.data)[0]));
     try {
@@ -656,6 +700,19 @@ export class Cluster {
       this.log(`${n.id} fsync failed`);
       p.done(new SimulatedDiskError(n.id));
       return;
+    }
+    if (n.diskFull) {
+      // RaftStorage.save's contract for a full disk: nothing of the save is kept, the storage stays usable.
+      this.diskStats.refusedSaves++;
+      if (!n.lastSaveRefused) this.log(`${n.id} save refused: disk full (the node freezes and retries)`);
+      n.lastSaveRefused = true;
+      p.done(this.diskFullError(n));
+      return;
+    }
+    if (n.lastSaveRefused) {
+      this.diskStats.resumed++;
+      this.log(`${n.id} save went through after refusals: the node resumes`);
+      n.lastSaveRefused = false;
     }
     if (p.hardState) n.storage.setHardState(p.hardState);
     if (p.entries.length > 0) {
@@ -804,6 +861,7 @@ export class Cluster {
     n.pendingInstall = undefined;
     n.crashDuring = undefined;
     n.diskFault = false;
+    n.lastSaveRefused = false;
     n.incarnation++;
     n.smApplied = 0;
     this.checker.onCrash(n.id);
@@ -824,6 +882,34 @@ export class Cluster {
     if (!n.node) return;
     this.log(`${id} armed to crash during its next ${what}`);
     n.crashDuring = what;
+  }
+
+  /**
+   * The disk of `id` fills up: from now on its saves, installs and snapshot writes are refused with
+   * StorageFullError (nothing kept) until freeDisk(), or for `ticks` ticks when given. The node freezes and
+   * retries; it is not stopped. It outlives crashes: a node restarted on a full disk freezes at its first save.
+   */
+  fillDisk(id: NodeId, ticks?: number): void {
+    const n = this.node(id);
+    if (n.removed) return;
+    const token = {};
+    if (!n.diskFull) this.diskStats.windows++;
+    n.diskFull = token;
+    this.log(`${id} disk full${ticks === undefined ? '' : ` for ${ticks} ticks`}`);
+    if (ticks !== undefined) this.queue.push(this.now + ticks * TICK, { kind: 'disk-space', node: n, token });
+  }
+
+  /** Space returns on the disk of `id`: the node's next retry goes through. */
+  freeDisk(id: NodeId): void {
+    const n = this.node(id);
+    if (!n.diskFull) return;
+    n.diskFull = undefined;
+    this.diskStats.freed++;
+    this.log(`${id} disk has space again`);
+  }
+
+  private diskFullError(n: SimNode): StorageFullError {
+    return new StorageFullError(`simulated ENOSPC on ${n.id}: no space left on device`, 'ENOSPC');
   }
 
   /** The next fsync of `id` fails: the node stops as the real one does (and a supervisor may restart it). */
@@ -954,6 +1040,7 @@ export class Cluster {
         reject: () => {},
       });
     } catch (error) {
+      if (isStorageFull(error)) this.diskStats.refusedRequests++;
       if (isRefusal(error)) return undefined;
       throw error;
     }
@@ -995,6 +1082,7 @@ export class Cluster {
         { onFollower: true },
       );
     } catch (error) {
+      if (isStorageFull(error)) this.diskStats.refusedRequests++;
       if (isRefusal(error)) return undefined;
       throw error;
     }
@@ -1240,6 +1328,7 @@ export class Cluster {
     for (const n of this.nodes.values()) {
       // Disk faults armed earlier would stop a node after the restart below, and it would stay down.
       n.diskFault = false;
+      if (n.diskFull) this.freeDisk(n.id);
       if (n.pendingSave) n.pendingSave.fails = false;
       if (n.pendingInstall) n.pendingInstall.fails = false;
       n.crashDuring = undefined;

@@ -10,7 +10,8 @@
  * - ok:      put/delete applied (delete: `found` = existed); get answered (found/value).
  * - fail:    NotLeaderError (the client then follows the redirect to the named leader at once),
  *            NoLeaderError, ProposalRejectedError, ProposalLostError, ShuttingDownError, ReadTimeoutError,
- *            the node is down (connection refused). Nothing took effect.
+ *            StorageFullError (507, or 503 for a read: the node's disk is full), the node is down
+ *            (connection refused). Nothing took effect.
  * - unknown: ProposalTimeoutError, any other error, or no answer within the client timeout (its node
  *            crashed, or is cut off): the client gives up, talks to another node and moves on.
  *
@@ -19,6 +20,7 @@
  */
 import {
   Entry,
+  isStorageFull,
   NoLeaderError,
   NodeId,
   NotLeaderError,
@@ -244,10 +246,12 @@ export async function runKvClients(options: KvRunOptions): Promise<KvRunSummary>
           error instanceof ProposalRejectedError ||
           error instanceof ProposalLostError ||
           error instanceof ShuttingDownError ||
-          error instanceof ReadTimeoutError
+          error instanceof ReadTimeoutError ||
+          isStorageFull(error)
         ) {
           finish(cl, rec, 'fail');
-          backoff(cl, error instanceof ReadTimeoutError);
+          // A node whose disk is full refuses until space returns: another node may lead by then.
+          backoff(cl, error instanceof ReadTimeoutError || isStorageFull(error));
         } else {
           // ProposalTimeoutError, or anything else (a node that stopped on a disk fault): outcome unknown.
           if (!(error instanceof ProposalTimeoutError)) otherErrors.add(String(error));

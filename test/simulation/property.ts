@@ -1,4 +1,4 @@
-import { SnapshotStats } from './cluster';
+import { DiskFullStats, SnapshotStats } from './cluster';
 import { MembershipStats, runRandomSchedule, ScheduleLength } from './random-schedule';
 
 /**
@@ -6,7 +6,8 @@ import { MembershipStats, runRandomSchedule, ScheduleLength } from './random-sch
  * seed a random schedule with every invariant checked after every step. A failure names the seed and the
  * command that replays it. Each chunk also checks that its schedules exercised snapshots (logs compacted,
  * followers caught up by InstallSnapshot, crashes in the middle of snapshot writes) and membership changes
- * (nodes added, promoted and caught up, leaders removed, removed nodes stopped, refusals met): a schedule
+ * (nodes added, promoted and caught up, leaders removed, removed nodes stopped, refusals met) and full
+ * disks (writes refused, nodes frozen and resumed, requests refused with StorageFullError): a schedule
  * change that stopped producing them would leave that code untested without anyone noticing.
  */
 export function describeSeedRange(from: number, to: number, length: ScheduleLength, chunk = 100): void {
@@ -17,9 +18,11 @@ export function describeSeedRange(from: number, to: number, length: ScheduleLeng
         const failures: string[] = [];
         const seen: Partial<SnapshotStats> = {};
         const changes: Partial<MembershipStats> = {};
+        const disk: Partial<DiskFullStats> = {};
         for (let seed = start; seed < end; seed++) {
           try {
-            const { snapshots, membership } = await runRandomSchedule(seed, length);
+            const { snapshots, membership, disk: full } = await runRandomSchedule(seed, length);
+            for (const [k, v] of Object.entries(full) as [keyof DiskFullStats, number][]) disk[k] = (disk[k] ?? 0) + v;
             for (const [k, v] of Object.entries(snapshots) as [keyof SnapshotStats, number][]) seen[k] = (seen[k] ?? 0) + v;
             for (const [k, v] of Object.entries(membership) as [keyof MembershipStats, number][]) changes[k] = (changes[k] ?? 0) + v;
           } catch (e) {
@@ -41,6 +44,9 @@ export function describeSeedRange(from: number, to: number, length: ScheduleLeng
         expect(changes.leaderRemovals).toBeGreaterThan(0);
         expect(changes.stopped).toBeGreaterThan(0);
         expect(changes.refused).toBeGreaterThan(0);
+        expect(disk.refusedSaves).toBeGreaterThan(0);
+        expect(disk.resumed).toBeGreaterThan(0);
+        expect(disk.refusedRequests).toBeGreaterThan(0);
       }, 120_000);
     }
   });

@@ -1,5 +1,5 @@
 import { NodeId } from '@app/consensus';
-import { Cluster, ClusterOptions, SnapshotStats } from './cluster';
+import { Cluster, ClusterOptions, DiskFullStats, SnapshotStats } from './cluster';
 import { NetworkConfig, RELIABLE, UNRELIABLE } from './network';
 import { Rng } from './rng';
 
@@ -15,6 +15,7 @@ export interface ScheduleSummary {
   time: number;
   snapshots: SnapshotStats;
   membership: MembershipStats;
+  disk: DiskFullStats;
 }
 
 /** What came of the membership changes a schedule asked for. */
@@ -83,7 +84,8 @@ export function randomClusterOptions(seed: number, rng: Rng): ClusterOptions {
 
 /**
  * One randomized run: a cluster drawn from the seed, a random schedule of crashes, restarts, partitions,
- * isolated nodes, one-way link failures, network changes, leadership transfers, forced campaigns, client
+ * isolated nodes, one-way link failures, network changes, leadership transfers, forced campaigns, disk
+ * faults (failed fsyncs, crashes during snapshot writes, full disks that refuse writes for a while), client
  * proposals (single and batched), ReadIndex reads and membership changes (new nodes added as learners or
  * voters, learners promoted, voters and learners removed, the leader among them); the invariant checker
  * runs after every event. Ends by healing everything and requiring that the cluster makes progress and
@@ -122,6 +124,7 @@ export async function runRandomSchedule(seed: number, length: ScheduleLength = '
       time: c.now,
       snapshots: { ...c.snapshotStats },
       membership: membershipStats(c, size),
+      disk: { ...c.diskStats },
     };
   } catch (e) {
     const err = e as Error;
@@ -189,6 +192,15 @@ export function chaos(c: Cluster, rng: Rng): void {
     // on any node (whenever that comes): the write is lost whole; a later round restarts the node.
     if (rng.chance(0.5)) c.crashDuringNext('install');
     else if (alive.length > 0) c.crashDuringNext('snapshot-write', rng.pick(alive));
+  } else if (roll < 0.7) {
+    // A full disk for a random window: the node's writes are refused (nothing kept), it freezes and retries,
+    // then space returns and it resumes by itself. Now and then every disk at once: nothing commits meanwhile.
+    if (rng.chance(0.15)) {
+      const ticks = rng.range(5, 60);
+      for (const id of ids) c.fillDisk(id, ticks);
+    } else {
+      c.fillDisk(rng.pick(ids), rng.range(5, 200));
+    }
   }
 }
 

@@ -13,7 +13,7 @@
 import { cpus } from 'node:os';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { integerOption, parseCommandLine, withUsage } from '../../scripts/lib/cli';
-import { SnapshotStats } from './cluster';
+import { DiskFullStats, SnapshotStats } from './cluster';
 import { MembershipStats, runRandomSchedule, ScheduleLength } from './random-schedule';
 
 interface Job {
@@ -33,6 +33,7 @@ interface Report {
   messages: number;
   snapshots: Partial<SnapshotStats>;
   membership: Partial<MembershipStats>;
+  disk: Partial<DiskFullStats>;
 }
 
 function addStats<T extends object>(a: Partial<T>, b: Partial<T>): Partial<T> {
@@ -42,7 +43,7 @@ function addStats<T extends object>(a: Partial<T>, b: Partial<T>): Partial<T> {
 }
 
 async function runJob(job: Job, progress?: (done: number) => void): Promise<Report> {
-  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {} };
+  const report: Report = { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {}, disk: {} };
   for (let i = job.offset; i < job.count; i += job.stride) {
     const seed = job.start + i;
     try {
@@ -53,6 +54,7 @@ async function runJob(job: Job, progress?: (done: number) => void): Promise<Repo
       report.messages += s.messages;
       report.snapshots = addStats(report.snapshots, s.snapshots);
       report.membership = addStats(report.membership, s.membership);
+      report.disk = addStats(report.disk, s.disk);
     } catch (e) {
       report.failures.push({ seed, message: (e as Error).message });
     }
@@ -145,8 +147,9 @@ async function main(): Promise<void> {
       messages: a.messages + r.messages,
       snapshots: addStats(a.snapshots, r.snapshots),
       membership: addStats(a.membership, r.membership),
+      disk: addStats(a.disk, r.disk),
     }),
-    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {} } as Report,
+    { seeds: 0, failures: [], committed: 0, acked: 0, readsServed: 0, messages: 0, snapshots: {}, membership: {}, disk: {} } as Report,
   );
   const secs = (Date.now() - t0) / 1000;
   console.log(
@@ -168,6 +171,12 @@ async function main(): Promise<void> {
       `${mb.removedVoters ?? 0} voters removed of which ${mb.leaderRemovals ?? 0} leaders, ${mb.removedLearners ?? 0} learners removed), ` +
       `${mb.refused ?? 0} refused (${mb.refusedPending ?? 0} pending, ${mb.refusedNotCaughtUp ?? 0} not caught up, ${mb.refusedReachable ?? 0} too few reachable), ` +
       `${mb.failed ?? 0} failed; ${mb.stopped ?? 0} removed nodes stopped, ${mb.addedVotersAtEnd ?? 0} added nodes voters at the end`,
+  );
+  const dk = total.disk;
+  console.log(
+    `full disks: ${dk.windows ?? 0} windows (${dk.freed ?? 0} freed), ${dk.refusedSaves ?? 0} saves, ` +
+      `${dk.refusedInstalls ?? 0} installs and ${dk.refusedSnapshotWrites ?? 0} snapshot writes refused; ${dk.resumed ?? 0} nodes resumed; ` +
+      `${dk.refusedRequests ?? 0} requests refused with StorageFullError`,
   );
   for (const f of total.failures.sort((a, b) => a.seed - b.seed)) console.error(`\n${f.message}`);
   if (total.failures.length > 0) process.exitCode = 1;

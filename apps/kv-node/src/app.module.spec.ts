@@ -48,6 +48,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       snapshotEntries: 10000,
       snapshotCatchUpEntries: 5000,
       snapshotBytes: expect.any(Function),
+      walDir,
     });
     expect(get(CLUSTER_RPC_OPTIONS)).toEqual({
       nodeId: 'node2',

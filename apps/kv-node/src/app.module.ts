@@ -72,6 +72,7 @@ export class AppModule {
         snapshotEntries: c.snapshotEntries,
         snapshotCatchUpEntries: c.snapshotCatchUpEntries,
         snapshotBytes: () => files.latestSnapshot?.size,
+        walDir: c.walDir,
       }),
     });
     return {

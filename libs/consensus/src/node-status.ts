@@ -1,6 +1,7 @@
 import { Status } from './core/raw-node';
 import { Storage } from './core/storage';
 import { NodeId, None, StateType } from './core/types';
+import { StorageFullStatus } from './storage-freeze';
 
 /** What GET /status reports about one peer (leader only). */
 export interface PeerStatus {
@@ -29,6 +30,8 @@ export interface NodeStatus {
   /** Index of the first entry still in the log (entries before it were compacted into snapshots). */
   firstLogIndex: number;
   peers: PeerStatus[];
+  /** Set while the disk refuses writes: the node is frozen (writes refused, stale reads served). */
+  storageFull?: StorageFullStatus;
 }
 
 /** What the status view needs besides the core's Status. */
@@ -41,6 +44,8 @@ export interface StatusSources {
   now: number;
   /** When each peer was last heard from (clock milliseconds). */
   lastContact: ReadonlyMap<NodeId, number>;
+  /** The freeze for a full disk, if any. */
+  storageFull?: StorageFullStatus;
 }
 
 /** The node's status as GET /status shows it: the core's view, named, with per-peer contact ages. */
@@ -71,6 +76,7 @@ export function describeStatus(s: Status, src: StatusSources): NodeStatus {
     snapshotIndex: src.storage.snapshot().metadata.index,
     firstLogIndex: src.storage.firstIndex(),
     peers,
+    ...(src.storageFull ? { storageFull: src.storageFull } : {}),
   };
 }
 

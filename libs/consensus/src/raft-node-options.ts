@@ -28,6 +28,8 @@ export interface RaftNodeOptions {
    * useIdentity() instead (the cluster is found at start). Default: none.
    */
   members?: NodeId[];
+  /** Where the storage keeps the log (WAL_DIR), named in the warning logged when the disk refuses writes. */
+  walDir?: string;
   /** Milliseconds per tick of the core (the heartbeat interval). */
   tickMs: number;
   /** Election timeout in ticks (randomized by the core in [electionTick, 2 x electionTick)). */

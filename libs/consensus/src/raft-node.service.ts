@@ -27,6 +27,8 @@ export interface ConsensusOptions {
   /** See RaftNodeOptions.snapshotEntries / snapshotCatchUpEntries. */
   snapshotEntries?: number;
   snapshotCatchUpEntries?: number;
+  /** WAL_DIR, named in the warning logged when the disk refuses writes. */
+  walDir?: string;
   /** Size of the newest snapshot file, for the metrics (undefined when unknown). */
   snapshotBytes?: () => number | undefined;
   /** Source of randomness for election timeouts (default: crypto). */
@@ -71,6 +73,7 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         maxPendingRequests: consensus.maxPendingRequests,
         snapshotEntries: consensus.snapshotEntries,
         snapshotCatchUpEntries: consensus.snapshotCatchUpEntries,
+        walDir: consensus.walDir,
         tuning: { maxUncommittedEntriesSize: consensus.maxUncommittedBytes ?? 64 * 1024 * 1024 },
         random: consensus.random ?? (() => randomInt(0x100000000) / 0x100000000),
         onFatal: consensus.onFatal ?? (() => process.exit(70)),
@@ -119,6 +122,9 @@ export class RaftNodeService extends RaftNode implements OnApplicationBootstrap,
         snapshotIndex: log.snapshot().metadata.index,
         firstIndex: log.firstIndex(),
         snapshotBytes: this.consensus.snapshotBytes?.(),
+        storageFull: this.freeze.frozen,
+        storageRefusedWrites: this.freeze.counts.refusedWrites,
+        storageDroppedMessages: this.freeze.counts.droppedMessages,
       };
     });
   }

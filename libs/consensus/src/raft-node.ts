@@ -1,7 +1,7 @@
 import { StepLocalMessageError } from './core/errors';
 import { RawNode, Status } from './core/raw-node';
 import { Entry, EntryType, Message, MessageType, NodeId, None, Snapshot, SoftState, StateType } from './core/types';
-import { NoLeaderError, NotLeaderError, ShuttingDownError } from './errors';
+import { NoLeaderError, ShuttingDownError } from './errors';
 import { handOver } from './leadership-handover';
 import { LeaderWatch } from './leader-watch';
 import { Members } from './members';
@@ -14,6 +14,7 @@ import { ReadWaiter } from './read-batcher';
 import { promised, Requests } from './requests';
 import { ReadyLoop } from './ready-loop';
 import { Snapshotter } from './snapshotter';
+import { StorageFreeze } from './storage-freeze';
 
 /**
  * One Raft member: the pure core driven by the Ready loop on the given ports, with the bookkeeping around
@@ -40,6 +41,8 @@ export class RaftNode {
   private readonly watch: LeaderWatch;
   private readonly logger: NodeLogger;
   private readonly metrics: NodeMetrics;
+  /** Set while the disk refuses writes (the node is frozen: see StorageFreeze). */
+  protected readonly freeze: StorageFreeze;
 
   constructor(
     private readonly options: RaftNodeOptions,
@@ -47,6 +50,8 @@ export class RaftNode {
   ) {
     this.logger = ports.logger ?? silentLogger;
     this.metrics = ports.metrics ?? uncountedMetrics;
+    this.freeze = new StorageFreeze({ name: options.name, walDir: options.walDir, clock: ports.clock, logger: this.logger,
+      onFreeze: (refusal) => this.requests.reads.failAll(refusal) });
     this.requests = new Requests({
       requestTimeoutMs: options.requestTimeoutMs,
       maxPending: options.maxPendingRequests ?? 10_000,
@@ -55,11 +60,13 @@ export class RaftNode {
       raw: () => this.raw,
       schedule: () => this.loop.schedule(),
       assertServing: () => this.assertServing(),
-      assertLeader: () => this.assertLeader(),
+      assertLeader: () => this.watch.assertLeader(),
       hasLeader: () => this.watch.lead !== None,
-      leaderErrorOr: (fallback) => this.leaderErrorOr(fallback),
+      leaderErrorOr: (fallback) => this.watch.leaderErrorOr(fallback),
+      refusal: (kind) => this.freeze.refusal(kind),
     });
-    this.watch = new LeaderWatch({ name: options.name, clock: ports.clock, logger: this.logger, metrics: this.metrics });
+    const { id, name } = options;
+    this.watch = new LeaderWatch({ id, name, url: (member) => this.directory.url(member), clock: ports.clock, logger: this.logger, metrics: this.metrics });
     this.initialVoters = options.members ?? [];
     this.directory = new Members({
       self: options.id,
@@ -127,6 +134,8 @@ export class RaftNode {
         apply: (entries) => this.apply(entries),
         restore: (snapshot, done) => this.installed(snapshot, done),
         onReadStates: (states) => this.requests.onReadStates(states, this.appliedIndex),
+        onStorageFull: (error) => this.freeze.full(error),
+        onStorageRecovered: () => this.freeze.recovered(),
         fail: (error) => this.fail(error),
       },
       this.ports.observer,
@@ -160,7 +169,8 @@ export class RaftNode {
   async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
     if (this.stopping || !this.raw) return;
     this.stopping = true;
-    if (options.transferLeadership && this.isLeader && this.raw.confState().voters.length > 1) await this.handOver();
+    // A frozen leader (full disk) could not send the handover's MsgTimeoutNow: its followers elect without it.
+    if (options.transferLeadership && this.isLeader && !this.freeze.frozen && this.raw.confState().voters.length > 1) await this.handOver();
     this.ticker?.cancel();
     // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
     // the next Ready before this function's continuation runs.
@@ -223,14 +233,12 @@ export class RaftNode {
   }
 
   get isLeader(): boolean {
-    return this.watch.soft.raftState === StateType.Leader;
+    return this.watch.isLeader;
   }
 
   /** The known leader's identity (None when unknown), name and URL. */
   leader(): { lead: NodeId; name?: string; url?: string } {
-    const lead = this.watch.soft.lead;
-    if (lead === None) return { lead };
-    return { lead, name: lead === this.options.id ? this.options.name : lead, url: this.directory.url(lead) };
+    return this.watch.leader();
   }
 
   /**
@@ -241,11 +249,12 @@ export class RaftNode {
   changeMembership(change: MembershipChange): Promise<{ index: number }> {
     return promised((resolve, reject) => {
       this.assertServing();
-      this.assertLeader();
+      this.watch.assertLeader();
+      this.freeze.assertWritable();
       const now = this.ports.clock.now();
       const reachable = (id: NodeId) => now - (this.lastContact.get(id) ?? -Infinity) <= this.options.electionTick * this.options.tickMs;
       const cc = this.directory.plan(change, this.raw.status(), reachable);
-      const at = this.directory.propose(cc, () => this.raw.proposeConfChange(cc), () => this.assertLeader());
+      const at = this.directory.propose(cc, () => this.raw.proposeConfChange(cc), () => this.watch.assertLeader());
       this.requests.track(at, { resolve: ({ index }) => resolve({ index }), reject });
     });
   }
@@ -278,6 +287,7 @@ export class RaftNode {
       leaderName: this.leader().name,
       now: this.ports.clock.now(),
       lastContact: this.lastContact,
+      storageFull: this.freeze.status(),
     });
   }
 
@@ -310,20 +320,8 @@ export class RaftNode {
     if (this.stopping) throw new ShuttingDownError();
   }
 
-  private assertLeader(): void {
-    if (!this.isLeader) throw this.leaderErrorOr(new NoLeaderError());
-  }
-
-  /** `fallback` on the leader; elsewhere the error that says where the leader is (or that none is known). */
-  private leaderErrorOr(fallback: Error): Error {
-    const { lead, name, url } = this.leader();
-    if (this.isLeader) return fallback;
-    // A leader with no known address (one just removed, still named until the next election) is no redirect.
-    return lead === None || !url ? new NoLeaderError() : new NotLeaderError(name ?? lead, url);
-  }
-
   private receive(messages: Message[]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.freeze.drop(messages.length)) return;
     const now = this.ports.clock.now();
     for (const m of messages) {
       this.metrics.messageReceived(m.type);
@@ -344,7 +342,8 @@ export class RaftNode {
 
   private tick(): void {
     if (this.stopped) return;
-    this.raw.tick();
+    // Frozen (a full disk): no campaign from a node that cannot write its vote; requests still time out.
+    if (!this.freeze.frozen) this.raw.tick();
     const now = this.ports.clock.now();
     this.requests.expire(now);
     this.loop.schedule();
@@ -359,7 +358,7 @@ export class RaftNode {
     const previous = this.watch.update(soft, this.raw.status().term);
     // Confirmations a deposed leader asked for can never complete here; the client may retry elsewhere.
     if (previous.raftState === StateType.Leader && soft.raftState !== StateType.Leader) {
-      this.requests.reads.abandonUnconfirmed(this.leaderErrorOr(new NoLeaderError()));
+      this.requests.reads.abandonUnconfirmed(this.watch.leaderErrorOr(new NoLeaderError()));
     }
   }
 

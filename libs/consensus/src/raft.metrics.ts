@@ -14,6 +14,11 @@ export interface RaftMetricsSnapshot {
   firstIndex: number;
   /** Size of the newest snapshot file (undefined: none, or not known). */
   snapshotBytes?: number;
+  /** Whether the disk refuses writes (the node is frozen until the held save goes through). */
+  storageFull?: boolean;
+  /** Since start: writes refused for a full disk, and peer messages dropped while frozen (they only grow). */
+  storageRefusedWrites?: number;
+  storageDroppedMessages?: number;
 }
 
 const MESSAGE_TYPES = Object.keys(MessageType).filter((k) => Number.isNaN(Number(k)));
@@ -58,6 +63,35 @@ export class RaftMetrics implements NodeMetrics {
       const s = this.snapshot();
       return s ? Number(s.state === StateType.Leader) : undefined;
     });
+    gauge('raftkv_storage_full', '1 while the disk refuses writes (ENOSPC, EDQUOT): the node is frozen, writes are refused with 507.', () => {
+      const full = this.snapshot()?.storageFull;
+      return full === undefined ? undefined : Number(full);
+    });
+    // Counted by the node itself, read at scrape time: each scrape adds what was counted since the last.
+    const total = (name: string, help: string, value: () => number | undefined) => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect(this: Counter) {
+          const v = value();
+          if (v === undefined || v <= seen) return;
+          this.inc(v - seen);
+          seen = v;
+        },
+      }).inc(0);
+    };
+    total(
+      'raftkv_storage_full_refused_writes_total',
+      'Writes (and membership changes) refused at once with 507 because the disk was full.',
+      read('storageRefusedWrites'),
+    );
+    total(
+      'raftkv_storage_full_dropped_messages_total',
+      'Peer messages dropped while the disk was full (the node was frozen).',
+      read('storageDroppedMessages'),
+    );
     const snapshotState = () => this.snapshot()?.state;
     new Gauge({
       name: 'raftkv_raft_state',

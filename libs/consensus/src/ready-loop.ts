@@ -1,7 +1,12 @@
 import { canSendBeforePersist } from './core/message';
 import { RawNode } from './core/raw-node';
 import { Entry, EntryType, HardState, Message, ReadState, Ready, Snapshot, SoftState } from './core/types';
-import { Clock, NodeObserver, RaftStorage } from './ports';
+import { isStorageFull, StorageFullError } from './errors';
+import { Clock, NodeObserver, RaftStorage, SaveCallback, Timer } from './ports';
+
+/** The first wait before a refused save is made again; it doubles after each refusal, up to the maximum. */
+export const STORAGE_RETRY_FIRST_MS = 100;
+export const STORAGE_RETRY_MAX_MS = 1000;
 
 /** What the loop hands back to its owner while it works through a Ready. */
 export interface ReadyHandler {
@@ -17,6 +22,14 @@ export interface ReadyHandler {
    */
   restore(snapshot: Snapshot, done: (error?: Error) => void): void;
   onReadStates(states: ReadState[]): void;
+  /**
+   * The disk refused a save or an install (isStorageFull): nothing of it was kept. The loop holds the Ready
+   * (nothing of it is sent, applied or advanced) and makes the same write again after a backoff until it
+   * succeeds. Called once when the refusals start, not at each retry.
+   */
+  onStorageFull?(error: StorageFullError): void;
+  /** A write refused before was made at last; the held Ready goes on (sent, applied, advanced) right after. */
+  onStorageRecovered?(): void;
   /** The loop cannot go on (a failed save, an error from the core); it has stopped. */
   fail(error: Error): void;
 }
@@ -39,6 +52,11 @@ export interface ReadyHandler {
  * from a quorum after a crash, and an fsync there would sit between a commit and its answer to the client.
  * It is written with the next save that must be durable anyway.
  *
+ * A disk that refuses a write (StorageFullError: nothing kept, storage usable) does not stop the loop: it
+ * keeps the Ready, tells the handler (onStorageFull), and makes the same write again on the clock after
+ * 100 ms, then 200, 400... up to 1 s between attempts, until it succeeds (onStorageRecovered), then goes on
+ * as usual. Meanwhile it stays busy: no further Ready is taken. Any other storage error stops the loop.
+ *
  * Never blocks: the loop runs as deferred turns of the clock and continues from the save's callback.
  */
 export class ReadyLoop {
@@ -47,6 +65,8 @@ export class ReadyLoop {
   private stopped = false;
   private unsavedHardState?: HardState;
   private idle: Array<() => void> = [];
+  /** While the disk refuses writes: the wait before the next attempt, and its timer. */
+  private full?: { delayMs: number; timer?: Timer };
 
   constructor(
     private readonly node: RawNode,
@@ -66,21 +86,34 @@ export class ReadyLoop {
     });
   }
 
-  /** True while a save is in flight. */
+  /** True while a save is in flight, or held until the disk takes it (between retries too). */
   get busy(): boolean {
     return this.saving;
   }
 
-  /** Calls `fn` once no save is in flight (at once if none is). */
+  /** True while the disk refuses the held Ready's write (between onStorageFull and onStorageRecovered). */
+  get storageFull(): boolean {
+    return this.full !== undefined;
+  }
+
+  /**
+   * Calls `fn` once no save is in flight (at once if none is). A Ready held for a full disk, waiting for its
+   * next attempt, counts as idle: stopping must not wait for space to return.
+   */
   whenIdle(fn: () => void): void {
-    if (!this.saving) fn();
+    if (!this.saving || this.full?.timer) fn();
     else this.idle.push(fn);
   }
 
-  /** Stops for good: no further turn runs, and a save still in flight is ignored when it completes. */
+  /**
+   * Stops for good: no further turn runs, no refused write is tried again, and a save still in flight is
+   * ignored when it completes.
+   */
   stop(): void {
     this.stopped = true;
     this.saving = false;
+    this.full?.timer?.cancel();
+    this.full = undefined;
     for (const fn of this.idle.splice(0)) fn();
   }
 
@@ -111,34 +144,81 @@ export class ReadyLoop {
       return;
     }
     this.saving = true;
-    const save = () =>
-      this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries, (error) => {
-        if (this.stopped) return;
-        if (error) {
-          this.saving = false;
-          this.failWith(error);
-          return;
-        }
-        this.unsavedHardState = undefined;
-        this.finish(rd, late, () => {
-          this.saving = false;
-          for (const fn of this.idle.splice(0)) fn();
-          this.turn();
-        });
-      });
-    if (!rd.snapshot) {
+    // The arguments are fixed now: a retry after a refusal must make exactly the same save.
+    const hardState = rd.hardState ?? this.unsavedHardState;
+    const save = (): void =>
+      this.storage.save(
+        hardState,
+        rd.entries,
+        this.durable(save, () => {
+          this.unsavedHardState = undefined;
+          if (!this.recovered()) return;
+          this.finish(rd, late, () => {
+            this.saving = false;
+            for (const fn of this.idle.splice(0)) fn();
+            this.turn();
+          });
+        }),
+      );
+    const snapshot = rd.snapshot;
+    if (!snapshot) {
       save();
       return;
     }
-    this.storage.installSnapshot(rd.snapshot, (error) => {
+    const install = (): void => this.storage.installSnapshot(snapshot, this.durable(install, save));
+    install();
+  }
+
+  /**
+   * The callback of a write (`attempt`): `then` once durable; after a refusal for a full disk, `attempt`
+   * again after the backoff; after any other error, the loop fails. Nothing once stopped.
+   */
+  private durable(attempt: () => void, then: () => void): SaveCallback {
+    return (error) => {
       if (this.stopped) return;
-      if (error) {
+      if (!error) return then();
+      if (!isStorageFull(error)) {
         this.saving = false;
         this.failWith(error);
-      } else {
-        save();
+        return;
       }
-    });
+      if (this.full) {
+        this.full.delayMs = Math.min(2 * this.full.delayMs, STORAGE_RETRY_MAX_MS);
+      } else {
+        this.full = { delayMs: STORAGE_RETRY_FIRST_MS };
+        try {
+          this.handler.onStorageFull?.(error);
+        } catch (e) {
+          this.failWith(e as Error);
+          return;
+        }
+      }
+      const full = this.full;
+      full.timer = this.clock.after(full.delayMs, () => {
+        full.timer = undefined;
+        if (this.stopped) return;
+        try {
+          attempt();
+        } catch (e) {
+          this.failWith(e as Error);
+        }
+      });
+      // Whoever waits for the loop to be idle (a stop) need not wait for space to return.
+      for (const fn of this.idle.splice(0)) fn();
+    };
+  }
+
+  /** The held Ready's write went through: the disk takes writes again. False if the loop failed. */
+  private recovered(): boolean {
+    if (!this.full) return true;
+    this.full = undefined;
+    try {
+      this.handler.onStorageRecovered?.();
+      return true;
+    } catch (e) {
+      this.failWith(e as Error);
+      return false;
+    }
   }
 
   /**

@@ -24,6 +24,11 @@ export interface RequestsDeps {
   hasLeader(): boolean;
   /** The error for a refused read: where the leader is, or `fallback`. */
   leaderErrorOr(fallback: Error): Error;
+  /**
+   * While the disk refuses writes (the node is frozen), the StorageFullError refusing a `write` or a `read`
+   * this node would serve itself; otherwise undefined.
+   */
+  refusal(kind: 'write' | 'read'): Error | undefined;
 }
 
 /**
@@ -44,6 +49,11 @@ export class Requests {
     const { metrics, maxPending } = this.deps;
     this.deps.assertServing();
     this.deps.assertLeader();
+    const full = this.deps.refusal('write');
+    if (full) {
+      metrics.proposal('rejected');
+      throw full;
+    }
     if (this.proposals.waiters >= maxPending) {
       metrics.proposal('rejected');
       throw new OverloadedError('write', maxPending);
@@ -75,6 +85,9 @@ export class Requests {
     } else {
       this.deps.assertLeader();
     }
+    // Checked after leadership: a follower redirects to its leader, whose disk may well have space.
+    const full = this.deps.refusal('read');
+    if (full) throw full;
     if (this.reads.waiters >= this.deps.maxPending) throw new OverloadedError('read', this.deps.maxPending);
     this.reads.queue(waiter, this.deps.clock.now());
     this.deps.schedule();

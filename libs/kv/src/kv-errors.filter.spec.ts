@@ -1,4 +1,4 @@
-import { OverloadedError, RemovedFromClusterError } from '@app/consensus';
+import { OverloadedError, RemovedFromClusterError, StorageFullError } from '@app/consensus';
 import { mapKvError } from './kv-errors.filter';
 import { DataQuotaExceededError } from './kv.errors';
 
@@ -32,6 +32,28 @@ describe('mapKvError', () => {
         dataBytes: 1000,
         quotaBytes: 1024,
       },
+    });
+  });
+
+  describe('a node whose disk is full (StorageFullError)', () => {
+    const full = new StorageFullError("ENOSPC: no space left on device, write '/data/wal/0001.wal'", 'ENOSPC');
+
+    it.each(['PUT', 'DELETE', 'POST'])('answers a %s 507, outcome failed, naming the disk and saying reads are served', (method) => {
+      expect(mapKvError(full, { url: '/kv/k', method })).toEqual({
+        status: 507,
+        body: {
+          error:
+            "This node's disk is full: ENOSPC: no space left on device, write '/data/wal/0001.wal'; " +
+            'writes are refused until space returns (reads are served)',
+          outcome: 'failed',
+        },
+      });
+    });
+
+    it('answers a linearizable GET 503 with Retry-After, naming the disk and suggesting ?consistency=stale', () => {
+      const mapped = mapKvError(full, { url: '/kv/k', method: 'GET' });
+      expect(mapped).toEqual({ status: 503, body: { error: expect.stringContaining("this node's disk is full (ENOSPC") }, headers: { 'retry-after': '1' } });
+      expect(mapped!.body.error).toContain('?consistency=stale');
     });
   });
 });

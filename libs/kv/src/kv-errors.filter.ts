@@ -1,5 +1,6 @@
 import { ArgumentsHost, Catch, ExceptionFilter } from '@nestjs/common';
 import {
+  isStorageFull,
   NoLeaderError,
   NotLeaderError,
   OverloadedError,
@@ -9,6 +10,7 @@ import {
   ReadTimeoutError,
   RemovedFromClusterError,
   ShuttingDownError,
+  StorageFullError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { DataQuotaExceededError, InvalidKeyError, KeyNotFoundError, ValueTooLargeError } from './kv.errors';
@@ -22,8 +24,9 @@ interface Mapped {
 /**
  * The one place where the errors of a KV request become HTTP answers. A write's answer always tells the
  * client whether it may have taken effect: `outcome: "failed"` (safe to retry) or `outcome: "unknown"`.
+ * `request.method` tells a refused read (GET, HEAD) from a refused write where the error is the same.
  */
-export function mapKvError(error: Error, request: { url: string }): Mapped | undefined {
+export function mapKvError(error: Error, request: { url: string; method?: string }): Mapped | undefined {
   if (error instanceof NotLeaderError) {
     return {
       status: 307,
@@ -33,6 +36,27 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   }
   if (error instanceof NoLeaderError) {
     return { status: 503, body: { error: 'No leader', outcome: 'failed' }, headers: { 'retry-after': '1' } };
+  }
+  if (isStorageFull(error)) {
+    // A frozen node serves no linearizable read (it cannot confirm one), but its own copy is there to read.
+    if (request.method === 'GET' || request.method === 'HEAD') {
+      return {
+        status: 503,
+        body: {
+          error:
+            `Read refused: this node's disk is full (${error.message}) and it serves no linearizable read until space returns; ` +
+            "retry on another node, or read this node's copy (possibly behind) with ?consistency=stale",
+        },
+        headers: { 'retry-after': '1' },
+      };
+    }
+    return {
+      status: 507,
+      body: {
+        error: `This node's disk is full: ${error.message}; writes are refused until space returns (reads are served)`,
+        outcome: 'failed',
+      },
+    };
   }
   if (error instanceof ProposalTimeoutError) {
     return {
@@ -101,6 +125,7 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   ShuttingDownError,
   RemovedFromClusterError,
   OverloadedError,
+  StorageFullError,
   InvalidKeyError,
   KeyNotFoundError,
   ValueTooLargeError,

@@ -56,9 +56,17 @@ const notLeader = ApiResponse({
   description: 'This node is a follower: the Location header points at the same request on the leader.',
   type: NotLeaderDto,
 });
+const diskFull = ApiResponse({
+  status: 507,
+  description:
+    "Insufficient Storage: this node's disk is full (it is frozen until space returns); nothing was written " +
+    '(`outcome: "failed"`). Reads are still served; another leader may be elected meanwhile.',
+  type: UnavailableDto,
+});
 const unavailable = ApiServiceUnavailableResponse({
   description:
-    'No leader, no quorum in time, shutting down, or more than MAX_PENDING_REQUESTS requests already waiting (Overloaded). ' +
+    'No leader, no quorum in time, shutting down, or more than MAX_PENDING_REQUESTS requests already waiting (Overloaded); ' +
+    "for a linearizable read, also this node's disk being full (read with ?consistency=stale, or elsewhere). " +
     'For writes, `outcome` says whether it may still take effect.',
   type: UnavailableDto,
 });
@@ -94,6 +102,7 @@ export class KvController {
   })
   @notLeader
   @unavailable
+  @diskFull
   async put(@Param('key') key: string, @Body() body: PutValueDto): Promise<WriteResultDto> {
     const { index } = await this.kv.put(key, body.value);
     return { success: true, index };
@@ -131,6 +140,7 @@ export class KvController {
   @ApiBadRequestResponse({ type: ErrorDto })
   @notLeader
   @unavailable
+  @diskFull
   async delete(@Param('key') key: string): Promise<DeleteResultDto> {
     const { index, existed } = await this.kv.delete(key);
     return { success: true, index, existed };

@@ -71,6 +71,11 @@ export class StatusController {
         lastContactMs: p.lastContactMs,
       }));
     }
+    if (s.storageFull) {
+      status.storage = 'full';
+      status.storageError = s.storageFull.reason;
+      status.storageFullForMs = s.storageFull.sinceMs;
+    }
     return status;
   }
 }

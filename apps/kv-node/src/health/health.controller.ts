@@ -28,7 +28,9 @@ export class HealthController {
   @Get('ready')
   @HealthCheck()
   @ApiOperation({
-    summary: 'Readiness: a leader is known, the state machine is caught up with the commit index, WAL_DIR is writable',
+    summary:
+      'Readiness: a leader is known, the state machine is caught up with the commit index, WAL_DIR is writable ' +
+      '(and the disk takes writes: a node whose disk is full is frozen and not ready)',
   })
   ready() {
     return this.health.check([() => this.raftCheck(), () => this.applyCheck(), () => this.walCheck()]);
@@ -52,6 +54,15 @@ export class HealthController {
 
   private async walCheck(): Promise<HealthIndicatorResult> {
     const indicator = this.indicators.check('wal');
+    // The directory may well be writable (access() needs no space) while the disk refuses every append.
+    const full = this.raft.status().storageFull;
+    if (full) {
+      return indicator.down({
+        dir: this.config.walDir,
+        storage: 'full',
+        message: `the disk is full (${full.reason}) for ${Math.round(full.sinceMs / 1000)} s: writes are refused until space returns`,
+      });
+    }
     try {
       await access(this.config.walDir, constants.W_OK);
       return indicator.up({ dir: this.config.walDir });

@@ -13,6 +13,7 @@ import {
   ProposalTimeoutError,
   RemovedFromClusterError,
 } from './membership-node';
+import { StorageFullError } from '@app/consensus';
 import { fakeBootstrap, fakeConsensus, FakeMembershipNode, IDENTITY, threeVoters } from './testing/fake-membership-node';
 
 /**
@@ -214,6 +215,13 @@ describe('membership errors', () => {
     ['not caught up', new MembershipChangeRefusedError('node4 has not caught up (match 10, leader 900)'), 409, { error: 'node4 has not caught up (match 10, leader 900)' }, undefined],
     ['an unknown member', new MembershipChangeRefusedError('no member node4', 404), 404, { error: 'no member node4' }, undefined],
     ['RemovedFromClusterError', new RemovedFromClusterError(), 410, { error: 'Removed from the cluster' }, undefined],
+    [
+      'StorageFullError (a full disk)',
+      new StorageFullError('ENOSPC: no space left on device', 'ENOSPC'),
+      507,
+      { error: "This node's disk is full: ENOSPC: no space left on device; writes are refused until space returns (reads are served)", outcome: 'failed' },
+      undefined,
+    ],
   ])('maps %s to its status on every change route', async (_name, error, expected, body, retryAfter) => {
     const raft = leader();
     reject(raft, error);

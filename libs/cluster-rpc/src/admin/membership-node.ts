@@ -3,16 +3,33 @@
  * RaftNode, which the consensus module exports) and the errors it rejects with. Kept in one file so that the
  * dependency on the node layer is in one place.
  */
-import { NoLeaderError, NotLeaderError, OverloadedError, ProposalLostError, ProposalRejectedError, ShuttingDownError } from '@app/consensus';
+import {
+  NoLeaderError,
+  NotLeaderError,
+  OverloadedError,
+  ProposalLostError,
+  ProposalRejectedError,
+  ShuttingDownError,
+  StorageFullError,
+} from '@app/consensus';
 import type { MembersView, MembershipChange } from '@app/consensus';
 
 export { NoLeaderError, NotLeaderError, ProposalTimeoutError, RaftNode } from '@app/consensus';
 
 /**
  * The node's errors that any request to the leader may meet, answered as for `PUT /kv`: the redirect to the
- * leader (307), and the refusals that leave nothing proposed (503, `outcome: "failed"`).
+ * leader (307), and the refusals that leave nothing proposed (503, `outcome: "failed"`; 507 from a node whose
+ * disk is full).
  */
-export const LEADER_ERRORS = [NotLeaderError, NoLeaderError, ProposalLostError, ProposalRejectedError, ShuttingDownError, OverloadedError];
+export const LEADER_ERRORS = [
+  NotLeaderError,
+  NoLeaderError,
+  ProposalLostError,
+  ProposalRejectedError,
+  ShuttingDownError,
+  OverloadedError,
+  StorageFullError,
+];
 export { CLUSTER_BOOTSTRAP, MembershipChangeRefusedError, RemovedFromClusterError } from '@app/consensus';
 export type {
   AddMemberAnswer,

@@ -155,4 +155,18 @@ export class StatusDto {
 
   @ApiPropertyOptional({ type: [PeerStatusDto], description: 'Replication state of each peer (leader only).' })
   peers?: PeerStatusDto[];
+
+  @ApiPropertyOptional({
+    enum: ['full'],
+    description:
+      'Present only while the disk refuses writes (ENOSPC, EDQUOT): the node is frozen (writes refused with 507, no ' +
+      'linearizable reads served here, no part in elections) and retries until space returns.',
+  })
+  storage?: 'full';
+
+  @ApiPropertyOptional({ description: "With `storage`: the disk's error.", example: "ENOSPC: no space left on device, write '/data/wal/00000001.wal'" })
+  storageError?: string;
+
+  @ApiPropertyOptional({ description: 'With `storage`: milliseconds since the disk first refused the write held now.', example: 5300 })
+  storageFullForMs?: number;
 }
