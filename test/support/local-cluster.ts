@@ -114,6 +114,8 @@ export interface LocalClusterOptions {
    * ADVERTISE_URL their client URL.
    */
   peerPorts?: boolean;
+  /** Called with each node's data directory before any node starts (to put one on its own file system). */
+  beforeStart?: (dirs: string[]) => void;
 }
 
 /**
@@ -150,6 +152,7 @@ export class LocalCluster {
     }));
     const nodes = members.map((m, i) => new ClusterNode(m.name, m.port, m.dir, envs[i], peerPorts?.[i]));
     const cluster = new LocalCluster(nodes, root);
+    options.beforeStart?.(members.map((m) => m.dir));
     for (const node of nodes) node.start();
     return cluster;
   }
