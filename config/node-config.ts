@@ -15,6 +15,7 @@ import {
 } from 'class-validator';
 import { ApiRole, loadApiTokens } from './api-tokens';
 import { ConfigError } from './config-error';
+import { loadTlsConfig, TlsConfig } from './tls-config';
 
 export { ConfigError };
 
@@ -70,6 +71,11 @@ export interface NodeConfig {
   peerAllowAny: boolean;
   /** PEER_ALLOWED_ADDRESSES: addresses and CIDR ranges admitted besides the members' own. */
   peerAllowedAddresses: string[];
+  /**
+   * TLS_CERT_FILE / TLS_KEY_FILE / TLS_CA_FILE, read: HTTPS on HTTP_PORT, and with a CA, mutual TLS between
+   * members. Undefined: plain HTTP. Every member URL (ADVERTISE_URL, PEER_URLS, JOIN) then has its scheme.
+   */
+  tls?: TlsConfig;
   logLevel: LogLevelName;
   logFormat: 'text' | 'json';
 }
@@ -210,6 +216,18 @@ class EnvironmentVariables {
   @IsString()
   PEER_ALLOWED_ADDRESSES = '';
 
+  @IsOptional()
+  @IsString()
+  TLS_CERT_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  TLS_KEY_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  TLS_CA_FILE?: string;
+
   @IsIn(LOG_LEVELS as unknown as string[], { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: LogLevelName = 'info';
 
@@ -290,17 +308,22 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   const errors = validateSync(vars, { forbidUnknownValues: false });
   if (errors.length > 0) throw new ConfigError(firstConstraint(errors[0]));
 
-  const advertiseUrl = normalizeMemberUrl(vars.ADVERTISE_URL ?? `http://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
+  const tls = loadTlsConfig({ certFile: vars.TLS_CERT_FILE, keyFile: vars.TLS_KEY_FILE, caFile: vars.TLS_CA_FILE });
+  // Members reach each other the way this node serves: a mixed cluster would fail every handshake, so
+  // it is said at start instead.
+  const memberUrl = (raw: string, variable: string) => checkScheme(normalizeMemberUrl(raw, variable), variable, tls !== undefined);
+  const scheme = tls ? 'https' : 'http';
+  const advertiseUrl = memberUrl(vars.ADVERTISE_URL ?? `${scheme}://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
   const peerUrls: string[] = [];
   for (const part of vars.PEER_URLS.split(',')) {
     if (part.trim() === '') continue;
-    const url = normalizeMemberUrl(part, 'PEER_URLS');
+    const url = memberUrl(part, 'PEER_URLS');
     // This node's own entry, if listed, is kept: only discovery can tell which entry is this process
     // (http://localhost:3001 and http://127.0.0.1:3001 may or may not be the same node).
     if (peerUrls.includes(url)) throw new ConfigError(`PEER_URLS lists ${url} twice`);
     peerUrls.push(url);
   }
-  const join = vars.JOIN === undefined ? undefined : normalizeMemberUrl(vars.JOIN, 'JOIN');
+  const join = vars.JOIN === undefined ? undefined : memberUrl(vars.JOIN, 'JOIN');
   if (join !== undefined && peerUrls.length > 0) {
     throw new ConfigError(
       'JOIN and PEER_URLS are both set: give PEER_URLS to form a new cluster, or JOIN (one member\'s URL) to join an existing one',
@@ -335,9 +358,20 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')
       .filter((part) => part.trim() !== '')
       .map(checkAllowedAddress),
+    tls,
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,
   };
+}
+
+function checkScheme(url: string, variable: string, tls: boolean): string {
+  if (tls && url.startsWith('http:')) {
+    throw new ConfigError(`${variable} has ${url}, but this node serves TLS (TLS_CERT_FILE is set): give https:// member URLs`);
+  }
+  if (!tls && url.startsWith('https:')) {
+    throw new ConfigError(`${variable} has ${url}, but TLS_CERT_FILE and TLS_KEY_FILE are not set: give http:// member URLs, or set them`);
+  }
+  return url;
 }
 
 function checkElection(electionMs: number, heartbeatMs: number): number {
