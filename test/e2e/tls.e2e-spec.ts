@@ -4,7 +4,9 @@
  * curl (--cacert), Node's fetch (NODE_EXTRA_CA_CERTS, in a child process: it is read at start), axios (an
  * https.Agent with `ca`) and kvctl (--cacert) write and read through followers. Peers need one: a peer stream
  * without a certificate, or with one of another CA (from a member's own address), is refused 403 and logged;
- * a node with another CA's certificate cannot join; plain HTTP to the TLS port fails at once.
+ * a node with another CA's certificate cannot join; plain HTTP to the TLS port fails at once. And a node with
+ * the cluster CA's certificate joins with JOIN (the join, its promotion and the status fan-out are HttpService
+ * calls over TLS) and catches up from a snapshot sent over TLS (the log is compacted early here).
  */
 import axios from 'axios';
 import { execFile } from 'node:child_process';
@@ -63,7 +65,8 @@ describe('a TLS cluster with mutual TLS between members', () => {
   let followers: NodeProcess[];
 
   beforeAll(async () => {
-    cluster = await TlsCluster.start({ nodes: 3 });
+    // Small snapshots and WAL segments: the log behind the first writes is gone by the time node4 joins.
+    cluster = await TlsCluster.start({ nodes: 3, env: { SNAPSHOT_ENTRIES: '20', SNAPSHOT_CATCHUP_ENTRIES: '5', WAL_SEGMENT_BYTES: '4096' } });
     leader = await cluster.waitForLeader();
     followers = cluster.nodes.filter((n) => n !== leader);
   });
@@ -197,6 +200,53 @@ describe('a TLS cluster with mutual TLS between members', () => {
         });
       }
     });
+  });
+
+  it("joins a node with the cluster CA's certificate: a snapshot over TLS, promoted to voter, seen by the status fan-out", async () => {
+    for (let i = 0; i < 120; i++) {
+      expect((await cluster.request('PUT', `${leader.url}/kv/bulk-${i}`, { value: `v${i}` })).status).toBe(200);
+    }
+    await eventually('the leader to compact its log', async () => ((await cluster.status(leader)).firstLogIndex ?? 0) > 2 || undefined);
+    const [port] = await freePorts(1);
+    const cert = cluster.ca.issue('node4');
+    const node4 = new NodeProcess({
+      name: 'node4',
+      clientUrl: `https://127.0.0.1:${port}`,
+      env: {
+        NODE_ID: 'node4',
+        HTTP_PORT: String(port),
+        BIND_HOST: '127.0.0.1',
+        ADVERTISE_URL: `https://127.0.0.1:${port}`,
+        WAL_DIR: join(cluster.root, 'node4'),
+        JOIN: followers[0].url,
+        TLS_CERT_FILE: cert.certFile,
+        TLS_KEY_FILE: cert.keyFile,
+        TLS_CA_FILE: cluster.ca.caFile,
+        HEARTBEAT_INTERVAL_MS: '50',
+        ELECTION_TIMEOUT_MS: '500',
+      },
+    });
+    cluster.nodes.push(node4); // stopped with the cluster
+    node4.start();
+    await eventually(
+      'node4 to be a voter',
+      async () => {
+        const members = await cluster.request('GET', `${leader.url}/cluster/members`);
+        return members.body.members?.find((m: { nodeId: string; role: string }) => m.nodeId === 'node4' && m.role === 'voter');
+      },
+      60_000,
+    );
+    // The leader's log was compacted past node4's start: it got a snapshot, over TLS like everything else.
+    expect(node4.logs()).toMatch(/received snapshot \d+ from node\d/);
+    const read = await cluster.request('GET', `${node4.url}/kv/bulk-0?consistency=stale`);
+    expect(read).toMatchObject({ status: 200, body: { value: 'v0' } });
+    const view = await cluster.request('GET', `${followers[1].url}/cluster/status`);
+    expect(view.body.nodes.map((n: { nodeId: string; reachable: boolean }) => [n.nodeId, n.reachable]).sort()).toEqual([
+      ['node1', true],
+      ['node2', true],
+      ['node3', true],
+      ['node4', true],
+    ]);
   });
 
   it('plain HTTP to the TLS port fails at once, and the node keeps serving HTTPS', async () => {
