@@ -132,9 +132,10 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
       }
     }
     if (fastify) {
-      // The address check runs first of all, on the request's line and headers: a stranger's stream is
-      // answered 403 before a byte of its body is read, before the token is looked at, and long before any
-      // of it could reach the Raft core. `connection: close`, because the refused body is never read.
+      // The client certificate (under mutual TLS) and the address are checked first of all, on the request's
+      // line and headers: a stranger's stream is answered 403 before a byte of its body is read, before the
+      // token is looked at, and long before any of it could reach the Raft core. `connection: close`,
+      // because the refused body is never read.
       const tls = this.options.tls;
       fastify.addHook('onRequest', async (request: PeerRequest, reply: PeerReply) => {
         const route = request.routeOptions?.url ?? '';
