@@ -257,3 +257,26 @@ describe('a TLS cluster with mutual TLS between members', () => {
     expect((await cluster.status(followers[0])).nodeId).toBe(followers[0].name);
   });
 });
+
+describe('a node started with half a TLS configuration', () => {
+  it('stops with one line naming the missing variable (exit 1), serving nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftkv-tls-half-'));
+    try {
+      const cert = makeTestCa(dir).issue('node1');
+      const [port] = await freePorts(1);
+      const node = new NodeProcess({
+        name: 'node1',
+        clientUrl: `https://127.0.0.1:${port}`,
+        env: { NODE_ID: 'node1', HTTP_PORT: String(port), WAL_DIR: join(dir, 'data'), TLS_CERT_FILE: cert.certFile },
+      });
+      node.start();
+      const exit = await eventually('the node to exit', async () => node.lastExit, 30_000);
+      expect(exit.code).toBe(1);
+      expect(node.logs().trim().split('\n')).toEqual([
+        'kv-node: cannot start: TLS_CERT_FILE is set without TLS_KEY_FILE: give both (PEM files) or neither',
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
