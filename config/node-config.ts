@@ -15,6 +15,7 @@ import {
 } from 'class-validator';
 import { ApiRole, loadApiTokens } from './api-tokens';
 import { ConfigError } from './config-error';
+import { loadTlsConfig, TlsConfig } from './tls-config';
 
 export { ConfigError };
 
@@ -85,6 +86,11 @@ export interface NodeConfig {
   peerAllowAny: boolean;
   /** PEER_ALLOWED_ADDRESSES: addresses and CIDR ranges admitted besides the members' own. */
   peerAllowedAddresses: string[];
+  /**
+   * TLS_CERT_FILE / TLS_KEY_FILE / TLS_CA_FILE, read: HTTPS on HTTP_PORT, and with a CA, mutual TLS between
+   * members. Undefined: plain HTTP. Every member URL (ADVERTISE_URL, PEER_URLS, JOIN) then has its scheme.
+   */
+  tls?: TlsConfig;
   logLevel: LogLevelName;
   logFormat: 'text' | 'json';
 }
@@ -249,6 +255,18 @@ class EnvironmentVariables {
   @IsString()
   PEER_ALLOWED_ADDRESSES = '';
 
+  @IsOptional()
+  @IsString()
+  TLS_CERT_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  TLS_KEY_FILE?: string;
+
+  @IsOptional()
+  @IsString()
+  TLS_CA_FILE?: string;
+
   @IsIn(LOG_LEVELS as unknown as string[], { message: `LOG_LEVEL must be one of: ${LOG_LEVELS.join(', ')}` })
   LOG_LEVEL: LogLevelName = 'info';
 
@@ -329,19 +347,24 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
   const errors = validateSync(vars, { forbidUnknownValues: false });
   if (errors.length > 0) throw new ConfigError(firstConstraint(errors[0]));
 
-  const clientUrl = normalizeMemberUrl(vars.ADVERTISE_URL ?? `http://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
-  const peer = peerListener(vars, clientUrl);
+  const tls = loadTlsConfig({ certFile: vars.TLS_CERT_FILE, keyFile: vars.TLS_KEY_FILE, caFile: vars.TLS_CA_FILE });
+  // Members reach each other the way this node serves: a mixed cluster would fail every handshake, so
+  // it is said at start instead.
+  const memberUrl = (raw: string, variable: string) => checkScheme(normalizeMemberUrl(raw, variable), variable, tls !== undefined);
+  const scheme = tls ? 'https' : 'http';
+  const clientUrl = memberUrl(vars.ADVERTISE_URL ?? `${scheme}://localhost:${vars.HTTP_PORT}`, 'ADVERTISE_URL');
+  const peer = peerListener(vars, clientUrl, memberUrl);
   const advertiseUrl = peer?.url ?? clientUrl;
   const peerUrls: string[] = [];
   for (const part of vars.PEER_URLS.split(',')) {
     if (part.trim() === '') continue;
-    const url = normalizeMemberUrl(part, 'PEER_URLS');
+    const url = memberUrl(part, 'PEER_URLS');
     // This node's own entry, if listed, is kept: only discovery can tell which entry is this process
     // (http://localhost:3001 and http://127.0.0.1:3001 may or may not be the same node).
     if (peerUrls.includes(url)) throw new ConfigError(`PEER_URLS lists ${url} twice`);
     peerUrls.push(url);
   }
-  const join = vars.JOIN === undefined ? undefined : normalizeMemberUrl(vars.JOIN, 'JOIN');
+  const join = vars.JOIN === undefined ? undefined : memberUrl(vars.JOIN, 'JOIN');
   if (join !== undefined && peerUrls.length > 0) {
     throw new ConfigError(
       'JOIN and PEER_URLS are both set: give PEER_URLS to form a new cluster, or JOIN (one member\'s URL) to join an existing one',
@@ -379,6 +402,7 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')
       .filter((part) => part.trim() !== '')
       .map(checkAllowedAddress),
+    tls,
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,
   };
@@ -388,7 +412,11 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
  * PEER_PORT and its companions, checked: undefined without PEER_PORT (its companions are then refused, since
  * they would be ignored). The peer URL defaults to the client URL with its port replaced by PEER_PORT.
  */
-function peerListener(vars: EnvironmentVariables, clientUrl: string): { port: number; bindHost: string; url: string } | undefined {
+function peerListener(
+  vars: EnvironmentVariables,
+  clientUrl: string,
+  memberUrl: (raw: string, variable: string) => string,
+): { port: number; bindHost: string; url: string } | undefined {
   if (vars.PEER_PORT === undefined) {
     for (const name of ['PEER_BIND_HOST', 'PEER_ADVERTISE_URL'] as const) {
       if (vars[name] !== undefined) throw new ConfigError(`${name} is set but PEER_PORT is not: set PEER_PORT to serve peers on a port of their own`);
@@ -401,15 +429,25 @@ function peerListener(vars: EnvironmentVariables, clientUrl: string): { port: nu
   if (vars.PEER_BIND_HOST !== undefined && vars.PEER_BIND_HOST.trim() === '') throw new ConfigError('PEER_BIND_HOST must not be empty');
   let url: string;
   if (vars.PEER_ADVERTISE_URL !== undefined) {
-    url = normalizeMemberUrl(vars.PEER_ADVERTISE_URL, 'PEER_ADVERTISE_URL');
+    url = memberUrl(vars.PEER_ADVERTISE_URL, 'PEER_ADVERTISE_URL');
   } else {
     const derived = new URL(clientUrl);
     derived.port = String(vars.PEER_PORT);
-    url = normalizeMemberUrl(derived.href, 'PEER_ADVERTISE_URL');
+    url = memberUrl(derived.href, 'PEER_ADVERTISE_URL');
   }
   // One URL for two listeners would send clients to the peer port, or peers to the client port.
   if (url === clientUrl) throw new ConfigError(`PEER_ADVERTISE_URL (${url}) must differ from the client URL (ADVERTISE_URL)`);
   return { port: vars.PEER_PORT, bindHost: vars.PEER_BIND_HOST ?? vars.BIND_HOST, url };
+}
+
+function checkScheme(url: string, variable: string, tls: boolean): string {
+  if (tls && url.startsWith('http:')) {
+    throw new ConfigError(`${variable} has ${url}, but this node serves TLS (TLS_CERT_FILE is set): give https:// member URLs`);
+  }
+  if (!tls && url.startsWith('https:')) {
+    throw new ConfigError(`${variable} has ${url}, but TLS_CERT_FILE and TLS_KEY_FILE are not set: give http:// member URLs, or set them`);
+  }
+  return url;
 }
 
 function checkElection(electionMs: number, heartbeatMs: number): number {

@@ -14,13 +14,13 @@ export interface KvctlResult {
 
 /**
  * Runs kvctl with `args` and waits for it to exit. `env` is added to this process's environment; kvctl's
- * own variables (KVCTL_ENDPOINTS, KVCTL_TOKEN) are passed only when `env` names them, so a developer's
+ * own variables (KVCTL_ENDPOINTS, KVCTL_TOKEN, KVCTL_CACERT/CERT/KEY) are passed only when `env` names them, so a developer's
  * shell cannot change what a test runs.
  */
 export function runKvctl(args: string[], options: { stdin?: string; env?: NodeJS.ProcessEnv } = {}): Promise<KvctlResult> {
   return new Promise((ok, fail) => {
     const env = { ...process.env, ...options.env };
-    for (const k of ['KVCTL_ENDPOINTS', 'KVCTL_TOKEN']) if (!options.env || !(k in options.env)) delete env[k];
+    for (const k of ['KVCTL_ENDPOINTS', 'KVCTL_TOKEN', 'KVCTL_CACERT', 'KVCTL_CERT', 'KVCTL_KEY']) if (!options.env || !(k in options.env)) delete env[k];
     const child = spawn(process.execPath, [KVCTL_BIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';

@@ -16,6 +16,7 @@ import { createLogger } from './logger';
 import { installPeerPort } from './peer-listener';
 import { applyServerLimits, httpServerOptionsFor, installBodyTimeout } from './slow-clients';
 import { setupSwagger } from './swagger';
+import { httpsServerOptionsFor, withPeerTls } from './tls-server';
 
 /** Errors whose message already says what is wrong and what to do: printed as one line, exit code 1. */
 function isOperatorError(error: unknown): error is Error {
@@ -50,8 +51,9 @@ async function bootstrap(): Promise<void> {
     config = loadNodeConfig(process.env);
     const logger = createLogger(config);
     const bodyLimit = bodyLimitFor(config.maxValueBytes);
+    const https = httpsServerOptionsFor(config);
     const app = await NestFactory.create<NestFastifyApplication>(
-      AppModule.forRoot(),
+      withPeerTls(AppModule.forRoot(), config),
       new FastifyAdapter({
         // installBodyLimit() enforces bodyLimit (and drains past it so that clients can read the 413);
         // fastify's own check only catches what that cuts off anyway.
@@ -62,6 +64,8 @@ async function bootstrap(): Promise<void> {
         // Slow and idle clients (slow-clients.ts): header timeout, idle keep-alive connections; no global
         // request timeout, since the peer stream is an endless request on this port.
         http: httpServerOptionsFor(config),
+        // TLS_CERT_FILE: HTTPS instead (tls-server.ts), the same limits included.
+        ...(https ? { https } : {}),
         keepAliveTimeout: config.keepAliveTimeoutMs,
       }),
       { logger, abortOnError: false },

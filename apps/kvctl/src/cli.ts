@@ -6,6 +6,7 @@ import { ExitCode, KvctlError } from './kvctl-error';
 import { formatMembersTable } from './members-table';
 import type * as SnapshotCommands from './snapshot-commands';
 import { formatStatusTable } from './status-table';
+import { tlsFetch } from './tls-options';
 
 export const DEFAULT_ENDPOINTS = 'http://localhost:3001,http://localhost:3002,http://localhost:3003';
 
@@ -22,6 +23,9 @@ interface GlobalOptions {
   json: boolean;
   timeout: number;
   token?: string;
+  cacert?: string;
+  cert?: string;
+  key?: string;
 }
 
 function version(): string {
@@ -54,6 +58,7 @@ function buildProgram(io: Io, outcome: Outcome): Command {
       endpoints: opts.endpoints.split(',').filter((e) => e.trim() !== ''),
       timeoutMs: opts.timeout,
       token: opts.token,
+      fetch: tlsFetch({ cacert: opts.cacert, cert: opts.cert, key: opts.key }),
     });
   };
   const json = () => program.opts<GlobalOptions>().json;
@@ -69,6 +74,9 @@ function buildProgram(io: Io, outcome: Outcome): Command {
     )
     .option('--json', 'print JSON, for scripts', false)
     .addOption(new Option('--token <token>', 'API token, for nodes started with API_TOKENS_FILE').env('KVCTL_TOKEN'))
+    .addOption(new Option('--cacert <file>', "PEM file of the CA that signed the nodes' certificates (https:// endpoints)").env('KVCTL_CACERT'))
+    .addOption(new Option('--cert <file>', 'PEM client certificate, for nodes that ask for one (with --key)').env('KVCTL_CERT'))
+    .addOption(new Option('--key <file>', 'PEM private key of --cert').env('KVCTL_KEY'))
     .addOption(new Option('-t, --timeout <ms>', 'give up after this long, retries included').argParser(positiveInt).default(10_000))
     .showHelpAfterError('(run kvctl --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
@@ -85,6 +93,7 @@ Examples:
   kvctl put username alice
   kvctl get username
   kvctl --endpoints http://localhost:3002 status
+  kvctl --endpoints https://localhost:3001 --cacert ca.pem get username
   kvctl --json get username
   kvctl snapshot save backup.snap
   kvctl member list

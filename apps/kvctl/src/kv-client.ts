@@ -1,4 +1,5 @@
 import { ExitCode, KvctlError } from './kvctl-error';
+import { describeTlsFailure } from './tls-options';
 
 /** A node's `GET /status` answer (see docs/api.md). */
 export interface NodeStatus {
@@ -79,6 +80,8 @@ export interface KvClientOptions {
   statusTimeoutMs?: number;
   /** Bearer token sent with every request (nodes started with API_TOKENS_FILE require one). */
   token?: string;
+  /** The fetch to use (tlsFetch() for --cacert / --cert / --key); the global fetch by default. */
+  fetch?: typeof fetch;
 }
 
 interface Answer {
@@ -215,7 +218,7 @@ export class KvClient {
     const leaderUrl = leaderMember?.clientUrl ?? leaderMember?.url;
     if (!view.leader || self?.nodeId === view.leader || !leaderUrl) return view;
     try {
-      const answer = await send('GET', `${leaderUrl}/cluster/members`, undefined, this.statusTimeoutMs, this.options.token);
+      const answer = await send('GET', `${leaderUrl}/cluster/members`, undefined, this.statusTimeoutMs, this.options);
       if (answer.status === 200) return { ...(answer.body as Omit<MembersList, 'answeredBy'>), answeredBy: originOf(leaderUrl) };
     } catch {
       // the leader's address may not resolve from here: the follower's view is the answer
@@ -311,8 +314,9 @@ export class KvClient {
           if (remaining <= 0 || (remaining < MIN_RETRY_MS / 2 && problems.size > 0)) break;
           let answer: Answer;
           try {
-            answer = await send(method, url, body, remaining, this.options.token, options);
+            answer = await send(method, url, body, remaining, this.options, options);
           } catch (error) {
+            if (error instanceof KvctlError) throw error;
             problems.set(originOf(url), describeNetworkError(error, remaining));
             if (method !== 'GET' && isTimeout(error)) {
               throw new KvctlError(
@@ -365,8 +369,9 @@ export class KvClient {
       const remaining = deadline - Date.now();
       if (remaining <= 0) break;
       try {
-        return await send(method, `${endpoint}${path}`, undefined, Math.min(remaining, this.statusTimeoutMs), this.options.token);
+        return await send(method, `${endpoint}${path}`, undefined, Math.min(remaining, this.statusTimeoutMs), this.options);
       } catch (error) {
+        if (error instanceof KvctlError) throw error;
         problems.push(`${endpoint}: ${describeNetworkError(error, Math.min(remaining, this.statusTimeoutMs))}`);
       }
     }
@@ -403,7 +408,7 @@ export class KvClient {
   /** A node's status, or a few words saying why there is none. */
   private async fetchStatus(endpoint: string): Promise<NodeStatus | string> {
     try {
-      const answer = await send('GET', `${endpoint}/status`, undefined, this.statusTimeoutMs, this.options.token);
+      const answer = await send('GET', `${endpoint}/status`, undefined, this.statusTimeoutMs, this.options);
       if (answer.status !== 200 || typeof answer.body?.nodeId !== 'string') return `HTTP ${answer.status} from /status`;
       return answer.body as NodeStatus;
     } catch (error) {
@@ -451,10 +456,17 @@ function isTimeout(error: unknown): boolean {
  * One request, never following redirects. The whole exchange must end within `timeoutMs`, except with
  * `stream`: then only the answer's headers must arrive in time, and a 200 answer's body is handed back unread.
  */
-async function send(method: string, url: string, body: unknown, timeoutMs: number, token?: string, options: { stream?: boolean } = {}): Promise<Answer> {
+async function send(
+  method: string,
+  url: string,
+  body: unknown,
+  timeoutMs: number,
+  client: Pick<KvClientOptions, 'token' | 'fetch'>,
+  options: { stream?: boolean } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
+  if (client.token) headers.authorization = `Bearer ${client.token}`;
   const controller = new AbortController();
   const timer = setTimeout(
     () => controller.abort(new DOMException(`no answer within ${timeoutMs} ms`, 'TimeoutError')),
@@ -462,13 +474,20 @@ async function send(method: string, url: string, body: unknown, timeoutMs: numbe
   );
   let response: Response;
   try {
-    response = await fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      redirect: 'manual',
-      signal: controller.signal,
-    });
+    try {
+      response = await (client.fetch ?? fetch)(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        redirect: 'manual',
+        signal: controller.signal,
+      });
+    } catch (error) {
+      // A certificate kvctl does not trust stays untrusted: said at once, not retried until the time is up.
+      const tls = describeTlsFailure(error);
+      if (tls) throw new KvctlError(`TLS failure with ${originOf(url)}: ${tls}`, ExitCode.Failed);
+      throw error;
+    }
     if (options.stream && response.status === 200 && response.body) {
       clearTimeout(timer);
       return { status: 200, headers: response.headers, body: undefined, url, stream: response.body, abort: () => controller.abort() };

@@ -12,7 +12,8 @@ import { HttpPeerTransport } from './http-peer-transport';
 import { PeerAdmission } from './peer-admission';
 import { PeerAuthGuard } from './peer-auth.guard';
 import { PeerController } from './peer.controller';
-import { PEER_HEADERS, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
+import { OPTIONAL_PEER_TLS, PeerTls, peerHttpOptions } from './peer-tls';
+import { PEER_HEADERS, PEER_HELLO_PATH, PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH, PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
 import { Readable } from 'node:stream';
 
 export interface ClusterRpcModuleAsyncOptions {
@@ -44,6 +45,8 @@ const header = (value: string | string[] | undefined) => (Array.isArray(value) ?
 const JOIN_TIMEOUT_MS = 120_000;
 
 const PEER_PATHS: ReadonlySet<string> = new Set([PEER_STREAM_PATH, PEER_SNAPSHOT_PATH]);
+/** The routes that need a client certificate under mutual TLS: the hello too (it is asked by members only). */
+const CERTIFIED_PATHS: ReadonlySet<string> = new Set([...PEER_PATHS, PEER_HELLO_PATH]);
 
 /**
  * The peer transport and the cluster's identity: provides PEER_TRANSPORT (HttpPeerTransport) and
@@ -66,10 +69,21 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
     const joinLogger = new Logger('Join');
     return {
       module: ClusterRpcModule,
-      imports: [HttpModule, ...(options.imports ?? [])],
+      imports: [
+        // Hello, join and promote calls go to peers: through the TLS agent when the node has one.
+        HttpModule.registerAsync({ inject: [OPTIONAL_PEER_TLS], useFactory: peerHttpOptions }),
+        ...(options.imports ?? []),
+      ],
       controllers: [PeerController],
       providers: [
-        { provide: CLUSTER_RPC_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },
+        {
+          provide: CLUSTER_RPC_OPTIONS,
+          inject: [OPTIONAL_PEER_TLS, ...(options.inject ?? [])],
+          useFactory: async (tls: PeerTls | undefined, ...args: never[]): Promise<ClusterRpcOptions> => {
+            const given = await options.useFactory(...args);
+            return given.tls || !tls ? given : { ...given, tls };
+          },
+        },
         HttpPeerTransport,
         { provide: PEER_TRANSPORT, useExisting: HttpPeerTransport },
         ClusterBootstrapService,
@@ -120,20 +134,30 @@ export class ClusterRpcModule implements OnModuleInit, OnModuleDestroy {
       }
     }
     if (fastify) {
-      // The address check runs first of all, on the request's line and headers: a stranger's stream is
-      // answered 403 before a byte of its body is read, before the token is looked at, and long before any
-      // of it could reach the Raft core. `connection: close`, because the refused body is never read.
+      // The client certificate (under mutual TLS) and the address are checked first of all, on the request's
+      // line and headers: a stranger's stream is answered 403 before a byte of its body is read, before the
+      // token is looked at, and long before any of it could reach the Raft core. `connection: close`,
+      // because the refused body is never read.
+      const tls = this.options.tls;
       fastify.addHook('onRequest', async (request: PeerRequest, reply: PeerReply) => {
-        if (!PEER_PATHS.has(request.routeOptions?.url ?? '')) return;
-        const refusal = await this.admission.check(request.socket?.remoteAddress, {
-          nodeId: header(request.headers[PEER_HEADERS.from]),
-        });
+        const route = request.routeOptions?.url ?? '';
+        const claim = { nodeId: header(request.headers[PEER_HEADERS.from]) };
+        // Mutual TLS first: a certificate the cluster CA did not sign is no member's, whatever its address.
+        const unverified = tls && CERTIFIED_PATHS.has(route) ? tls.refusal(request.socket) : undefined;
+        if (unverified) {
+          const refusal = this.admission.refuseCertificate(request.socket?.remoteAddress, unverified, claim);
+          reply.code(refusal.status).header('connection', 'close').send({ error: refusal.error });
+          return reply;
+        }
+        if (!PEER_PATHS.has(route)) return;
+        const refusal = await this.admission.check(request.socket?.remoteAddress, claim);
         if (!refusal) return;
         reply.code(refusal.status).header('connection', 'close').send({ error: refusal.error });
         return reply;
       });
     }
     await this.admission.start();
+    if (this.options.tls?.mutual) this.logger.log('mutual TLS: peer routes need a client certificate signed by TLS_CA_FILE');
     if (this.admission.allowAny) {
       this.logger.warn('PEER_ALLOW_ANY is set: peer streams are admitted from any address');
     } else if (this.options.peerUrls.length > 0 || this.options.join) {

@@ -1,4 +1,5 @@
 import { PeerStreamLimits } from './peer-stream';
+import type { PeerTls } from './peer-tls';
 
 export const CLUSTER_RPC_OPTIONS = Symbol('CLUSTER_RPC_OPTIONS');
 
@@ -38,6 +39,11 @@ export interface ClusterRpcOptions {
    */
   snapshotStallTimeoutMs?: number;
   limits?: Partial<PeerStreamLimits>;
+  /**
+   * TLS towards peers (and, with a CA, the client-certificate check on the peer routes). When the options'
+   * factory leaves it out, the globally provided PEER_TLS (PeerTlsModule) is used, if any.
+   */
+  tls?: PeerTls;
   /**
    * Pace of discovery (tests shorten it): a peer that has not answered is asked again every `retryMs`
    * (default 500), each request bounded by `requestTimeoutMs` (default 2000); the peers still missing are

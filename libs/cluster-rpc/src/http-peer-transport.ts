@@ -179,7 +179,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
       },
       dropped: (to, count) => this.metrics.dropped(to, count),
       sent: (to, messages, bytes) => this.metrics.sent(to, messages, bytes),
-    });
+    }, this.options.tls?.agent);
   }
 
   /** A former member: nothing of it is received any more, and no transfer to it goes on. */
@@ -265,7 +265,7 @@ export class HttpPeerTransport implements PeerTransport, OnModuleDestroy {
     const transfer: SnapshotTransfer = new SnapshotTransfer(peer, url, m, source, this.headers(), this.snapshotStallTimeoutMs, {
       progress: (bytes) => this.metrics.snapshotBytesOut(peer, bytes),
       done: (result) => this.onSnapshotSent(transfer, result),
-    });
+    }, this.options.tls?.agent);
     this.outgoingSnapshots.set(peer, transfer);
     transfer.start();
   }

@@ -31,3 +31,5 @@ export { ClusterStatusService } from './admin/cluster-status.service';
 export { ClusterStatusDto, MemberStatusDto } from './admin/cluster-status.dto';
 export { joinCluster, promoteWhenCaughtUp, JoinError } from './admin/join-client';
 export type { JoinOptions, PromoteOptions } from './admin/join-client';
+export { PEER_TLS, PeerTls, PeerTlsModule } from './peer-tls';
+export type { PeerTlsOptions } from './peer-tls';

@@ -197,6 +197,19 @@ export class PeerAdmission {
     return { status: 403, error: `peer streams are accepted only from the cluster members' addresses; ${source} is not one` };
   }
 
+  /**
+   * A 403 for a peer request refused for its TLS client certificate (mutual TLS: `reason`), logged like an
+   * address refusal: once per address per minute, with what the sender claimed to be.
+   */
+  refuseCertificate(address: string | undefined, reason: string, claim: PeerClaim = {}): PeerRejection {
+    const source = address ? normalizeAddress(address) : 'an unknown address';
+    if (this.shouldLog(`tls ${source}`)) {
+      const quote = (s: string | undefined) => (s ? JSON.stringify(s.slice(0, 100)) : 'none');
+      this.warn(`refused a peer request from ${source} (claimed NODE_ID ${quote(claim.nodeId)}): ${reason} (logged once a minute per address)`);
+    }
+    return { status: 403, error: reason };
+  }
+
   /** Resolves every member's host now (one resolution at a time; callers during one share it). */
   refresh(): Promise<void> {
     this.refreshing ??= this.resolveUntilSettled().finally(() => {
@@ -245,14 +258,20 @@ export class PeerAdmission {
     return literalAddresses(host) ?? [...new Set((await this.lookup(host)).map(normalizeAddress))];
   }
 
-  private logRefusal(source: string, claim: PeerClaim): void {
+  /** Whether a refusal under `key` is to be logged now (once per key per minute); records it if so. */
+  private shouldLog(key: string): boolean {
     const now = this.now();
-    const last = this.lastLogged.get(source);
-    if (last !== undefined && now - last < REFUSAL_LOG_EVERY_MS) return;
+    const last = this.lastLogged.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_EVERY_MS) return false;
     if (this.lastLogged.size >= MAX_REMEMBERED) {
-      for (const [key, at] of this.lastLogged) if (now - at >= REFUSAL_LOG_EVERY_MS) this.lastLogged.delete(key);
+      for (const [k, at] of this.lastLogged) if (now - at >= REFUSAL_LOG_EVERY_MS) this.lastLogged.delete(k);
     }
-    this.lastLogged.set(source, now);
+    this.lastLogged.set(key, now);
+    return true;
+  }
+
+  private logRefusal(source: string, claim: PeerClaim): void {
+    if (!this.shouldLog(source)) return;
     // What the stranger sent is quoted (JSON) and cut short: it must not be able to forge log lines.
     const quote = (s: string | undefined) => (s ? JSON.stringify(s.slice(0, 100)) : 'none');
     this.warn(

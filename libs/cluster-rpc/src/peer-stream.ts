@@ -1,6 +1,6 @@
 import { Message, NodeId } from '@app/consensus/core';
 import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { FRAME_HEADER, sealFrame } from './frame';
 import { encodeMessages } from './message-codec';
 import { PEER_STREAM_CONTENT_TYPE, PEER_STREAM_PATH } from './peer-protocol';
@@ -62,7 +62,10 @@ export class PeerStream {
   private readonly watchdog: NodeJS.Timeout;
   private readonly target: URL;
 
-  /** `peer`: the member's NODE_ID (what events report); `url`: its base URL (where the stream goes). */
+  /**
+   * `peer`: the member's NODE_ID (what events report); `url`: its base URL (where the stream goes);
+   * `tlsAgent`: for an https:// URL, the agent holding the node's TLS settings (PeerTls.agent).
+   */
   constructor(
     readonly peer: NodeId,
     readonly url: string,
@@ -70,6 +73,7 @@ export class PeerStream {
     private readonly stallTimeoutMs: number,
     private readonly limits: PeerStreamLimits,
     private readonly events: PeerStreamEvents,
+    private readonly tlsAgent?: HttpsAgent,
   ) {
     this.target = new URL(PEER_STREAM_PATH, url);
     this.watchdog = setInterval(() => this.checkStall(), Math.max(10, Math.floor(stallTimeoutMs / 4)));
@@ -146,11 +150,14 @@ export class PeerStream {
   private connect(): void {
     this.state = 'connecting';
     this.lastHeard = Date.now();
-    const send = this.target.protocol === 'https:' ? httpsRequest : httpRequest;
+    const tls = this.target.protocol === 'https:';
+    const send = tls ? httpsRequest : httpRequest;
     const request = send(this.target, {
       method: 'POST',
-      // Its own connection, for the life of the stream.
-      agent: false,
+      // Its own connection, for the life of the stream. Over TLS, through the keep-alive agent: it holds the
+      // certificates and the TLS session, so a re-opened stream resumes it instead of a full handshake; the
+      // stream keeps its socket for as long as it lives all the same.
+      agent: tls && this.tlsAgent ? this.tlsAgent : false,
       headers: { ...this.headers, 'content-type': PEER_STREAM_CONTENT_TYPE, 'transfer-encoding': 'chunked' },
     });
     this.request = request;

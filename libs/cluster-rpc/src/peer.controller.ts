@@ -37,7 +37,8 @@ export class PeerController {
       'Asked by nodes discovering their peers at first start (PEER_URLS): this node\'s NODE_ID, a random value drawn ' +
       'once per process (a node that gets its own back has asked itself), and the cluster it belongs to with that ' +
       'cluster\'s initial voters (null while it has none: it is discovering or joining). With CLUSTER_TOKEN set, the ' +
-      'request must carry `Authorization: Bearer <token>`; no address check (the asker is not a member yet).',
+      'request must carry `Authorization: Bearer <token>`; no address check (the asker is not a member yet). Under ' +
+      'mutual TLS (TLS_CA_FILE), a client certificate signed by the cluster CA is required (403 otherwise).',
   })
   @ApiSecurity('cluster-token')
   @ApiOkResponse({
@@ -56,6 +57,7 @@ export class PeerController {
   @ApiHeader({ name: PEER_HEADERS.from, description: "The asker's NODE_ID (a duplicate of this node's is logged)", required: false })
   @ApiHeader({ name: PEER_HEADERS.instance, description: "The asker's own hello instance", required: false })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
+  @ApiResponse({ status: 403, description: 'Mutual TLS: no client certificate signed by the cluster CA' })
   hello(@Req() request: FastifyRequest): HelloAnswer {
     const header = (name: string) => {
       const value = request.headers[name];
@@ -88,7 +90,12 @@ export class PeerController {
   @ApiHeader({ name: PEER_HEADERS.clusterId, description: "Id of the sender's cluster", required: true })
   @ApiResponse({ status: 200, description: 'Stream accepted; the answer carries pongs until either side closes it' })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
-  @ApiResponse({ status: 403, description: "Sender connects from an address that is no member's, or its NODE_ID is not a member's" })
+  @ApiResponse({
+    status: 403,
+    description:
+      "Sender connects from an address that is no member's, or its NODE_ID is not a member's; under mutual TLS, it presented " +
+      'no client certificate signed by the cluster CA',
+  })
   @ApiResponse({ status: 409, description: 'Sender belongs to another cluster, or reuses this NODE_ID' })
   @ApiResponse({ status: 415, description: `Body is not ${PEER_STREAM_CONTENT_TYPE}` })
   @ApiResponse({ status: 503, description: 'This node has not found its cluster yet (it is discovering or joining)' })
@@ -130,7 +137,12 @@ export class PeerController {
     description: 'Bad leading frame, not one MsgSnap from the sender to this node, or a file that fails verification or holds another snapshot',
   })
   @ApiResponse({ status: 401, description: 'Missing or wrong cluster token' })
-  @ApiResponse({ status: 403, description: "Sender connects from an address that is no member's, or its NODE_ID is not a member's" })
+  @ApiResponse({
+    status: 403,
+    description:
+      "Sender connects from an address that is no member's, or its NODE_ID is not a member's; under mutual TLS, it presented " +
+      'no client certificate signed by the cluster CA',
+  })
   @ApiResponse({ status: 409, description: 'Sender belongs to another cluster, or reuses this NODE_ID' })
   @ApiResponse({ status: 415, description: `Body is not ${PEER_SNAPSHOT_CONTENT_TYPE}` })
   @ApiResponse({

@@ -1,6 +1,6 @@
 import { Message, NodeId } from '@app/consensus/core';
 import { ClientRequest, IncomingMessage, request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { FRAME_HEADER, sealFrame } from './frame';
 import { encodeMessages } from './message-codec';
 import { PEER_SNAPSHOT_CONTENT_TYPE, PEER_SNAPSHOT_PATH } from './peer-protocol';
@@ -53,7 +53,7 @@ export class SnapshotTransfer {
   private bytes = 0;
   private readonly started = Date.now();
 
-  /** `peer`: the recipient's NODE_ID; `url`: its base URL. */
+  /** `peer`: the recipient's NODE_ID; `url`: its base URL; `tlsAgent`: for https://, the node's (PeerTls.agent). */
   constructor(
     readonly peer: NodeId,
     readonly url: string,
@@ -62,6 +62,7 @@ export class SnapshotTransfer {
     private readonly headers: Record<string, string>,
     private readonly stallTimeoutMs: number,
     private readonly events: SnapshotTransferEvents,
+    private readonly tlsAgent?: HttpsAgent,
   ) {}
 
   get index(): number {
@@ -74,11 +75,13 @@ export class SnapshotTransfer {
 
   start(): void {
     const url = new URL(PEER_SNAPSHOT_PATH, this.url);
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const tls = url.protocol === 'https:';
+    const send = tls ? httpsRequest : httpRequest;
     const request = send(url, {
       method: 'POST',
-      // Its own connection: a transfer runs at the network's pace and must not hold up anything else.
-      agent: false,
+      // Its own connection: a transfer runs at the network's pace and must not hold up anything else (over
+      // TLS a socket of the agent's, which the transfer keeps until it ends, and which holds the certificates).
+      agent: tls && this.tlsAgent ? this.tlsAgent : false,
       headers: { ...this.headers, 'content-type': PEER_SNAPSHOT_CONTENT_TYPE, 'transfer-encoding': 'chunked' },
     });
     this.request = request;

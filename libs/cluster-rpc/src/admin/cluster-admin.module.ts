@@ -1,5 +1,6 @@
 import { HttpModule } from '@nestjs/axios';
 import { DynamicModule, FactoryProvider, Module, ModuleMetadata } from '@nestjs/common';
+import { OPTIONAL_PEER_TLS, peerHttpOptions } from '../peer-tls';
 import { CLUSTER_ADMIN_OPTIONS, ClusterAdminOptions } from './cluster-admin.options';
 import { ClusterStatusController } from './cluster-status.controller';
 import { ClusterStatusService } from './cluster-status.service';
@@ -26,7 +27,10 @@ export class ClusterAdminModule {
   static forRootAsync(options: ClusterAdminModuleAsyncOptions): DynamicModule {
     return {
       module: ClusterAdminModule,
-      imports: [HttpModule, options.consensus, ...(options.imports ?? [])],
+      imports: [
+        // The status fan-out calls every member: through the TLS agent when the node has one.
+        HttpModule.registerAsync({ inject: [OPTIONAL_PEER_TLS], useFactory: peerHttpOptions }),
+        options.consensus, ...(options.imports ?? [])],
       controllers: [ClusterStatusController, ClusterMembersController],
       providers: [
         { provide: CLUSTER_ADMIN_OPTIONS, useFactory: options.useFactory, inject: options.inject ?? [] },

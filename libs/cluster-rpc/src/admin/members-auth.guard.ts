@@ -1,5 +1,6 @@
-import { CanActivate, ExecutionContext, ForbiddenException, Inject, Injectable, UnauthorizedException } from '@nestjs/common';
+import { CanActivate, ExecutionContext, ForbiddenException, Inject, Injectable, Optional, UnauthorizedException } from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { PEER_TLS, PeerTls } from '../peer-tls';
 import { CLUSTER_ADMIN_OPTIONS, ClusterAdminOptions } from './cluster-admin.options';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
@@ -10,19 +11,29 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  * <token>` with either CLUSTER_TOKEN (what a joining node holds: it is given the cluster's secret, not a
  * client token) or an API token of role `admin` (what an operator's kvctl holds, as for /cluster/snapshot).
  * 401 (with `WWW-Authenticate: Bearer`) without a known token, 403 for an API token of a lesser role.
+ *
+ * Under mutual TLS (TLS_CA_FILE), a change (any method but GET) also needs a client certificate signed by the
+ * cluster CA, checked first (403): a node that could not stream with the members is not let in as one, and an
+ * operator's kvctl presents one with --cert/--key. Reading the membership needs none.
  */
 @Injectable()
 export class MembersAuthGuard implements CanActivate {
   private readonly clusterToken?: Buffer;
 
-  constructor(@Inject(CLUSTER_ADMIN_OPTIONS) private readonly options: ClusterAdminOptions) {
+  constructor(
+    @Inject(CLUSTER_ADMIN_OPTIONS) private readonly options: ClusterAdminOptions,
+    @Optional() @Inject(PEER_TLS) private readonly tls?: PeerTls,
+  ) {
     if (options.token) this.clusterToken = digest(options.token);
   }
 
   canActivate(context: ExecutionContext): boolean {
+    const http = context.switchToHttp();
+    const request = http.getRequest<{ method?: string; socket?: unknown }>();
+    const unverified = this.tls && request.method !== 'GET' ? this.tls.refusal(request.socket) : undefined;
+    if (unverified) throw new ForbiddenException(`membership changes: ${unverified}`);
     const { apiTokenRole } = this.options;
     if (!this.clusterToken && !apiTokenRole) return true;
-    const http = context.switchToHttp();
     const header = http.getRequest<{ headers: Record<string, unknown> }>().headers.authorization;
     const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
     // Comparing digests keeps the comparison constant-time whatever the presented length.
