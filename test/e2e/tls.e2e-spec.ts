@@ -258,6 +258,33 @@ describe('a TLS cluster with mutual TLS between members', () => {
   });
 });
 
+describe('a mutual-TLS cluster with PEER_PORT (peers on a port of their own, over TLS too)', () => {
+  let cluster: TlsCluster | undefined;
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('forms, replicates a write sent to a follower, and refuses a peer request without a certificate on PEER_PORT', async () => {
+    cluster = await TlsCluster.start({ peerPorts: true });
+    const leader = await cluster.waitForLeader();
+    const follower = cluster.nodes.find((n) => n !== leader)!;
+    const redirected = await cluster.request('PUT', `${follower.url}/kv/over-peer-port`, { value: 'tls' });
+    expect(redirected.status).toBe(307);
+    // Redirected to the leader's client port (https, HTTP_PORT), never to its peer port.
+    expect(redirected.headers.get('location')).toBe(`${leader.url}/kv/over-peer-port`);
+    expect((await cluster.request('PUT', redirected.headers.get('location')!, { value: 'tls' })).status).toBe(200);
+    const read = await cluster.request('GET', `${follower.url}/kv/over-peer-port`);
+    expect(read).toMatchObject({ status: 200, body: { key: 'over-peer-port', value: 'tls' } });
+    const peerUrl = ((await cluster.status(follower)) as unknown as { peerUrl: string }).peerUrl;
+    expect(peerUrl).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    expect(peerUrl).not.toBe(follower.url);
+    const stream = await peerRequest(`${peerUrl}/raft/stream`, cluster.ca.ca);
+    expect(stream.status).toBe(403);
+    const withCert = await peerRequest(`${peerUrl}/raft/hello`, cluster.ca.ca, cluster.certs.get('node2'));
+    expect(withCert.status).toBe(200);
+  });
+});
+
 describe('a node started with half a TLS configuration', () => {
   it('stops with one line naming the missing variable (exit 1), serving nothing', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'raftkv-tls-half-'));

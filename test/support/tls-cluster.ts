@@ -30,15 +30,18 @@ export class TlsCluster {
     this.agent = new Agent({ connect: { ca: ca.ca } });
   }
 
-  static async start(options: { nodes?: number; mutual?: boolean; env?: Record<string, string> } = {}): Promise<TlsCluster> {
+  /** `peerPorts`: each node also serves its peers on a PEER_PORT of its own (over TLS too). */
+  static async start(options: { nodes?: number; mutual?: boolean; env?: Record<string, string>; peerPorts?: boolean } = {}): Promise<TlsCluster> {
     const count = options.nodes ?? 3;
     const root = mkdtempSync(join(tmpdir(), 'raftkv-tls-'));
     const ca = makeTestCa(root);
-    const ports = await freePorts(count);
+    const all = await freePorts(options.peerPorts ? 2 * count : count);
+    const ports = all.slice(0, count);
+    const peerPorts = options.peerPorts ? all.slice(count) : undefined;
     const members: Member[] = ports.map((port, i) => ({
       name: `node${i + 1}`,
       port,
-      url: `https://127.0.0.1:${port}`,
+      url: `https://127.0.0.1:${peerPorts?.[i] ?? port}`,
       dir: join(root, `node${i + 1}`),
       bindHost: '127.0.0.1',
     }));
@@ -50,9 +53,10 @@ export class TlsCluster {
       TLS_CERT_FILE: certs.get(members[i].name)!.certFile,
       TLS_KEY_FILE: certs.get(members[i].name)!.keyFile,
       ...(options.mutual === false ? {} : { TLS_CA_FILE: ca.caFile }),
+      ...(peerPorts ? { ADVERTISE_URL: `https://127.0.0.1:${ports[i]}`, PEER_PORT: String(peerPorts[i]) } : {}),
       ...options.env,
     }));
-    const nodes = members.map((m, i) => new NodeProcess({ name: m.name, env: envs[i], clientUrl: m.url }));
+    const nodes = members.map((m, i) => new NodeProcess({ name: m.name, env: envs[i], clientUrl: `https://127.0.0.1:${m.port}` }));
     for (const node of nodes) node.start();
     return new TlsCluster(nodes, root, ca, certs);
   }

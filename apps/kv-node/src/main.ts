@@ -71,7 +71,7 @@ async function bootstrap(): Promise<void> {
       { logger, abortOnError: false },
     );
     // PEER_PORT: peer routes on a listener of their own; first of all hooks (a request on the wrong port is 404).
-    const peerListener = installPeerPort(app, config);
+    const peerListener = installPeerPort(app, { ...config, https });
     // Before anything reads a body: a client without a valid token is answered at once.
     const raft = app.get(RaftNodeService);
     installRemovedAnswer(app.getHttpAdapter().getInstance(), () => raft.isRemoved);

@@ -3,6 +3,7 @@ import { ClientUrls, PEER_HELLO_PATH, PEER_SNAPSHOT_PATH, PEER_STREAM_PATH } fro
 import { ConfigError } from '@app/config';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createServer, Server } from 'node:http';
+import { createServer as createHttpsServer, ServerOptions as HttpsServerOptions } from 'node:https';
 import type { Socket } from 'node:net';
 import { applyServerLimits, httpServerOptionsFor, SlowClientLimits } from './slow-clients';
 
@@ -16,6 +17,8 @@ export interface PeerListenerConfig extends SlowClientLimits {
   advertiseUrl: string;
   peerPort?: number;
   peerBindHost?: string;
+  /** TLS_CERT_FILE: the peer listener serves HTTPS with the client listener's options (tls-server.ts). */
+  https?: HttpsServerOptions;
 }
 
 /** The routes served on PEER_PORT, and only there (Fastify's route patterns). */
@@ -48,10 +51,12 @@ export class PeerListener {
   ) {
     this.port = config.peerPort;
     this.host = config.peerBindHost ?? '0.0.0.0';
-    this.server = createServer(httpServerOptionsFor(config), (req, res) => this.fastify.routing(req, res));
+    const route = (req: Parameters<FastifyInstance['routing']>[0], res: Parameters<FastifyInstance['routing']>[1]) => this.fastify.routing(req, res);
+    this.server = config.https ? createHttpsServer(config.https, route) : createServer(httpServerOptionsFor(config), route);
     this.server.keepAliveTimeout = config.keepAliveTimeoutMs;
     applyServerLimits(this.server, config);
-    this.server.on('connection', (socket: Socket) => this.peerSockets.add(socket));
+    // A request's socket is the TLS socket over HTTPS (not the TCP one 'connection' sees).
+    this.server.on(config.https ? 'secureConnection' : 'connection', (socket: Socket) => this.peerSockets.add(socket));
   }
 
   /**
