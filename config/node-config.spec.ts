@@ -70,8 +70,8 @@ describe('loadNodeConfig', () => {
       // Nothing was given: a join announces the port only, and the member records the caller's address.
       advertiseUrlGiven: false,
     });
-    const given = loadNodeConfig({ PEER_PORT: '4001', ADVERTISE_URL: 'https://kv1.example:8443', PEER_BIND_HOST: '10.0.0.5' });
-    expect(given).toMatchObject({ clientUrl: 'https://kv1.example:8443', advertiseUrl: 'https://kv1.example:4001', peerBindHost: '10.0.0.5', advertiseUrlGiven: true });
+    const given = loadNodeConfig({ PEER_PORT: '4001', ADVERTISE_URL: 'http://kv1.example:8443', PEER_BIND_HOST: '10.0.0.5' });
+    expect(given).toMatchObject({ clientUrl: 'http://kv1.example:8443', advertiseUrl: 'http://kv1.example:4001', peerBindHost: '10.0.0.5', advertiseUrlGiven: true });
   });
 
   it('takes PEER_ADVERTISE_URL, normalized, as the member URL', () => {

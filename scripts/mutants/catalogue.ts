@@ -364,8 +364,8 @@ const loop: Mutant[] = [
     suite: 'sim',
     file: READY_LOOP,
     edits: one(
-      'this.storage.save(rd.hardState ?? this.unsavedHardState, rd.entries,',
-      'this.storage.save(rd.entries.length > 0 ? undefined : (rd.hardState ?? this.unsavedHardState), rd.entries,',
+      'const hardState = rd.hardState ?? this.unsavedHardState;',
+      'const hardState = rd.entries.length > 0 ? undefined : (rd.hardState ?? this.unsavedHardState);',
     ),
     // The simulator checks at every completed save that the durable term covers the saved entries' terms;
     // the loop's unit spec also checks what each save carries.
@@ -433,8 +433,8 @@ const chaos: Mutant[] = [
     suite: 'chaos',
     file: 'libs/kv/src/kv.service.ts',
     edits: one(
-      "if (consistency === 'linearizable') await this.raft.readBarrier();",
-      "if (consistency === 'linearizable' && !this.raft.isLeader) await this.raft.readBarrier();",
+      "if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });",
+      "if (consistency === 'linearizable' && !this.raft.isLeader) await this.raft.readBarrier({ onFollower: true });",
     ),
     kill: [CHAOS],
   },

@@ -222,7 +222,7 @@ describe('PeerController', () => {
     const { app } = await node(new FakeSnapshotFiles());
     const doc = SwaggerModule.createDocument(app, new DocumentBuilder().build());
     expect(doc.paths[PEER_HELLO_PATH].get!.tags).toEqual(['raft (peer)']);
-    expect(Object.keys(doc.paths[PEER_HELLO_PATH].get!.responses).sort()).toEqual(['200', '401']);
+    expect(Object.keys(doc.paths[PEER_HELLO_PATH].get!.responses).sort()).toEqual(['200', '401', '403']);
     const operation = doc.paths[PEER_SNAPSHOT_PATH].post!;
     expect(operation.tags).toEqual(['raft (peer)']);
     expect(Object.keys(operation.requestBody && 'content' in operation.requestBody ? operation.requestBody.content : {})).toEqual([
