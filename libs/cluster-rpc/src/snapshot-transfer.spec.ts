@@ -235,7 +235,8 @@ describe('snapshot transfers between HttpPeerTransports', () => {
     await eventually('the outcome', () => statuses.length > 0, 10_000);
     expect(statuses).toEqual([false]);
     expect(target.incoming[0].content.equals(file)).toBe(true);
-  });
+    // 32 MB through a deliberately slow receiver: seconds by design.
+  }, 30_000);
 
   it.each([
     ['the sender stops', (p: { tx: HttpPeerTransport }) => p.tx.onModuleDestroy()],

@@ -244,8 +244,9 @@ describe('checkProcess and readProcStat', () => {
     chmodSync(odd, 0o755);
     const child = await unreapedChild(odd);
     try {
+      // The shell prints the pid as it forks: the child runs the odd command once it has exec'd it.
+      await until('the child to run the odd command', () => (readFileSync(`/proc/${child.pid}/stat`, 'utf8').includes('(a) b (c)') ? true : undefined));
       const stat = readProcStat(child.pid)!;
-      expect(readFileSync(`/proc/${child.pid}/stat`, 'utf8')).toContain('(a) b (c)');
       expect(stat.state).toMatch(/^[RS]$/);
       expect(stat.startTime).toBeGreaterThanOrEqual(readProcStat(process.pid)!.startTime);
       expect(checkProcess(child.pid, stat.startTime)).toEqual({ running: true });

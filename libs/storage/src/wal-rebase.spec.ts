@@ -23,6 +23,9 @@ import {
 import { Wal, WalOptions } from './wal';
 import { parseSegmentFileName, segmentFileName } from './wal-segment';
 
+// Fsync-bound: thousands of durable saves and reopenings; seconds on a busy machine, not milliseconds.
+jest.setTimeout(30_000);
+
 /**
  * Rebased segments (docs/storage.md, "Segments"): a save that discards entries below the active segment's
  * first index starts a new segment there instead of writing a Truncate record that reaches back into older
