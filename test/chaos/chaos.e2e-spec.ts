@@ -1,6 +1,7 @@
 /**
- * The bounded chaos suite that runs on every CI run: a 3-node cluster behind TCP proxies and a 5-node
- * cluster in network namespaces (proxies where namespaces are unavailable), each under every fault kind for
+ * The bounded chaos suite that runs on every CI run: a 3-node cluster behind TCP proxies, over TLS (mutual
+ * TLS between members, https:// for the harness too: test/chaos/tls.ts), and a 5-node cluster in network
+ * namespaces (proxies where namespaces are unavailable) over plain HTTP, each under every fault kind for
  * about 35 s with concurrent clients, then healed, converged and checked for linearizability. The nodes
  * snapshot every 50 entries in 4 KiB WAL segments (CHAOS_SNAPSHOTS), so followers that fall behind catch
  * up by InstallSnapshot during the faults: each run must have installed at least one. Every kind includes
@@ -21,10 +22,10 @@ const DURATION_S = 35;
 
 /** Seed, run directory and the report's summary on stdout; the per-fault lines stay in faults.jsonl. */
 const log = (line: string) => {
-  if (/^chaos: (seed|network|TCP|\d+ nodes up)/.test(line)) process.stdout.write(line + '\n');
+  if (/^chaos: (seed|network|TCP|TLS|\d+ nodes up)/.test(line)) process.stdout.write(line + '\n');
 };
 
-async function expectGreenRun(nodes: number, clients: number, keys: number, net: 'proxy' | 'auto'): Promise<void> {
+async function expectGreenRun(nodes: number, clients: number, keys: number, net: 'proxy' | 'auto', tls: boolean): Promise<void> {
   const result = await runChaos({
     nodes,
     clients,
@@ -39,6 +40,7 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
     recoveryS: 2,
     checkBudgetMs: 60_000,
     build,
+    tls,
     command: `CHAOS_SEED=${seed}${build ? ` CHAOS_BUILD=${build}` : ''} npx jest --selectProjects e2e --runTestsByPath test/chaos/chaos.e2e-spec.ts`,
     log,
   });
@@ -46,6 +48,8 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
   const lines = summary.split('\n');
   process.stdout.write(lines.slice(0, lines.findIndex((l) => l.startsWith('  checker:')) + 1).join('\n') + '\n');
   if (!result.ok) throw new Error(`chaos run failed (replay: CHAOS_SEED=${seed}):\n${summary}`);
+  // The run was over TLS when asked (every node had a certificate, the harness trusted the CA), else not.
+  expect({ seed, tls: result.report.tls?.startsWith('on: mutual TLS') ?? false }).toEqual({ seed, tls });
   // Every applicable fault kind was injected at least once, and every membership change went the whole way
   // (out, exited, a voter again).
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);
@@ -61,11 +65,11 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
 }
 
 describe(`chaos (seed ${seed})`, () => {
-  it('3 nodes behind TCP proxies stay linearizable under kills, pauses, partitions and membership changes', async () => {
-    await expectGreenRun(3, 10, 5, 'proxy');
+  it('3 nodes behind TCP proxies, over mutual TLS, stay linearizable under kills, pauses, partitions and membership changes', async () => {
+    await expectGreenRun(3, 10, 5, 'proxy', true);
   }, 240_000);
 
   it('5 nodes in network namespaces stay linearizable under kills, pauses, partitions and membership changes', async () => {
-    await expectGreenRun(5, 15, 8, 'auto');
+    await expectGreenRun(5, 15, 8, 'auto', false);
   }, 240_000);
 });

@@ -23,6 +23,7 @@
 import { Rng } from '../simulation/rng';
 import { HistoryOp } from '../linearizability/history';
 import { NodeEndpoint } from './cluster-net';
+import { HarnessFetch } from './tls';
 
 export interface ClientOptions {
   clients: number;
@@ -53,6 +54,8 @@ export interface ClientOptions {
    * store that serves stale reads (a self-test of the harness), never in a real run.
    */
   staleReads?: boolean;
+  /** How requests are sent (default: the global fetch; with TLS, one that trusts the run's CA). */
+  fetch?: HarnessFetch;
 }
 
 export interface Unexpected {
@@ -141,7 +144,7 @@ export class ClientPool {
     let answer: Answer;
     op.start = this.options.now();
     try {
-      const response = await fetch(url, init);
+      const response = await (this.options.fetch ?? fetch)(url, init);
       const text = await response.text();
       let body: any = text;
       try {

@@ -10,13 +10,16 @@
  *   request goes through the receiver's proxy, which tells senders apart by the `x-raft-from` header of the
  *   connection's first request (the sender's NODE_ID, libs/cluster-rpc/src/peer-protocol.ts). A cut link's
  *   connections are held open but go silent (nothing forwarded, nothing answered). Clients talk to the
- *   nodes' own ports, never through a proxy.
+ *   nodes' own ports, never through a proxy. With TLS the proxies forward the encrypted bytes untouched and
+ *   cannot read that header: they tell senders apart by the process that owns the connecting socket instead
+ *   (/proc, given the nodes' pids through trackProcesses).
  *
  * Names carry the creating process's pid (`rkc-<pid36>-<run36>`), so that a later run can sweep what a
  * crashed run left behind (sweepStaleNetworks) without touching a live run's namespaces.
  */
 import { createServer, connect, Server, Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
 import { freePorts } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
 import { available, processAlive, run, runSync } from './exec';
@@ -60,6 +63,16 @@ export interface ClusterNet {
   cutTraffic(): { count: number; unit: string } | undefined;
   /** Removes everything this network created. Idempotent. Processes must have been stopped first. */
   close(): Promise<void>;
+  /**
+   * Node i's current process id (undefined while it does not run), for a network that tells senders apart
+   * by process (the proxies under TLS). Others ignore it.
+   */
+  trackProcesses?(pids: () => ReadonlyArray<number | undefined>): void;
+}
+
+export interface NetOptions {
+  /** The nodes serve HTTPS: their URLs are https:// (the certificates are the caller's, test/chaos/tls.ts). */
+  tls?: boolean;
 }
 
 const PREFIX = 'rkc-';
@@ -87,7 +100,12 @@ export function netnsSupported(): { ok: boolean; why?: string } {
 }
 
 /** Opens the network: `auto` uses namespaces where supported, else proxies. */
-export async function openNet(kind: NetKind | 'auto', nodes: number, log: (line: string) => void = () => undefined): Promise<ClusterNet> {
+export async function openNet(
+  kind: NetKind | 'auto',
+  nodes: number,
+  log: (line: string) => void = () => undefined,
+  options: NetOptions = {},
+): Promise<ClusterNet> {
   if (kind === 'auto') {
     const support = netnsSupported();
     if (!support.ok) log(`network namespaces unavailable (${support.why}): using TCP proxies`);
@@ -95,9 +113,9 @@ export async function openNet(kind: NetKind | 'auto', nodes: number, log: (line:
   }
   if (kind === 'netns') {
     sweepStaleNetworks(log);
-    return NetnsNet.create(nodes);
+    return NetnsNet.create(nodes, options.tls === true);
   }
-  return ProxyNet.create(nodes);
+  return ProxyNet.create(nodes, options.tls === true);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -124,7 +142,7 @@ class NetnsNet implements ClusterNet {
     this.unregister = registerCleanup(() => this.closeSync());
   }
 
-  static async create(count: number): Promise<NetnsNet> {
+  static async create(count: number, tls: boolean): Promise<NetnsNet> {
     const tag = runTag();
     const bridge = `${tag}b`;
     const subnet = pickSubnet();
@@ -146,7 +164,7 @@ class NetnsNet implements ClusterNet {
         await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
         await run('ip', ['-n', ns, 'addr', 'add', `${ip}/24`, 'dev', 'eth0']);
         await run('ip', ['-n', ns, 'link', 'set', 'eth0', 'up']);
-        const url = `http://${ip}:${NODE_PORT}`;
+        const url = `${tls ? 'https' : 'http'}://${ip}:${NODE_PORT}`;
         endpoints.push({ name: `node${i + 1}`, bindHost: ip, httpPort: NODE_PORT, url, clientUrl: url });
       }
       const forwardRule = await allowBridgedTraffic(bridge, tag);
@@ -354,6 +372,9 @@ class ProxyNet implements ClusterNet {
   private readonly connections = new Set<ProxiedConnection>();
   /** Senders (`x-raft-from` values) that matched no node's NODE_ID, and how many connections each opened. */
   private readonly unknownSenders = new Map<string, number>();
+  /** TLS: connections still open whose socket no node's process (nor this one) owned, by sender port. */
+  private readonly unownedConnections: number[] = [];
+  private pids: () => ReadonlyArray<number | undefined> = () => [];
   /** Peer connections a cut silenced. */
   private silenced = 0;
   private cuts = new Set<string>();
@@ -363,21 +384,24 @@ class ProxyNet implements ClusterNet {
   private constructor(
     readonly endpoints: NodeEndpoint[],
     private readonly servers: Server[],
+    /** TLS: senders are told apart by the process owning the socket, not by a header the proxy cannot read. */
+    private readonly byProcess: boolean,
   ) {
     this.unregister = registerCleanup(() => this.closeSync());
   }
 
-  static async create(count: number): Promise<ProxyNet> {
+  static async create(count: number, tls: boolean): Promise<ProxyNet> {
     const ports = await freePorts(2 * count);
+    const scheme = tls ? 'https' : 'http';
     const endpoints = Array.from({ length: count }, (_, i) => ({
       name: `node${i + 1}`,
       bindHost: '127.0.0.1',
       httpPort: ports[i],
-      url: `http://127.0.0.1:${ports[count + i]}`,
-      clientUrl: `http://127.0.0.1:${ports[i]}`,
+      url: `${scheme}://127.0.0.1:${ports[count + i]}`,
+      clientUrl: `${scheme}://127.0.0.1:${ports[i]}`,
     }));
     const servers: Server[] = [];
-    const net = new ProxyNet(endpoints, servers);
+    const net = new ProxyNet(endpoints, servers, tls);
     try {
       for (let i = 0; i < count; i++) {
         const server = createServer((socket) => net.accept(i, socket));
@@ -396,7 +420,12 @@ class ProxyNet implements ClusterNet {
 
   describe(): string {
     return `TCP proxies on 127.0.0.1 (node ports ${this.endpoints.map((e) => e.httpPort).join(', ')}; ` +
-      `advertised ${this.endpoints.map((e) => new URL(e.url).port).join(', ')})`;
+      `advertised ${this.endpoints.map((e) => new URL(e.url).port).join(', ')}; ` +
+      `senders told apart by ${this.byProcess ? 'the process owning the socket (TLS)' : 'x-raft-from'})`;
+  }
+
+  trackProcesses(pids: () => ReadonlyArray<number | undefined>): void {
+    this.pids = pids;
   }
 
   wrap(_i: number, argv: readonly string[]): { file: string; args: string[] } {
@@ -415,9 +444,16 @@ class ProxyNet implements ClusterNet {
   }
 
   problems(): string[] {
-    return [...this.unknownSenders].map(
+    const problems = [...this.unknownSenders].map(
       ([sender, n]) => `the proxies could not tell which node sent ${n} peer connection(s) (x-raft-from: ${sender}), so no cut applied to them`,
     );
+    const unowned = this.unownedConnections;
+    if (unowned.length > 0) {
+      problems.push(
+        `the proxies found no node process owning ${unowned.length} peer connection(s) (sender ports ${unowned.slice(0, 5).join(', ')}), so no cut applied to them`,
+      );
+    }
+    return problems;
   }
 
   cutTraffic(): { count: number; unit: string } {
@@ -444,6 +480,10 @@ class ProxyNet implements ClusterNet {
       c.upstream?.destroy();
       this.connections.delete(c);
     });
+    if (this.byProcess) {
+      this.acceptByProcess(c);
+      return;
+    }
     let head = Buffer.alloc(0);
     const onHead = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -463,6 +503,39 @@ class ProxyNet implements ClusterNet {
       this.forward(c, head);
     };
     client.on('data', onHead);
+  }
+
+  /**
+   * The sender of a TLS connection: the node whose process owns the other end of the socket. Its bytes (the
+   * ClientHello) wait meanwhile. A connection nobody here owns (its sender was killed just after connecting,
+   * before the lookup) is gone a moment later; one still open then is recorded (problems()).
+   */
+  private acceptByProcess(c: ProxiedConnection): void {
+    const chunks: Buffer[] = [];
+    const hold = (chunk: Buffer) => chunks.push(chunk);
+    c.client.on('data', hold);
+    const senderPort = c.client.remotePort;
+    const proxyPort = c.client.localPort;
+    // Node i's pid at index i, then this process's own.
+    const candidates = () => [...this.endpoints.map((_, i) => this.pids()[i]), process.pid];
+    void (async () => {
+      let owner = await socketOwner(senderPort, proxyPort, candidates());
+      if (owner === undefined && !c.client.destroyed) {
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        if (!c.client.destroyed && !c.client.readableEnded) owner = await socketOwner(senderPort, proxyPort, candidates());
+        if (owner === undefined && !c.client.destroyed && !c.client.readableEnded && senderPort !== undefined) this.unownedConnections.push(senderPort);
+      }
+      c.client.off('data', hold);
+      if (c.client.destroyed || this.closed) return;
+      // The harness's own connections (the last candidate) belong to no link, like header-less requests.
+      c.from = owner !== undefined && owner < this.endpoints.length ? owner : undefined;
+      const head = Buffer.concat(chunks);
+      if (c.from !== undefined && this.cuts.has(pairKey(c.from, c.to))) {
+        this.silence(c);
+        return;
+      }
+      this.forward(c, head);
+    })();
   }
 
   private forward(c: ProxiedConnection, head: Buffer): void {
@@ -499,4 +572,35 @@ class ProxyNet implements ClusterNet {
     c.client.destroy();
     this.connections.delete(c);
   }
+}
+
+/**
+ * Which of `pids` owns the TCP socket from 127.0.0.1:`senderPort` to 127.0.0.1:`proxyPort` (its index), if any:
+ * /proc/net/tcp gives the socket's inode, and the owner's /proc/<pid>/fd has a link to `socket:[inode]`.
+ * Linux only; a process this one may not inspect owns nothing here.
+ */
+async function socketOwner(senderPort: number | undefined, proxyPort: number | undefined, pids: ReadonlyArray<number | undefined>): Promise<number | undefined> {
+  if (senderPort === undefined || proxyPort === undefined) return undefined;
+  const table = await readFile('/proc/net/tcp', 'latin1').catch(() => '');
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0');
+  const local = `0100007F:${hex(senderPort)}`;
+  const remote = `0100007F:${hex(proxyPort)}`;
+  let inode: string | undefined;
+  // Lines: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+  for (const line of table.split('\n')) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === local && fields[2] === remote && fields[9] !== '0') inode = fields[9];
+  }
+  if (inode === undefined) return undefined;
+  const target = `socket:[${inode}]`;
+  const owns = await Promise.all(
+    pids.map(async (pid) => {
+      if (pid === undefined) return false;
+      const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+      const links = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+      return links.includes(target);
+    }),
+  );
+  const owner = owns.indexOf(true);
+  return owner >= 0 ? owner : undefined;
 }

@@ -15,6 +15,7 @@ import { clusterEnvs, joinEnv, Member, NodeExit, NodeProcess } from '../../scrip
 import { eventually, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
 import { ClusterNet, NodeEndpoint } from './cluster-net';
+import { ChaosTls, HarnessFetch } from './tls';
 
 export interface NodeTimings {
   heartbeatMs: number;
@@ -87,6 +88,8 @@ export function classifyExit(
  */
 export class ChaosNode extends NodeProcess {
   phase: MemberPhase = 'member';
+  /** How the harness reaches the node (with TLS: trusting the run's CA, test/chaos/tls.ts). */
+  httpFetch: HarnessFetch = fetch;
 
   constructor(
     readonly index: number,
@@ -116,6 +119,14 @@ export class ChaosNode extends NodeProcess {
 
   override status(timeoutMs = 1000): Promise<StatusBody> {
     return super.status(timeoutMs);
+  }
+
+  /** NodeProcess.get through httpFetch: the global fetch would not trust the run's CA. */
+  override async get<T>(path: string, timeoutMs = 2000): Promise<T> {
+    const response = await this.httpFetch(`${this.url}${path}`, { signal: AbortSignal.timeout(timeoutMs) });
+    const text = await response.text();
+    if (response.status !== 200) throw new Error(`${this.name} ${path} answered ${response.status}: ${text.slice(0, 200)}`);
+    return JSON.parse(text) as T;
   }
 }
 
@@ -200,6 +211,11 @@ export interface ClusterOptions {
   logLevel?: string;
   /** More environment for every node (the snapshot settings, snapshots.ts). */
   env?: Record<string, string>;
+  /**
+   * TLS (test/chaos/tls.ts): every node, rejoined ones included, gets its certificate and the CA (mutual
+   * TLS); the harness's requests trust the CA. The network's URLs must be https:// (openNet's `tls`).
+   */
+  tls?: ChaosTls;
   /** Harness clock, for crash records. */
   now: () => number;
 }
@@ -231,6 +247,7 @@ export class ChaosCluster {
     }));
     const envs = clusterEnvs(this.members, (i) => this.extraEnv(i));
     this.nodes = net.endpoints.map((endpoint, i) => this.node(i, this.members[i].dir, envs[i]));
+    net.trackProcesses?.(() => this.nodes.map((n) => n.pid));
     this.unregister = registerCleanup(() => this.nodes.forEach((n) => n.killSync()));
   }
 
@@ -244,6 +261,7 @@ export class ChaosCluster {
       REQUEST_TIMEOUT_MS: String(requestTimeout(options.timings, i)),
       NODE_PATH: options.build.nodePath,
       CLUSTER_TOKEN: this.token,
+      ...options.tls?.env(i),
       ...options.env,
     };
   }
@@ -251,7 +269,9 @@ export class ChaosCluster {
   private node(i: number, dir: string, env: Record<string, string>, label?: string): ChaosNode {
     const { net, runDir, build } = this.options;
     const endpoint = net.endpoints[i];
-    return new ChaosNode(i, endpoint, dir, join(runDir, `${endpoint.name}.log`), env, build.main, (argv) => net.wrap(i, argv), (n, e) => this.exited(n, e), label);
+    const node = new ChaosNode(i, endpoint, dir, join(runDir, `${endpoint.name}.log`), env, build.main, (argv) => net.wrap(i, argv), (n, e) => this.exited(n, e), label);
+    if (this.options.tls) node.httpFetch = this.options.tls.fetch;
+    return node;
   }
 
   /** A node ended without the harness's kill: the membership nemesis's expected ends, or a crash. */

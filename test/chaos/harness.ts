@@ -22,6 +22,7 @@ import { ClusterNet, NetKind, openNet } from './cluster-net';
 import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
 import { ChaosReport, formatReport, writeReport } from './report';
 import { CHAOS_SNAPSHOTS, countSnapshots, snapshotEnv, SnapshotSettings } from './snapshots';
+import { ChaosTls, makeChaosTls } from './tls';
 
 export interface ChaosOptions {
   nodes: number;
@@ -60,6 +61,11 @@ export interface ChaosOptions {
   snapshots?: SnapshotSettings;
   /** Keep the nodes' data directories after a passing run (they are always kept after a failure). */
   keepData?: boolean;
+  /**
+   * TLS everywhere (test/chaos/tls.ts): a throwaway CA in `<runDir>/tls`, a certificate per node, mutual TLS
+   * between members, https:// URLs, and the harness's requests trusting the CA. Default false: plain HTTP.
+   */
+  tls?: boolean;
   command?: string;
   log?: (line: string) => void;
 }
@@ -117,13 +123,18 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   let fresh: ChaosReport['fresh'] = { keys: 0, found: 0 };
 
   let build: BuildSnapshot | undefined;
+  let tls: ChaosTls | undefined;
 
   try {
     build = await snapshotBuild(runDir, options.build);
     log(`chaos: running build ${build.hash} of ${build.builtAt} from ${build.source} (HEAD ${build.commit.slice(0, 12)}${build.dirty.length ? `; ${build.dirty.length} node source files differ from it` : ''})`);
-    net = await openNet(options.net ?? 'auto', options.nodes, log);
+    net = await openNet(options.net ?? 'auto', options.nodes, log, { tls: options.tls });
     log(`chaos: ${net.describe()}`);
-    cluster = new ChaosCluster({ net, runDir, timings, now, build, env: snapshotEnv(snapshotSettings) });
+    if (options.tls) {
+      tls = makeChaosTls(join(runDir, 'tls'), net.endpoints);
+      log(`chaos: TLS ${tls.describe()}`);
+    }
+    cluster = new ChaosCluster({ net, runDir, timings, now, build, env: snapshotEnv(snapshotSettings), tls });
     cluster.start();
     const first = await cluster.waitForLeader(60_000);
     log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys; faults ${faults.join(', ')}`);
@@ -140,6 +151,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         historyOut.write(JSON.stringify(op) + '\n');
       },
       staleReads: options.staleReads,
+      fetch: tls?.fetch,
     });
     nemesis = new Nemesis({
       cluster,
@@ -212,7 +224,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       let failed = 0;
       await forEachLimit(allKeys, 16, async (key) => {
         const url = `${node.endpoint.clientUrl}/kv/${encodeURIComponent(key)}?consistency=stale`;
-        const r = await http('GET', url, undefined, { timeoutMs: 5000 }).catch(() => undefined);
+        const r = await readStale(url, tls).catch(() => undefined);
         if (r?.status === 200) data.set(key, r.body.value);
         else if (r?.status === 404) data.set(key, null);
         else failed++;
@@ -238,6 +250,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await clients?.stop().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
     await net?.close().catch(() => undefined);
+    await tls?.close().catch(() => undefined);
     await Promise.all([endStream(historyOut), endStream(faultsOut)]);
   }
 
@@ -275,6 +288,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     clients: options.clients,
     keys,
     network: net?.describe() ?? 'none',
+    tls: options.tls ? (tls?.describe() ?? 'TLS on, but the certificates could not be made') : undefined,
     cutTraffic: net?.cutTraffic(),
     build: build && { hash: build.hash, builtAt: build.builtAt, source: build.source, commit: build.commit, dirty: build.dirty },
     faultsEnabled: [...faults],
@@ -306,6 +320,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   if (report.verdict === 'PASS' && !options.keepData) {
     rmSync(join(runDir, 'data'), { recursive: true, force: true });
     rmSync(join(runDir, 'build'), { recursive: true, force: true });
+    rmSync(join(runDir, 'tls'), { recursive: true, force: true });
   }
   log(formatReport(report));
   return { ok: report.verdict === 'PASS', report, runDir, history };
@@ -320,6 +335,14 @@ async function finalRead(cluster: ChaosCluster, clients: ClientPool, key: string
     await sleep(250);
   }
   return undefined;
+}
+
+/** A node's own copy of a key (`?consistency=stale`), through the run's TLS fetch when there is one. */
+async function readStale(url: string, tls: ChaosTls | undefined): Promise<{ status: number; body: any }> {
+  if (!tls) return http('GET', url, undefined, { timeoutMs: 5000 });
+  const response = await tls.fetch(url, { redirect: 'manual', signal: AbortSignal.timeout(5000) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
 }
 
 /** Runs `fn` on every item, at most `limit` at a time. */

@@ -12,7 +12,7 @@
  * original member set again, every member a voter, and the re-added node knows itself a voter.
  *
  * Everything goes through the admin API over HTTP (`/cluster/members`, docs/api.md "Cluster membership"),
- * with the cluster's token, following 307 to the leader. Each step is retried until it is done: a partition
+ * with the cluster's token (and, under TLS, the harness's client certificate), following 307 to the leader. Each step is retried until it is done: a partition
  * the nemesis holds at the same time can time a removal out (503, outcome unknown), make the leader refuse
  * it (409: the voters left could not form a quorum of the reachable ones), or leave the cluster without a
  * leader for a while; the nemesis heals the partition after its hold time, then waits for the change.
@@ -25,6 +25,7 @@
 import { sleep } from '../support/local-cluster';
 import { ChaosCluster, ChaosNode, MemberPhase } from './cluster';
 import { NodeEndpoint } from './cluster-net';
+import { ChaosTls } from './tls';
 
 /** What one change took, on the harness clock (ms since the run started). */
 export interface MembershipChange {
@@ -78,7 +79,10 @@ export type AdminAnswer = { status: number; body: any; url: string } | { error: 
  * at its client URL) with the token sent again at every hop. Never throws: no answer is `{ error }`.
  */
 export async function adminRequest(
-  cluster: { readonly token: string; readonly options: { readonly net: { readonly endpoints: readonly NodeEndpoint[] } } },
+  cluster: {
+    readonly token: string;
+    readonly options: { readonly net: { readonly endpoints: readonly NodeEndpoint[] }; readonly tls?: Pick<ChaosTls, 'adminFetch'> };
+  },
   i: number,
   method: string,
   path: string,
@@ -90,7 +94,8 @@ export async function adminRequest(
   for (let hop = 0; hop < 5; hop++) {
     let response: Response;
     try {
-      response = await fetch(url, {
+      // Under TLS with the harness's client certificate: membership changes need one (mutual TLS).
+      response = await (cluster.options.tls?.adminFetch ?? fetch)(url, {
         method,
         redirect: 'manual',
         headers: { authorization: `Bearer ${cluster.token}` },

@@ -18,6 +18,7 @@ import { classifyExit } from './cluster';
 import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
 import { run, runSync } from './exec';
 import { adminRequest } from './membership';
+import { HarnessFetch, makeChaosTls } from './tls';
 import { applicableFaults, FAULT_KINDS, FaultCycle, parseFaults, planRound } from './nemesis';
 import { CHAOS_SNAPSHOTS, countSnapshots, formatSnapshotCounts } from './snapshots';
 
@@ -313,18 +314,18 @@ describe('final-state checks', () => {
  * Which links between the probe servers work right now: each server is asked to send a peer request (with
  * the `x-raft-from` header carrying its NODE_ID, as the nodes' transport does) to each other one.
  */
-async function linkMatrix(net: ClusterNet): Promise<string[]> {
+async function linkMatrix(net: ClusterNet, get: HarnessFetch = fetch): Promise<string[]> {
   const n = net.endpoints.length;
   const links: [number, number][] = [];
   for (let from = 0; from < n; from++) for (let to = 0; to < n; to++) if (from !== to) links.push([from, to]);
-  const works = await Promise.all(links.map(([from, to]) => probe(net, from, to)));
+  const works = await Promise.all(links.map(([from, to]) => probe(net, from, to, get)));
   return links.filter((_, i) => works[i]).map(([from, to]) => `${from + 1}>${to + 1}`);
 }
 
 /** Asks server `from` to request server `to` (as a peer would); resolves whether an answer came back. */
-async function probe(net: ClusterNet, from: number, to: number): Promise<boolean> {
+async function probe(net: ClusterNet, from: number, to: number, get: HarnessFetch = fetch): Promise<boolean> {
   const target = encodeURIComponent(net.endpoints[to].url);
-  const r = await fetch(`${net.endpoints[from].clientUrl}/probe?to=${target}`, { signal: AbortSignal.timeout(10_000) });
+  const r = await get(`${net.endpoints[from].clientUrl}/probe?to=${target}`, { signal: AbortSignal.timeout(10_000) });
   return (await r.text()) === 'ok';
 }
 
@@ -396,6 +397,70 @@ describe.each(['proxy', 'netns'] as const)('the %s network', (kind) => {
     const r = await fetch(`${net.endpoints[1].url}/raft/messages`, { method: 'POST', headers: { 'x-raft-from': sender }, body: 'x' });
     expect(r.status).toBe(204);
     expect(net.problems()).toEqual(kind === 'proxy' ? [expect.stringContaining(`x-raft-from: ${sender}`)] : []);
+  });
+});
+
+/**
+ * PEER_SERVER over HTTPS, and without `x-raft-from`: the proxies must tell senders apart by the process that
+ * owns the connection. NODE_EXTRA_CA_CERTS makes its fetch trust the run's CA.
+ */
+const TLS_PEER_SERVER = `
+const https = require('node:https');
+const fs = require('node:fs');
+const [host, port, cert, key] = process.argv.slice(1);
+https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, async (req, res) => {
+  if (req.url.startsWith('/probe')) {
+    const to = new URL(req.url, 'https://x').searchParams.get('to');
+    try {
+      const r = await fetch(to + '/raft/messages', { method: 'POST', body: 'x', signal: AbortSignal.timeout(2000) });
+      res.end(r.status === 204 ? 'ok' : 'status ' + r.status);
+    } catch (e) { res.end('error ' + e.name + ' ' + (e.cause && e.cause.code)); }
+    return;
+  }
+  res.statusCode = 204;
+  res.end();
+}).listen(Number(port), host);
+`;
+
+describe('the proxy network over TLS', () => {
+  it('tells senders apart by the process owning the connection, cuts exactly the links asked for, and heals them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'raftkv-chaos-tls-parts-'));
+    const net = await openNet('proxy', 3, undefined, { tls: true });
+    const tls = makeChaosTls(dir, net.endpoints);
+    const servers = net.endpoints.map((e, i) => {
+      const env = tls.env(i);
+      return spawn(process.execPath, ['-e', TLS_PEER_SERVER, e.bindHost, String(e.httpPort), env.TLS_CERT_FILE, env.TLS_KEY_FILE], {
+        stdio: 'ignore',
+        env: { ...process.env, NODE_EXTRA_CA_CERTS: tls.caFile },
+      });
+    });
+    net.trackProcesses!(() => servers.map((s) => s.pid));
+    try {
+      expect(net.endpoints.map((e) => new URL(e.url).protocol)).toEqual(['https:', 'https:', 'https:']);
+      await eventually('the TLS probe servers', async () => {
+        for (const e of net.endpoints) await tls.fetch(`${e.clientUrl}/health`, { signal: AbortSignal.timeout(500) });
+        return true;
+      });
+      const all = ['1>2', '1>3', '2>1', '2>3', '3>1', '3>2'];
+      expect(await linkMatrix(net, tls.fetch)).toEqual(all);
+      await net.setCuts([[0, 1]]);
+      expect(await linkMatrix(net, tls.fetch)).toEqual(['1>3', '2>3', '3>1', '3>2']);
+      await net.setCuts([[0, 2], [1, 2]]);
+      expect(await linkMatrix(net, tls.fetch)).toEqual(['1>2', '2>1']);
+      // A connection from no node's process (this one's, as the harness's own) belongs to no link: never cut.
+      const own = await tls.fetch(`${net.endpoints[2].url}/raft/messages`, { method: 'POST', body: 'x', signal: AbortSignal.timeout(2000) });
+      expect(own.status).toBe(204);
+      await net.setCuts([]);
+      expect(await linkMatrix(net, tls.fetch)).toEqual(all);
+      expect(net.problems()).toEqual([]);
+      expect(net.cutTraffic()).not.toEqual(expect.objectContaining({ count: 0 }));
+    } finally {
+      for (const s of servers) s.kill('SIGKILL');
+      await sleep(100);
+      await net.close();
+      await tls.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

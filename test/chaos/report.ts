@@ -23,6 +23,8 @@ export interface ChaosReport {
   clients: number;
   keys: string[];
   network: string;
+  /** With TLS (`--tls`): the CA and the certificates; undefined: plain HTTP. */
+  tls?: string;
   /** What the cuts stopped: connections silenced (proxies) or packets dropped (iptables). */
   cutTraffic?: { count: number; unit: string };
   /**
@@ -78,6 +80,7 @@ export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
     `  network:     ${r.network}${r.cutTraffic ? `; cuts: ${r.cutTraffic.count} ${r.cutTraffic.unit}` : ''}`,
+    `  tls:         ${r.tls ?? 'off (plain HTTP)'}`,
     `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}` + (r.build.commit === 'n/a' ? ` (${r.build.source})` : `; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}`) : 'none'}`,
     `  load:        ${(r.timings.loadMs / 1000).toFixed(1)} s of faults and load; total ${(r.timings.totalMs / 1000).toFixed(1)} s`,
     `  operations:  ${o.total} (ok ${o.ok}, fail ${o.fail}, unknown ${o.unknown}); ok/fail/unknown by kind: ${kinds}; ` +

@@ -3,6 +3,7 @@
  *
  *   npm run chaos -- --duration 600 --nodes 5
  *   npm run chaos -- --duration 60 --nodes 3 --seed 1234 --faults kill,partition --net proxy
+ *   npm run chaos -- --duration 60 --tls
  *
  * Runs the production build (`npm run build` first). Prints the seed, the run directory, the faults as they
  * happen and the report; exits 0 when the run passed, 1 when it found a problem, 2 on bad arguments.
@@ -31,6 +32,8 @@ Options:
   --snapshot-catchup <n>   their SNAPSHOT_CATCHUP_ENTRIES (default: ${CHAOS_SNAPSHOTS.catchUpEntries})
   --segment-bytes <n>      their WAL_SEGMENT_BYTES, 4096 or more (default: ${CHAOS_SNAPSHOTS.segmentBytes})
   --build <dir>       the node build to run, a dist/apps/kv-node directory (default: this repository's)
+  --tls               HTTPS everywhere: a throwaway CA in the run directory, a certificate per node,
+                      mutual TLS between members (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)
   --keep-data         keep the nodes' data directories after a passing run
   --stale-reads       self-test: read with ?consistency=stale (not linearizable); the run should FAIL
   -h, --help          this text
@@ -69,6 +72,7 @@ function parseOptions(argv: string[]) {
       'snapshot-catchup': { type: 'string', default: String(CHAOS_SNAPSHOTS.catchUpEntries) },
       'segment-bytes': { type: 'string', default: String(CHAOS_SNAPSHOTS.segmentBytes) },
       build: { type: 'string' },
+      tls: { type: 'boolean', default: false },
       'keep-data': { type: 'boolean', default: false },
       'stale-reads': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -91,6 +95,7 @@ function parseOptions(argv: string[]) {
       segmentBytes: integerOption('--segment-bytes', values['segment-bytes'], 4096, 1024 * 1024 * 1024),
     },
     build: values.build,
+    tls: values.tls!,
     keepData: values['keep-data']!,
     staleReads: values['stale-reads']!,
   };
@@ -106,7 +111,7 @@ async function main(): Promise<number> {
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
     `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` +
     ` --snapshot-entries ${o.snapshots.entries} --snapshot-catchup ${o.snapshots.catchUpEntries} --segment-bytes ${o.snapshots.segmentBytes}` +
-    (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
+    (o.tls ? ' --tls' : '') + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
@@ -119,6 +124,7 @@ async function main(): Promise<number> {
     checkBudgetMs: o.checkBudget * 1000,
     snapshots: o.snapshots,
     keepData: o.keepData,
+    tls: o.tls,
     build: o.build,
     staleReads: o.staleReads,
     command,

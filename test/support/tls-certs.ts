@@ -8,8 +8,17 @@ export interface TestCa {
   /** The CA certificate (what TLS_CA_FILE and --cacert name). */
   caFile: string;
   ca: Buffer;
-  /** `issue(name)`: a certificate for `name` (SAN DNS:localhost, IP:127.0.0.1) signed by this CA. */
-  issue(name: string): TestCert;
+  /**
+   * `issue(name)`: a certificate for `name` (SAN DNS:localhost, IP:127.0.0.1) signed by this CA; `sans` adds
+   * the other addresses it is reached at (a node in a network namespace: its namespace's IP).
+   */
+  issue(name: string, sans?: TestSans): TestCert;
+}
+
+/** Subject alternative names a certificate covers besides DNS:localhost and IP:127.0.0.1. */
+export interface TestSans {
+  ips?: readonly string[];
+  dns?: readonly string[];
 }
 
 export interface TestCert {
@@ -36,13 +45,15 @@ export function makeTestCa(dir: string, prefix = ''): TestCa {
     dir,
     caFile,
     ca: readFileSync(caFile),
-    issue(name: string): TestCert {
+    issue(name: string, sans: TestSans = {}): TestCert {
       const certFile = join(dir, `${prefix}${name}.pem`);
       const keyFile = join(dir, `${prefix}${name}-key.pem`);
+      const ips = [...new Set(['127.0.0.1', ...(sans.ips ?? [])])].map((ip) => `IP:${ip}`);
+      const dns = [...new Set(['localhost', ...(sans.dns ?? [])])].map((name) => `DNS:${name}`);
       openssl(
         [
           'req', '-x509', ...ec, '-subj', `/CN=${name}`,
-          '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+          '-addext', `subjectAltName=${[...dns, ...ips].join(',')}`,
           '-addext', 'basicConstraints=critical,CA:FALSE',
           '-CA', caFile, '-CAkey', caKey, '-keyout', keyFile, '-out', certFile,
         ],
