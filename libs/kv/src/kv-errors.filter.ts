@@ -11,7 +11,7 @@ import {
   ShuttingDownError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidKeyError, KeyNotFoundError, ValueTooLargeError } from './kv.errors';
+import { InvalidConditionError, InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 
 interface Mapped {
   status: number;
@@ -81,6 +81,14 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   if (error instanceof KeyNotFoundError) return { status: 404, body: { error: 'Key not found', key: error.key } };
   if (error instanceof InvalidKeyError) return { status: 400, body: { error: error.message } };
   if (error instanceof ValueTooLargeError) return { status: 413, body: { error: error.message } };
+  if (error instanceof InvalidConditionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof PreconditionFailedError) {
+    return {
+      status: 412,
+      body: { error: error.message, key: error.key, modIndex: error.modIndex, outcome: 'failed' },
+      ...(error.modIndex === null ? {} : { headers: { etag: `"${error.modIndex}"` } }),
+    };
+  }
   return undefined;
 }
 
@@ -97,6 +105,8 @@ export function mapKvError(error: Error, request: { url: string }): Mapped | und
   InvalidKeyError,
   KeyNotFoundError,
   ValueTooLargeError,
+  InvalidConditionError,
+  PreconditionFailedError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {
