@@ -1,5 +1,6 @@
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Test } from '@nestjs/testing';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Entry, EntryType, RaftNode } from '@app/consensus';
 import { KvController } from './kv.controller';
 import { KV_OPTIONS, KvService } from './kv.service';
@@ -131,5 +132,26 @@ describe('KvController: versions and conditional writes', () => {
       expect(answer.body.error).toMatch(/If-Match|If-None-Match/);
     }
     expect(proposals).toBe(before);
+  });
+});
+
+describe('KvController: the OpenAPI document', () => {
+  it('documents the condition headers, the 412, the ETag and the indexes', () => {
+    const doc = SwaggerModule.createDocument(app, new DocumentBuilder().build());
+    const route = doc.paths['/kv/{key}'];
+    for (const method of ['put', 'delete'] as const) {
+      const headers = (route[method]!.parameters as Array<{ in: string; name: string }>).filter((p) => p.in === 'header').map((p) => p.name);
+      expect({ method, headers }).toEqual({ method, headers: ['If-Match', 'If-None-Match'] });
+      expect((route[method]!.responses['412'] as { content: Record<string, { schema: { $ref: string } }> }).content['application/json'].schema.$ref).toBe(
+        '#/components/schemas/PreconditionFailedDto',
+      );
+    }
+    for (const method of ['put', 'get'] as const) {
+      expect(Object.keys((route[method]!.responses['200'] as { headers: object }).headers)).toEqual(['ETag']);
+    }
+    const schemas = doc.components!.schemas as Record<string, { properties: object }>;
+    expect(Object.keys(schemas.KeyValueDto.properties)).toEqual(['key', 'value', 'createIndex', 'modIndex']);
+    expect(Object.keys(schemas.PutResultDto.properties)).toEqual(expect.arrayContaining(['success', 'index', 'createIndex', 'modIndex']));
+    expect(Object.keys(schemas.PreconditionFailedDto.properties)).toEqual(['error', 'key', 'modIndex', 'outcome']);
   });
 });

@@ -116,8 +116,9 @@ export class KvController {
       'evaluated when it is applied, so no other write can come between the check and the change.',
   })
   @keyParam
-  @ifMatch
+  // Decorators apply bottom-up: this order lists If-Match first in the document.
   @ifNoneMatch
+  @ifMatch
   @ApiBody({ type: PutValueDto, examples: { seed: { value: { value: 'alice' } } } })
   @ApiOkResponse({ type: PutResultDto, headers: etagHeader })
   @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match' })
@@ -174,8 +175,9 @@ export class KvController {
       'If-Match / If-None-Match make it conditional, as for PUT (with If-Match a missing key fails with 412).',
   })
   @keyParam
-  @ifMatch
+  // Decorators apply bottom-up: this order lists If-Match first in the document.
   @ifNoneMatch
+  @ifMatch
   @ApiOkResponse({ type: DeleteResultDto })
   @ApiBadRequestResponse({ type: ErrorDto, description: 'Bad key, malformed If-Match' })
   @preconditionFailed
