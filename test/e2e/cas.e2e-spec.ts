@@ -3,8 +3,15 @@
  * (leader and followers, stale reads too), If-Match / If-None-Match through the leader and through a
  * follower (whose 307 the client follows, re-sending its headers), compare-and-set increments from
  * concurrent clients with no lost update, and conditions that still hold across a leader killed mid-way.
+ * Then a node started from a backup whose map is in the previous snapshot format (keys without indexes).
  */
-import { ClusterNode, eventually, http, HttpAnswer, LocalCluster, sleep } from '../support/local-cluster';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { encodeSnapshotFile } from '@app/storage';
+import { clusterEnvs, Member } from '../../scripts/lib/node-process';
+import { runKvctl } from '../support/kvctl-process';
+import { ClusterNode, eventually, freePorts, http, HttpAnswer, LocalCluster, sleep } from '../support/local-cluster';
 
 jest.setTimeout(120_000);
 
@@ -208,5 +215,62 @@ describe('versions and conditional writes', () => {
         30_000,
       ),
     ).then((copy) => expect(copy.body).toEqual(final.body));
+  });
+});
+
+describe('a node restored from a snapshot of the previous format (keys without indexes)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'raftkv-cas-format1-'));
+  let node: ClusterNode | undefined;
+  /** The index of the snapshot in the backup: every key of its map gets it as createIndex and modIndex. */
+  const SNAPSHOT_INDEX = 5000;
+
+  afterAll(async () => {
+    await node?.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('gives every key the snapshot index, takes If-Match with it, and keeps the indexes across a restart', async () => {
+    // The node sends its CPU to this cluster only.
+    await cluster.stop();
+    // A backup file around map content written by the previous encoder (libs/kv/src/testdata).
+    const content = readFileSync(join(__dirname, '../../libs/kv/src/testdata/snapshot-format-1.bin'));
+    const parts: Buffer[] = [];
+    for await (const part of encodeSnapshotFile({ index: SNAPSHOT_INDEX, term: 4, confState: { voters: ['node1'] } }, [content])) parts.push(part);
+    const backup = join(dir, 'format-1.snap');
+    writeFileSync(backup, Buffer.concat(parts));
+    const [port] = await freePorts(1);
+    const member: Member = { name: 'node1', port, url: `http://127.0.0.1:${port}`, dir: join(dir, 'node1'), bindHost: '127.0.0.1' };
+    const restored = await runKvctl(['snapshot', 'restore', backup, '--wal-dir', member.dir, '--node-id', 'node1']);
+    expect(restored).toMatchObject({ code: 0, stderr: '' });
+
+    const [env] = clusterEnvs([member], () => ({ LOG_LEVEL: 'info', HEARTBEAT_INTERVAL_MS: '50', ELECTION_TIMEOUT_MS: '500', REQUEST_TIMEOUT_MS: '3000' }));
+    node = new ClusterNode('node1', port, member.dir, env);
+    node.start();
+    const read = async () => {
+      const answer = await http('GET', `${node!.url}/kv/lock`).catch(() => undefined);
+      return answer?.status === 200 ? answer : undefined;
+    };
+    const first = await eventually('the restored node to answer', read, 20_000);
+    expect(first.body).toEqual({ key: 'lock', value: 'owner-1', createIndex: SNAPSHOT_INDEX, modIndex: SNAPSHOT_INDEX });
+    expect(first.headers.get('etag')).toBe(`"${SNAPSHOT_INDEX}"`);
+
+    expect((await http('PUT', `${node.url}/kv/lock`, { value: 'x' }, { headers: { 'if-match': `"${SNAPSHOT_INDEX - 1}"` } })).status).toBe(412);
+    const changed = await http('PUT', `${node.url}/kv/lock`, { value: 'owner-2' }, { headers: { 'if-match': `"${SNAPSHOT_INDEX}"` } });
+    expect(changed.body).toMatchObject({ success: true, createIndex: SNAPSHOT_INDEX });
+    expect(changed.body.modIndex).toBeGreaterThan(SNAPSHOT_INDEX);
+
+    // At its first start the node took a snapshot of its own (recording its members), in the new format:
+    // after a restart the indexes come from it and from the log, the same as before.
+    expect(node.logs()).toMatch(new RegExp(`snapshot taken at index ${SNAPSHOT_INDEX} `));
+    await node.stop();
+    node.start();
+    const again = await eventually('the restarted node to answer', read, 20_000);
+    expect(again.body).toEqual({ key: 'lock', value: 'owner-2', createIndex: SNAPSHOT_INDEX, modIndex: changed.body.modIndex });
+    expect((await http('GET', `${node.url}/kv/config%2Fmode`)).body).toEqual({
+      key: 'config/mode',
+      value: 'primary',
+      createIndex: SNAPSHOT_INDEX,
+      modIndex: SNAPSHOT_INDEX,
+    });
   });
 });
