@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, eventually, freePorts, http, LocalCluster, sleep } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(120_000);
 
@@ -44,7 +45,7 @@ describe('kvctl', () => {
     expect(await kvctl(['--endpoints', all, 'put', 'username', 'alice'])).toMatchObject({ code: 0, stdout: expect.stringMatching(/^OK \(index \d+\)\n$/) });
     expect(await kvctl(['--endpoints', all, 'get', 'username'])).toMatchObject({ code: 0, stdout: 'alice\n' });
     const json = await kvctl(['--endpoints', all, '--json', 'get', 'username']);
-    expect(JSON.parse(json.stdout)).toEqual({ key: 'username', value: 'alice' });
+    expect(JSON.parse(json.stdout)).toEqual(keyValue('username', 'alice'));
     const del = await kvctl(['--endpoints', all, '--json', 'delete', 'username']);
     expect(JSON.parse(del.stdout)).toEqual({ success: true, index: expect.any(Number), existed: true });
     expect(await kvctl(['--endpoints', all, 'del', 'username'])).toMatchObject({ code: 0, stdout: expect.stringContaining('the key did not exist') });
