@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, http, LocalCluster } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(60_000);
 
@@ -49,7 +50,7 @@ describe('API_TOKENS_FILE', () => {
   it('lets each role do what it may, and answers 403 beyond it', async () => {
     expect((await http('PUT', `${leader.url}/kv/a`, { value: '1' }, auth(READ))).status).toBe(403);
     expect((await http('PUT', `${leader.url}/kv/a`, { value: '1' }, auth(WRITE))).status).toBe(200);
-    expect((await http('GET', `${leader.url}/kv/a`, undefined, auth(READ))).body).toEqual({ key: 'a', value: '1' });
+    expect((await http('GET', `${leader.url}/kv/a`, undefined, auth(READ))).body).toEqual(keyValue('a', '1'));
     expect((await http('GET', `${leader.url}/cluster/status`, undefined, auth(WRITE))).status).toBe(403);
     const cluster = await http('GET', `${leader.url}/cluster/status`, undefined, auth(ADMIN));
     expect(cluster.status).toBe(200);

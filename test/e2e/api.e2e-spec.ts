@@ -3,6 +3,7 @@
  * bad inputs, health, metrics and the OpenAPI document.
  */
 import { http, LocalCluster, ClusterNode } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(60_000);
 
@@ -24,16 +25,18 @@ describe('single node: the seed API', () => {
   it('PUT answers {"success": true} with the log index, and GET returns the value', async () => {
     const put = await http('PUT', `${base}/kv/username`, { value: 'alice' });
     expect(put.status).toBe(200);
-    expect(put.body).toEqual({ success: true, index: expect.any(Number) });
+    const index = put.body.index;
+    // A new key: this write created it and last changed it.
+    expect(put.body).toEqual({ success: true, index: expect.any(Number), createIndex: index, modIndex: index });
     const get = await http('GET', `${base}/kv/username`);
-    expect(get).toMatchObject({ status: 200, body: { key: 'username', value: 'alice' } });
+    expect(get).toMatchObject({ status: 200, body: { key: 'username', value: 'alice', createIndex: index, modIndex: index } });
   });
 
   it('overwrites, and serves stale reads from the local copy', async () => {
     await http('PUT', `${base}/kv/color`, { value: 'red' });
     await http('PUT', `${base}/kv/color`, { value: 'blue' });
-    expect((await http('GET', `${base}/kv/color`)).body).toEqual({ key: 'color', value: 'blue' });
-    expect((await http('GET', `${base}/kv/color?consistency=stale`)).body).toEqual({ key: 'color', value: 'blue' });
+    expect((await http('GET', `${base}/kv/color`)).body).toEqual(keyValue('color', 'blue'));
+    expect((await http('GET', `${base}/kv/color?consistency=stale`)).body).toEqual(keyValue('color', 'blue'));
   });
 
   it('stores any string: empty, unicode, JSON-looking, and keys with encoded slashes', async () => {
@@ -47,7 +50,7 @@ describe('single node: the seed API', () => {
       const put = await http('PUT', `${base}/kv/${encodeURIComponent(key)}`, { value });
       expect(put.status).toBe(200);
       const get = await http('GET', `${base}/kv/${encodeURIComponent(key)}`);
-      expect(get.body).toEqual({ key, value });
+      expect(get.body).toEqual(keyValue(key, value));
     }
   });
 
@@ -108,7 +111,7 @@ describe('single node: bad input gets a 4xx JSON error naming the problem, and l
   });
 
   it('still serves, with the earlier data intact', async () => {
-    expect((await http('GET', `${base}/kv/username`)).body).toEqual({ key: 'username', value: 'alice' });
+    expect((await http('GET', `${base}/kv/username`)).body).toEqual(keyValue('username', 'alice'));
     expect((await http('GET', `${base}/kv/k`)).status).toBe(404);
   });
 

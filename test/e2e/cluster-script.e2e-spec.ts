@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterScript, consecutiveFreePorts, sh } from '../support/cluster-script';
 import { eventually, http } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(120_000);
 
@@ -73,8 +74,8 @@ describe('npm run cluster -- --nodes 5', () => {
       expect({ command, code: run.code }).toEqual({ command, code: 0 });
       outputs.push(run.stdout);
     }
-    expect(JSON.parse(outputs[0])).toEqual({ success: true, index: expect.any(Number) });
-    expect(JSON.parse(outputs[1])).toEqual({ key: 'username', value: 'alice' });
+    expect(JSON.parse(outputs[0])).toEqual({ success: true, index: expect.any(Number), createIndex: expect.any(Number), modIndex: expect.any(Number) });
+    expect(JSON.parse(outputs[1])).toEqual(keyValue('username', 'alice'));
     expect(JSON.parse(outputs[2])).toMatchObject({ isLeader: true, peers: expect.any(Array) });
     expect(JSON.parse(outputs[2]).peers).toHaveLength(4);
     const rows = outputs[3].trim().split('\n').slice(1);

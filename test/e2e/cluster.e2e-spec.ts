@@ -3,6 +3,7 @@
  * quorum, and graceful shutdown — the seed README's walkthroughs, checked.
  */
 import { ClusterNode, eventually, http, LocalCluster, sleep } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(120_000);
 
@@ -71,7 +72,7 @@ describe('three-node cluster', () => {
         const answer = await http('GET', `${node.url}/kv/username?consistency=stale`);
         return answer.status === 200 ? answer : undefined;
       });
-      expect(stale.body).toEqual({ key: 'username', value: 'alice' });
+      expect(stale.body).toEqual(keyValue('username', 'alice'));
       // The default read is linearizable, and every node serves it itself: no redirect.
       const answer = await http('GET', `${node.url}/kv/username`);
       expect(answer).toMatchObject({ status: 200, body: { key: 'username', value: 'alice' } });
@@ -126,7 +127,7 @@ describe('three-node cluster', () => {
     const writes = Array.from({ length: 100 }, (_, i) => write(leader, `bulk${i}`, `value-${i}`));
     await Promise.all(writes);
     const reads = await Promise.all(Array.from({ length: 100 }, (_, i) => http('GET', `${leader.url}/kv/bulk${i}`)));
-    reads.forEach((r, i) => expect(r.body).toEqual({ key: `bulk${i}`, value: `value-${i}` }));
+    reads.forEach((r, i) => expect(r.body).toEqual(keyValue(`bulk${i}`, `value-${i}`)));
   });
 
   it('after SIGKILL of the leader, elects a new one with every acknowledged write, and keeps writing', async () => {
@@ -174,7 +175,7 @@ describe('three-node cluster', () => {
     for (const n of cluster.nodes) n.start();
     leader = await cluster.waitForLeader(20_000);
     await expectAllAcknowledged(leader);
-    expect((await http('GET', `${leader.url}/kv/persistent`)).body).toEqual({ key: 'persistent', value: 'durable' });
+    expect((await http('GET', `${leader.url}/kv/persistent`)).body).toEqual(keyValue('persistent', 'durable'));
   });
 
   it('SIGTERM on the leader hands leadership over and exits 0', async () => {

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterNode, eventually, http, LocalCluster } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(180_000);
 
@@ -110,7 +111,7 @@ describe('a single node whose disk fills up', () => {
     expect(JSON.stringify(ready.body)).toMatch(/full|ENOSPC/i);
     expect(await metric(node, 'raftkv_storage_full')).toBe(1);
     // Reads are served: stale at once; a linearizable read on the frozen leader says why it cannot be served.
-    expect((await http('GET', `${node.url}/kv/before?consistency=stale`)).body).toEqual({ key: 'before', value: 'written before the disk filled' });
+    expect((await http('GET', `${node.url}/kv/before?consistency=stale`)).body).toEqual(keyValue('before', 'written before the disk filled'));
     const last = [...acknowledged.keys()].pop();
     if (last) expect((await http('GET', `${node.url}/kv/${last}?consistency=stale`)).status).toBe(200);
     const linearizable = await http('GET', `${node.url}/kv/before`);
@@ -128,7 +129,7 @@ describe('a single node whose disk fills up', () => {
 
     // Nothing acknowledged is lost, now and after a restart on the same (untorn) log.
     const check = async () => {
-      for (const [key, value] of acknowledged) expect((await http('GET', `${node.url}/kv/${key}`)).body).toEqual({ key, value });
+      for (const [key, value] of acknowledged) expect((await http('GET', `${node.url}/kv/${key}`)).body).toEqual(keyValue(key, value));
     };
     await check();
     await node.stop();
@@ -180,13 +181,13 @@ describe('a follower whose disk fills up in a three-node cluster', () => {
     await cluster.explained(eventually('node3 to report its full disk', async () => ((await metric(full, 'raftkv_storage_full')) === 1 ? true : undefined)));
     expect(full.running).toBe(true);
     expect((await http('GET', `${full.url}/health/ready`)).status).toBe(503);
-    expect((await http('GET', `${full.url}/kv/before?consistency=stale`)).body).toEqual({ key: 'before', value: 'v0' });
+    expect((await http('GET', `${full.url}/kv/before?consistency=stale`)).body).toEqual(keyValue('before', 'v0'));
 
     rmSync(filler);
     await cluster.explained(
       eventually('node3 to catch up', async () => ((await http('GET', `${full.url}/kv/w299?consistency=stale`)).status === 200 ? true : undefined), 30_000, 250),
     );
     expect((await http('GET', `${full.url}/health/ready`)).status).toBe(200);
-    for (const [key, v] of acknowledged) expect((await http('GET', `${full.url}/kv/${key}`)).body).toEqual({ key, value: v });
+    for (const [key, v] of acknowledged) expect((await http('GET', `${full.url}/kv/${key}`)).body).toEqual(keyValue(key, v));
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Member, NodeExit, nodeEnv, NodeProcess } from '../../scripts/lib/node-process';
 import { eventually, freePorts, http } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(90_000);
 
@@ -70,7 +71,7 @@ describe('NodeProcess on a real node', () => {
     expect(node.pid).not.toBe(pid);
     await node.waitServing(30_000);
     await eventually('the restarted node to lead', async () => ((await node.status()).isLeader ? true : undefined));
-    expect((await http('GET', `${node.url}/kv/k`)).body).toEqual({ key: 'k', value: 'v1' });
+    expect((await http('GET', `${node.url}/kv/k`)).body).toEqual(keyValue('k', 'v1'));
 
     node.pause();
     expect(node.paused).toBe(true);

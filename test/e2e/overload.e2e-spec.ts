@@ -4,6 +4,7 @@
  * is written; the others commit as usual. Linearizable reads are bounded the same way.
  */
 import { ClusterNode, http, LocalCluster } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(60_000);
 
@@ -32,7 +33,7 @@ describe('MAX_PENDING_REQUESTS', () => {
       expect(a.body).toEqual({ error: expect.stringMatching(/^Overloaded: .*MAX_PENDING_REQUESTS.*nothing was written/), outcome: 'failed' });
       expect(a.headers.get('retry-after')).toBe('1');
     }
-    for (const k of ok) expect((await http('GET', `${leader.url}/kv/${k}`)).body).toEqual({ key: k, value: `v-${k}` });
+    for (const k of ok) expect((await http('GET', `${leader.url}/kv/${k}`)).body).toEqual(keyValue(k, `v-${k}`));
     for (const k of refused) expect((await http('GET', `${leader.url}/kv/${k}`)).status).toBe(404);
   });
 

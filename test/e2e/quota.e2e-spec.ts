@@ -7,6 +7,7 @@
  */
 import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, eventually, http, LocalCluster } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(60_000);
 
@@ -108,7 +109,7 @@ describe('MAX_DATA_BYTES', () => {
     expect((await http('DELETE', `${leader.url}/kv/${key(2)}`)).body).toMatchObject({ success: true, existed: true }); // 108
     expect((await http('PUT', `${leader.url}/kv/${key(4)}`, { value: VALUE })).status).toBe(200); // 158
     expect((await http('PUT', `${leader.url}/kv/${key(5)}`, { value: VALUE })).status).toBe(200); // 208
-    expect((await http('GET', `${leader.url}/kv/${key(5)}`)).body).toEqual({ key: key(5), value: VALUE });
+    expect((await http('GET', `${leader.url}/kv/${key(5)}`)).body).toEqual(keyValue(key(5), VALUE));
     const full = await http('PUT', `${leader.url}/kv/${key(6)}`, { value: VALUE });
     expect({ status: full.status, body: full.body }).toEqual({ status: 507, body: refusal(208) });
     // Deleting is allowed at any size, through a follower too (fetch follows the redirect).

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { NodeProcess } from '../../scripts/lib/node-process';
 import { sampleSum } from '../support/prometheus-text';
 import { ClusterNode, eventually, freePorts, http, LocalCluster, sleep, StatusBody } from '../support/local-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(180_000);
 
@@ -224,7 +225,7 @@ describe('the snapshot settings at their defaults', () => {
       await Promise.all(nodes.map((n) => n.kill()));
       for (const n of nodes) n.start();
       leader = await eventually('a leader after the restart', leaderOf, 30_000);
-      for (let i = 0; i < 20; i++) expect((await http('GET', `${leader.url}/kv/d${i}`)).body).toEqual({ key: `d${i}`, value: `v${i}` });
+      for (let i = 0; i < 20; i++) expect((await http('GET', `${leader.url}/kv/d${i}`)).body).toEqual(keyValue(`d${i}`, `v${i}`));
       expect(nodes.map((n) => n.logs()).join('\n')).not.toContain('state restored from the snapshot');
     } finally {
       await Promise.all(nodes.map((n) => n.kill()));

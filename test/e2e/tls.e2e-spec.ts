@@ -20,6 +20,7 @@ import { runKvctl } from '../support/kvctl-process';
 import { eventually, freePorts } from '../support/local-cluster';
 import { makeTestCa, TestCert } from '../support/tls-certs';
 import { TlsCluster } from '../support/tls-cluster';
+import { keyValue } from '../support/kv-bodies';
 
 jest.setTimeout(120_000);
 
@@ -87,7 +88,7 @@ describe('a TLS cluster with mutual TLS between members', () => {
     expect(put).toMatchObject({ code: 0 });
     expect(JSON.parse(put.stdout)).toMatchObject({ success: true });
     const get = await run('curl', ['-sS', '--cacert', cluster.ca.caFile, '-L', `${followers[1].url}/kv/curl-key`]);
-    expect(JSON.parse(get.stdout)).toEqual({ key: 'curl-key', value: 'from-curl' });
+    expect(JSON.parse(get.stdout)).toEqual(keyValue('curl-key', 'from-curl'));
   });
 
   it("Node's fetch with NODE_EXTRA_CA_CERTS: a write and a linearizable read through followers", async () => {
@@ -103,7 +104,7 @@ describe('a TLS cluster with mutual TLS between members', () => {
       NODE_EXTRA_CA_CERTS: cluster.ca.caFile,
     });
     expect(result).toMatchObject({ code: 0 });
-    expect(JSON.parse(result.stdout)).toEqual({ put: 200, get: { key: 'fetch-key', value: 'from-fetch' } });
+    expect(JSON.parse(result.stdout)).toEqual({ put: 200, get: keyValue('fetch-key', 'from-fetch') });
   });
 
   it('axios with an https.Agent trusting the CA: a write and a linearizable read through followers', async () => {
@@ -112,7 +113,7 @@ describe('a TLS cluster with mutual TLS between members', () => {
       const put = await axios.put(`${followers[1].url}/kv/axios-key`, { value: 'from-axios' }, { httpsAgent, timeout: 10_000 });
       expect(put.data).toMatchObject({ success: true });
       const get = await axios.get(`${followers[0].url}/kv/axios-key`, { httpsAgent, timeout: 10_000 });
-      expect(get.data).toEqual({ key: 'axios-key', value: 'from-axios' });
+      expect(get.data).toEqual(keyValue('axios-key', 'from-axios'));
     } finally {
       httpsAgent.destroy();
     }

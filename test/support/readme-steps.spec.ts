@@ -67,6 +67,9 @@ describe('output comparison', () => {
   it('compares JSON with varying values by type, and "..." objects as open', () => {
     expect(compareJson(parseExpectedJson('{"term":1,"leader":"node1",...}'), { term: 7, leader: 'node1', extra: true })).toEqual([]);
     expect(compareJson(parseExpectedJson('{"term":1}'), { term: '7' })).toEqual(['$.term: expected a number, got "7"']);
+    // A key's indexes depend on how many writes the README made before: compared by type, like `index`.
+    expect(compareJson(parseExpectedJson('{"key":"k","value":"v","createIndex":2,"modIndex":3}'), { key: 'k', value: 'v', createIndex: 9, modIndex: 12 })).toEqual([]);
+    expect(compareJson(parseExpectedJson('{"modIndex":3}'), { modIndex: null })).toEqual(['$.modIndex: expected a number, got null']);
     expect(compareJson(parseExpectedJson('{"a":1}'), { a: 1, b: 2 })).toEqual(['$.b: not in the README\'s output']);
     expect(compareJson(parseExpectedJson('{"state":"LEADER","leader":"node1"}'), { state: 'FOLLOWER', leader: 'node1' }, { relaxed: new Set(['state']) })).toEqual([]);
   });

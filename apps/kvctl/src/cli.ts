@@ -45,6 +45,15 @@ function positiveInt(raw: string): number {
   return value;
 }
 
+/** A log index given on the command line (--if-index): an integer ≥ 0. */
+function logIndex(raw: string): number {
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(value)) {
+    throw new KvctlError(`--if-index must be a log index, an integer >= 0 (got '${raw}')`, ExitCode.Usage);
+  }
+  return value;
+}
+
 /** The exit code of a command that succeeded as a request but reports a problem (status without a leader). */
 interface Outcome {
   exitCode: ExitCode;
@@ -87,14 +96,16 @@ function buildProgram(io: Io, outcome: Outcome): Command {
 Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file,
 a membership change refused); 2 invalid arguments (also: a file that exists, a directory that is not
 empty); 3 key or member not found; 4 write or membership change outcome unknown (not confirmed in time;
-it may still take effect).
+it may still take effect); 5 condition failed (put --if-index/--create, delete --if-index): nothing written.
 
 Examples:
   kvctl put username alice
   kvctl get username
   kvctl --endpoints http://localhost:3002 status
   kvctl --endpoints https://localhost:3001 --cacert ca.pem get username
-  kvctl --json get username
+  kvctl --json get username          (with createIndex and modIndex)
+  kvctl put --create lock me         (only if 'lock' does not exist)
+  kvctl put --if-index 42 lock you   (only if 'lock' is unchanged since index 42)
   kvctl snapshot save backup.snap
   kvctl member list
   kvctl member add node4 http://10.0.0.4:3001`,
@@ -105,10 +116,12 @@ Examples:
     .description('write a value (read from standard input when not given)')
     .argument('<key>')
     .argument('[value]')
-    .action(async (key: string, value: string | undefined) => {
+    .addOption(new Option('--if-index <n>', "write only if the key's modIndex is still <n> (If-Match; else exit 5)").argParser(logIndex))
+    .option('--create', 'write only if the key does not exist (If-None-Match: *; else exit 5)', false)
+    .action(async (key: string, value: string | undefined, options: { ifIndex?: number; create: boolean }) => {
       const data = value ?? (await io.readStdin());
       if (data === undefined) throw new KvctlError('missing value: give it as an argument or on standard input', ExitCode.Usage);
-      const result = await client().put(key, data);
+      const result = await client().put(key, data, { ifIndex: options.ifIndex, create: options.create });
       if (json()) print(result);
       else io.stdout(`OK (index ${result.index})\n`);
     });
@@ -127,10 +140,11 @@ Examples:
   program
     .command('delete')
     .alias('del')
-    .description('delete a key (succeeds whether or not it exists)')
+    .description('delete a key (succeeds whether or not it exists, unless --if-index)')
     .argument('<key>')
-    .action(async (key: string) => {
-      const result = await client().delete(key);
+    .addOption(new Option('--if-index <n>', "delete only if the key exists with modIndex <n> (If-Match; else exit 5)").argParser(logIndex))
+    .action(async (key: string, options: { ifIndex?: number }) => {
+      const result = await client().delete(key, { ifIndex: options.ifIndex });
       if (json()) print(result);
       else io.stdout(`OK (index ${result.index}${result.existed === false ? '; the key did not exist' : ''})\n`);
     });

@@ -69,6 +69,18 @@ export interface WriteResult {
   success: true;
   index: number;
   existed?: boolean;
+  /** On a put (absent from older nodes): the key's createIndex and its new modIndex (= index). */
+  createIndex?: number;
+  modIndex?: number;
+}
+
+/**
+ * A conditional write: `ifIndex` (If-Match): only if the key's modIndex is still this one; `create`
+ * (If-None-Match: *): only if the key does not exist. A failed condition is a KvctlError with exit code 5.
+ */
+export interface WriteCondition {
+  ifIndex?: number;
+  create?: boolean;
 }
 
 export interface KvClientOptions {
@@ -164,18 +176,21 @@ export class KvClient {
     this.statusTimeoutMs = options.statusTimeoutMs ?? 2000;
   }
 
-  async put(key: string, value: string): Promise<WriteResult> {
-    const answer = await this.toLeader('PUT', keyPath(key), { value });
-    return this.expectOk(answer) as WriteResult;
+  async put(key: string, value: string, condition: WriteCondition = {}): Promise<WriteResult> {
+    const answer = await this.toLeader('PUT', keyPath(key), { value }, { headers: conditionHeaders(condition) });
+    return this.expectWritten(answer, key) as WriteResult;
   }
 
-  async delete(key: string): Promise<WriteResult> {
-    const answer = await this.toLeader('DELETE', keyPath(key));
-    return this.expectOk(answer) as WriteResult;
+  async delete(key: string, condition: WriteCondition = {}): Promise<WriteResult> {
+    const answer = await this.toLeader('DELETE', keyPath(key), undefined, { headers: conditionHeaders(condition) });
+    return this.expectWritten(answer, key) as WriteResult;
   }
 
-  /** A linearizable read through the leader, or with `stale` the first answering node's own copy. */
-  async get(key: string, options: { stale?: boolean } = {}): Promise<{ key: string; value: string }> {
+  /**
+   * A linearizable read through the leader, or with `stale` the first answering node's own copy. The answer
+   * has the key's createIndex and modIndex (from nodes that have them).
+   */
+  async get(key: string, options: { stale?: boolean } = {}): Promise<{ key: string; value: string; createIndex?: number; modIndex?: number }> {
     const answer = options.stale ? await this.toAny('GET', `${keyPath(key)}?consistency=stale`) : await this.toLeader('GET', keyPath(key));
     if (answer.status === 404 && answer.body?.error === 'Key not found') {
       throw new KvctlError(`key not found: ${key}`, ExitCode.NotFound);
@@ -299,7 +314,12 @@ export class KvClient {
   }
 
   /** A request the leader must answer: writes, linearizable reads, snapshots (`stream`: see send()). */
-  private async toLeader(method: string, path: string, body?: unknown, options: { stream?: boolean } = {}): Promise<Answer> {
+  private async toLeader(
+    method: string,
+    path: string,
+    body?: unknown,
+    options: { stream?: boolean; headers?: Record<string, string> } = {},
+  ): Promise<Answer> {
     const deadline = Date.now() + this.options.timeoutMs;
     const problems = new Map<string, string>();
     let lastRefusal: Answer | undefined;
@@ -416,6 +436,15 @@ export class KvClient {
     }
   }
 
+  /** expectOk, with a failed condition (412) said as such: nothing was written, exit code 5. */
+  private expectWritten(answer: Answer, key: string): unknown {
+    if (answer.status === 412) {
+      const now = answer.body?.modIndex === null || answer.body?.modIndex === undefined ? 'the key does not exist' : `its modIndex is now ${answer.body.modIndex}`;
+      throw new KvctlError(`condition failed, nothing written: ${key}: ${now}`, ExitCode.ConditionFailed);
+    }
+    return this.expectOk(answer);
+  }
+
   private expectOk(answer: Answer): unknown {
     if (answer.status >= 200 && answer.status < 300) return answer.body;
     const detail = typeof answer.body?.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
@@ -436,6 +465,13 @@ export class KvClient {
 function memberPath(nodeId: string): string {
   if (nodeId.length === 0) throw new KvctlError('the member id must not be empty', ExitCode.Usage);
   return `/cluster/members/${encodeURIComponent(nodeId)}`;
+}
+
+function conditionHeaders(condition: WriteCondition): Record<string, string> | undefined {
+  if (condition.create && condition.ifIndex !== undefined) throw new KvctlError('give --create or --if-index, not both', ExitCode.Usage);
+  if (condition.create) return { 'if-none-match': '*' };
+  if (condition.ifIndex !== undefined) return { 'if-match': `"${condition.ifIndex}"` };
+  return undefined;
 }
 
 function keyPath(key: string): string {
@@ -462,9 +498,9 @@ async function send(
   body: unknown,
   timeoutMs: number,
   client: Pick<KvClientOptions, 'token' | 'fetch'>,
-  options: { stream?: boolean } = {},
+  options: { stream?: boolean; headers?: Record<string, string> } = {},
 ): Promise<Answer> {
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...options.headers };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (client.token) headers.authorization = `Bearer ${client.token}`;
   const controller = new AbortController();

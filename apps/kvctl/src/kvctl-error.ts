@@ -7,6 +7,8 @@
  * - 3 `NotFound`: `get` of a key that does not exist; a member that does not exist.
  * - 4 `OutcomeUnknown`: a write or membership change was proposed but not confirmed in time; it may still
  *   take effect.
+ * - 5 `ConditionFailed`: a conditional write (`put --if-index`, `put --create`, `delete --if-index`) whose
+ *   condition did not hold (412): nothing was written.
  */
 export enum ExitCode {
   Ok = 0,
@@ -14,6 +16,7 @@ export enum ExitCode {
   Usage = 2,
   NotFound = 3,
   OutcomeUnknown = 4,
+  ConditionFailed = 5,
 }
 
 /** An error with a message fit for the user and the exit code it maps to. */

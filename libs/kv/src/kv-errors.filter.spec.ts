@@ -1,6 +1,6 @@
 import { OverloadedError, RemovedFromClusterError, StorageFullError } from '@app/consensus';
 import { mapKvError } from './kv-errors.filter';
-import { DataQuotaExceededError } from './kv.errors';
+import { DataQuotaExceededError, InvalidConditionError, PreconditionFailedError } from './kv.errors';
 
 describe('mapKvError', () => {
   it.each([
@@ -54,6 +54,30 @@ describe('mapKvError', () => {
       const mapped = mapKvError(full, { url: '/kv/k', method: 'GET' });
       expect(mapped).toEqual({ status: 503, body: { error: expect.stringContaining("this node's disk is full (ENOSPC") }, headers: { 'retry-after': '1' } });
       expect(mapped!.body.error).toContain('?consistency=stale');
+    });
+  });
+});
+
+describe('mapKvError: conditional writes', () => {
+  it('answers a failed condition 412 with the key, its current modIndex (and as ETag), outcome failed', () => {
+    expect(mapKvError(new PreconditionFailedError('k', 42, 'Precondition failed: If-Match: "40", but ...'), { url: '/kv/k' })).toEqual({
+      status: 412,
+      body: { error: 'Precondition failed: If-Match: "40", but ...', key: 'k', modIndex: 42, outcome: 'failed' },
+      headers: { etag: '"42"' },
+    });
+  });
+
+  it('answers a failed condition on a missing key with modIndex null and no ETag', () => {
+    expect(mapKvError(new PreconditionFailedError('k', null, 'Precondition failed: x'), { url: '/kv/k' })).toEqual({
+      status: 412,
+      body: { error: 'Precondition failed: x', key: 'k', modIndex: null, outcome: 'failed' },
+    });
+  });
+
+  it('answers a malformed condition header 400', () => {
+    expect(mapKvError(new InvalidConditionError('If-Match must be ...'), { url: '/kv/k' })).toEqual({
+      status: 400,
+      body: { error: 'If-Match must be ...' },
     });
   });
 });

@@ -13,7 +13,7 @@ import {
   StorageFullError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { DataQuotaExceededError, InvalidKeyError, KeyNotFoundError, ValueTooLargeError } from './kv.errors';
+import { DataQuotaExceededError, InvalidConditionError, InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 
 interface Mapped {
   status: number;
@@ -112,6 +112,14 @@ export function mapKvError(error: Error, request: { url: string; method?: string
       body: { error: error.message, outcome: 'failed', dataBytes: error.dataBytes, quotaBytes: error.quotaBytes },
     };
   }
+  if (error instanceof InvalidConditionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof PreconditionFailedError) {
+    return {
+      status: 412,
+      body: { error: error.message, key: error.key, modIndex: error.modIndex, outcome: 'failed' },
+      ...(error.modIndex === null ? {} : { headers: { etag: `"${error.modIndex}"` } }),
+    };
+  }
   return undefined;
 }
 
@@ -130,6 +138,8 @@ export function mapKvError(error: Error, request: { url: string; method?: string
   KeyNotFoundError,
   ValueTooLargeError,
   DataQuotaExceededError,
+  InvalidConditionError,
+  PreconditionFailedError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {

@@ -1,9 +1,17 @@
+import { readIndex, writeIndex } from './kv-command';
+
 /**
  * The bytes of a snapshot of the KV map: a sequence of chunks, each holding whole key/value pairs.
  *
- *   chunk := version u8 (1) | flags u8 (bit 0: last chunk; other bits 0) | index u32 LE | pairCount u32 LE
+ *   chunk := version u8 (2) | flags u8 (bit 0: last chunk; other bits 0) | index u32 LE | pairCount u32 LE
  *            | pair * pairCount
- *   pair  := keyLength u32 LE | key (utf-8) | valueLength u32 LE | value (utf-8)
+ *   pair  := keyLength u32 LE | key (utf-8) | valueLength u32 LE | value (utf-8) | createIndex u64 LE
+ *            | modIndex u64 LE
+ *
+ * Version 1 (written before keys had indexes) is the same without the two indexes. It is still read: every
+ * chunk of a snapshot has the same version, and the keys of a version 1 snapshot get createIndex = modIndex =
+ * the index of the snapshot itself (which the decoder is told, as the chunks do not hold it): the oldest
+ * change that index can stand for, so an If-Match with it still guards against every later change.
  *
  * A snapshot is one or more chunks with indexes 0, 1, 2, … in order; exactly the final one has the last flag,
  * so an empty map is one chunk with no pairs. Each chunk is self-contained (no pair spans two) and about
@@ -16,13 +24,24 @@
  * piece). Checksums are the storage's business: it verifies the file before anything is decoded.
  */
 
-export const KV_SNAPSHOT_VERSION = 1;
+export const KV_SNAPSHOT_VERSION = 2;
+/** The previous version, without indexes: decoded, never written. */
+export const KV_SNAPSHOT_VERSION_WITHOUT_INDEXES = 1;
 /** Target size of a chunk: small enough to write between other work, large enough to amortize each write. */
 export const KV_SNAPSHOT_CHUNK_BYTES = 256 * 1024;
 
 const LAST = 1;
 const HEADER = 10;
-const PAIR_OVERHEAD = 8;
+const PAIR_OVERHEAD = 24;
+
+/** A key's value and the log indexes of the entries that created it and that last changed it. */
+export interface KvRecord {
+  value: string;
+  /** The entry that created the key since it last did not exist. */
+  createIndex: number;
+  /** The entry that last changed it (its ETag); createIndex ≤ modIndex. */
+  modIndex: number;
+}
 
 /** The snapshot bytes are not a snapshot this version can read; says which chunk, where, and why. */
 export class MalformedKvSnapshotError extends Error {
@@ -33,23 +52,23 @@ export class MalformedKvSnapshotError extends Error {
 }
 
 /**
- * Encodes key/value pairs as snapshot chunks, lazily: a chunk is built when it is pulled, from the pairs
+ * Encodes keys and their records as snapshot chunks, lazily: a chunk is built when it is pulled, from the pairs
  * pulled from `entries` for it (and at most one more, kept for the next chunk). Always yields at least one
  * chunk. Each chunk owns its ArrayBuffer, so a consumer may keep or transfer it.
  */
 export function* encodeKvSnapshot(
-  entries: Iterable<readonly [string, string]>,
+  entries: Iterable<readonly [string, KvRecord]>,
   targetChunkBytes: number = KV_SNAPSHOT_CHUNK_BYTES,
 ): Generator<Uint8Array, void, undefined> {
   // Lengths are measured once here and reused by writeChunk: Buffer.byteLength walks the whole string.
   let keys: string[] = [];
-  let values: string[] = [];
+  let values: KvRecord[] = [];
   let lengths: number[] = [];
   let bytes = HEADER;
   let index = 0;
   for (const [key, value] of entries) {
     const keyLength = Buffer.byteLength(key, 'utf8');
-    const valueLength = Buffer.byteLength(value, 'utf8');
+    const valueLength = Buffer.byteLength(value.value, 'utf8');
     const pairBytes = PAIR_OVERHEAD + keyLength + valueLength;
     if (keys.length > 0 && bytes + pairBytes > targetChunkBytes) {
       yield writeChunk(index++, false, keys, values, lengths, bytes);
@@ -70,7 +89,7 @@ function writeChunk(
   index: number,
   last: boolean,
   keys: string[],
-  values: string[],
+  values: KvRecord[],
   lengths: number[],
   bytes: number,
 ): Uint8Array {
@@ -86,7 +105,10 @@ function writeChunk(
     buf.writeUInt32LE(keyLength, at);
     at = buf.write(keys[i], at + 4, keyLength, 'utf8') + at + 4;
     buf.writeUInt32LE(valueLength, at);
-    at = buf.write(values[i], at + 4, valueLength, 'utf8') + at + 4;
+    at = buf.write(values[i].value, at + 4, valueLength, 'utf8') + at + 4;
+    writeIndex(buf, at, values[i].createIndex);
+    writeIndex(buf, at + 8, values[i].modIndex);
+    at += 16;
   }
   // Every byte of the unzeroed buffer must have been written; a miscount here would ship uninitialized memory.
   if (at !== bytes) throw new Error(`KV snapshot encoder wrote ${at} bytes of a ${bytes}-byte chunk`);
@@ -95,16 +117,23 @@ function writeChunk(
 
 /**
  * Decodes a snapshot pushed a piece at a time (each piece one or more whole chunks, in order) into a new map.
- * push() and finish() throw MalformedKvSnapshotError on anything that a view did not write: an unknown
- * version or flag, a length running past the end of the piece, a chunk out of order or after the last one,
+ * `legacyIndex` gives the snapshot's own index, for a version 1 snapshot (see the format); it is called once,
+ * at its first chunk, and without it such a snapshot is refused. push() and finish() throw
+ * MalformedKvSnapshotError on anything that a view did not write: an unknown version or flag, a chunk whose
+ * version differs from the first one's, an index past 2^53, a length running past the end of the piece, a chunk out of order or after the last one,
  * a key seen twice, an empty piece, or (finish) no last chunk. After an error the decoder is spent.
  */
 export class KvSnapshotDecoder {
-  private readonly map = new Map<string, string>();
+  private readonly map = new Map<string, KvRecord>();
   private bytes = 0;
+  private version: number | undefined;
+  /** The indexes of every key of a version 1 snapshot. */
+  private legacy: number | undefined;
   private nextIndex = 0;
   private ended = false;
   private pieces = 0;
+
+  constructor(private readonly legacyIndex?: () => number) {}
 
   push(piece: Uint8Array): void {
     const buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
@@ -124,7 +153,7 @@ export class KvSnapshotDecoder {
   }
 
   /** The decoded map; throws if the last chunk has not been pushed. */
-  finish(): Map<string, string> {
+  finish(): Map<string, KvRecord> {
     if (this.nextIndex === 0) throw new MalformedKvSnapshotError('no chunks');
     if (!this.ended) {
       throw new MalformedKvSnapshotError(`it ends after chunk ${this.nextIndex - 1}, which is not the last`);
@@ -138,7 +167,19 @@ export class KvSnapshotDecoder {
     };
     if (this.ended) fail(`${buf.length - start} bytes after the last chunk`);
     if (buf.length - start < HEADER) fail(`${buf.length - start} bytes, shorter than a chunk header (${HEADER})`);
-    if (buf[start] !== KV_SNAPSHOT_VERSION) fail(`version ${buf[start]}, expected ${KV_SNAPSHOT_VERSION}`);
+    const version = buf[start];
+    if (this.version === undefined) {
+      if (version !== KV_SNAPSHOT_VERSION && version !== KV_SNAPSHOT_VERSION_WITHOUT_INDEXES) {
+        fail(`version ${version}, expected ${KV_SNAPSHOT_VERSION} (or ${KV_SNAPSHOT_VERSION_WITHOUT_INDEXES})`);
+      }
+      if (version === KV_SNAPSHOT_VERSION_WITHOUT_INDEXES) {
+        if (!this.legacyIndex) fail(`version ${version} (keys without indexes), and the snapshot's index is not known here`);
+        this.legacy = this.legacyIndex!();
+      }
+      this.version = version;
+    } else if (version !== this.version) {
+      fail(`version ${version}, expected ${this.version} as in the chunks before`);
+    }
     const flags = buf[start + 1];
     if ((flags & ~LAST) !== 0) fail(`unknown flags ${flags}`);
     const index = buf.readUInt32LE(start + 2);
@@ -151,11 +192,26 @@ export class KvSnapshotDecoder {
       const valueEnd = lengthEnd(buf, keyEnd);
       if (valueEnd < 0) fail(`pair ${i} of ${count}: the value runs past the end`);
       const key = buf.toString('utf8', at + 4, keyEnd);
+      const value = buf.toString('utf8', keyEnd + 4, valueEnd);
+      let record: KvRecord;
+      let next: number;
+      if (this.legacy !== undefined) {
+        record = { value, createIndex: this.legacy, modIndex: this.legacy };
+        next = valueEnd;
+      } else {
+        if (valueEnd + 16 > buf.length) fail(`pair ${i} of ${count}: the indexes run past the end`);
+        const createIndex = readIndex(buf, valueEnd);
+        const modIndex = readIndex(buf, valueEnd + 8);
+        if (createIndex === undefined || modIndex === undefined) fail(`pair ${i} of ${count}: an index past 2^53`);
+        record = { value, createIndex: createIndex!, modIndex: modIndex! };
+        next = valueEnd + 16;
+      }
       const size = this.map.size;
-      this.map.set(key, buf.toString('utf8', keyEnd + 4, valueEnd));
+      this.map.set(key, record);
       if (this.map.size === size) fail(`pair ${i} of ${count}: key ${JSON.stringify(key.slice(0, 64))} seen twice`);
+      // The key's and the value's bytes only: not their length fields, nor a version 2 pair's 16 index bytes.
       this.bytes += valueEnd - at - 2 * 4;
-      at = valueEnd;
+      at = next;
     }
     this.nextIndex++;
     this.ended = (flags & LAST) !== 0;
@@ -170,9 +226,19 @@ function lengthEnd(buf: Buffer, at: number): number {
   return end > buf.length ? -1 : end;
 }
 
-/** Decodes a whole snapshot at once (the synchronous counterpart of pushing each piece, then finish()). */
-export function decodeKvSnapshot(pieces: Iterable<Uint8Array>): Map<string, string> {
-  const decoder = new KvSnapshotDecoder();
+/**
+ * Decodes a whole snapshot at once (the synchronous counterpart of pushing each piece, then finish()).
+ * `legacyIndex`: as for KvSnapshotDecoder.
+ */
+export function decodeKvSnapshotRecords(pieces: Iterable<Uint8Array>, legacyIndex?: () => number): Map<string, KvRecord> {
+  const decoder = new KvSnapshotDecoder(legacyIndex);
   for (const piece of pieces) decoder.push(piece);
   return decoder.finish();
+}
+
+/** The keys and values of a whole snapshot, of either version (for tools and tests that check the content). */
+export function decodeKvSnapshot(pieces: Iterable<Uint8Array>): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const [key, record] of decodeKvSnapshotRecords(pieces, () => 0)) values.set(key, record.value);
+  return values;
 }

@@ -1,12 +1,25 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Entry, EntryType } from '@app/consensus';
-import { encodeCommand } from './kv-command';
-import { decodeKvSnapshot, encodeKvSnapshot, KV_SNAPSHOT_CHUNK_BYTES, MalformedKvSnapshotError } from './kv-snapshot-format';
-import { KvSnapshotView, KvStateMachine } from './kv-state-machine';
+import { encodeCommand, KvCondition } from './kv-command';
+import {
+  decodeKvSnapshot,
+  decodeKvSnapshotRecords,
+  encodeKvSnapshot as encodeRecords,
+  KV_SNAPSHOT_CHUNK_BYTES,
+  KvRecord,
+  MalformedKvSnapshotError,
+} from './kv-snapshot-format';
+import { holds, KvSnapshotView, KvStateMachine } from './kv-state-machine';
 
 let nextIndex = 0;
 const entry = (data: Uint8Array, type = EntryType.Normal): Entry => ({ term: 1, index: ++nextIndex, type, data });
-const put = (sm: KvStateMachine, key: string, value: string) => sm.apply(entry(encodeCommand({ op: 'put', key, value })));
-const del = (sm: KvStateMachine, key: string) => sm.apply(entry(encodeCommand({ op: 'delete', key })));
+const put = (sm: KvStateMachine, key: string, value: string, condition?: KvCondition) =>
+  sm.apply(entry(encodeCommand({ op: 'put', key, value, condition })));
+const del = (sm: KvStateMachine, key: string, condition?: KvCondition) => sm.apply(entry(encodeCommand({ op: 'delete', key, condition })));
+/** Snapshot content from plain pairs, each key created and changed at index 1. */
+const encodeKvSnapshot = (pairs: Iterable<[string, string]>, target?: number) =>
+  encodeRecords([...pairs].map(([key, value]): [string, KvRecord] => [key, { value, createIndex: 1, modIndex: 1 }]), target);
 const live = (sm: KvStateMachine) => new Map(sm.entries());
 const content = (view: KvSnapshotView) => decodeKvSnapshot(view.chunks());
 
@@ -44,10 +57,10 @@ async function* asAsync(chunks: Iterable<Uint8Array>, log?: string[]): AsyncGene
 describe('KvStateMachine.apply', () => {
   it('puts, overwrites and deletes, saying whether the key existed', () => {
     const sm = new KvStateMachine();
-    expect(put(sm, 'a', '1')).toEqual({ existed: false, valid: true });
-    expect(put(sm, 'a', '2')).toEqual({ existed: true, valid: true });
-    expect(del(sm, 'a')).toEqual({ existed: true, valid: true });
-    expect(del(sm, 'a')).toEqual({ existed: false, valid: true });
+    expect(put(sm, 'a', '1')).toMatchObject({ existed: false, valid: true, conditionHeld: true });
+    expect(put(sm, 'a', '2')).toMatchObject({ existed: true, valid: true, conditionHeld: true });
+    expect(del(sm, 'a')).toMatchObject({ existed: true, valid: true, conditionHeld: true });
+    expect(del(sm, 'a')).toMatchObject({ existed: false, valid: true, conditionHeld: true });
     expect(sm.get('a')).toBeUndefined();
     expect(sm.size).toBe(0);
   });
@@ -56,7 +69,7 @@ describe('KvStateMachine.apply', () => {
     const sm = machineWith([['a', '1']]);
     expect(sm.apply(entry(new Uint8Array(0)))).toBeUndefined();
     expect(sm.apply(entry(encodeCommand({ op: 'delete', key: 'a' }), EntryType.ConfChange))).toBeUndefined();
-    expect(sm.apply(entry(Uint8Array.of(9, 9, 9, 9, 9, 9)))).toEqual({ existed: false, valid: false });
+    expect(sm.apply(entry(Uint8Array.of(9, 9, 9, 9, 9, 9)))).toMatchObject({ existed: false, valid: false });
     expect(live(sm)).toEqual(new Map([['a', '1']]));
   });
 });
@@ -67,6 +80,7 @@ const bytesOf = (pairs: Iterable<[string, string]>) => {
   for (const [key, value] of pairs) total += Buffer.byteLength(key, 'utf8') + Buffer.byteLength(value, 'utf8');
   return total;
 };
+const valuesOf = (records: Map<string, KvRecord>): Array<[string, string]> => [...records].map(([key, record]) => [key, record.value]);
 
 describe('KvStateMachine.dataBytes: UTF-8 bytes of every key plus its value', () => {
   it('counts puts, overwrites (longer and shorter) and deletes, in UTF-8 bytes rather than characters', () => {
@@ -165,6 +179,136 @@ describe('KvStateMachine.putGrowth: what a put would add to dataBytes', () => {
     del(sm, 'key');
     expect(sm.putGrowth('key', 'a')).toBe(4);
     view.release();
+  });
+});
+
+describe('KvStateMachine: createIndex and modIndex', () => {
+  it('a put creates at its index, an overwrite moves modIndex only, a delete and a re-create start again', () => {
+    const sm = new KvStateMachine();
+    const at = (n: number) => nextIndex + n;
+    const first = at(1);
+    expect(put(sm, 'k', 'v1')).toEqual({ existed: false, valid: true, conditionHeld: true, createIndex: first, modIndex: first });
+    put(sm, 'other', 'x');
+    const second = at(1);
+    expect(put(sm, 'k', 'v2')).toMatchObject({ createIndex: first, modIndex: second });
+    expect(sm.getRecord('k')).toEqual({ value: 'v2', createIndex: first, modIndex: second });
+    expect(del(sm, 'k')).toEqual({ existed: true, valid: true, conditionHeld: true, createIndex: null, modIndex: null });
+    expect(sm.getRecord('k')).toBeUndefined();
+    const recreated = at(1);
+    put(sm, 'k', 'v3');
+    expect(sm.getRecord('k')).toEqual({ value: 'v3', createIndex: recreated, modIndex: recreated });
+  });
+
+  it('a no-op entry or a conf change takes an index but changes no key', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'k', 'v');
+    const before = sm.getRecord('k');
+    sm.apply(entry(new Uint8Array(0)));
+    sm.apply(entry(encodeCommand({ op: 'put', key: 'k', value: 'conf' }), EntryType.ConfChange));
+    expect(sm.getRecord('k')).toEqual(before);
+  });
+
+  it('keeps indexes in views and through a snapshot round trip', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'a', '1');
+    put(sm, 'b', '2');
+    put(sm, 'a', '3');
+    const expected = new Map(sm.records());
+    const view = sm.snapshot();
+    put(sm, 'a', 'after the view');
+    del(sm, 'b');
+    expect(new Map(view.records())).toEqual(expected);
+    const target = new KvStateMachine();
+    expect(restoreSync(target, view.chunks()).error).toBeUndefined();
+    view.release();
+    expect(new Map(target.records())).toEqual(expected);
+    expect(target.getRecord('a')!.createIndex).toBeLessThan(target.getRecord('a')!.modIndex);
+  });
+});
+
+describe('KvStateMachine: conditions, evaluated on apply', () => {
+  type Case = [string, (sm: KvStateMachine) => KvCondition, 'put' | 'delete', boolean];
+  const modIndexOf = (sm: KvStateMachine) => sm.getRecord('k')!.modIndex;
+  const cases: Case[] = [
+    ['If-Match with the current modIndex, put', (sm) => ({ kind: 'modIndex', modIndex: modIndexOf(sm) }), 'put', true],
+    ['If-Match with an older modIndex, put', (sm) => ({ kind: 'modIndex', modIndex: modIndexOf(sm) - 1 }), 'put', false],
+    ['If-Match with the current modIndex, delete', (sm) => ({ kind: 'modIndex', modIndex: modIndexOf(sm) }), 'delete', true],
+    ['If-Match with an older modIndex, delete', (sm) => ({ kind: 'modIndex', modIndex: modIndexOf(sm) - 1 }), 'delete', false],
+    ['If-Match: * on an existing key', () => ({ kind: 'exists' }), 'put', true],
+    ['If-None-Match: * on an existing key', () => ({ kind: 'absent' }), 'put', false],
+  ];
+
+  it.each(cases)('%s', (_name, condition, op, held) => {
+    const sm = new KvStateMachine();
+    put(sm, 'k', 'v1');
+    put(sm, 'k', 'v2');
+    const before = sm.getRecord('k')!;
+    const result = op === 'put' ? put(sm, 'k', 'new', condition(sm)) : del(sm, 'k', condition(sm));
+    expect(result).toMatchObject({ existed: true, valid: true, conditionHeld: held });
+    if (held) {
+      expect(sm.getRecord('k')).toEqual(op === 'put' ? { value: 'new', createIndex: before.createIndex, modIndex: nextIndex } : undefined);
+    } else {
+      // Nothing changed, and the answer carries the key's current indexes.
+      expect(result).toMatchObject({ createIndex: before.createIndex, modIndex: before.modIndex });
+      expect(sm.getRecord('k')).toEqual(before);
+    }
+  });
+
+  it('on a missing key: If-None-Match creates once, If-Match and * fail with modIndex null', () => {
+    const sm = new KvStateMachine();
+    expect(put(sm, 'k', 'v', { kind: 'modIndex', modIndex: 1 })).toMatchObject({ existed: false, conditionHeld: false, modIndex: null });
+    expect(put(sm, 'k', 'v', { kind: 'exists' })).toMatchObject({ conditionHeld: false, modIndex: null });
+    expect(del(sm, 'k', { kind: 'exists' })).toMatchObject({ conditionHeld: false, modIndex: null });
+    expect(sm.size).toBe(0);
+    expect(put(sm, 'k', 'first', { kind: 'absent' })).toMatchObject({ conditionHeld: true, createIndex: nextIndex, modIndex: nextIndex });
+    expect(put(sm, 'k', 'second', { kind: 'absent' })).toMatchObject({ conditionHeld: false, modIndex: nextIndex - 1 });
+    expect(sm.get('k')).toBe('first');
+  });
+
+  it('two writes that both read the same modIndex: the first applied wins, the second fails (compare-and-set)', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'counter', '0');
+    const seen = sm.getRecord('counter')!.modIndex;
+    expect(put(sm, 'counter', '1', { kind: 'modIndex', modIndex: seen })).toMatchObject({ conditionHeld: true });
+    expect(put(sm, 'counter', '1', { kind: 'modIndex', modIndex: seen })).toMatchObject({ conditionHeld: false, modIndex: seen + 1 });
+    expect(sm.get('counter')).toBe('1');
+  });
+
+  it('while a view is alive (writes go to the delta), a failed condition leaves the view and the live map alone', () => {
+    const sm = new KvStateMachine();
+    put(sm, 'k', 'v');
+    const view = sm.snapshot();
+    expect(put(sm, 'k', 'x', { kind: 'absent' })).toMatchObject({ conditionHeld: false });
+    expect(del(sm, 'k', { kind: 'modIndex', modIndex: 0 })).toMatchObject({ conditionHeld: false });
+    expect(sm.get('k')).toBe('v');
+    expect(view.get('k')).toBe('v');
+    view.release();
+  });
+});
+
+describe('KvStateMachine: restoring a snapshot of format 1 (keys without indexes)', () => {
+  const FORMAT_1 = readFileSync(join(__dirname, 'testdata', 'snapshot-format-1.bin'));
+
+  it("gives every key the snapshot's index, from useSnapshotIndex; the next writes carry on from there", () => {
+    const sm = machineWith([['stale', 'gone']]);
+    sm.useSnapshotIndex(() => 500);
+    expect(restoreSync(sm, [FORMAT_1]).error).toBeUndefined();
+    expect(sm.getRecord('lock')).toEqual({ value: 'owner-1', createIndex: 500, modIndex: 500 });
+    expect(sm.get('stale')).toBeUndefined();
+    // Format 1 has no index bytes to leave out; the count is the keys' and values' bytes all the same.
+    expect(sm.dataBytes).toBe(bytesOf(sm.entries()));
+    expect(sm.apply({ term: 2, index: 501, type: EntryType.Normal, data: encodeCommand({ op: 'put', key: 'lock', value: 'owner-2', condition: { kind: 'modIndex', modIndex: 500 } }) }))
+      .toMatchObject({ conditionHeld: true, createIndex: 500, modIndex: 501 });
+    // A new snapshot is written in format 2, with the indexes.
+    const view = sm.snapshot();
+    expect(decodeKvSnapshotRecords(view.chunks()).get('lock')).toEqual({ value: 'owner-2', createIndex: 500, modIndex: 501 });
+    view.release();
+  });
+
+  it('without a source of the index, refuses it and keeps the map', () => {
+    const sm = machineWith([['kept', 'yes']]);
+    expect(restoreSync(sm, [FORMAT_1]).error?.message).toMatch(/the snapshot's index is not known here/);
+    expect(live(sm)).toEqual(new Map([['kept', 'yes']]));
   });
 });
 
@@ -284,7 +428,7 @@ describe('KvStateMachine snapshots: a view is the state when it was taken', () =
     expect(delta(sm)).toBeUndefined();
     expect(live(sm)).toEqual(after);
     expect(sm.size).toBe(4);
-    expect(put(sm, 'later', 'l')).toEqual({ existed: false, valid: true });
+    expect(put(sm, 'later', 'l')).toMatchObject({ existed: false, valid: true });
     expect(delta(sm)).toBeUndefined();
     expect(sm.get('later')).toBe('l');
   });
@@ -292,11 +436,11 @@ describe('KvStateMachine snapshots: a view is the state when it was taken', () =
   it('reports existed from the live state while a view is alive', () => {
     const sm = machineWith([['a', '1']]);
     const view = sm.snapshot();
-    expect(del(sm, 'a')).toEqual({ existed: true, valid: true });
-    expect(del(sm, 'a')).toEqual({ existed: false, valid: true });
-    expect(put(sm, 'a', '2')).toEqual({ existed: false, valid: true });
-    expect(put(sm, 'a', '3')).toEqual({ existed: true, valid: true });
-    expect(del(sm, 'never')).toEqual({ existed: false, valid: true });
+    expect(del(sm, 'a')).toMatchObject({ existed: true, valid: true });
+    expect(del(sm, 'a')).toMatchObject({ existed: false, valid: true });
+    expect(put(sm, 'a', '2')).toMatchObject({ existed: false, valid: true });
+    expect(put(sm, 'a', '3')).toMatchObject({ existed: true, valid: true });
+    expect(del(sm, 'never')).toMatchObject({ existed: false, valid: true });
     expect(sm.size).toBe(1);
     view.release();
     expect(live(sm)).toEqual(new Map([['a', '3']]));
@@ -405,8 +549,8 @@ describe('KvStateMachine.restore', () => {
   });
 
   it.each<[string, () => Uint8Array[], RegExp]>([
-    ['a truncated chunk', () => [...snapshot.slice(0, 3), snapshot[3].subarray(0, snapshot[3].length - 2)], /the value runs past the end/],
-    ['a bad version', () => snapshot.map((c, i) => (i === 2 ? Buffer.concat([Buffer.from([7]), c.subarray(1)]) : c)), /version 7, expected 1/],
+    ['a truncated chunk', () => [...snapshot.slice(0, 3), snapshot[3].subarray(0, snapshot[3].length - 18)], /the value runs past the end/],
+    ['a bad version', () => snapshot.map((c, i) => (i === 2 ? Buffer.concat([Buffer.from([7]), c.subarray(1)]) : c)), /version 7, expected 2/],
     ['a missing last chunk', () => snapshot.slice(0, -1), /which is not the last/],
   ])('%s keeps the old state and reports the error (sync and async)', async (_name, chunks, message) => {
     const sm = machineWith(old);
@@ -522,21 +666,30 @@ describe('KvStateMachine snapshots: randomized model test against a plain Map', 
     const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)];
     const keys = Array.from({ length: 24 }, (_, i) => `key-${i}`);
     const sm = new KvStateMachine();
-    let model = new Map<string, string>();
-    const views: Array<{ view: KvSnapshotView; expected: Map<string, string> }> = [];
+    let model = new Map<string, KvRecord>();
+    const views: Array<{ view: KvSnapshotView; expected: Map<string, KvRecord> }> = [];
     let step = 0;
     // Plain comparisons rather than expect() in the loop: thousands of expect() calls make the test slow,
     // and a failure names the seed and step to replay.
+    const text = (x: unknown) => (x instanceof Map ? JSON.stringify([...x].sort()) : typeof x === 'object' ? JSON.stringify(x) : x);
     const same = (what: string, actual: unknown, expected: unknown) => {
-      const a = actual instanceof Map ? JSON.stringify([...actual].sort()) : actual;
-      const e = expected instanceof Map ? JSON.stringify([...expected].sort()) : expected;
+      const a = text(actual);
+      const e = text(expected);
       if (a !== e) throw new Error(`seed ${seed}, step ${step}: ${what} is ${String(a)}, expected ${String(e)}`);
     };
-    const checkView = ({ view, expected }: { view: KvSnapshotView; expected: Map<string, string> }) => {
+    const checkView = ({ view, expected }: { view: KvSnapshotView; expected: Map<string, KvRecord> }) => {
       same('view size', view.size, expected.size);
       const key = pick(keys);
-      same(`view get ${key}`, view.get(key), expected.get(key));
-      if (random() < 0.2) same('view content', content(view), expected);
+      same(`view get ${key}`, view.get(key), expected.get(key)?.value);
+      if (random() < 0.2) same('view content', decodeKvSnapshotRecords(view.chunks()), expected);
+    };
+    // A third of the writes carry a condition, half of them one that holds.
+    const someCondition = (key: string): KvCondition | undefined => {
+      const r = random();
+      const current = model.get(key);
+      if (r < 0.67) return undefined;
+      if (r < 0.8) return { kind: 'modIndex', modIndex: current && random() < 0.7 ? current.modIndex : Math.floor(random() * (nextIndex + 1)) };
+      return r < 0.9 ? { kind: 'absent' } : { kind: 'exists' };
     };
 
     for (; step < 3000; step++) {
@@ -545,12 +698,23 @@ describe('KvStateMachine snapshots: randomized model test against a plain Map', 
         const key = pick(keys);
         // Some values with multi-byte characters, so that dataBytes is checked in bytes, not characters.
         const value = step % 3 === 0 ? `v${step}-é€` : `v${step}`;
-        same(`put ${key} existed`, put(sm, key, value)?.existed, model.has(key));
-        model.set(key, value);
+        const condition = someCondition(key);
+        const previous = model.get(key);
+        const result = put(sm, key, value, condition);
+        const held = condition === undefined || holds(condition, previous);
+        same(`put ${key} existed`, result?.existed, previous !== undefined);
+        same(`put ${key} condition held`, result?.conditionHeld, held);
+        if (held) model.set(key, { value, createIndex: previous?.createIndex ?? nextIndex, modIndex: nextIndex });
       } else if (r < 0.75) {
         const key = pick(keys);
-        same(`delete ${key} existed`, del(sm, key)?.existed, model.has(key));
-        model.delete(key);
+        const condition = someCondition(key);
+        const previous = model.get(key);
+        const result = del(sm, key, condition);
+        const held = condition === undefined || holds(condition, previous);
+        same(`delete ${key} existed`, result?.existed, previous !== undefined);
+        same(`delete ${key} condition held`, result?.conditionHeld, held);
+        same(`delete ${key} modIndex`, result?.modIndex, held ? null : (previous?.modIndex ?? null));
+        if (held) model.delete(key);
       } else if (r < 0.85) {
         if (views.length < 5) views.push({ view: sm.snapshot(), expected: new Map(model) });
       } else if (r < 0.97) {
@@ -562,24 +726,26 @@ describe('KvStateMachine snapshots: randomized model test against a plain Map', 
       } else {
         // Restore from a live view (the state it had), or from a fresh encoding of a random map.
         const source = views.length > 0 && random() < 0.5 ? pick(views) : undefined;
-        const next = source ? new Map(source.expected) : new Map(keys.filter(() => random() < 0.3).map((k) => [k, `r${step}`]));
-        const chunks = source ? [...source.view.chunks()] : [...encodeKvSnapshot(next, 40)];
+        const next = source
+          ? new Map(source.expected)
+          : new Map(keys.filter(() => random() < 0.3).map((k): [string, KvRecord] => [k, { value: `r${step}`, createIndex: step, modIndex: nextIndex }]));
+        const chunks = source ? [...source.view.chunks()] : [...encodeRecords(next, 60)];
         same('restore error', restoreSync(sm, chunks).error, undefined);
         model = next;
       }
       same('size', sm.size, model.size);
-      same('dataBytes', sm.dataBytes, bytesOf(model));
+      same('dataBytes', sm.dataBytes, bytesOf(valuesOf(model)));
       const key = pick(keys);
-      same(`get ${key}`, sm.get(key), model.get(key));
+      same(`get ${key}`, sm.getRecord(key), model.get(key));
       same(`has ${key}`, sm.has(key), model.has(key));
       if (views.length > 0) checkView(pick(views));
-      if (step % 100 === 0) same('live content', live(sm), model);
+      if (step % 100 === 0) same('live content', new Map(sm.records()), model);
     }
     for (const v of views) {
-      expect(content(v.view)).toEqual(v.expected);
+      expect(decodeKvSnapshotRecords(v.view.chunks())).toEqual(v.expected);
       v.view.release();
     }
     expect(delta(sm)).toBeUndefined();
-    expect(live(sm)).toEqual(model);
+    expect(new Map(sm.records())).toEqual(model);
   });
 });

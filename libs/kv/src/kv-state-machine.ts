@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
-import { decodeCommand, KvCommand } from './kv-command';
-import { encodeKvSnapshot, KvSnapshotDecoder } from './kv-snapshot-format';
+import { decodeCommand, KvCommand, KvCondition } from './kv-command';
+import { encodeKvSnapshot, KvRecord, KvSnapshotDecoder } from './kv-snapshot-format';
 
 /** What applying one command did, handed back to the client that proposed it. */
 export interface ApplyResult {
@@ -9,15 +9,23 @@ export interface ApplyResult {
   existed: boolean;
   /** False when the entry was not a command this version understands (it is skipped on every node alike). */
   valid: boolean;
+  /**
+   * False when the command's condition did not hold when the entry was applied: nothing changed (the entry
+   * still took its log index). True for a command without a condition.
+   */
+  conditionHeld: boolean;
+  /** The key's createIndex and modIndex after the entry (on a failed condition: as they are); null when absent. */
+  createIndex: number | null;
+  modIndex: number | null;
 }
 
 /** Marks, in a delta, a key deleted since the base was frozen. */
 const TOMBSTONE: unique symbol = Symbol('deleted');
-type Delta = Map<string, string | typeof TOMBSTONE>;
+type Delta = Map<string, KvRecord | typeof TOMBSTONE>;
 
 /** A restored map and its dataBytes (counted while decoding, so that a restore never walks the map twice). */
 interface Decoded {
-  map: Map<string, string>;
+  map: Map<string, KvRecord>;
   dataBytes: number;
 }
 
@@ -41,7 +49,7 @@ interface Generation {
 @Injectable()
 export class KvStateMachine implements StateMachine {
   private readonly logger = new Logger('KvStateMachine');
-  private base = new Map<string, string>();
+  private base = new Map<string, KvRecord>();
   /** Writes since `base` was frozen; undefined exactly when no view of the current generation is alive. */
   private delta: Delta | undefined;
   /** The overlay of the newest view when `delta` has not been written since (it is then a copy of it). */
@@ -52,41 +60,64 @@ export class KvStateMachine implements StateMachine {
   /** Counts restore() calls: a restore finishing after a newer one started must not swap its map in. */
   private restores = 0;
   private liveDataBytes = 0;
+  /** Where a snapshot of the previous format (keys without indexes) finds its own index; see useSnapshotIndex. */
+  private snapshotIndex?: () => number;
 
-  /** Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns undefined. */
+  /**
+   * Tells the machine how to learn the index of the snapshot that restore() is given (the storage's newest
+   * snapshot, in a node): needed only to restore a snapshot of the previous format, whose keys then get that
+   * index as createIndex and modIndex. Without it, such a snapshot is refused.
+   */
+  useSnapshotIndex(source: () => number): void {
+    this.snapshotIndex = source;
+  }
+
+  /**
+   * Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns
+   * undefined. A command's condition is evaluated here, against the state as of the entry before: every
+   * replica applies the same entries in the same order, so every one reaches the same outcome.
+   */
   apply(entry: Entry): ApplyResult | undefined {
     if (entry.type !== EntryType.Normal || entry.data.length === 0) return undefined;
     const command = decodeCommand(entry.data);
     if (!command) {
       this.logger.warn(`skipping entry ${entry.index} (term ${entry.term}): not a KV command`);
-      return { existed: false, valid: false };
-    }
-    const delta = this.delta;
-    if (delta === undefined) {
-      const previous = this.base.get(command.key);
-      if (command.op === 'put') this.base.set(command.key, command.value);
-      else this.base.delete(command.key);
-      this.countData(command, previous);
-      return { existed: previous !== undefined, valid: true };
+      return { existed: false, valid: false, conditionHeld: false, createIndex: null, modIndex: null };
     }
     const { key } = command;
-    const previous = this.get(key);
+    const previous = this.getRecord(key);
     const existed = previous !== undefined;
-    this.countData(command, previous);
-    this.sharedOverlay = undefined;
-    if (command.op === 'put') {
-      delta.set(key, command.value);
-      if (!existed) this.liveSize++;
-    } else if (existed) {
-      // A key only in the delta simply leaves it; a key of the base needs a tombstone to hide it.
-      if (this.base.has(key)) delta.set(key, TOMBSTONE);
-      else delta.delete(key);
-      this.liveSize--;
+    if (command.condition && !holds(command.condition, previous)) {
+      return { existed, valid: true, conditionHeld: false, createIndex: previous?.createIndex ?? null, modIndex: previous?.modIndex ?? null };
     }
-    return { existed, valid: true };
+    const record: KvRecord | undefined =
+      command.op === 'put' ? { value: command.value, createIndex: previous?.createIndex ?? entry.index, modIndex: entry.index } : undefined;
+    this.countData(command, previous?.value);
+    const delta = this.delta;
+    if (delta === undefined) {
+      if (record) this.base.set(key, record);
+      else this.base.delete(key);
+    } else {
+      this.sharedOverlay = undefined;
+      if (record) {
+        delta.set(key, record);
+        if (!existed) this.liveSize++;
+      } else if (existed) {
+        // A key only in the delta simply leaves it; a key of the base needs a tombstone to hide it.
+        if (this.base.has(key)) delta.set(key, TOMBSTONE);
+        else delta.delete(key);
+        this.liveSize--;
+      }
+    }
+    return { existed, valid: true, conditionHeld: true, createIndex: record?.createIndex ?? null, modIndex: record?.modIndex ?? null };
   }
 
   get(key: string): string | undefined {
+    return this.getRecord(key)?.value;
+  }
+
+  /** The key's value and indexes, as of the last entry applied. */
+  getRecord(key: string): KvRecord | undefined {
     const delta = this.delta;
     if (delta !== undefined) {
       const value = delta.get(key);
@@ -129,6 +160,11 @@ export class KvStateMachine implements StateMachine {
 
   /** The live pairs (for tests and tools): iterate synchronously, without apply() or restore() in between. */
   entries(): Generator<[string, string], void, undefined> {
+    return values(overlaid(this.base, this.delta, () => false));
+  }
+
+  /** entries(), with each key's indexes. */
+  records(): Generator<[string, KvRecord], void, undefined> {
     return overlaid(this.base, this.delta, () => false);
   }
 
@@ -170,7 +206,7 @@ export class KvStateMachine implements StateMachine {
     if (Symbol.iterator in chunks) {
       let decoded: Decoded;
       try {
-        const decoder = new KvSnapshotDecoder();
+        const decoder = new KvSnapshotDecoder(this.snapshotIndex);
         for (const chunk of chunks) decoder.push(chunk);
         decoded = { map: decoder.finish(), dataBytes: decoder.dataBytes };
       } catch (error) {
@@ -192,7 +228,7 @@ export class KvStateMachine implements StateMachine {
 
   /** The decoded map, or undefined if a newer restore started meanwhile. */
   private async restoreAsync(chunks: AsyncIterable<Uint8Array>, restore: number): Promise<Decoded | undefined> {
-    const decoder = new KvSnapshotDecoder();
+    const decoder = new KvSnapshotDecoder(this.snapshotIndex);
     for await (const chunk of chunks) {
       decoder.push(chunk);
       // An async iterable over data already in memory never waits: yield so that a large map does not hold
@@ -239,7 +275,7 @@ export class KvSnapshotView implements StateMachineView {
   private released = false;
 
   constructor(
-    private readonly base: ReadonlyMap<string, string>,
+    private readonly base: ReadonlyMap<string, KvRecord>,
     private readonly overlay: Delta | undefined,
     /** The number of keys in the view. */
     readonly size: number,
@@ -248,11 +284,16 @@ export class KvSnapshotView implements StateMachineView {
 
   /** The content as snapshot chunks (see kv-snapshot-format.ts), encoded lazily as they are pulled. */
   chunks(): Iterable<Uint8Array> {
-    return encodeKvSnapshot(this.entries());
+    return encodeKvSnapshot(this.records());
   }
 
   /** The pairs of the view, lazily. */
   entries(): Generator<[string, string], void, undefined> {
+    return values(this.records());
+  }
+
+  /** entries(), with each key's indexes. */
+  records(): Generator<[string, KvRecord], void, undefined> {
     this.checkAlive();
     return overlaid(this.base, this.overlay, () => this.released);
   }
@@ -260,8 +301,8 @@ export class KvSnapshotView implements StateMachineView {
   get(key: string): string | undefined {
     this.checkAlive();
     const value = this.overlay?.get(key);
-    if (value !== undefined) return value === TOMBSTONE ? undefined : value;
-    return this.base.get(key);
+    if (value !== undefined) return value === TOMBSTONE ? undefined : value.value;
+    return this.base.get(key)?.value;
   }
 
   /** Ends the view; a second call does nothing. */
@@ -278,10 +319,10 @@ export class KvSnapshotView implements StateMachineView {
 
 /** The pairs of `base` under `overlay`; throws as soon as `released()` says the maps may have changed. */
 function* overlaid(
-  base: ReadonlyMap<string, string>,
+  base: ReadonlyMap<string, KvRecord>,
   overlay: Delta | undefined,
   released: () => boolean,
-): Generator<[string, string], void, undefined> {
+): Generator<[string, KvRecord], void, undefined> {
   for (const pair of base) {
     if (released()) throw new Error('KV snapshot view read after release()');
     if (overlay === undefined || !overlay.has(pair[0])) yield pair;
@@ -290,6 +331,22 @@ function* overlaid(
   for (const [key, value] of overlay) {
     if (released()) throw new Error('KV snapshot view read after release()');
     if (value !== TOMBSTONE) yield [key, value];
+  }
+}
+
+function* values(records: Iterable<[string, KvRecord]>): Generator<[string, string], void, undefined> {
+  for (const [key, record] of records) yield [key, record.value];
+}
+
+/** Whether `condition` holds for a key whose record is `current` (undefined: the key does not exist). */
+export function holds(condition: KvCondition, current: KvRecord | undefined): boolean {
+  switch (condition.kind) {
+    case 'exists':
+      return current !== undefined;
+    case 'absent':
+      return current === undefined;
+    case 'modIndex':
+      return current !== undefined && current.modIndex === condition.modIndex;
   }
 }
 

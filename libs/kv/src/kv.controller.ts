@@ -1,7 +1,8 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Put, Query, UseFilters, UsePipes } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Put, Query, Res, UseFilters, UsePipes } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBody,
+  ApiHeader,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -15,15 +16,18 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import { RouteSchema } from '@nestjs/platform-fastify';
+import { FastifyReply } from 'fastify';
 import {
   DataQuotaExceededDto,
   DeleteResultDto,
   ErrorDto,
   KeyValueDto,
   NotLeaderDto,
+  PreconditionFailedDto,
+  PutResultDto,
   UnavailableDto,
-  WriteResultDto,
 } from './dto/kv-responses.dto';
+import { etag, parseConditionHeaders } from './conditional-headers';
 import { PutValueDto } from './dto/put-value.dto';
 import { ReadQueryDto } from './dto/read-query.dto';
 import { KeyNotFoundError } from './kv.errors';
@@ -37,13 +41,19 @@ import { DtoValidationPipe } from './validation';
  */
 const writeResultSchema = {
   type: 'object',
-  properties: { success: { type: 'boolean' }, index: { type: 'integer' }, existed: { type: 'boolean' } },
+  properties: {
+    success: { type: 'boolean' },
+    index: { type: 'integer' },
+    existed: { type: 'boolean' },
+    createIndex: { type: 'integer' },
+    modIndex: { type: 'integer' },
+  },
   required: ['success', 'index'],
 } as const;
 const keyValueSchema = {
   type: 'object',
-  properties: { key: { type: 'string' }, value: { type: 'string' } },
-  required: ['key', 'value'],
+  properties: { key: { type: 'string' }, value: { type: 'string' }, createIndex: { type: 'integer' }, modIndex: { type: 'integer' } },
+  required: ['key', 'value', 'createIndex', 'modIndex'],
 } as const;
 
 const keyParam = ApiParam({
@@ -63,6 +73,29 @@ const diskFull = ApiResponse({
     '(`outcome: "failed"`). Reads are still served; another leader may be elected meanwhile.',
   type: UnavailableDto,
 });
+const ifMatch = ApiHeader({
+  name: 'If-Match',
+  required: false,
+  description:
+    'Write only if the key exists and its modIndex is this one (its ETag, `"42"`; `42` unquoted is accepted too), ' +
+    'or with `*` only if it exists. Evaluated when the write is applied, atomically. A list or a weak ETag is refused (400).',
+  example: '"42"',
+});
+const ifNoneMatch = ApiHeader({
+  name: 'If-None-Match',
+  required: false,
+  description: '`*`: write only if the key does not exist (create only). Not together with If-Match.',
+  example: '*',
+});
+const preconditionFailed = ApiResponse({
+  status: 412,
+  description:
+    'The If-Match / If-None-Match condition did not hold when the write was applied: nothing changed (the entry still ' +
+    "took a log index). `modIndex` is the key's current one (null: absent), also as ETag when the key exists.",
+  type: PreconditionFailedDto,
+});
+const etagHeader = { ETag: { description: 'The key\'s modIndex, quoted: `"42"` (use it as If-Match).', schema: { type: 'string' } } };
+
 const unavailable = ApiServiceUnavailableResponse({
   description:
     'No leader, no quorum in time, shutting down, or more than MAX_PENDING_REQUESTS requests already waiting (Overloaded); ' +
@@ -86,12 +119,18 @@ export class KvController {
   @RouteSchema({ response: { 200: writeResultSchema } })
   @ApiOperation({
     summary: 'Write a value',
-    description: 'Answers 200 only once the write is committed by a quorum and applied on the leader.',
+    description:
+      'Answers 200 only once the write is committed by a quorum and applied on the leader. With If-Match or ' +
+      'If-None-Match, a conditional write (compare-and-set): the condition is part of the replicated entry and is ' +
+      'evaluated when it is applied, so no other write can come between the check and the change.',
   })
   @keyParam
+  // Decorators apply bottom-up: this order lists If-Match first in the document.
+  @ifNoneMatch
+  @ifMatch
   @ApiBody({ type: PutValueDto, examples: { seed: { value: { value: 'alice' } } } })
-  @ApiOkResponse({ type: WriteResultDto })
-  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key' })
+  @ApiOkResponse({ type: PutResultDto, headers: etagHeader })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match' })
   @ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'Value longer than MAX_VALUE_BYTES' })
   @ApiResponse({
     status: 507,
@@ -100,12 +139,21 @@ export class KvController {
       'The write would grow the data (a new key, or a longer value) past MAX_DATA_BYTES: nothing was written. ' +
       'Deletes, and writes that do not grow the data, are still accepted.',
   })
+  @preconditionFailed
   @notLeader
   @unavailable
   @diskFull
-  async put(@Param('key') key: string, @Body() body: PutValueDto): Promise<WriteResultDto> {
-    const { index } = await this.kv.put(key, body.value);
-    return { success: true, index };
+  async put(
+    @Param('key') key: string,
+    @Body() body: PutValueDto,
+    @Headers('if-match') ifMatchHeader: string | undefined,
+    @Headers('if-none-match') ifNoneMatchHeader: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<PutResultDto> {
+    const condition = parseConditionHeaders(ifMatchHeader, ifNoneMatchHeader);
+    const { index, createIndex, modIndex } = await this.kv.put(key, body.value, condition);
+    void reply.header('etag', etag(modIndex));
+    return { success: true, index, createIndex, modIndex };
   }
 
   @Get(':key')
@@ -116,33 +164,50 @@ export class KvController {
       'Linearizable by default, on every node (no redirect): the leader confirms its leadership with a quorum ' +
       '(ReadIndex), a follower asks the leader for that read index, and the node answers once it has applied it, ' +
       'from a state at least as new as every write acknowledged before the request. `?consistency=stale` answers ' +
-      "from this node's local copy at once, possibly behind.",
+      "from this node's local copy at once, possibly behind. The body and the ETag header give the key's " +
+      'createIndex and modIndex (the log indexes that created it and last changed it).',
   })
   @keyParam
-  @ApiOkResponse({ type: KeyValueDto })
+  @ApiOkResponse({ type: KeyValueDto, headers: etagHeader })
   @ApiNotFoundResponse({ type: ErrorDto, description: 'Key not found' })
   @ApiBadRequestResponse({ type: ErrorDto })
   @unavailable
-  async get(@Param('key') key: string, @Query() query: ReadQueryDto): Promise<KeyValueDto> {
-    const value = await this.kv.get(key, query.consistency);
-    if (value === undefined) throw new KeyNotFoundError(key);
-    return { key, value };
+  async get(
+    @Param('key') key: string,
+    @Query() query: ReadQueryDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<KeyValueDto> {
+    const record = await this.kv.read(key, query.consistency);
+    if (record === undefined) throw new KeyNotFoundError(key);
+    void reply.header('etag', etag(record.modIndex));
+    return { key, value: record.value, createIndex: record.createIndex, modIndex: record.modIndex };
   }
 
   @Delete(':key')
   @RouteSchema({ response: { 200: writeResultSchema } })
   @ApiOperation({
     summary: 'Delete a key',
-    description: 'Answers 200 once the delete is committed; deleting a missing key succeeds with `existed: false`.',
+    description:
+      'Answers 200 once the delete is committed; deleting a missing key succeeds with `existed: false`. ' +
+      'If-Match / If-None-Match make it conditional, as for PUT (with If-Match a missing key fails with 412).',
   })
   @keyParam
+  // Decorators apply bottom-up: this order lists If-Match first in the document.
+  @ifNoneMatch
+  @ifMatch
   @ApiOkResponse({ type: DeleteResultDto })
-  @ApiBadRequestResponse({ type: ErrorDto })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Bad key, malformed If-Match' })
+  @preconditionFailed
   @notLeader
   @unavailable
   @diskFull
-  async delete(@Param('key') key: string): Promise<DeleteResultDto> {
-    const { index, existed } = await this.kv.delete(key);
+  async delete(
+    @Param('key') key: string,
+    @Headers('if-match') ifMatchHeader: string | undefined,
+    @Headers('if-none-match') ifNoneMatchHeader: string | undefined,
+  ): Promise<DeleteResultDto> {
+    const condition = parseConditionHeaders(ifMatchHeader, ifNoneMatchHeader);
+    const { index, existed } = await this.kv.delete(key, condition);
     return { success: true, index, existed };
   }
 }

@@ -40,3 +40,26 @@ export class DataQuotaExceededError extends Error {
     this.name = 'DataQuotaExceededError';
   }
 }
+
+/**
+ * A write's condition (If-Match, If-None-Match) did not hold when its entry was applied: nothing changed.
+ * `modIndex` is the key's current one (null: the key does not exist).
+ */
+export class PreconditionFailedError extends Error {
+  constructor(
+    readonly key: string,
+    readonly modIndex: number | null,
+    reason: string,
+  ) {
+    super(reason);
+    this.name = 'PreconditionFailedError';
+  }
+}
+
+/** An If-Match or If-None-Match header that is not one of the forms the API accepts. */
+export class InvalidConditionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidConditionError';
+  }
+}

@@ -1,5 +1,6 @@
 import { DynamicModule, FactoryProvider, Module, ModuleMetadata } from '@nestjs/common';
-import { STATE_MACHINE } from '@app/consensus';
+import { ModuleRef } from '@nestjs/core';
+import { RAFT_STORAGE, RaftStorage, STATE_MACHINE } from '@app/consensus';
 import { BackupController } from './backup/backup.controller';
 import { KvBackupService } from './backup/kv-backup.service';
 import { KvController } from './kv.controller';
@@ -9,11 +10,26 @@ import { KvStateMachine } from './kv-state-machine';
 import { StatusController } from './status.controller';
 
 /**
+ * The map, told where a snapshot of the previous format finds its index: the consensus driver restores the
+ * storage's newest snapshot (ports.ts, RaftStorage.snapshotContent), so that snapshot's metadata has it. The
+ * storage is looked up when such a snapshot is restored, not injected: the consensus module imports this one,
+ * and the storage is a sibling of it there.
+ */
+function kvStateMachine(moduleRef: ModuleRef): KvStateMachine {
+  const machine = new KvStateMachine();
+  machine.useSnapshotIndex(() => moduleRef.get<RaftStorage>(RAFT_STORAGE, { strict: false }).storage.snapshot().metadata.index);
+  return machine;
+}
+
+/**
  * The replicated map, provided as the consensus driver's STATE_MACHINE. It has no dependencies, so the
  * consensus module can import it without a cycle.
  */
 @Module({
-  providers: [KvStateMachine, { provide: STATE_MACHINE, useExisting: KvStateMachine }],
+  providers: [
+    { provide: KvStateMachine, useFactory: kvStateMachine, inject: [ModuleRef] },
+    { provide: STATE_MACHINE, useExisting: KvStateMachine },
+  ],
   exports: [KvStateMachine, STATE_MACHINE],
 })
 export class KvStateMachineModule {}

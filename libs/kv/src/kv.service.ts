@@ -1,9 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { RaftNode } from '@app/consensus';
-import { encodeCommand } from './kv-command';
+import { encodeCommand, KvCondition } from './kv-command';
+import { KvRecord } from './kv-snapshot-format';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
-import { DataQuotaExceededError, InvalidKeyError, ValueTooLargeError } from './kv.errors';
+import { DataQuotaExceededError, InvalidKeyError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
@@ -33,21 +34,26 @@ export class KvService {
     @Inject(KV_OPTIONS) private readonly options: KvOptions,
   ) {}
 
-  /** Stores `value` under `key` once committed by a quorum and applied. Returns the log index. */
-  async put(key: string, value: string): Promise<{ index: number }> {
+  /**
+   * Stores `value` under `key` once committed by a quorum and applied. Returns the log index (the key's new
+   * modIndex) and the key's createIndex. With a `condition`, evaluated when the entry is applied, rejects with
+   * PreconditionFailedError if it did not hold (nothing changed).
+   */
+  async put(key: string, value: string, condition?: KvCondition): Promise<{ index: number; createIndex: number; modIndex: number }> {
     this.checkKey(key);
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > this.options.maxValueBytes) throw new ValueTooLargeError(bytes, this.options.maxValueBytes);
     this.checkQuota(key, value);
-    const { index } = await this.raft.propose(encodeCommand({ op: 'put', key, value }));
-    return { index };
+    const { index, result } = await this.raft.propose(encodeCommand({ op: 'put', key, value, condition }));
+    const applied = checkCondition(key, condition, result as ApplyResult);
+    return { index, createIndex: applied.createIndex ?? index, modIndex: index };
   }
 
-  /** Removes `key` once committed; succeeds whether or not it existed, and says which. */
-  async delete(key: string): Promise<{ index: number; existed: boolean }> {
+  /** Removes `key` once committed; succeeds whether or not it existed, and says which. `condition`: as for put. */
+  async delete(key: string, condition?: KvCondition): Promise<{ index: number; existed: boolean }> {
     this.checkKey(key);
-    const { index, result } = await this.raft.propose(encodeCommand({ op: 'delete', key }));
-    return { index, existed: (result as ApplyResult).existed };
+    const { index, result } = await this.raft.propose(encodeCommand({ op: 'delete', key, condition }));
+    return { index, existed: checkCondition(key, condition, result as ApplyResult).existed };
   }
 
   /**
@@ -55,9 +61,14 @@ export class KvService {
    * leader for it, and the node answers once it has applied that index) or stale (this node's copy, at once).
    */
   async get(key: string, consistency: Consistency = 'linearizable'): Promise<string | undefined> {
+    return (await this.read(key, consistency))?.value;
+  }
+
+  /** get(), with the key's createIndex and modIndex. */
+  async read(key: string, consistency: Consistency = 'linearizable'): Promise<KvRecord | undefined> {
     this.checkKey(key);
     if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
-    return this.stateMachine.get(key);
+    return this.stateMachine.getRecord(key);
   }
 
   /**
@@ -82,4 +93,17 @@ export class KvService {
       throw new InvalidKeyError(`key is ${bytes} bytes; the limit is ${this.options.maxKeyBytes} (MAX_KEY_BYTES)`);
     }
   }
+}
+
+/** The result of an applied write, or PreconditionFailedError when its condition did not hold. */
+function checkCondition(key: string, condition: KvCondition | undefined, result: ApplyResult): ApplyResult {
+  if (condition === undefined || result.conditionHeld) return result;
+  const now = result.modIndex === null ? 'the key does not exist' : `the key was last changed at index ${result.modIndex}`;
+  const wanted =
+    condition.kind === 'absent'
+      ? 'If-None-Match: * (create only)'
+      : condition.kind === 'exists'
+        ? 'If-Match: * (the key must exist)'
+        : `If-Match: "${condition.modIndex}"`;
+  throw new PreconditionFailedError(key, result.modIndex, `Precondition failed: ${wanted}, but ${now}`);
 }

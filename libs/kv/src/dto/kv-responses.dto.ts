@@ -8,6 +8,14 @@ export class WriteResultDto {
   index: number;
 }
 
+export class PutResultDto extends WriteResultDto {
+  @ApiProperty({ description: 'The entry that created the key (since it last did not exist).', example: 40 })
+  createIndex: number;
+
+  @ApiProperty({ description: 'The key\'s new modIndex: the index of this write (also the ETag header, quoted).', example: 42 })
+  modIndex: number;
+}
+
 export class DeleteResultDto extends WriteResultDto {
   @ApiProperty({ description: 'Whether the key existed before the delete (deleting a missing key succeeds).', example: true })
   existed: boolean;
@@ -19,6 +27,26 @@ export class KeyValueDto {
 
   @ApiProperty({ example: 'alice' })
   value: string;
+
+  @ApiProperty({ description: 'Log index of the entry that created the key (since it last did not exist).', example: 40 })
+  createIndex: number;
+
+  @ApiProperty({ description: 'Log index of the entry that last changed it; the ETag header is this, quoted.', example: 42 })
+  modIndex: number;
+}
+
+export class PreconditionFailedDto {
+  @ApiProperty({ example: 'Precondition failed: If-Match: "40", but the key was last changed at index 42' })
+  error: string;
+
+  @ApiProperty({ example: 'username' })
+  key: string;
+
+  @ApiProperty({ description: "The key's current modIndex; null when it does not exist.", example: 42, nullable: true, type: Number })
+  modIndex: number | null;
+
+  @ApiProperty({ enum: ['failed'], description: 'Nothing was written (the entry took a log index but changed nothing).' })
+  outcome: 'failed';
 }
 
 export class ErrorDto {
