@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
+import { KeyIndex, KeyPage, KeyRange } from './key-index';
 import { decodeCommand, KvCommand } from './kv-command';
 import { encodeKvSnapshot, KvSnapshotDecoder } from './kv-snapshot-format';
 
@@ -52,6 +53,8 @@ export class KvStateMachine implements StateMachine {
   /** Counts restore() calls: a restore finishing after a newer one started must not swap its map in. */
   private restores = 0;
   private liveDataBytes = 0;
+  /** The live keys in UTF-8 byte order, for listing (key-index.ts); views do not use it. */
+  private readonly index = new KeyIndex();
 
   /** Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns undefined. */
   apply(entry: Entry): ApplyResult | undefined {
@@ -67,12 +70,14 @@ export class KvStateMachine implements StateMachine {
       if (command.op === 'put') this.base.set(command.key, command.value);
       else this.base.delete(command.key);
       this.countData(command, previous);
+      this.indexChange(command, previous !== undefined);
       return { existed: previous !== undefined, valid: true };
     }
     const { key } = command;
     const previous = this.get(key);
     const existed = previous !== undefined;
     this.countData(command, previous);
+    this.indexChange(command, existed);
     this.sharedOverlay = undefined;
     if (command.op === 'put') {
       delta.set(key, command.value);
@@ -125,6 +130,14 @@ export class KvStateMachine implements StateMachine {
     const valueBytes = Buffer.byteLength(value, 'utf8');
     if (previous === undefined) return Buffer.byteLength(key, 'utf8') + valueBytes;
     return valueBytes - Buffer.byteLength(previous, 'utf8');
+  }
+
+  /**
+   * One page of the live keys starting with `range.prefix`, after `range.after`, in UTF-8 byte order (see
+   * KeyIndex.range): O(log n + limit). Read their values with get() before the next apply().
+   */
+  keys(range: KeyRange): KeyPage {
+    return this.index.range(range);
   }
 
   /** The live pairs (for tests and tools): iterate synchronously, without apply() or restore() in between. */
@@ -206,6 +219,7 @@ export class KvStateMachine implements StateMachine {
 
   private install({ map, dataBytes }: Decoded): void {
     this.base = map;
+    this.index.rebuild(map.keys());
     this.liveDataBytes = dataBytes;
     this.delta = undefined;
     this.sharedOverlay = undefined;
@@ -217,6 +231,15 @@ export class KvStateMachine implements StateMachine {
     const keyBytes = Buffer.byteLength(command.key, 'utf8');
     if (previous !== undefined) this.liveDataBytes -= keyBytes + Buffer.byteLength(previous, 'utf8');
     if (command.op === 'put') this.liveDataBytes += keyBytes + Buffer.byteLength(command.value, 'utf8');
+  }
+
+  /** Keeps the key index in step with one applied command; `existed`: the key was there before it. */
+  private indexChange(command: KvCommand, existed: boolean): void {
+    if (command.op === 'put') {
+      if (!existed) this.index.add(command.key);
+    } else if (existed) {
+      this.index.delete(command.key);
+    }
   }
 
   private release(generation: Generation): void {
