@@ -1,5 +1,12 @@
 import fc from 'fast-check';
-import { compareUtf8, KeyIndex } from './key-index';
+import { KeyIndex, utf8SortKey } from './key-index';
+
+/** The order the index keeps: the sort keys' UTF-16 order. */
+function compareUtf8(a: string, b: string): number {
+  const x = utf8SortKey(a);
+  const y = utf8SortKey(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
 
 const utf8Order = (a: string, b: string) => Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 
@@ -9,7 +16,7 @@ function indexOf(...keys: string[]): KeyIndex {
   return index;
 }
 
-describe('compareUtf8', () => {
+describe('utf8SortKey: UTF-16 order of sort keys is UTF-8 byte order', () => {
   it.each([
     ['a', 'b', -1],
     ['b', 'a', 1],
@@ -28,6 +35,11 @@ describe('compareUtf8', () => {
   ])('compare(%j, %j) has the sign %d', (a, b, sign) => {
     expect(Math.sign(compareUtf8(a, b))).toBe(sign);
     expect(Math.sign(utf8Order(a, b))).toBe(sign);
+  });
+
+  it('leaves keys without a unit from U+D800 up as they are (the same string, no copy)', () => {
+    expect(utf8SortKey('user/ключ/é')).toBe('user/ключ/é');
+    expect(utf8SortKey('a\uFFFD')).not.toBe('a\uFFFD');
   });
 
   it('agrees with Buffer.compare of the UTF-8 bytes on any strings of valid characters', () => {
