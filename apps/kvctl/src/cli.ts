@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { KvClient } from './kv-client';
+import { KvClient, ListPage } from './kv-client';
 import { ExitCode, KvctlError } from './kvctl-error';
 import { formatMembersTable } from './members-table';
 import type * as SnapshotCommands from './snapshot-commands';
@@ -54,6 +54,43 @@ function logIndex(raw: string): number {
   return value;
 }
 
+function count(name: string, raw: string): number {
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value <= 0) throw new KvctlError(`${name} must be a positive integer (got '${raw}')`, ExitCode.Usage);
+  return value;
+}
+
+/** The most keys one `GET /kv` page may ask for. */
+const LIST_PAGE = 1000;
+
+/**
+ * Follows the cursor from page to page until the prefix is exhausted or `limit` keys are in. Each page is
+ * one consistent read; keys written between pages may be missed (behind the cursor) or seen.
+ */
+export async function listAll(
+  client: Pick<KvClient, 'list'>,
+  prefix: string,
+  options: { limit?: number; keysOnly?: boolean; stale?: boolean },
+): Promise<ListPage> {
+  const items: ListPage['items'] = [];
+  let after: string | undefined;
+  for (;;) {
+    const wanted = options.limit === undefined ? LIST_PAGE : Math.min(LIST_PAGE, options.limit - items.length);
+    const page = await client.list(prefix, { after, limit: wanted, keysOnly: options.keysOnly, stale: options.stale });
+    items.push(...page.items);
+    const done = options.limit !== undefined && items.length >= options.limit;
+    if (!page.more || page.next === null || done) {
+      return { items, more: page.more, next: page.more ? items[items.length - 1].key : null };
+    }
+    after = page.next;
+  }
+}
+
+/** A value on one line: as it is, or JSON-quoted when it holds a line break or tab (which would split the line). */
+function printable(value: string): string {
+  return /[\n\r\t]/.test(value) ? JSON.stringify(value) : value;
+}
+
 /** The exit code of a command that succeeded as a request but reports a problem (status without a leader). */
 interface Outcome {
   exitCode: ExitCode;
@@ -101,6 +138,8 @@ it may still take effect); 5 condition failed (put --if-index/--create, delete -
 Examples:
   kvctl put username alice
   kvctl get username
+  kvctl list user/
+  kvctl list --keys-only --limit 10
   kvctl --endpoints http://localhost:3002 status
   kvctl --endpoints https://localhost:3001 --cacert ca.pem get username
   kvctl --json get username          (with createIndex and modIndex)
@@ -135,6 +174,20 @@ Examples:
       const result = await client().get(key, { stale: options.stale });
       if (json()) print(result);
       else io.stdout(`${result.value}\n`);
+    });
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('list the keys starting with [prefix] (all keys without one) and their values, in UTF-8 byte order')
+    .argument('[prefix]', 'the keys to list start with it', '')
+    .option('-l, --limit <n>', 'at most this many keys (default: every one, fetched a page at a time)', (raw) => count('--limit', raw))
+    .option('-k, --keys-only', 'print the keys only', false)
+    .option('--stale', "read the first reachable node's own copy at once, possibly behind the leader", false)
+    .action(async (prefix: string, options: { limit?: number; keysOnly: boolean; stale: boolean }) => {
+      const result = await listAll(client(), prefix, options);
+      if (json()) print(result);
+      else io.stdout(result.items.map((item) => (options.keysOnly ? `${item.key}\n` : `${item.key}\t${printable(item.value ?? '')}\n`)).join(''));
     });
 
   program

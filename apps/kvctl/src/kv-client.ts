@@ -83,6 +83,13 @@ export interface WriteCondition {
   create?: boolean;
 }
 
+/** One page of `GET /kv` (see docs/api.md, "List keys"). */
+export interface ListPage {
+  items: Array<{ key: string; value?: string }>;
+  more: boolean;
+  next: string | null;
+}
+
 export interface KvClientOptions {
   /** Base URLs of some or all nodes, tried in order. */
   endpoints: string[];
@@ -196,6 +203,21 @@ export class KvClient {
       throw new KvctlError(`key not found: ${key}`, ExitCode.NotFound);
     }
     return this.expectOk(answer) as { key: string; value: string };
+  }
+
+  /**
+   * One page of the keys starting with `prefix` (`GET /kv`), after the key `after`, at most `limit` (the node
+   * allows 1 to 1000); linearizable through the leader, or with `stale` the first answering node's own copy.
+   */
+  async list(prefix: string, options: { after?: string; limit?: number; keysOnly?: boolean; stale?: boolean } = {}): Promise<ListPage> {
+    const query = new URLSearchParams({ prefix });
+    if (options.after !== undefined) query.set('after', options.after);
+    if (options.limit !== undefined) query.set('limit', String(options.limit));
+    if (options.keysOnly) query.set('keysOnly', 'true');
+    if (options.stale) query.set('consistency', 'stale');
+    const path = `/kv?${query}`;
+    const answer = options.stale ? await this.toAny('GET', path) : await this.toLeader('GET', path);
+    return this.expectOk(answer) as ListPage;
   }
 
   /**

@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
+import { KeyIndex, KeyPage, KeyRange } from './key-index';
 import { decodeCommand, KvCommand, KvCondition } from './kv-command';
 import { encodeKvSnapshot, KvRecord, KvSnapshotDecoder } from './kv-snapshot-format';
 
@@ -60,6 +61,8 @@ export class KvStateMachine implements StateMachine {
   /** Counts restore() calls: a restore finishing after a newer one started must not swap its map in. */
   private restores = 0;
   private liveDataBytes = 0;
+  /** The live keys in UTF-8 byte order, for listing (key-index.ts); views do not use it. */
+  private readonly index = new KeyIndex();
   /** Where a snapshot of the previous format (keys without indexes) finds its own index; see useSnapshotIndex. */
   private snapshotIndex?: () => number;
 
@@ -93,6 +96,7 @@ export class KvStateMachine implements StateMachine {
     const record: KvRecord | undefined =
       command.op === 'put' ? { value: command.value, createIndex: previous?.createIndex ?? entry.index, modIndex: entry.index } : undefined;
     this.countData(command, previous?.value);
+    this.indexChange(command, existed);
     const delta = this.delta;
     if (delta === undefined) {
       if (record) this.base.set(key, record);
@@ -114,6 +118,14 @@ export class KvStateMachine implements StateMachine {
 
   get(key: string): string | undefined {
     return this.getRecord(key)?.value;
+  }
+
+  /**
+   * One page of the live keys starting with `range.prefix`, after `range.after`, in UTF-8 byte order (see
+   * KeyIndex.range): O(log n + limit). Read their records with getRecord() before the next apply().
+   */
+  keys(range: KeyRange): KeyPage {
+    return this.index.range(range);
   }
 
   /** The key's value and indexes, as of the last entry applied. */
@@ -242,10 +254,20 @@ export class KvStateMachine implements StateMachine {
 
   private install({ map, dataBytes }: Decoded): void {
     this.base = map;
+    this.index.rebuild(map.keys());
     this.liveDataBytes = dataBytes;
     this.delta = undefined;
     this.sharedOverlay = undefined;
     this.generation = { views: 0 };
+  }
+
+  /** Keeps the key index in step with one applied command; `existed`: the key was there before it. */
+  private indexChange(command: KvCommand, existed: boolean): void {
+    if (command.op === 'put') {
+      if (!existed) this.index.add(command.key);
+    } else if (existed) {
+      this.index.delete(command.key);
+    }
   }
 
   /** Accounts for one applied command; `previous` is the key's value before it. */

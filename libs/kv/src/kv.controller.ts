@@ -28,6 +28,8 @@ import {
   UnavailableDto,
 } from './dto/kv-responses.dto';
 import { etag, parseConditionHeaders } from './conditional-headers';
+import { LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT, ListQueryDto } from './dto/list-query.dto';
+import { ListResultDto } from './dto/list-result.dto';
 import { PutValueDto } from './dto/put-value.dto';
 import { ReadQueryDto } from './dto/read-query.dto';
 import { KeyNotFoundError } from './kv.errors';
@@ -54,6 +56,24 @@ const keyValueSchema = {
   type: 'object',
   properties: { key: { type: 'string' }, value: { type: 'string' }, createIndex: { type: 'integer' }, modIndex: { type: 'integer' } },
   required: ['key', 'value', 'createIndex', 'modIndex'],
+} as const;
+
+/** Fields added to an item (createIndex, modIndex, ...) must be added here too: the serializer drops others. */
+const listResultSchema = {
+  type: 'object',
+  properties: {
+    items: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { key: { type: 'string' }, value: { type: 'string' }, createIndex: { type: 'integer' }, modIndex: { type: 'integer' } },
+        required: ['key'],
+      },
+    },
+    more: { type: 'boolean' },
+    next: { type: ['string', 'null'] },
+  },
+  required: ['items', 'more', 'next'],
 } as const;
 
 const keyParam = ApiParam({
@@ -154,6 +174,52 @@ export class KvController {
     const { index, createIndex, modIndex } = await this.kv.put(key, body.value, condition);
     void reply.header('etag', etag(modIndex));
     return { success: true, index, createIndex, modIndex };
+  }
+
+  @Get()
+  @RouteSchema({ response: { 200: listResultSchema } })
+  @ApiOperation({
+    summary: 'List keys by prefix',
+    description:
+      'The keys that start with `prefix`, in UTF-8 byte order, with their values (or names only with `keysOnly=true`), ' +
+      `a page of at most \`limit\` (default ${LIST_DEFAULT_LIMIT}, at most ${LIST_MAX_LIMIT}) at a time. While \`more\` is true, ` +
+      'ask again with `after` set to `next` to get the following page; the pages together hold every key of the prefix ' +
+      'once. Each page is read at one point of the log, at the same consistency as `GET /kv/{key}`: linearizable by ' +
+      'default on every node, or `?consistency=stale` from this node\'s copy. Keys written between two pages behind the ' +
+      'cursor are not seen. A page also ends, with `more`, once its keys and values reach about 4 MiB.',
+  })
+  @ApiOkResponse({
+    type: ListResultDto,
+    examples: {
+      page: {
+        summary: 'GET /kv?prefix=user/&limit=2: the first page',
+        value: { items: [{ key: 'user/1', value: 'alice' }, { key: 'user/2', value: 'bob' }], more: true, next: 'user/2' },
+      },
+      last: {
+        summary: 'GET /kv?prefix=user/&limit=2&after=user/2: the last page',
+        value: { items: [{ key: 'user/3', value: 'carol' }], more: false, next: null },
+      },
+      keysOnly: {
+        summary: 'GET /kv?prefix=user/&keysOnly=true',
+        value: { items: [{ key: 'user/1' }, { key: 'user/2' }, { key: 'user/3' }], more: false, next: null },
+      },
+    },
+  })
+  @ApiBadRequestResponse({
+    type: ErrorDto,
+    description: `A bad query: a limit outside 1-${LIST_MAX_LIMIT}, keysOnly other than true/false, an unknown consistency, a parameter given twice, an unknown parameter`,
+  })
+  @unavailable
+  async list(@Query() query: ListQueryDto): Promise<ListResultDto> {
+    return this.kv.list(
+      {
+        prefix: query.prefix ?? '',
+        after: query.after,
+        limit: query.limit === undefined ? LIST_DEFAULT_LIMIT : Number(query.limit),
+        keysOnly: query.keysOnly === 'true',
+      },
+      query.consistency,
+    );
   }
 
   @Get(':key')

@@ -8,6 +8,34 @@ import { DataQuotaExceededError, InvalidKeyError, PreconditionFailedError, Value
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
+/**
+ * About how many bytes of keys and values (UTF-8) one page of a listing holds at most: a page ends at the
+ * item that reaches it (and says `more`), so that `limit` values of up to MAX_VALUE_BYTES each cannot make
+ * one answer of gigabytes. A page always holds at least one item.
+ */
+export const LIST_PAGE_BYTES = 4 * 1024 * 1024;
+
+/** What to list (see KvService.list). */
+export interface ListRequest {
+  /** '' lists every key. */
+  prefix: string;
+  /** The cursor: the last key of the previous page (excluded). */
+  after?: string;
+  /** The most items in the page (the controller allows 1 to LIST_MAX_LIMIT). */
+  limit: number;
+  /** Leave the values out. */
+  keysOnly: boolean;
+}
+
+export interface ListPage {
+  /** In UTF-8 byte order; `value` is absent with keysOnly. */
+  items: Array<{ key: string; value?: string; createIndex?: number; modIndex?: number }>;
+  /** Whether more keys of the prefix follow the last item. */
+  more: boolean;
+  /** The last item's key when `more`, else null: the `after` of the next page. */
+  next: string | null;
+}
+
 export interface KvOptions {
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -69,6 +97,33 @@ export class KvService {
     this.checkKey(key);
     if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
     return this.stateMachine.getRecord(key);
+  }
+
+  /**
+   * One page of the keys starting with `prefix`, after `after`, in UTF-8 byte order, with their values, at
+   * the same consistency as get(). The page is read in one synchronous step after the read barrier, so it is
+   * the state at one applied index; successive pages may see writes made in between (a key created behind
+   * the cursor is not seen, one deleted ahead of it is not returned). The page ends early, with `more`, once
+   * its keys and values reach LIST_PAGE_BYTES.
+   */
+  async list(request: ListRequest, consistency: Consistency = 'linearizable'): Promise<ListPage> {
+    const { prefix, after, limit, keysOnly } = request;
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`list limit must be a positive integer (got ${limit})`);
+    if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
+    const page = this.stateMachine.keys({ prefix, after, limit });
+    const items: ListPage['items'] = [];
+    let more = page.more;
+    let bytes = 0;
+    for (const key of page.keys) {
+      const record = keysOnly ? undefined : this.stateMachine.getRecord(key)!;
+      items.push(record === undefined ? { key } : { key, value: record.value, createIndex: record.createIndex, modIndex: record.modIndex });
+      bytes += Buffer.byteLength(key, 'utf8') + (record === undefined ? 0 : Buffer.byteLength(record.value, 'utf8'));
+      if (bytes >= LIST_PAGE_BYTES && items.length < page.keys.length) {
+        more = true;
+        break;
+      }
+    }
+    return { items, more, next: more ? items[items.length - 1].key : null };
   }
 
   /**
