@@ -9,8 +9,8 @@ export class ReadQueryDto {
     enum: CONSISTENCY_LEVELS,
     default: 'linearizable',
     description:
-      '`linearizable` (default): served by the leader after it confirms its leadership with a quorum (ReadIndex); ' +
-      'a follower redirects. `stale`: served at once from this node\'s local copy, which may lag behind.',
+      '`linearizable` (default): served by any node once it has applied the read index the leader confirmed with a ' +
+      'quorum (ReadIndex). `stale`: served at once from this node\'s local copy, which may lag behind.',
   })
   @IsOptional()
   @IsIn(CONSISTENCY_LEVELS as unknown as string[], { message: 'consistency must be one of: linearizable, stale' })
