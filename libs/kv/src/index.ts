@@ -10,3 +10,8 @@ export { mapKvError } from './kv-errors.filter';
 export { KvBackupService } from './backup/kv-backup.service';
 export type { KvBackup } from './backup/kv-backup.service';
 export { SNAPSHOT_HEADERS } from './backup/backup.controller';
+export { WatchHub, WatchIndexCompactedError, DEFAULT_WATCH_OPTIONS } from './watch/watch-hub';
+export type { WatchFilter, WatchSink, WatchHubOptions } from './watch/watch-hub';
+export type { KvChange, KvChangeObserver } from './watch/kv-change';
+export { WatchService, DEFAULT_STREAM_OPTIONS } from './watch/watch.service';
+export type { WatchStreamOptions } from './watch/watch.service';

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
 import { decodeCommand, KvCommand } from './kv-command';
 import { encodeKvSnapshot, KvSnapshotDecoder } from './kv-snapshot-format';
+import { KvChangeObserver } from './watch/kv-change';
 
 /** What applying one command did, handed back to the client that proposed it. */
 export interface ApplyResult {
@@ -52,6 +53,8 @@ export class KvStateMachine implements StateMachine {
   /** Counts restore() calls: a restore finishing after a newer one started must not swap its map in. */
   private restores = 0;
   private liveDataBytes = 0;
+  /** Told of every change applied and every restore (the watch hub); set before the first apply. */
+  events?: KvChangeObserver;
 
   /** Applies a committed entry; a no-op (empty data, or not a Normal entry) changes nothing and returns undefined. */
   apply(entry: Entry): ApplyResult | undefined {
@@ -67,6 +70,7 @@ export class KvStateMachine implements StateMachine {
       if (command.op === 'put') this.base.set(command.key, command.value);
       else this.base.delete(command.key);
       this.countData(command, previous);
+      this.notify(command, entry.index, previous !== undefined);
       return { existed: previous !== undefined, valid: true };
     }
     const { key } = command;
@@ -83,6 +87,7 @@ export class KvStateMachine implements StateMachine {
       else delta.delete(key);
       this.liveSize--;
     }
+    this.notify(command, entry.index, existed);
     return { existed, valid: true };
   }
 
@@ -210,6 +215,13 @@ export class KvStateMachine implements StateMachine {
     this.delta = undefined;
     this.sharedOverlay = undefined;
     this.generation = { views: 0 };
+    this.events?.restored();
+  }
+
+  /** A delete of a missing key changed nothing: no event (as in etcd). */
+  private notify(command: KvCommand, index: number, existed: boolean): void {
+    if (command.op === 'put') this.events?.changed({ type: 'put', key: command.key, value: command.value, index });
+    else if (existed) this.events?.changed({ type: 'delete', key: command.key, index });
   }
 
   /** Accounts for one applied command; `previous` is the key's value before it. */

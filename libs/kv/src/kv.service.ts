@@ -3,6 +3,8 @@ import { RaftNode } from '@app/consensus';
 import { encodeCommand } from './kv-command';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
+import type { WatchHubOptions } from './watch/watch-hub';
+import type { WatchStreamOptions } from './watch/watch.service';
 import { DataQuotaExceededError, InvalidKeyError, ValueTooLargeError } from './kv.errors';
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
@@ -12,6 +14,8 @@ export interface KvOptions {
   maxValueBytes: number;
   /** MAX_DATA_BYTES: the quota on KvStateMachine.dataBytes (undefined: none). See exceedsDataQuota. */
   maxDataBytes?: number;
+  /** GET /watch: history bounds, heartbeat, per-stream buffer (defaults: DEFAULT_WATCH_OPTIONS, DEFAULT_STREAM_OPTIONS). */
+  watch?: Partial<WatchHubOptions & WatchStreamOptions>;
 }
 
 /**
