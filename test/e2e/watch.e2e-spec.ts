@@ -6,6 +6,7 @@
  */
 import { request as httpRequest, IncomingMessage } from 'node:http';
 import { SseEvent, SseParser } from '../../apps/kvctl/src/sse-parser';
+import { runKvctl } from '../support/kvctl-process';
 import { ClusterNode, eventually, http, LocalCluster } from '../support/local-cluster';
 
 jest.setTimeout(120_000);
@@ -178,6 +179,21 @@ describe('GET /watch', () => {
     expect(atOldest.seen.length).toBeGreaterThan(30);
     const bad = await http('GET', `${leader.url}/watch?key=a&prefix=b`);
     expect(bad.status).toBe(400);
+  });
+
+  it('kvctl watch prints the replayed changes one per line, and exits 1 on 410 with the index to watch from', async () => {
+    const follower = followers()[0];
+    await put('k/1', 'one');
+    await put('k/2', 'two words');
+    await remove('k/1');
+    const expected = under('k/');
+    await eventually('the follower to apply the writes', async () => ((await follower.status()).appliedIndex >= expected[2].index ? true : undefined));
+    const result = await runKvctl(['--endpoints', follower.url, 'watch', '--prefix', 'k/', '--from-index', String(expected[0].index), '--count', String(expected.length)]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe(expected.map((c) => (c.type === 'put' ? `${c.index} PUT ${c.key} ${c.value}\n` : `${c.index} DELETE ${c.key}\n`)).join(''));
+    const old = await runKvctl(['--endpoints', follower.url, 'watch', 'w/a', '--from-index', '1']);
+    expect(old.code).toBe(1);
+    expect(old.stderr).toMatch(/--from-index \d+/);
   });
 
   it('watchers on the survivors of a SIGKILLed leader keep their stream and miss nothing', async () => {
