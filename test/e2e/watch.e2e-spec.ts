@@ -196,6 +196,14 @@ describe('GET /watch', () => {
     expect(old.stderr).toMatch(/--from-index \d+/);
   });
 
+  it('is in the OpenAPI document: text/event-stream, 410 with oldestIndex', async () => {
+    const doc = (await http('GET', `${leader.url}/docs-json`)).body;
+    const get = doc.paths['/watch'].get;
+    expect(Object.keys(get.responses['200'].content)).toEqual(['text/event-stream']);
+    expect(get.responses['410'].content['application/json'].schema.properties.oldestIndex).toEqual({ type: 'integer' });
+    expect(get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(['key', 'prefix', 'fromIndex', 'Last-Event-ID']));
+  });
+
   it('watchers on the survivors of a SIGKILLed leader keep their stream and miss nothing', async () => {
     const survivors = followers();
     const fromStart = await Watch.open(survivors[0], 'prefix=f%2F');

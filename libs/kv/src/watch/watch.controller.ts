@@ -4,7 +4,6 @@ import {
   ApiForbiddenResponse,
   ApiHeader,
   ApiOperation,
-  ApiProduces,
   ApiResponse,
   ApiTags,
   ApiUnauthorizedResponse,
@@ -46,7 +45,6 @@ export class WatchController {
       '(`{error, oldestIndex}`) when the watcher fell behind the history or the node restored a snapshot, and with ' +
       '`event: closed` when the node shuts down or is removed. Deleting a missing key is no event.',
   })
-  @ApiProduces('text/event-stream')
   @ApiHeader({ name: 'Last-Event-ID', required: false, description: 'Resume after this log index (overrides fromIndex)' })
   @ApiResponse({ status: 200, description: 'The event stream', content: { 'text/event-stream': { schema: { type: 'string' }, example: STREAM_EXAMPLE } } })
   @ApiBadRequestResponse({ type: ErrorDto, description: 'Neither or both of key and prefix, a bad key, a bad fromIndex or Last-Event-ID' })
