@@ -97,7 +97,8 @@ const watches: Watch[] = [];
 
 beforeAll(async () => {
   cluster = await LocalCluster.start({ nodes: 3, env: { WATCH_HEARTBEAT_MS: '200', WATCH_HISTORY_ENTRIES: '40' } });
-  leader = await cluster.waitForLeader();
+  // Generous: on a loaded machine the three processes take a while to start and discover each other.
+  leader = await cluster.waitForLeader(60_000);
 });
 
 afterAll(async () => {
