@@ -1,16 +1,22 @@
 import { KvChange } from './kv-change';
 import { formatChange } from './sse';
 
-/** A change kept in the history, with its SSE frame (encoded once, shared by every watcher). */
+/**
+ * A change kept in the history: its SSE frame (encoded once, shared by every watcher), and what dispatch needs
+ * of it. The value lives in the frame only, so that the bytes bound counts what is held.
+ */
 export interface HistoryEntry {
-  change: KvChange;
+  change: Pick<KvChange, 'type' | 'key' | 'index'>;
   frame: Buffer;
 }
 
 export interface WatchHistoryLimits {
   /** WATCH_HISTORY_ENTRIES: at most this many changes are kept. */
   maxEntries: number;
-  /** WATCH_HISTORY_BYTES: at most this many bytes of frames are kept (the newest change is always kept). */
+  /**
+   * WATCH_HISTORY_BYTES: at most this many bytes of frames are kept (the newest change is always kept). The
+   * key is held once more as a string, and each entry has a few dozen bytes of overhead.
+   */
   maxBytes: number;
 }
 
@@ -60,7 +66,10 @@ export class WatchHistory {
 
   /** Appends a change (indexes must increase); trims the oldest ones past the limits. */
   append(change: KvChange): HistoryEntry {
-    const entry = { change, frame: Buffer.from(formatChange(change), 'utf8') };
+    const entry: HistoryEntry = {
+      change: { type: change.type, key: change.key, index: change.index },
+      frame: Buffer.from(formatChange(change), 'utf8'),
+    };
     this.entries.push(entry);
     this.bytes += entry.frame.length;
     while (this.size > 1 && (this.size > this.limits.maxEntries || this.bytes > this.limits.maxBytes)) this.trimOldest();

@@ -93,6 +93,14 @@ describe('WatchHub history (fromIndex, Last-Event-ID, 410)', () => {
     expect(w.sink.ids).toEqual([3, 5, 7]);
   });
 
+  it('a fromIndex ahead of the applied index skips the changes before it', () => {
+    const hub = new WatchHub();
+    hub.bind(() => 2);
+    const w = watch(hub, { key: 'k' }, 5);
+    for (let index = 3; index <= 6; index++) hub.changed(put(index, 'k'));
+    expect(w.sink.ids).toEqual([5, 6]);
+  });
+
   it('answers 410 with the oldest index for a fromIndex older than the history', () => {
     const hub = new WatchHub({ maxEntries: 2 });
     for (let index = 1; index <= 5; index++) hub.changed(put(index, 'k'));

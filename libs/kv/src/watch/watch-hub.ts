@@ -42,6 +42,8 @@ export class Watcher {
   closed = false;
 
   constructor(
+    /** The first index it may be sent (a fromIndex ahead of the applied index skips what comes before). */
+    readonly start: number,
     readonly filter: WatchFilter,
     readonly sink: WatchSink,
     private readonly hub: WatchHub,
@@ -138,7 +140,7 @@ export class WatchHub implements KvChangeObserver {
    * Writes the start frame, then every kept change from `start` on that matches, then follows live.
    */
   subscribe(filter: WatchFilter, start: number, sink: WatchSink): Watcher {
-    const watcher = new Watcher(filter, sink, this);
+    const watcher = new Watcher(start, filter, sink, this);
     this.all.add(watcher);
     if ('key' in filter) addTo(this.byKey, filter.key, watcher);
     else {
@@ -152,7 +154,8 @@ export class WatchHub implements KvChangeObserver {
   }
 
   changed(change: KvChange): void {
-    this.knowFloor();
+    // The first change after a restore: nothing between the restore point and it changed the map.
+    this.knowFloor(change.index - 1);
     const entry = this.history.append(change);
     const key = change.key;
     const exact = this.byKey.get(key);
@@ -216,7 +219,7 @@ export class WatchHub implements KvChangeObserver {
 
   private deliver(watcher: Watcher, entry: HistoryEntry): void {
     // A lagging watcher reads the change from the history once its sink drains.
-    if (watcher.cursor !== undefined) return;
+    if (watcher.cursor !== undefined || entry.change.index < watcher.start) return;
     if (this.write(watcher, entry.frame)) return;
     watcher.cursor = entry.change.index + 1;
     this.lagging.add(watcher);
@@ -243,10 +246,11 @@ export class WatchHub implements KvChangeObserver {
     }
   }
 
-  private knowFloor(): void {
+  /** After a restore: the history starts after `floor` (default: the node's applied index, the restore point or later). */
+  private knowFloor(floor?: number): void {
     if (this.floorKnown) return;
     this.floorKnown = true;
-    this.history.reset(this.appliedIndex());
+    this.history.reset(floor ?? this.appliedIndex());
   }
 
   private detach(watcher: Watcher): void {
