@@ -96,7 +96,11 @@ const followers = () => cluster.nodes.filter((n) => n !== leader);
 const watches: Watch[] = [];
 
 beforeAll(async () => {
-  cluster = await LocalCluster.start({ nodes: 3, env: { WATCH_HEARTBEAT_MS: '200', WATCH_HISTORY_ENTRIES: '40' } });
+  // Short body and keep-alive timeouts: a watch stream must outlive both (the response is what is long here).
+  cluster = await LocalCluster.start({
+    nodes: 3,
+    env: { WATCH_HEARTBEAT_MS: '200', WATCH_HISTORY_ENTRIES: '40', BODY_TIMEOUT_MS: '300', KEEP_ALIVE_TIMEOUT_MS: '200' },
+  });
   // Generous: on a loaded machine the three processes take a while to start and discover each other.
   leader = await cluster.waitForLeader(60_000);
 });
@@ -136,10 +140,11 @@ describe('GET /watch', () => {
     expect(under('w/').map((c) => c.type)).toEqual(['put', 'put', 'put', 'delete', 'put']);
   });
 
-  it('keeps idle streams alive with heartbeat comments', async () => {
+  it('keeps idle streams alive with heartbeat comments, past BODY_TIMEOUT_MS and KEEP_ALIVE_TIMEOUT_MS', async () => {
     const before = onFollower.comments;
-    await eventually('two heartbeats', async () => (onFollower.comments >= before + 2 ? true : undefined), 5000);
+    await eventually('five heartbeats', async () => (onFollower.comments >= before + 5 ? true : undefined), 5000);
     expect(onFollower.ended).toBe(false);
+    expect(onLeader.ended).toBe(false);
   });
 
   it('replays the history from fromIndex on, then follows live', async () => {
