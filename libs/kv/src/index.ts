@@ -13,5 +13,6 @@ export { SNAPSHOT_HEADERS } from './backup/backup.controller';
 export { WatchHub, WatchIndexCompactedError, DEFAULT_WATCH_OPTIONS } from './watch/watch-hub';
 export type { WatchFilter, WatchSink, WatchHubOptions } from './watch/watch-hub';
 export type { KvChange, KvChangeObserver } from './watch/kv-change';
-export { WatchService, DEFAULT_STREAM_OPTIONS } from './watch/watch.service';
-export type { WatchStreamOptions } from './watch/watch.service';
+export { WatchService } from './watch/watch.service';
+export { DEFAULT_STREAM_OPTIONS } from './watch/watch-options';
+export type { WatchStreamOptions } from './watch/watch-options';

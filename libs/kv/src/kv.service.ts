@@ -4,7 +4,7 @@ import { encodeCommand } from './kv-command';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
 import type { WatchHubOptions } from './watch/watch-hub';
-import type { WatchStreamOptions } from './watch/watch.service';
+import type { WatchStreamOptions } from './watch/watch-options';
 import { DataQuotaExceededError, InvalidKeyError, ValueTooLargeError } from './kv.errors';
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');

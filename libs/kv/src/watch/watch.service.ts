@@ -3,16 +3,7 @@ import { RaftNode } from '@app/consensus';
 import { InvalidKeyError } from '../kv.errors';
 import { KV_OPTIONS, KvOptions } from '../kv.service';
 import { WatchFilter, WatchHub } from './watch-hub';
-
-/** How watch streams are kept (KvOptions.watch; defaults in DEFAULT_STREAM_OPTIONS). */
-export interface WatchStreamOptions {
-  /** A `: ping` comment on live streams this often. */
-  heartbeatMs: number;
-  /** Unsent bytes a stream may hold before it waits for the client (at least the socket's high-water mark). */
-  bufferBytes: number;
-}
-
-export const DEFAULT_STREAM_OPTIONS: WatchStreamOptions = { heartbeatMs: 15_000, bufferBytes: 256 * 1024 };
+import { DEFAULT_STREAM_OPTIONS, WatchStreamOptions } from './watch-options';
 
 /** How often a removed node's streams are looked for (removal is rare; this bounds how long they outlive it). */
 const REMOVAL_CHECK_MS = 500;
