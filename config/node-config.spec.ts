@@ -153,6 +153,21 @@ describe('loadNodeConfig', () => {
     expect(() => loadNodeConfig(env)).toThrow(message);
   });
 
+  it('reads the watch settings, with defaults', () => {
+    expect(loadNodeConfig({})).toMatchObject({ watchHistoryEntries: 10000, watchHistoryBytes: 64 * 1024 * 1024, watchHeartbeatMs: 15000, watchBufferBytes: 262144 });
+    const config = loadNodeConfig({ WATCH_HISTORY_ENTRIES: '50', WATCH_HISTORY_BYTES: '4096', WATCH_HEARTBEAT_MS: '200', WATCH_BUFFER_BYTES: '65536' });
+    expect(config).toMatchObject({ watchHistoryEntries: 50, watchHistoryBytes: 4096, watchHeartbeatMs: 200, watchBufferBytes: 65536 });
+  });
+
+  it.each([
+    [{ WATCH_HISTORY_ENTRIES: '0' }, /^WATCH_HISTORY_ENTRIES must be an integer \(1-10000000\) \(got '0'\)$/],
+    [{ WATCH_HISTORY_BYTES: '100' }, /^WATCH_HISTORY_BYTES must be a whole number of bytes/],
+    [{ WATCH_HEARTBEAT_MS: 'often' }, /^WATCH_HEARTBEAT_MS must be an integer number of milliseconds \(50-600000\)/],
+    [{ WATCH_BUFFER_BYTES: '1.5' }, /^WATCH_BUFFER_BYTES must be a whole number of bytes/],
+  ])('rejects watch setting %j with one line naming the variable', (env, message) => {
+    expect(() => loadNodeConfig(env)).toThrow(message);
+  });
+
   it.each([
     [{ HTTP_PORT: 'abc' }, /^HTTP_PORT must be an integer between 1 and 65535 \(got 'abc'\)$/],
     [{ HTTP_PORT: '70000' }, /^HTTP_PORT must be/],

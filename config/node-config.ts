@@ -77,6 +77,14 @@ export interface NodeConfig {
   bodyTimeoutMs: number;
   /** KEEP_ALIVE_TIMEOUT_MS: an idle keep-alive connection is closed after this long. */
   keepAliveTimeoutMs: number;
+  /** WATCH_HISTORY_ENTRIES: applied changes kept in memory for GET /watch?fromIndex (older: 410). */
+  watchHistoryEntries: number;
+  /** WATCH_HISTORY_BYTES: the same history bounded in bytes (the newest change is always kept). */
+  watchHistoryBytes: number;
+  /** WATCH_HEARTBEAT_MS: a `: ping` comment on idle watch streams this often. */
+  watchHeartbeatMs: number;
+  /** WATCH_BUFFER_BYTES: bytes a watch stream may have unsent before it waits (reading on from the history). */
+  watchBufferBytes: number;
   /** MAX_CONNECTIONS: open connections the HTTP server accepts at once (clients and peers together). */
   maxConnections: number;
   clusterToken?: string;
@@ -232,6 +240,30 @@ class EnvironmentVariables {
   @Min(100, { message: 'KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
   @Max(600000, { message: 'KEEP_ALIVE_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
   KEEP_ALIVE_TIMEOUT_MS: number = 5000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'WATCH_HISTORY_ENTRIES must be an integer (1-10000000)' })
+  @Min(1, { message: 'WATCH_HISTORY_ENTRIES must be an integer (1-10000000)' })
+  @Max(10000000, { message: 'WATCH_HISTORY_ENTRIES must be an integer (1-10000000)' })
+  WATCH_HISTORY_ENTRIES: number = 10000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'WATCH_HISTORY_BYTES must be a whole number of bytes (1024-17179869184)' })
+  @Min(1024, { message: 'WATCH_HISTORY_BYTES must be a whole number of bytes (1024-17179869184)' })
+  @Max(17179869184, { message: 'WATCH_HISTORY_BYTES must be a whole number of bytes (1024-17179869184)' })
+  WATCH_HISTORY_BYTES: number = 64 * 1024 * 1024;
+
+  @Transform(toInt)
+  @IsInt({ message: 'WATCH_HEARTBEAT_MS must be an integer number of milliseconds (50-600000)' })
+  @Min(50, { message: 'WATCH_HEARTBEAT_MS must be an integer number of milliseconds (50-600000)' })
+  @Max(600000, { message: 'WATCH_HEARTBEAT_MS must be an integer number of milliseconds (50-600000)' })
+  WATCH_HEARTBEAT_MS: number = 15000;
+
+  @Transform(toInt)
+  @IsInt({ message: 'WATCH_BUFFER_BYTES must be a whole number of bytes (1024-1073741824)' })
+  @Min(1024, { message: 'WATCH_BUFFER_BYTES must be a whole number of bytes (1024-1073741824)' })
+  @Max(1073741824, { message: 'WATCH_BUFFER_BYTES must be a whole number of bytes (1024-1073741824)' })
+  WATCH_BUFFER_BYTES: number = 256 * 1024;
 
   @Transform(toInt)
   @IsInt({ message: 'MAX_CONNECTIONS must be an integer (64-1000000)' })
@@ -395,6 +427,10 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     headersTimeoutMs: vars.HEADERS_TIMEOUT_MS,
     bodyTimeoutMs: vars.BODY_TIMEOUT_MS,
     keepAliveTimeoutMs: vars.KEEP_ALIVE_TIMEOUT_MS,
+    watchHistoryEntries: vars.WATCH_HISTORY_ENTRIES,
+    watchHistoryBytes: vars.WATCH_HISTORY_BYTES,
+    watchHeartbeatMs: vars.WATCH_HEARTBEAT_MS,
+    watchBufferBytes: vars.WATCH_BUFFER_BYTES,
     maxConnections: vars.MAX_CONNECTIONS,
     clusterToken: vars.CLUSTER_TOKEN,
     apiTokens: vars.API_TOKENS_FILE === undefined ? undefined : loadApiTokens(vars.API_TOKENS_FILE),

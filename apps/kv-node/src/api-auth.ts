@@ -2,7 +2,7 @@ import { ApiRole, roleAllows, tokenKey } from '@app/config';
 import type { FastifyInstance } from 'fastify';
 
 /**
- * The role a request needs with API_TOKENS_FILE set: reads of /kv need `read`, writes `readwrite`, the
+ * The role a request needs with API_TOKENS_FILE set: reads of /kv (and /watch) need `read`, writes `readwrite`, the
  * cluster's admin endpoints (/cluster/...) `admin`. Undefined: open (status, health, metrics, the OpenAPI
  * document; the peer stream has its own admission and CLUSTER_TOKEN).
  */
@@ -10,6 +10,7 @@ export function requiredRole(method: string, url: string): ApiRole | undefined {
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
   if (path === '/kv' || path.startsWith('/kv/')) return method === 'GET' || method === 'HEAD' ? 'read' : 'readwrite';
+  if (path === '/watch') return 'read';
   // The membership routes check their own tokens (CLUSTER_TOKEN, which a joining node holds, or an admin token).
   if (path === '/cluster/members' || path.startsWith('/cluster/members/')) return undefined;
   if (path === '/cluster' || path.startsWith('/cluster/')) return 'admin';

@@ -64,7 +64,11 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
     });
     expect(get(WAL_MODULE_OPTIONS)).toMatchObject({ dir: walDir, segmentBytes: 64 * 1024 * 1024 });
     expect(get<Wal>(WAL).dir).toBe(walDir);
-    expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 1024, maxValueBytes: 1024 * 1024 });
+    expect(get(KV_OPTIONS)).toEqual({
+      maxKeyBytes: 1024,
+      maxValueBytes: 1024 * 1024,
+      watch: { maxEntries: 10000, maxBytes: 64 * 1024 * 1024, heartbeatMs: 15000, bufferBytes: 256 * 1024 },
+    });
     expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
       timeoutMs: 1000, // one election timeout
       token: undefined,
@@ -137,7 +141,7 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       admission: { allowAny: true, allowedAddresses: ['10.0.0.0/8'] },
       stallTimeoutMs: 500,
     });
-    expect(get(KV_OPTIONS)).toEqual({ maxKeyBytes: 64, maxValueBytes: 4096 });
+    expect(get(KV_OPTIONS)).toMatchObject({ maxKeyBytes: 64, maxValueBytes: 4096 });
     expect(get(CLUSTER_ADMIN_OPTIONS)).toMatchObject({ timeoutMs: 400 });
   });
 

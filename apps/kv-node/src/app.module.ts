@@ -84,7 +84,12 @@ export class AppModule {
         KvModule.forRootAsync({
           consensus,
           inject: [nodeConfig.KEY],
-          useFactory: (c: NodeConfigType): KvOptions => ({ maxKeyBytes: c.maxKeyBytes, maxValueBytes: c.maxValueBytes, maxDataBytes: c.maxDataBytes }),
+          useFactory: (c: NodeConfigType): KvOptions => ({
+            maxKeyBytes: c.maxKeyBytes,
+            maxValueBytes: c.maxValueBytes,
+            maxDataBytes: c.maxDataBytes,
+            watch: { maxEntries: c.watchHistoryEntries, maxBytes: c.watchHistoryBytes, heartbeatMs: c.watchHeartbeatMs, bufferBytes: c.watchBufferBytes },
+          }),
         }),
         HealthModule.register(consensus),
         ClusterAdminModule.forRootAsync({

@@ -7,6 +7,7 @@ import { formatMembersTable } from './members-table';
 import type * as SnapshotCommands from './snapshot-commands';
 import { formatStatusTable } from './status-table';
 import { tlsFetch } from './tls-options';
+import { formatWatchEvent, watchCommand } from './watch-command';
 
 export const DEFAULT_ENDPOINTS = 'http://localhost:3001,http://localhost:3002,http://localhost:3003';
 
@@ -91,6 +92,12 @@ function printable(value: string): string {
   return /[\n\r\t]/.test(value) ? JSON.stringify(value) : value;
 }
 
+function nonNegativeInt(raw: string): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0) throw new KvctlError(`expected a whole number (got '${raw}')`, ExitCode.Usage);
+  return value;
+}
+
 /** The exit code of a command that succeeded as a request but reports a problem (status without a leader). */
 interface Outcome {
   exitCode: ExitCode;
@@ -145,6 +152,8 @@ Examples:
   kvctl --json get username          (with createIndex and modIndex)
   kvctl put --create lock me         (only if 'lock' does not exist)
   kvctl put --if-index 42 lock you   (only if 'lock' is unchanged since index 42)
+  kvctl watch username
+  kvctl watch --prefix config/ --from-index 120
   kvctl snapshot save backup.snap
   kvctl member list
   kvctl member add node4 http://10.0.0.4:3001`,
@@ -200,6 +209,40 @@ Examples:
       const result = await client().delete(key, { ifIndex: options.ifIndex });
       if (json()) print(result);
       else io.stdout(`OK (index ${result.index}${result.existed === false ? '; the key did not exist' : ''})\n`);
+    });
+
+  program
+    .command('watch')
+    .description(
+      'print each change of a key (or of every key under --prefix) as it is applied: one line per event, ' +
+        'reconnecting with Last-Event-ID (no change missed or repeated) until interrupted',
+    )
+    .argument('[key]')
+    .option('--prefix <prefix>', 'watch every key starting with this prefix instead of one key')
+    .option('--from-index <index>', 'replay the changes from this log index on first (exit 1 if no node keeps them)', nonNegativeInt)
+    .option('--count <n>', 'exit after this many events', nonNegativeInt)
+    .action(async (key: string | undefined, options: { prefix?: string; fromIndex?: number; count?: number }) => {
+      const opts = program.opts<GlobalOptions>();
+      const stop = new AbortController();
+      const onSigint = () => stop.abort();
+      process.once('SIGINT', onSigint);
+      try {
+        await watchCommand({
+          endpoints: opts.endpoints.split(',').filter((e) => e.trim() !== ''),
+          key,
+          prefix: options.prefix,
+          fromIndex: options.fromIndex,
+          count: options.count,
+          token: opts.token,
+          fetch: tlsFetch({ cacert: opts.cacert, cert: opts.cert, key: opts.key }),
+          timeoutMs: opts.timeout,
+          signal: stop.signal,
+          onEvent: (event) => (json() ? print(event) : io.stdout(formatWatchEvent(event))),
+          onNotice: io.stderr,
+        });
+      } finally {
+        process.removeListener('SIGINT', onSigint);
+      }
     });
 
   program

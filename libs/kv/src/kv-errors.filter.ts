@@ -14,6 +14,7 @@ import {
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
 import { DataQuotaExceededError, InvalidConditionError, InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
+import { WatchIndexCompactedError } from './watch/watch-hub';
 
 interface Mapped {
   status: number;
@@ -102,6 +103,7 @@ export function mapKvError(error: Error, request: { url: string; method?: string
     return { status: 503, body: { error: 'Node is shutting down', outcome: 'failed' }, headers: { 'retry-after': '1' } };
   }
   if (error instanceof RemovedFromClusterError) return { status: 410, body: { error: 'Removed from the cluster', outcome: 'failed' } };
+  if (error instanceof WatchIndexCompactedError) return { status: 410, body: { error: error.message, oldestIndex: error.oldestIndex } };
   if (error instanceof KeyNotFoundError) return { status: 404, body: { error: 'Key not found', key: error.key } };
   if (error instanceof InvalidKeyError) return { status: 400, body: { error: error.message } };
   if (error instanceof ValueTooLargeError) return { status: 413, body: { error: error.message } };
@@ -140,6 +142,7 @@ export function mapKvError(error: Error, request: { url: string; method?: string
   DataQuotaExceededError,
   InvalidConditionError,
   PreconditionFailedError,
+  WatchIndexCompactedError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
 import { KeyIndex, KeyPage, KeyRange } from './key-index';
+import { KvChangeObserver } from './watch/kv-change';
 import { decodeCommand, KvCommand, KvCondition } from './kv-command';
 import { encodeKvSnapshot, KvRecord, KvSnapshotDecoder } from './kv-snapshot-format';
 
@@ -63,6 +64,8 @@ export class KvStateMachine implements StateMachine {
   private liveDataBytes = 0;
   /** The live keys in UTF-8 byte order, for listing (key-index.ts); views do not use it. */
   private readonly index = new KeyIndex();
+  /** Told of every change applied and every restore (the watch hub); set before the first apply. */
+  events?: KvChangeObserver;
   /** Where a snapshot of the previous format (keys without indexes) finds its own index; see useSnapshotIndex. */
   private snapshotIndex?: () => number;
 
@@ -113,6 +116,7 @@ export class KvStateMachine implements StateMachine {
         this.liveSize--;
       }
     }
+    this.notify(command, entry.index, existed);
     return { existed, valid: true, conditionHeld: true, createIndex: record?.createIndex ?? null, modIndex: record?.modIndex ?? null };
   }
 
@@ -259,6 +263,13 @@ export class KvStateMachine implements StateMachine {
     this.delta = undefined;
     this.sharedOverlay = undefined;
     this.generation = { views: 0 };
+    this.events?.restored();
+  }
+
+  /** A delete of a missing key changed nothing: no event (as in etcd). */
+  private notify(command: KvCommand, index: number, existed: boolean): void {
+    if (command.op === 'put') this.events?.changed({ type: 'put', key: command.key, value: command.value, index });
+    else if (existed) this.events?.changed({ type: 'delete', key: command.key, index });
   }
 
   /** Keeps the key index in step with one applied command; `existed`: the key was there before it. */

@@ -8,6 +8,9 @@ import { KvMetrics } from './kv.metrics';
 import { KV_OPTIONS, KvOptions, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
 import { StatusController } from './status.controller';
+import { WatchController } from './watch/watch.controller';
+import { WatchHub } from './watch/watch-hub';
+import { WatchService } from './watch/watch.service';
 
 /**
  * The map, told where a snapshot of the previous format finds its index: the consensus driver restores the
@@ -29,8 +32,18 @@ function kvStateMachine(moduleRef: ModuleRef): KvStateMachine {
   providers: [
     { provide: KvStateMachine, useFactory: kvStateMachine, inject: [ModuleRef] },
     { provide: STATE_MACHINE, useExisting: KvStateMachine },
+    // Attached when created, before the consensus module (which needs the state machine) can apply anything.
+    {
+      provide: WatchHub,
+      inject: [KvStateMachine],
+      useFactory: (stateMachine: KvStateMachine) => {
+        const hub = new WatchHub();
+        stateMachine.events = hub;
+        return hub;
+      },
+    },
   ],
-  exports: [KvStateMachine, STATE_MACHINE],
+  exports: [KvStateMachine, STATE_MACHINE, WatchHub],
 })
 export class KvStateMachineModule {}
 
@@ -44,7 +57,7 @@ export interface KvModuleAsyncOptions {
 }
 
 /**
- * The public API: /kv, /status, and backups (/cluster/snapshot); the data-size gauges (prom-client's Registry
+ * The public API: /kv, /watch, /status, and backups (/cluster/snapshot); the data-size gauges (prom-client's Registry
  * must be provided globally).
  */
 @Module({})
@@ -53,8 +66,8 @@ export class KvModule {
     return {
       module: KvModule,
       imports: [consensus, KvStateMachineModule, ...(imports ?? [])],
-      controllers: [KvController, StatusController, BackupController],
-      providers: [KvService, KvBackupService, KvMetrics, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
+      controllers: [KvController, StatusController, BackupController, WatchController],
+      providers: [KvService, KvBackupService, KvMetrics, WatchService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
     };
   }
 }

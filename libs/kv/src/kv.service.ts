@@ -5,6 +5,8 @@ import { KvRecord } from './kv-snapshot-format';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
 import { DataQuotaExceededError, InvalidKeyError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
+import type { WatchHubOptions } from './watch/watch-hub';
+import type { WatchStreamOptions } from './watch/watch-options';
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
@@ -41,6 +43,8 @@ export interface KvOptions {
   maxValueBytes: number;
   /** MAX_DATA_BYTES: the quota on KvStateMachine.dataBytes (undefined: none). See exceedsDataQuota. */
   maxDataBytes?: number;
+  /** GET /watch: history bounds, heartbeat, per-stream buffer (defaults: DEFAULT_WATCH_OPTIONS, DEFAULT_STREAM_OPTIONS). */
+  watch?: Partial<WatchHubOptions & WatchStreamOptions>;
 }
 
 /**
