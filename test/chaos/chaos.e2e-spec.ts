@@ -5,12 +5,15 @@
  * about 35 s with concurrent clients, then healed, converged and checked for linearizability. The nodes
  * snapshot every 50 entries in 4 KiB WAL segments (CHAOS_SNAPSHOTS), so followers that fall behind catch
  * up by InstallSnapshot during the faults: each run must have installed at least one. Every kind includes
- * a membership change (a member taken out and re-added under its NODE_ID through JOIN). About a minute
+ * a membership change (a member taken out and re-added under its NODE_ID through JOIN). The 3-node run's
+ * clients also compare-and-set (the cas workload: a read, then a PUT with If-Match of the version read),
+ * the 5-node run's only read, write and delete. About a minute
  * each. The seed is random and printed (set CHAOS_SEED to replay one; CHAOS_BUILD runs another build); a
  * failure prints the report and keeps the run directory (history, faults, node logs, data). Long runs:
  * `npm run chaos` (docs/chaos.md).
  */
 import { randomInt } from 'node:crypto';
+import { Workload } from './clients';
 import { runChaos } from './harness';
 import { applicableFaults, FAULT_KINDS } from './nemesis';
 import { formatReport } from './report';
@@ -25,11 +28,12 @@ const log = (line: string) => {
   if (/^chaos: (seed|network|TCP|TLS|\d+ nodes up)/.test(line)) process.stdout.write(line + '\n');
 };
 
-async function expectGreenRun(nodes: number, clients: number, keys: number, net: 'proxy' | 'auto', tls: boolean): Promise<void> {
+async function expectGreenRun(nodes: number, clients: number, keys: number, net: 'proxy' | 'auto', tls: boolean, workload: Workload): Promise<void> {
   const result = await runChaos({
     nodes,
     clients,
     keys,
+    workload,
     durationS: DURATION_S,
     seed: seed + nodes,
     faults: FAULT_KINDS,
@@ -55,6 +59,10 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
   for (const kind of applicableFaults(FAULT_KINDS, nodes)) expect(result.report.faults.counts[kind]).toBeGreaterThan(0);
   for (const c of result.report.membership!.changes) expect({ seed, ...c }).toMatchObject({ seed, voterAt: expect.any(Number) });
   expect(result.report.check!.verdict).toBe('linearizable');
+  // The cas workload exercised both sides of the condition: compare-and-sets that swapped, and 412s from
+  // ones whose version had moved on (the checker confirmed each against the register).
+  if (workload === 'cas') expect({ seed, swapped: result.report.cas.swapped > 0, notSwapped: result.report.cas.notSwapped > 0 }).toEqual({ seed, swapped: true, notSwapped: true });
+  else expect(result.report.cas.swapped + result.report.cas.notSwapped).toBe(0);
   // The partitions stopped real traffic (connections silenced by the proxies, packets dropped by iptables;
   // undefined only with blackhole routes): a network that no longer tells senders apart cuts nothing.
   expect(result.report.cutTraffic).not.toEqual(expect.objectContaining({ count: 0 }));
@@ -65,11 +73,11 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
 }
 
 describe(`chaos (seed ${seed})`, () => {
-  it('3 nodes behind TCP proxies, over mutual TLS, stay linearizable under kills, pauses, partitions and membership changes', async () => {
-    await expectGreenRun(3, 10, 5, 'proxy', true);
+  it('3 nodes behind TCP proxies, over mutual TLS, stay linearizable with compare-and-set under kills, pauses, partitions and membership changes', async () => {
+    await expectGreenRun(3, 10, 5, 'proxy', true, 'cas');
   }, 240_000);
 
   it('5 nodes in network namespaces stay linearizable under kills, pauses, partitions and membership changes', async () => {
-    await expectGreenRun(5, 15, 8, 'auto', false);
+    await expectGreenRun(5, 15, 8, 'auto', false, 'register');
   }, 240_000);
 });

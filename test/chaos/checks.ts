@@ -12,15 +12,17 @@ export type Value = string | null;
  * The values a key may hold once every operation has ended, from that key's operations: the value of every
  * acknowledged write that no other acknowledged write certainly followed (started after it returned), and
  * of every write whose outcome is unknown (it may have taken effect at any time, or never). Absent if no
- * write was acknowledged. A failed write's value is never possible.
+ * write was acknowledged. A failed write's value is never possible. Writes are puts, deletes and
+ * compare-and-sets; a cas is acknowledged when it swapped (one that did not swap changed nothing).
  */
 export function possibleFinalValues(ops: readonly HistoryOp[], key: string): { values: Set<Value>; lastAcknowledged: HistoryOp[] } {
-  const writes = ops.filter((op) => op.key === key && (op.op === 'put' || op.op === 'delete'));
-  const acknowledged = writes.filter((op) => op.outcome === 'ok');
+  const writes = ops.filter((op) => op.key === key && (op.op === 'put' || op.op === 'delete' || op.op === 'cas'));
+  const acknowledged = writes.filter((op) => op.outcome === 'ok' && (op.op !== 'cas' || op.result?.swapped === true));
   const values = new Set<Value>();
   const lastAcknowledged = acknowledged.filter((w) => !acknowledged.some((later) => later.start > w.end!));
-  for (const w of lastAcknowledged) values.add(w.op === 'put' ? w.value! : null);
-  for (const w of writes) if (w.outcome === 'unknown') values.add(w.op === 'put' ? w.value! : null);
+  const written = (w: HistoryOp): Value => (w.op === 'delete' ? null : w.value!);
+  for (const w of lastAcknowledged) values.add(written(w));
+  for (const w of writes) if (w.outcome === 'unknown') values.add(written(w));
   if (acknowledged.length === 0) values.add(null);
   return { values, lastAcknowledged };
 }
@@ -51,7 +53,7 @@ export function findLostWrites(history: readonly HistoryOp[], finalValues: Reado
     const ops = byKey.get(key) ?? [];
     const { values, lastAcknowledged } = possibleFinalValues(ops, key);
     if (values.has(final)) continue;
-    const writer = final === null ? undefined : ops.find((op) => op.op === 'put' && op.value === final);
+    const writer = final === null ? undefined : ops.find((op) => (op.op === 'put' || op.op === 'cas') && op.value === final);
     lost.push({ key, final, expected: lastAcknowledged, writer });
   }
   return lost;
@@ -89,6 +91,24 @@ export function countOps(history: readonly HistoryOp[]): OpCounts {
     counts[op.outcome]++;
     const k = (counts.byKind[op.op] ??= { ok: 0, fail: 0, unknown: 0 });
     k[op.outcome]++;
+  }
+  return counts;
+}
+
+/** The compare-and-sets of a history by what came of them: `notSwapped` are the 412s (the version had moved on). */
+export interface CasCounts {
+  swapped: number;
+  notSwapped: number;
+  fail: number;
+  unknown: number;
+}
+
+export function countCas(history: readonly HistoryOp[]): CasCounts {
+  const counts: CasCounts = { swapped: 0, notSwapped: 0, fail: 0, unknown: 0 };
+  for (const op of history) {
+    if (op.op !== 'cas') continue;
+    if (op.outcome === 'ok') counts[op.result?.swapped ? 'swapped' : 'notSwapped']++;
+    else counts[op.outcome]++;
   }
   return counts;
 }

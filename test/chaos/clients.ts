@@ -1,7 +1,7 @@
 /**
  * Concurrent clients: each a sequential process that, until stopped, reads, writes or deletes a random key
- * of a small set, with a unique value per write and a timeout per request, and records every operation in
- * the history format of test/linearizability/history.ts.
+ * of a small set (or, in the cas workload, also compares and sets it), with a unique value per write and a
+ * timeout per request, and records every operation in the history format of test/linearizability/history.ts.
  *
  * Outcomes, as docs/api.md defines them:
  * - 200 (and 404 "Key not found" for a read): `ok`.
@@ -14,6 +14,9 @@
  *   for writes (it may have arrived); a read that got no answer is `unknown` (dropped by the checker).
  * - Any other answer (400, 500, ...) is `unknown` for a write and is also reported as unexpected: the
  *   harness sends only valid requests, so it means a bug somewhere.
+ * - A compare-and-set (a conditional PUT, see casOnce): 200 is `ok` with `swapped: true`; 412 is `ok` with
+ *   `swapped: false`, an observation (the register did not hold the expected value when the entry was
+ *   applied) rather than a failure; the rest as for any write.
  *
  * Clients track the leader: they start on a random node, follow redirects, and after a failure or a
  * timeout either ask the same node again or move to a random one; a few requests go to a random node
@@ -38,8 +41,8 @@ export interface ClientOptions {
   rng: Rng;
   now: () => number;
   record: (op: HistoryOp) => void;
-  /** Weights of get / put / delete. */
-  mix?: { get: number; put: number; delete: number };
+  /** Weights of get / put / delete / cas (default: the register workload's, no cas). */
+  mix?: Mix;
   /** Think time between a client's operations, in ms: uniform in [min, max]. */
   thinkMs?: [number, number];
   /**
@@ -67,7 +70,38 @@ export interface Unexpected {
 
 type Answer = { status: number; location: string | null; body: any } | { error: Error };
 
-const DEFAULT_MIX = { get: 0.5, put: 0.35, delete: 0.15 };
+/**
+ * How often a client picks each operation. `cas` is a read followed, if the read succeeded, by a
+ * compare-and-set of the value read (casOnce): both are in the history.
+ */
+export interface Mix {
+  get: number;
+  put: number;
+  delete: number;
+  cas?: number;
+}
+
+export type Workload = 'register' | 'cas';
+export const WORKLOADS: readonly Workload[] = ['register', 'cas'];
+
+/**
+ * - register: reads, blind writes and deletes (a register per key, plus the set workload's fresh keys).
+ * - cas: Jepsen's compare-and-set register: half the operations are compare-and-sets, the rest reads, blind
+ *   writes and a few deletes (so that create-if-absent, `If-None-Match: *`, is exercised too).
+ */
+export const WORKLOAD_MIX: Record<Workload, Mix> = {
+  register: { get: 0.5, put: 0.35, delete: 0.15 },
+  cas: { get: 0.25, put: 0.2, delete: 0.05, cas: 0.5 },
+};
+
+/** The key set each workload uses by default: Jepsen's cas register uses a handful of keys. */
+export const WORKLOAD_KEYS: Record<Workload, number> = { register: 8, cas: 5 };
+
+/** A conditional write: `expected` the value read (null: the key was absent), at `modIndex`. */
+interface CasRequest {
+  expected: string | null;
+  modIndex: number | null;
+}
 
 export class ClientPool {
   private stopping = false;
@@ -96,23 +130,25 @@ export class ClientPool {
 
   private async loop(client: string, rng: Rng): Promise<void> {
     const { endpoints, keys } = this.options;
-    const mix = this.options.mix ?? DEFAULT_MIX;
+    const mix = this.options.mix ?? WORKLOAD_MIX.register;
     const [thinkMin, thinkMax] = this.options.thinkMs ?? [0, 20];
     let node = rng.int(endpoints.length);
     let seq = 0;
     while (!this.stopping) {
       let key = rng.pick(keys);
-      const r = rng.next() * (mix.get + mix.put + mix.delete);
-      const kind = r < mix.get ? 'get' : r < mix.get + mix.put ? 'put' : 'delete';
+      const r = rng.next() * (mix.get + mix.put + mix.delete + (mix.cas ?? 0));
+      const kind = r < mix.get ? 'get' : r < mix.get + mix.put ? 'put' : r < mix.get + mix.put + mix.delete ? 'delete' : 'cas';
       const value = `${client}-${++seq}`;
       if (kind === 'put' && rng.chance(this.options.freshWrites ?? 0.1)) {
         key = `f-${value}`;
         this.freshKeys.push(key);
       }
-      const request = kind === 'put' ? { op: kind, key, value } : { op: kind, key };
       const target = rng.chance(0.05) ? rng.int(endpoints.length) : node;
       const timeout = rng.range(...this.options.timeoutMs);
-      const { op, redirect } = await this.perform(client, request as Pick<HistoryOp, 'op' | 'key' | 'value'>, target, timeout);
+      const { op, redirect } =
+        kind === 'cas'
+          ? await this.casOnce(client, key, value, target, timeout)
+          : await this.perform(client, kind === 'put' ? { op: kind, key, value } : { op: kind, key }, target, timeout);
       // Follow a redirect; after a failure or a timeout, half the time try the same node again (a paused or
       // cut-off leader then still has clients when it comes back), else another one.
       if (redirect !== undefined) node = redirect;
@@ -124,21 +160,50 @@ export class ClientPool {
     }
   }
 
+  /**
+   * Jepsen's cas(expected, new) on an API whose condition is a version (modIndex), not a value: read the key
+   * (value and modIndex), then PUT `value` with `If-Match: "<modIndex>"` (`If-None-Match: *` if the key was
+   * absent), recorded as cas(expected = the value read, value). Both operations are in the history. Sound
+   * because every write's value is unique: the key holds the value read exactly as long as its modIndex is
+   * the one read (a later write changes both; no write brings an old value back), so "If-Match holds" and
+   * "the register holds `expected`" are the same condition (docs/chaos.md, "The cas workload"). A read that
+   * did not succeed leaves nothing to compare with: then the read is the only operation.
+   */
+  private async casOnce(client: string, key: string, value: string, node: number, timeoutMs: number): Promise<{ op: HistoryOp; redirect?: number }> {
+    const read = await this.perform(client, { op: 'get', key }, node, timeoutMs);
+    if (read.op.outcome !== 'ok') return read;
+    const cas: CasRequest = read.op.result!.found ? { expected: read.op.result!.value!, modIndex: read.modIndex ?? null } : { expected: null, modIndex: null };
+    if (cas.expected !== null && cas.modIndex === null) {
+      // A 200 without a modIndex: the API promises one (docs/api.md); nothing to compare with.
+      this.unexpected.push({ op: read.op, status: 200, body: 'no modIndex in the answer' });
+      return read;
+    }
+    // A linearizable read may come from a follower: the write goes wherever the read was answered, and a
+    // follower redirects it.
+    return this.perform(client, { op: 'cas', key, value, ...cas }, node, timeoutMs);
+  }
+
   private async perform(
     client: string,
-    request: Pick<HistoryOp, 'op' | 'key' | 'value'>,
+    request: Pick<HistoryOp, 'op' | 'key' | 'value'> & Partial<CasRequest>,
     node: number,
     timeoutMs: number,
-  ): Promise<{ op: HistoryOp; redirect?: number }> {
+  ): Promise<{ op: HistoryOp; redirect?: number; modIndex?: number }> {
     const base = this.options.endpoints[node].clientUrl;
     const path = `/kv/${encodeURIComponent(request.key)}`;
     const op: HistoryOp = { id: this.nextId++, client, op: request.op, key: request.key, start: 0, outcome: 'unknown' };
+    if (request.op === 'cas') op.expected = request.expected ?? null;
     if (request.value !== undefined) op.value = request.value;
-    const method = request.op === 'get' ? 'GET' : request.op === 'put' ? 'PUT' : 'DELETE';
+    const method = request.op === 'get' ? 'GET' : request.op === 'put' || request.op === 'cas' ? 'PUT' : 'DELETE';
     const url = base + path + (request.op === 'get' && this.options.staleReads ? '?consistency=stale' : '');
     const init: RequestInit = { method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) };
-    if (request.op === 'put') {
-      init.headers = { 'content-type': 'application/json' };
+    if (request.op === 'put' || request.op === 'cas') {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (request.op === 'cas') {
+        if (request.modIndex === null || request.modIndex === undefined) headers['if-none-match'] = '*';
+        else headers['if-match'] = `"${request.modIndex}"`;
+      }
+      init.headers = headers;
       init.body = JSON.stringify({ value: request.value });
     }
     let answer: Answer;
@@ -159,7 +224,8 @@ export class ClientPool {
     op.end = this.options.now();
     const redirect = this.classify(op, answer);
     this.options.record(op);
-    return { op, redirect };
+    const modIndex = 'body' in answer && op.op === 'get' && Number.isSafeInteger(answer.body?.modIndex) ? (answer.body.modIndex as number) : undefined;
+    return { op, redirect, modIndex };
   }
 
   /** Sets op.outcome and op.result from the answer; returns the node a redirect points at. */
@@ -178,6 +244,14 @@ export class ClientPool {
       op.result = { found: false };
     } else if (status === 200 && op.op === 'put' && body?.success === true) {
       op.outcome = 'ok';
+    } else if (status === 200 && op.op === 'cas' && body?.success === true) {
+      op.outcome = 'ok';
+      op.result = { swapped: true };
+    } else if (status === 412 && op.op === 'cas' && body?.outcome === 'failed') {
+      // The condition was evaluated when the entry was applied, at one point of the log: an observation
+      // that the key was not at the version read, i.e. did not hold the value read (unique values).
+      op.outcome = 'ok';
+      op.result = { swapped: false };
     } else if (status === 200 && op.op === 'delete' && body?.success === true && typeof body.existed === 'boolean') {
       op.outcome = 'ok';
       op.result = { found: body.existed };

@@ -15,8 +15,8 @@ import { checkHistory } from '../linearizability/checker';
 import { HistoryOp } from '../linearizability/history';
 import { Rng } from '../simulation/rng';
 import { http, sleep } from '../support/local-cluster';
-import { countOps, findDivergence, findLostWrites, Value } from './checks';
-import { ClientPool } from './clients';
+import { countCas, countOps, findDivergence, findLostWrites, Value } from './checks';
+import { ClientPool, Workload, WORKLOAD_MIX } from './clients';
 import { BuildSnapshot, ChaosCluster, CHAOS_TIMINGS, NodeTimings, requestTimeout, snapshotBuild } from './cluster';
 import { ClusterNet, NetKind, openNet } from './cluster-net';
 import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
@@ -32,6 +32,11 @@ export interface ChaosOptions {
   durationS: number;
   seed: number;
   faults: readonly FaultKind[];
+  /**
+   * What the clients do (clients.ts WORKLOAD_MIX): `register` (default) reads, writes and deletes; `cas`
+   * adds compare-and-set (a read, then a PUT with If-Match of the version read) as half the operations.
+   */
+  workload?: Workload;
   net?: NetKind | 'auto';
   /** Parent directory of the run directory (default: the OS temp dir). */
   outDir?: string;
@@ -137,7 +142,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     cluster = new ChaosCluster({ net, runDir, timings, now, build, env: snapshotEnv(snapshotSettings), tls });
     cluster.start();
     const first = await cluster.waitForLeader(60_000);
-    log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys; faults ${faults.join(', ')}`);
+    log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys (${options.workload ?? 'register'} workload); faults ${faults.join(', ')}`);
 
     clients = new ClientPool({
       clients: options.clients,
@@ -150,6 +155,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         history.push(op);
         historyOut.write(JSON.stringify(op) + '\n');
       },
+      mix: WORKLOAD_MIX[options.workload ?? 'register'],
       staleReads: options.staleReads,
       fetch: tls?.fetch,
     });
@@ -267,7 +273,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const unexpected = clients?.unexpected ?? [];
   if (unexpected.length > 0) problems.push(`${unexpected.length} answers the API does not allow (first: ${unexpected[0].status} ${JSON.stringify(unexpected[0].body)})`);
   const ops = countOps(history);
-  const okWrites = (ops.byKind.put?.ok ?? 0) + (ops.byKind.delete?.ok ?? 0);
+  const okWrites = (ops.byKind.put?.ok ?? 0) + (ops.byKind.delete?.ok ?? 0) + history.filter((op) => op.op === 'cas' && op.result?.swapped).length;
   const okReads = ops.byKind.get?.ok ?? 0;
   if (okWrites < MIN_OK || okReads < MIN_OK) problems.push(`too few successful operations to prove anything (${okWrites} writes, ${okReads} reads)`);
   const okAfterHeal = history.filter((op) => op.outcome === 'ok' && op.start > healedAt && op.client !== 'final').length;
@@ -287,6 +293,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     nodes: options.nodes,
     clients: options.clients,
     keys,
+    workload: options.workload ?? 'register',
+    cas: countCas(history),
     network: net?.describe() ?? 'none',
     tls: options.tls ? (tls?.describe() ?? 'TLS on, but the certificates could not be made') : undefined,
     cutTraffic: net?.cutTraffic(),

@@ -12,8 +12,8 @@ import { join } from 'node:path';
 import { HistoryOp } from '../linearizability/history';
 import { Rng } from '../simulation/rng';
 import { eventually, sleep } from '../support/local-cluster';
-import { findDivergence, findLostWrites, possibleFinalValues } from './checks';
-import { ClientPool } from './clients';
+import { countCas, findDivergence, findLostWrites, possibleFinalValues } from './checks';
+import { ClientPool, WORKLOAD_MIX } from './clients';
 import { classifyExit } from './cluster';
 import { ClusterNet, netnsSupported, openNet, sweepStaleNetworks } from './cluster-net';
 import { run, runSync } from './exec';
@@ -218,6 +218,63 @@ describe('client answers around membership changes', () => {
   });
 });
 
+describe('the cas workload\'s client', () => {
+  it('reads, then writes with If-Match of the version read (If-None-Match: * when absent), recorded as cas(value read -> new)', async () => {
+    // The key alternates between holding "a" at modIndex 7 and being absent; a PUT with If-Match "7" swaps,
+    // one with If-None-Match: * finds the key there (412).
+    let reads = 0;
+    const puts: Record<string, string | undefined>[] = [];
+    const server = await new Promise<Server>((ready) => {
+      const s = createServer((req, res) => {
+        const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+        if (req.method === 'GET') return reads++ % 2 === 0 ? json(200, { key: 'k', value: 'a', createIndex: 3, modIndex: 7 }) : json(404, { error: 'Key not found', key: 'k' });
+        puts.push({ ifMatch: req.headers['if-match'], ifNoneMatch: req.headers['if-none-match'] });
+        req.resume().on('end', () =>
+          req.headers['if-match'] === '"7"'
+            ? json(200, { success: true, index: 12, createIndex: 3, modIndex: 12 })
+            : json(412, { error: 'Precondition failed', key: 'k', modIndex: 7, outcome: 'failed' }),
+        );
+      });
+      s.listen(0, '127.0.0.1', () => ready(s));
+    });
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const recorded: HistoryOp[] = [];
+      const pool = new ClientPool({
+        clients: 1,
+        keys: ['k'],
+        endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
+        timeoutMs: [2000, 2000],
+        rng: new Rng(1),
+        now: () => 0,
+        record: (op) => recorded.push(op),
+        mix: { get: 0, put: 0, delete: 0, cas: 1 },
+        thinkMs: [0, 0],
+      });
+      pool.start();
+      await eventually('two compare-and-sets', async () => (recorded.length >= 4 ? true : undefined), 5000);
+      await pool.stop();
+      expect(pool.unexpected).toEqual([]);
+      const pairs = recorded.slice(0, 4).map(({ op, expected, value, outcome, result }) => ({ op, expected, value, outcome, result }));
+      expect(pairs).toEqual([
+        { op: 'get', outcome: 'ok', result: { found: true, value: 'a' } },
+        { op: 'cas', expected: 'a', value: expect.stringMatching(/^c1-/), outcome: 'ok', result: { swapped: true } },
+        { op: 'get', outcome: 'ok', result: { found: false } },
+        { op: 'cas', expected: null, value: expect.stringMatching(/^c1-/), outcome: 'ok', result: { swapped: false } },
+      ]);
+      expect(puts.slice(0, 2)).toEqual([{ ifMatch: '"7"' }, { ifNoneMatch: '*' }]);
+      expect(countCas(recorded.slice(0, 4))).toEqual({ swapped: 1, notSwapped: 1, fail: 0, unknown: 0 });
+    } finally {
+      server.close();
+    }
+  });
+
+  it('mixes compare-and-sets with reads, writes and deletes; the register workload has none', () => {
+    expect(WORKLOAD_MIX.cas).toMatchObject({ cas: expect.any(Number), get: expect.any(Number), put: expect.any(Number), delete: expect.any(Number) });
+    expect(WORKLOAD_MIX.register.cas ?? 0).toBe(0);
+  });
+});
+
 describe('snapshot counts', () => {
   it('counts snapshots taken, installed and restored, compactions and segments from the logs of every incarnation', () => {
     const root = mkdtempSync(join(tmpdir(), 'raftkv-chaos-parts-'));
@@ -292,6 +349,18 @@ describe('final-state checks', () => {
     expect(findLostWrites(h, new Map([...fine, ['f-3', 'v3']]))).toEqual([]);
     expect(findLostWrites(h, new Map([...fine, ['f-1', null]]))).toEqual([{ key: 'f-1', final: null, expected: [acked], writer: undefined }]);
     expect(findLostWrites(h, new Map([...fine, ['f-2', 'v2']]))).toEqual([{ key: 'f-2', final: 'v2', expected: [], writer: failed }]);
+  });
+
+  it('counts a compare-and-set that swapped as a write, one that did not as none, an unknown one as possible', () => {
+    const h = [
+      op({ op: 'put', value: 'a', start: 0, outcome: 'ok' }),
+      op({ op: 'cas', expected: 'a', value: 'b', start: 10, outcome: 'ok', result: { swapped: true } }),
+      op({ op: 'cas', expected: 'a', value: 'x', start: 20, outcome: 'ok', result: { swapped: false } }),
+      op({ op: 'cas', expected: 'b', value: 'c', start: 30, outcome: 'unknown' }),
+    ];
+    expect(possibleFinalValues(h, 'k').values).toEqual(new Set(['b', 'c']));
+    const [lost] = findLostWrites(h, new Map([['k', 'x']]));
+    expect(lost).toMatchObject({ final: 'x', writer: h[2], expected: [h[1]] });
   });
 
   it('counts concurrent acknowledged writes as possible winners', () => {

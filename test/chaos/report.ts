@@ -8,7 +8,7 @@ import { describeOp, HistoryOp } from '../linearizability/history';
 import { CheckResult } from '../linearizability/checker';
 import { Crash, JoinRefusal } from './cluster';
 import { MembershipChange } from './membership';
-import { Divergence, LostWrite, OpCounts, Value } from './checks';
+import { CasCounts, Divergence, LostWrite, OpCounts, Value } from './checks';
 import { Unexpected } from './clients';
 import { formatSnapshotCounts, SnapshotCounts } from './snapshots';
 
@@ -22,6 +22,10 @@ export interface ChaosReport {
   nodes: number;
   clients: number;
   keys: string[];
+  /** What the clients did (clients.ts WORKLOAD_MIX). */
+  workload: string;
+  /** The compare-and-sets (the cas workload), by outcome. */
+  cas: CasCounts;
   network: string;
   /** With TLS (`--tls`): the CA and the certificates; undefined: plain HTTP. */
   tls?: string;
@@ -78,7 +82,7 @@ export function formatReport(r: ChaosReport): string {
       .map(([k, n]) => `${k.slice(kind.length + 1)} ${n}`)
       .join(', ');
   const lines = [
-    `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys, seed ${r.seed}`,
+    `chaos run ${r.verdict}: ${r.nodes} nodes, ${r.clients} clients, ${r.keys.length} keys${r.workload === 'register' ? '' : `, ${r.workload} workload`}, seed ${r.seed}`,
     `  network:     ${r.network}${r.cutTraffic ? `; cuts: ${r.cutTraffic.count} ${r.cutTraffic.unit}` : ''}`,
     `  tls:         ${r.tls ?? 'off (plain HTTP)'}`,
     `  build:       ${r.build ? `${r.build.hash}, built ${r.build.builtAt}` + (r.build.commit === 'n/a' ? ` (${r.build.source})` : `; HEAD ${r.build.commit.slice(0, 12)}${r.build.dirty.length ? `; uncommitted: ${r.build.dirty.join(', ')}` : ''}`) : 'none'}`,
@@ -87,6 +91,9 @@ export function formatReport(r: ChaosReport): string {
       `ok after healing: ${r.okAfterHeal}`,
     `  faults:      ${plural(r.faults.rounds, 'round')}; ` +
       (faultKinds.length === 0 ? 'none' : faultKinds.map(([k, n]) => `${k} ${n} (${faultDetail(k)})`).join(', ')),
+    ...(r.workload === 'cas'
+      ? [`  cas:         swapped ${r.cas.swapped}, not swapped (412) ${r.cas.notSwapped}, failed ${r.cas.fail}, unknown ${r.cas.unknown}`]
+      : []),
     ...(r.membership && r.membership.changes.length > 0 ? [`  membership:  ${formatMembership(r.membership)}`] : []),
     ...(r.snapshots ? [`  snapshots:   ${formatSnapshotCounts(r.snapshots)}`] : []),
     `  crashes:     ${r.crashes.length === 0 ? 'none' : r.crashes.map((c) => `${c.node} at ${(c.at / 1000).toFixed(1)} s (code ${c.code}, signal ${c.signal})`).join('; ')}`,

@@ -4,11 +4,13 @@
  *   npm run chaos -- --duration 600 --nodes 5
  *   npm run chaos -- --duration 60 --nodes 3 --seed 1234 --faults kill,partition --net proxy
  *   npm run chaos -- --duration 60 --tls
+ *   npm run chaos -- --duration 60 --workload cas
  *
  * Runs the production build (`npm run build` first). Prints the seed, the run directory, the faults as they
  * happen and the report; exits 0 when the run passed, 1 when it found a problem, 2 on bad arguments.
  */
 import { integerOption, parseCommandLine, UsageError, withUsage } from '../../scripts/lib/cli';
+import { Workload, WORKLOAD_KEYS, WORKLOADS } from './clients';
 import { runChaos } from './harness';
 import { FAULT_KINDS, FaultKind, parseFaults } from './nemesis';
 import { CHAOS_SNAPSHOTS } from './snapshots';
@@ -21,7 +23,9 @@ Options:
   --duration <s>      seconds of load and faults (default: 60)
   --nodes <n>         cluster size, 1 to 9 (default: 5)
   --clients <n>       concurrent clients, 1 to 200 (default: 15)
-  --keys <n>          keys the clients share, 1 to 1000 (default: 8)
+  --keys <n>          keys the clients share, 1 to 1000 (default: 8; 5 with --workload cas)
+  --workload <kind>   register (reads, writes, deletes) or cas (also compare-and-set: a read,
+                      then a PUT with If-Match of the version read) (default: register)
   --seed <n>          seed of the fault schedule and the clients (default: random)
   --faults <list>     comma-separated: ${FAULT_KINDS.join(', ')},
                       partition (all four partition kinds), all (default: all)
@@ -49,6 +53,11 @@ function faults(value: string): FaultKind[] {
   }
 }
 
+function workload(value: string): Workload {
+  if (!(WORKLOADS as readonly string[]).includes(value)) throw new UsageError(`--workload must be ${WORKLOADS.join(' or ')} (got ${value})`);
+  return value as Workload;
+}
+
 function network(value: string): NetKind {
   if (value !== 'auto' && value !== 'netns' && value !== 'proxy') throw new UsageError(`--net must be auto, netns or proxy (got ${value})`);
   return value;
@@ -62,7 +71,8 @@ function parseOptions(argv: string[]) {
       duration: { type: 'string', default: '60' },
       nodes: { type: 'string', default: '5' },
       clients: { type: 'string', default: '15' },
-      keys: { type: 'string', default: '8' },
+      keys: { type: 'string' },
+      workload: { type: 'string', default: 'register' },
       seed: { type: 'string' },
       faults: { type: 'string', default: 'all' },
       net: { type: 'string', default: 'auto' },
@@ -79,11 +89,13 @@ function parseOptions(argv: string[]) {
     },
   });
   if (values.help) return undefined;
+  const kind = workload(values.workload!);
   return {
+    workload: kind,
     duration: integerOption('--duration', values.duration, 1),
     nodes: integerOption('--nodes', values.nodes, 1, 9),
     clients: integerOption('--clients', values.clients, 1, 200),
-    keys: integerOption('--keys', values.keys, 1, 1000),
+    keys: integerOption('--keys', values.keys ?? String(WORKLOAD_KEYS[kind]), 1, 1000),
     seed: values.seed === undefined ? undefined : integerOption('--seed', values.seed, 0, 0xffffffff),
     faults: faults(values.faults!),
     net: network(values.net!),
@@ -109,13 +121,14 @@ async function main(): Promise<number> {
   }
   const seed: number = o.seed ?? Math.floor(Math.random() * 0xffffffff);
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
-    `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` +
+    `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` + (o.workload === 'register' ? '' : ` --workload ${o.workload}`) +
     ` --snapshot-entries ${o.snapshots.entries} --snapshot-catchup ${o.snapshots.catchUpEntries} --segment-bytes ${o.snapshots.segmentBytes}` +
     (o.tls ? ' --tls' : '') + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
     keys: o.keys,
+    workload: o.workload,
     durationS: o.duration,
     seed,
     faults: o.faults,
