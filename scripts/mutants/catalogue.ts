@@ -439,6 +439,18 @@ const chaos: Mutant[] = [
     kill: [CHAOS],
   },
   {
+    id: 'chaos-cas-ignores-condition',
+    rule: 'KV: a conditional write (If-Match / If-None-Match) is applied whether or not its condition holds',
+    suite: 'chaos',
+    file: 'libs/kv/src/kv-state-machine.ts',
+    edits: one(
+      'if (command.condition && !holds(command.condition, previous)) {',
+      'if (command.condition && !holds(command.condition, previous) && false) {',
+    ),
+    // The cas workload (docs/chaos.md): a create-if-absent applied over an acknowledged put, seen by later reads.
+    kill: ['npm run build && npm run chaos -- --workload cas --duration 60 --seed 3747090620 --build dist/apps/kv-node'],
+  },
+  {
     id: 'chaos-timeout-answers-failed',
     rule: 'KV: a timed-out write answers `outcome: "failed"` instead of `"unknown"`',
     suite: 'chaos',

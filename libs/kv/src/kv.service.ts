@@ -96,10 +96,15 @@ export class KvService {
     return (await this.read(key, consistency))?.value;
   }
 
+  /** What a read waits for: linearizable, the read index (ReadIndex, forwarded by a follower); stale, nothing. */
+  private async barrier(consistency: Consistency): Promise<void> {
+    if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
+  }
+
   /** get(), with the key's createIndex and modIndex. */
   async read(key: string, consistency: Consistency = 'linearizable'): Promise<KvRecord | undefined> {
     this.checkKey(key);
-    if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
+    await this.barrier(consistency);
     return this.stateMachine.getRecord(key);
   }
 
@@ -113,7 +118,7 @@ export class KvService {
   async list(request: ListRequest, consistency: Consistency = 'linearizable'): Promise<ListPage> {
     const { prefix, after, limit, keysOnly } = request;
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`list limit must be a positive integer (got ${limit})`);
-    if (consistency === 'linearizable') await this.raft.readBarrier({ onFollower: true });
+    await this.barrier(consistency);
     const page = this.stateMachine.keys({ prefix, after, limit });
     const items: ListPage['items'] = [];
     let more = page.more;
