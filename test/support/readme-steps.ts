@@ -201,7 +201,7 @@ export class Roles {
 }
 
 /** Keys whose values legitimately change from run to run: only their type is compared. */
-export const VARYING_KEYS = new Set(['term', 'index', 'createIndex', 'modIndex', 'commitIndex', 'appliedIndex', 'lastLogIndex', 'snapshotIndex', 'firstLogIndex', 'matchIndex', 'nextIndex', 'lastContactMs']);
+export const VARYING_KEYS = new Set(['term', 'index', 'createIndex', 'modIndex', 'commitIndex', 'appliedIndex', 'lastLogIndex', 'snapshotIndex', 'firstLogIndex', 'matchIndex', 'nextIndex', 'lastContactMs', 'dataBytes']);
 
 /** In a leader-finding step, these describe the node asked, which need not be the leader. */
 export const ASKED_NODE_KEYS = new Set(['state', 'isLeader', 'nodeId', 'url', 'peers']);
