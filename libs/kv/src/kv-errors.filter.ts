@@ -13,7 +13,12 @@ import {
   StorageFullError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { DataQuotaExceededError, InvalidConditionError, InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
+import {
+  DataQuotaExceededError,
+  IdempotencyKeyReusedError,
+  InvalidConditionError,
+  InvalidWriteOptionError,
+  InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 
 interface Mapped {
   status: number;
@@ -112,7 +117,8 @@ export function mapKvError(error: Error, request: { url: string; method?: string
       body: { error: error.message, outcome: 'failed', dataBytes: error.dataBytes, quotaBytes: error.quotaBytes },
     };
   }
-  if (error instanceof InvalidConditionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof InvalidConditionError || error instanceof InvalidWriteOptionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof IdempotencyKeyReusedError) return { status: 422, body: { error: error.message, outcome: 'failed' } };
   if (error instanceof PreconditionFailedError) {
     return {
       status: 412,
@@ -140,6 +146,8 @@ export function mapKvError(error: Error, request: { url: string; method?: string
   DataQuotaExceededError,
   InvalidConditionError,
   PreconditionFailedError,
+  InvalidWriteOptionError,
+  IdempotencyKeyReusedError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {

@@ -8,6 +8,7 @@ import {
   ApiOperation,
   ApiParam,
   ApiPayloadTooLargeResponse,
+  ApiQuery,
   ApiForbiddenResponse,
   ApiRequestTimeoutResponse,
   ApiResponse,
@@ -34,6 +35,7 @@ import { KeyNotFoundError } from './kv.errors';
 import { KvErrorsFilter } from './kv-errors.filter';
 import { KvService } from './kv.service';
 import { DtoValidationPipe } from './validation';
+import { MAX_TTL_SECONDS, parseTtl } from './write-options';
 
 /**
  * Response schemas of the hot routes, so that Fastify serializes their answers with a compiled serializer
@@ -52,7 +54,14 @@ const writeResultSchema = {
 } as const;
 const keyValueSchema = {
   type: 'object',
-  properties: { key: { type: 'string' }, value: { type: 'string' }, createIndex: { type: 'integer' }, modIndex: { type: 'integer' } },
+  properties: {
+    key: { type: 'string' },
+    value: { type: 'string' },
+    createIndex: { type: 'integer' },
+    modIndex: { type: 'integer' },
+    ttl: { type: 'integer' },
+    expiresAt: { type: 'string' },
+  },
   required: ['key', 'value', 'createIndex', 'modIndex'],
 } as const;
 
@@ -94,6 +103,14 @@ const preconditionFailed = ApiResponse({
     "took a log index). `modIndex` is the key's current one (null: absent), also as ETag when the key exists.",
   type: PreconditionFailedDto,
 });
+const ttlQuery = ApiQuery({
+  name: 'ttl',
+  required: false,
+  description:
+    `Seconds until the key expires (1 to ${MAX_TTL_SECONDS}); the leader deletes it once due, as a replicated delete. ` +
+    'A PUT without ttl makes the key permanent again.',
+  example: 30,
+});
 const etagHeader = { ETag: { description: 'The key\'s modIndex, quoted: `"42"` (use it as If-Match).', schema: { type: 'string' } } };
 
 const unavailable = ApiServiceUnavailableResponse({
@@ -122,15 +139,18 @@ export class KvController {
     description:
       'Answers 200 only once the write is committed by a quorum and applied on the leader. With If-Match or ' +
       'If-None-Match, a conditional write (compare-and-set): the condition is part of the replicated entry and is ' +
-      'evaluated when it is applied, so no other write can come between the check and the change.',
+      'evaluated when it is applied, so no other write can come between the check and the change. With `?ttl=N`, the ' +
+      "key expires N seconds after the leader proposed the write (on the leader's clock): the leader then deletes it " +
+      'with a replicated delete, within about a heartbeat (up to an election timeout across a leader change).',
   })
   @keyParam
+  @ttlQuery
   // Decorators apply bottom-up: this order lists If-Match first in the document.
   @ifNoneMatch
   @ifMatch
   @ApiBody({ type: PutValueDto, examples: { seed: { value: { value: 'alice' } } } })
   @ApiOkResponse({ type: PutResultDto, headers: etagHeader })
-  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match' })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match, bad ttl' })
   @ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'Value longer than MAX_VALUE_BYTES' })
   @ApiResponse({
     status: 507,
@@ -148,10 +168,12 @@ export class KvController {
     @Body() body: PutValueDto,
     @Headers('if-match') ifMatchHeader: string | undefined,
     @Headers('if-none-match') ifNoneMatchHeader: string | undefined,
+    @Query('ttl') ttlQueryValue: unknown,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PutResultDto> {
     const condition = parseConditionHeaders(ifMatchHeader, ifNoneMatchHeader);
-    const { index, createIndex, modIndex } = await this.kv.put(key, body.value, condition);
+    const ttl = parseTtl(ttlQueryValue);
+    const { index, createIndex, modIndex } = await this.kv.put(key, body.value, condition, { ttl });
     void reply.header('etag', etag(modIndex));
     return { success: true, index, createIndex, modIndex };
   }
@@ -165,7 +187,9 @@ export class KvController {
       '(ReadIndex), a follower asks the leader for that read index, and the node answers once it has applied it, ' +
       'from a state at least as new as every write acknowledged before the request. `?consistency=stale` answers ' +
       "from this node's local copy at once, possibly behind. The body and the ETag header give the key's " +
-      'createIndex and modIndex (the log indexes that created it and last changed it).',
+      'createIndex and modIndex (the log indexes that created it and last changed it); a key written with a TTL ' +
+      "also has `ttl` (whole seconds left on this node's clock, 0 once due) and `expiresAt`. A key past its " +
+      'deadline is served until the replicated delete has applied here.',
   })
   @keyParam
   @ApiOkResponse({ type: KeyValueDto, headers: etagHeader })
@@ -180,7 +204,11 @@ export class KvController {
     const record = await this.kv.read(key, query.consistency);
     if (record === undefined) throw new KeyNotFoundError(key);
     void reply.header('etag', etag(record.modIndex));
-    return { key, value: record.value, createIndex: record.createIndex, modIndex: record.modIndex };
+    const { value, createIndex, modIndex, expiresAt } = record;
+    if (expiresAt === undefined) return { key, value, createIndex, modIndex };
+    // Rounded up: a key with 0.4 s left shows 1 (it is still there), and 0 only once due.
+    const ttl = Math.max(0, Math.ceil((expiresAt - Date.now()) / 1000));
+    return { key, value, createIndex, modIndex, ttl, expiresAt: new Date(expiresAt).toISOString() };
   }
 
   @Delete(':key')

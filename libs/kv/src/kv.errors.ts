@@ -63,3 +63,19 @@ export class InvalidConditionError extends Error {
     this.name = 'InvalidConditionError';
   }
 }
+
+/** A `?ttl=` or an Idempotency-Key that is not one of the forms the API accepts (400). */
+export class InvalidWriteOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidWriteOptionError';
+  }
+}
+
+/** An Idempotency-Key already used (within the window) for a different request: nothing was applied (422). */
+export class IdempotencyKeyReusedError extends Error {
+  constructor(readonly token: string) {
+    super(`Idempotency-Key ${JSON.stringify(token)} was used for a different request; use a new key for a new request`);
+    this.name = 'IdempotencyKeyReusedError';
+  }
+}

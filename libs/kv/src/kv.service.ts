@@ -8,12 +8,25 @@ import { DataQuotaExceededError, InvalidKeyError, PreconditionFailedError, Value
 
 export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
+/** What a write may carry besides its key, value and condition. */
+export interface WriteOptions {
+  /** Seconds until the key expires (a PUT; see write-options.ts, parseTtl). Without it, the key never does. */
+  ttl?: number;
+}
+
 export interface KvOptions {
   maxKeyBytes: number;
   maxValueBytes: number;
   /** MAX_DATA_BYTES: the quota on KvStateMachine.dataBytes (undefined: none). See exceedsDataQuota. */
   maxDataBytes?: number;
+  /** How often the leader looks for expired keys (default DEFAULT_EXPIRY_INTERVAL_MS, a heartbeat). */
+  expiryIntervalMs?: number;
+  /** IDEMPOTENCY_WINDOW_S in ms (default DEFAULT_IDEMPOTENCY_WINDOW_MS); the same on every member. */
+  idempotencyWindowMs?: number;
+  /** IDEMPOTENCY_MAX_KEYS (default DEFAULT_IDEMPOTENCY_MAX_KEYS); the same on every member. */
+  idempotencyMaxKeys?: number;
 }
+
 
 /**
  * The quota decision: a put that changes the map's size by `growth` bytes (KvStateMachine.putGrowth) while
@@ -34,17 +47,28 @@ export class KvService {
     @Inject(KV_OPTIONS) private readonly options: KvOptions,
   ) {}
 
+  /** Wall clock, ms since the epoch: the `at` of the commands that need time (a replaceable seam for tests). */
+  now: () => number = () => Date.now();
+
   /**
    * Stores `value` under `key` once committed by a quorum and applied. Returns the log index (the key's new
    * modIndex) and the key's createIndex. With a `condition`, evaluated when the entry is applied, rejects with
    * PreconditionFailedError if it did not hold (nothing changed).
    */
-  async put(key: string, value: string, condition?: KvCondition): Promise<{ index: number; createIndex: number; modIndex: number }> {
+  async put(
+    key: string,
+    value: string,
+    condition?: KvCondition,
+    options: WriteOptions = {},
+  ): Promise<{ index: number; createIndex: number; modIndex: number }> {
     this.checkKey(key);
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > this.options.maxValueBytes) throw new ValueTooLargeError(bytes, this.options.maxValueBytes);
     this.checkQuota(key, value);
-    const { index, result } = await this.raft.propose(encodeCommand({ op: 'put', key, value, condition }));
+    const { ttl } = options;
+    // The leader's clock: propose() redirects a follower's write, so `at` is taken where it is proposed.
+    const timed = ttl === undefined ? {} : { ttl, at: this.now() };
+    const { index, result } = await this.raft.propose(encodeCommand({ op: 'put', key, value, condition, ...timed }));
     const applied = checkCondition(key, condition, result as ApplyResult);
     return { index, createIndex: applied.createIndex ?? index, modIndex: index };
   }
