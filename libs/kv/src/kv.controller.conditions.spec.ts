@@ -150,7 +150,7 @@ describe('KvController: the OpenAPI document', () => {
       expect(Object.keys((route[method]!.responses['200'] as { headers: object }).headers)).toEqual(['ETag']);
     }
     const schemas = doc.components!.schemas as Record<string, { properties: object }>;
-    expect(Object.keys(schemas.KeyValueDto.properties)).toEqual(['key', 'value', 'createIndex', 'modIndex']);
+    expect(Object.keys(schemas.KeyValueDto.properties)).toEqual(['key', 'value', 'createIndex', 'modIndex', 'ttl', 'expiresAt']);
     expect(Object.keys(schemas.PutResultDto.properties)).toEqual(expect.arrayContaining(['success', 'index', 'createIndex', 'modIndex']));
     expect(Object.keys(schemas.PreconditionFailedDto.properties)).toEqual(['error', 'key', 'modIndex', 'outcome']);
   });
