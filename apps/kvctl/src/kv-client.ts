@@ -81,6 +81,8 @@ export interface WriteResult {
 export interface WriteCondition {
   ifIndex?: number;
   create?: boolean;
+  /** A put only: the key expires this many seconds later (`?ttl=`). */
+  ttl?: number;
 }
 
 export interface KvClientOptions {
@@ -177,7 +179,8 @@ export class KvClient {
   }
 
   async put(key: string, value: string, condition: WriteCondition = {}): Promise<WriteResult> {
-    const answer = await this.toLeader('PUT', keyPath(key), { value }, { headers: conditionHeaders(condition) });
+    const path = condition.ttl === undefined ? keyPath(key) : `${keyPath(key)}?ttl=${condition.ttl}`;
+    const answer = await this.toLeader('PUT', path, { value }, { headers: conditionHeaders(condition) });
     return this.expectWritten(answer, key) as WriteResult;
   }
 
