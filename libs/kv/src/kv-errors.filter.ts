@@ -20,6 +20,9 @@ import {
   InvalidWriteOptionError,
   InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 
+/** Sent with the answer to a retry that was not applied again: the first write's outcome. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
+
 interface Mapped {
   status: number;
   body: Record<string, unknown>;
@@ -123,7 +126,14 @@ export function mapKvError(error: Error, request: { url: string; method?: string
     return {
       status: 412,
       body: { error: error.message, key: error.key, modIndex: error.modIndex, outcome: 'failed' },
-      ...(error.modIndex === null ? {} : { headers: { etag: `"${error.modIndex}"` } }),
+      ...(error.modIndex === null && !error.replayed
+        ? {}
+        : {
+            headers: {
+              ...(error.modIndex === null ? {} : { etag: `"${error.modIndex}"` }),
+              ...(error.replayed ? { [REPLAYED_HEADER]: 'true' } : {}),
+            },
+          }),
     };
   }
   return undefined;

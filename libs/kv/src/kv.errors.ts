@@ -50,6 +50,8 @@ export class PreconditionFailedError extends Error {
     readonly key: string,
     readonly modIndex: number | null,
     reason: string,
+    /** The answer of an earlier write with the same Idempotency-Key (said by the Idempotent-Replayed header). */
+    readonly replayed = false,
   ) {
     super(reason);
     this.name = 'PreconditionFailedError';
