@@ -102,7 +102,8 @@ function buildProgram(io: Io, outcome: Outcome): Command {
 Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file,
 a membership change refused); 2 invalid arguments (also: a file that exists, a directory that is not
 empty); 3 key or member not found; 4 write or membership change outcome unknown (not confirmed in time;
-it may still take effect); 5 condition failed (put --if-index/--create, delete --if-index): nothing written.
+it may still take effect; a put or delete is retried with its Idempotency-Key until --timeout first, and
+applies at most once); 5 condition failed (put --if-index/--create, delete --if-index): nothing written.
 
 Examples:
   kvctl put username alice
