@@ -13,7 +13,7 @@ let leader: ClusterNode;
 
 beforeAll(async () => {
   cluster = await LocalCluster.start({ nodes: 3 });
-  leader = await cluster.waitForLeader();
+  leader = await cluster.waitForLeader(30_000);
 });
 
 afterAll(async () => {
