@@ -40,7 +40,7 @@ async function scripted(steps: Step[]): Promise<ScriptedNode> {
       if (step === 'reset') return req.socket.destroy();
       if (step === 'unknown') return json(503, { error: 'Write outcome unknown: not committed within 3000 ms', outcome: 'unknown' });
       if (step === 'no-leader') return json(503, { error: 'No leader', outcome: 'failed' });
-      const replayed = step === 'replayed' ? { 'idempotent-replayed': 'true' } : {};
+      const replayed: Record<string, string> = step === 'replayed' ? { 'idempotent-replayed': 'true' } : {};
       json(200, { success: true, index: 42, createIndex: 40, modIndex: 42 }, replayed);
     });
   });
