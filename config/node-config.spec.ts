@@ -134,6 +134,20 @@ describe('loadNodeConfig', () => {
     expect(() => loadNodeConfig({ MAX_DATA_BYTES: '99999999999999999999' })).toThrow(/^MAX_DATA_BYTES must be a whole number/);
   });
 
+  it('reads the idempotency window (seconds, kept in ms) and table size, with their defaults', () => {
+    expect(loadNodeConfig({})).toMatchObject({ idempotencyWindowMs: 600_000, idempotencyMaxKeys: 100_000 });
+    expect(loadNodeConfig({ IDEMPOTENCY_WINDOW_S: '30', IDEMPOTENCY_MAX_KEYS: ' 500 ' })).toMatchObject({ idempotencyWindowMs: 30_000, idempotencyMaxKeys: 500 });
+  });
+
+  it.each([
+    [{ IDEMPOTENCY_WINDOW_S: '0' }, /^IDEMPOTENCY_WINDOW_S must be an integer number of seconds \(1-604800, a week\) \(got '0'\)$/],
+    [{ IDEMPOTENCY_WINDOW_S: '604801' }, /^IDEMPOTENCY_WINDOW_S must be an integer number of seconds/],
+    [{ IDEMPOTENCY_MAX_KEYS: '0' }, /^IDEMPOTENCY_MAX_KEYS must be an integer between 1 and 10000000 \(got '0'\)$/],
+    [{ IDEMPOTENCY_MAX_KEYS: 'many' }, /^IDEMPOTENCY_MAX_KEYS must be an integer between 1 and 10000000/],
+  ])('rejects %j', (env, message) => {
+    expect(() => loadNodeConfig(env)).toThrow(message);
+  });
+
   it('reads the slow-client limits', () => {
     const config = loadNodeConfig({ HEADERS_TIMEOUT_MS: '2000', BODY_TIMEOUT_MS: ' 1500 ', KEEP_ALIVE_TIMEOUT_MS: '100', MAX_CONNECTIONS: '64' });
     expect(config).toMatchObject({ headersTimeoutMs: 2000, bodyTimeoutMs: 1500, keepAliveTimeoutMs: 100, maxConnections: 64 });

@@ -65,6 +65,13 @@ export interface NodeConfig {
    * leader refuses writes that would grow it. Undefined: no quota.
    */
   maxDataBytes?: number;
+  /**
+   * IDEMPOTENCY_WINDOW_S (in ms): how long the replicated table remembers an Idempotency-Key, measured on the
+   * entries' leader time. Must be the same on every member (the table is part of the replicated state).
+   */
+  idempotencyWindowMs: number;
+  /** IDEMPOTENCY_MAX_KEYS: at most this many remembered keys, oldest forgotten first; the same on every member. */
+  idempotencyMaxKeys: number;
   /** SNAPSHOT_ENTRIES: a snapshot of the map every this many applied entries (0: never). */
   snapshotEntries: number;
   /** SNAPSHOT_CATCHUP_ENTRIES: entries kept in the log behind the newest snapshot. */
@@ -222,6 +229,18 @@ class EnvironmentVariables {
     message: 'MAX_DATA_BYTES must be a whole number of bytes between 1 and 9007199254740991 (unset: no quota)',
   })
   MAX_DATA_BYTES?: number = undefined;
+
+  @Transform(toInt)
+  @IsInt({ message: 'IDEMPOTENCY_WINDOW_S must be an integer number of seconds (1-604800, a week)' })
+  @Min(1, { message: 'IDEMPOTENCY_WINDOW_S must be an integer number of seconds (1-604800, a week)' })
+  @Max(604_800, { message: 'IDEMPOTENCY_WINDOW_S must be an integer number of seconds (1-604800, a week)' })
+  IDEMPOTENCY_WINDOW_S: number = 600;
+
+  @Transform(toInt)
+  @IsInt({ message: 'IDEMPOTENCY_MAX_KEYS must be an integer between 1 and 10000000' })
+  @Min(1, { message: 'IDEMPOTENCY_MAX_KEYS must be an integer between 1 and 10000000' })
+  @Max(10_000_000, { message: 'IDEMPOTENCY_MAX_KEYS must be an integer between 1 and 10000000' })
+  IDEMPOTENCY_MAX_KEYS: number = 100_000;
 
   @Transform(toInt)
   @IsInt({ message: 'HEADERS_TIMEOUT_MS must be an integer number of milliseconds (100-600000)' })
@@ -421,6 +440,8 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     maxKeyBytes: vars.MAX_KEY_BYTES,
     maxValueBytes: vars.MAX_VALUE_BYTES,
     maxDataBytes: vars.MAX_DATA_BYTES,
+    idempotencyWindowMs: vars.IDEMPOTENCY_WINDOW_S * 1000,
+    idempotencyMaxKeys: vars.IDEMPOTENCY_MAX_KEYS,
     snapshotEntries: vars.SNAPSHOT_ENTRIES,
     snapshotCatchUpEntries: vars.SNAPSHOT_CATCHUP_ENTRIES,
     walSegmentBytes: vars.WAL_SEGMENT_BYTES,

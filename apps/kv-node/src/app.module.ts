@@ -89,6 +89,10 @@ export class AppModule {
             maxValueBytes: c.maxValueBytes,
             maxDataBytes: c.maxDataBytes,
             watch: { maxEntries: c.watchHistoryEntries, maxBytes: c.watchHistoryBytes, heartbeatMs: c.watchHeartbeatMs, bufferBytes: c.watchBufferBytes },
+            // The leader looks for expired keys once a heartbeat.
+            expiryIntervalMs: c.heartbeatIntervalMs,
+            idempotencyWindowMs: c.idempotencyWindowMs,
+            idempotencyMaxKeys: c.idempotencyMaxKeys,
           }),
         }),
         HealthModule.register(consensus),

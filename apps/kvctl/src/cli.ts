@@ -98,6 +98,12 @@ function nonNegativeInt(raw: string): number {
   return value;
 }
 
+/** A TTL given on the command line (--ttl): whole seconds ≥ 1 (the node checks the upper bound). */
+function ttlSeconds(raw: string): number {
+  if (!/^[1-9]\d{0,9}$/.test(raw)) throw new KvctlError(`--ttl must be a whole number of seconds >= 1 (got '${raw}')`, ExitCode.Usage);
+  return Number(raw);
+}
+
 /** The exit code of a command that succeeded as a request but reports a problem (status without a leader). */
 interface Outcome {
   exitCode: ExitCode;
@@ -140,7 +146,8 @@ function buildProgram(io: Io, outcome: Outcome): Command {
 Exit codes: 0 done; 1 failed (no node reachable, no leader, server error, a damaged snapshot file,
 a membership change refused); 2 invalid arguments (also: a file that exists, a directory that is not
 empty); 3 key or member not found; 4 write or membership change outcome unknown (not confirmed in time;
-it may still take effect); 5 condition failed (put --if-index/--create, delete --if-index): nothing written.
+it may still take effect; a put or delete is retried with its Idempotency-Key until --timeout first, and
+applies at most once); 5 condition failed (put --if-index/--create, delete --if-index): nothing written.
 
 Examples:
   kvctl put username alice
@@ -166,10 +173,11 @@ Examples:
     .argument('[value]')
     .addOption(new Option('--if-index <n>', "write only if the key's modIndex is still <n> (If-Match; else exit 5)").argParser(logIndex))
     .option('--create', 'write only if the key does not exist (If-None-Match: *; else exit 5)', false)
-    .action(async (key: string, value: string | undefined, options: { ifIndex?: number; create: boolean }) => {
+    .addOption(new Option('--ttl <seconds>', 'the key expires this many seconds later (the leader deletes it)').argParser(ttlSeconds))
+    .action(async (key: string, value: string | undefined, options: { ifIndex?: number; create: boolean; ttl?: number }) => {
       const data = value ?? (await io.readStdin());
       if (data === undefined) throw new KvctlError('missing value: give it as an argument or on standard input', ExitCode.Usage);
-      const result = await client().put(key, data, { ifIndex: options.ifIndex, create: options.create });
+      const result = await client().put(key, data, { ifIndex: options.ifIndex, create: options.create, ttl: options.ttl });
       if (json()) print(result);
       else io.stdout(`OK (index ${result.index})\n`);
     });

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ExitCode, KvctlError } from './kvctl-error';
 import { describeTlsFailure } from './tls-options';
 
@@ -72,6 +73,8 @@ export interface WriteResult {
   /** On a put (absent from older nodes): the key's createIndex and its new modIndex (= index). */
   createIndex?: number;
   modIndex?: number;
+  /** True when the answer came from a retry: the write applied once, at `index`, by an earlier attempt. */
+  replayed?: boolean;
 }
 
 /**
@@ -81,6 +84,8 @@ export interface WriteResult {
 export interface WriteCondition {
   ifIndex?: number;
   create?: boolean;
+  /** A put only: the key expires this many seconds later (`?ttl=`). */
+  ttl?: number;
 }
 
 /** One page of `GET /kv` (see docs/api.md, "List keys"). */
@@ -101,6 +106,8 @@ export interface KvClientOptions {
   token?: string;
   /** The fetch to use (tlsFetch() for --cacert / --cert / --key); the global fetch by default. */
   fetch?: typeof fetch;
+  /** Makes the Idempotency-Key of each write (default: crypto.randomUUID). */
+  newIdempotencyKey?: () => string;
 }
 
 interface Answer {
@@ -127,6 +134,8 @@ export interface SnapshotDownload {
 }
 
 const MAX_REDIRECTS = 5;
+/** Network errors after which a write may have reached the node (unlike a refused connection). */
+const MAYBE_DELIVERED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
 /** The least time a retry needs to be answered by a node that is up (a request, not an election). */
 const MIN_RETRY_MS = 100;
 
@@ -166,8 +175,11 @@ const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
  * A client of the cluster's HTTP API that finds the leader itself: it tries the endpoints in order,
  * follows `307 Not leader` redirects (re-sending the body), and maps a leader's advertised URL that this
  * machine cannot reach (a Docker Compose service name, say) to the endpoint that answers as that node.
- * "No leader" answers and unreachable nodes are retried until the time budget runs out; a write whose
- * outcome is unknown is never retried, since it may still take effect.
+ * "No leader" answers and unreachable nodes are retried until the time budget runs out. Every put and delete
+ * carries a fresh Idempotency-Key, and a write whose outcome is unknown (no answer in time, a 503 `outcome:
+ * "unknown"`, a connection lost after the request went out) is retried with the same key until the budget
+ * runs out: the node applies it once whatever the number of attempts, and answers a retry with the first
+ * outcome. Only when the budget runs out with the outcome still unknown does the client say so (exit 4).
  */
 export class KvClient {
   private readonly endpoints: string[];
@@ -184,13 +196,19 @@ export class KvClient {
   }
 
   async put(key: string, value: string, condition: WriteCondition = {}): Promise<WriteResult> {
-    const answer = await this.toLeader('PUT', keyPath(key), { value }, { headers: conditionHeaders(condition) });
-    return this.expectWritten(answer, key) as WriteResult;
+    const path = condition.ttl === undefined ? keyPath(key) : `${keyPath(key)}?ttl=${condition.ttl}`;
+    return this.write('PUT', key, path, { value }, condition);
   }
 
   async delete(key: string, condition: WriteCondition = {}): Promise<WriteResult> {
-    const answer = await this.toLeader('DELETE', keyPath(key), undefined, { headers: conditionHeaders(condition) });
-    return this.expectWritten(answer, key) as WriteResult;
+    return this.write('DELETE', key, keyPath(key), undefined, condition);
+  }
+
+  private async write(method: 'PUT' | 'DELETE', key: string, path: string, body: unknown, condition: WriteCondition): Promise<WriteResult> {
+    const token = (this.options.newIdempotencyKey ?? randomUUID)();
+    const answer = await this.toLeader(method, path, body, { headers: { ...conditionHeaders(condition), 'idempotency-key': token }, idempotent: true });
+    const result = this.expectWritten(answer, key) as WriteResult;
+    return answer.headers.get('idempotent-replayed') === 'true' ? { ...result, replayed: true } : result;
   }
 
   /**
@@ -340,11 +358,13 @@ export class KvClient {
     method: string,
     path: string,
     body?: unknown,
-    options: { stream?: boolean; headers?: Record<string, string> } = {},
+    options: { stream?: boolean; headers?: Record<string, string>; idempotent?: boolean } = {},
   ): Promise<Answer> {
     const deadline = Date.now() + this.options.timeoutMs;
     const problems = new Map<string, string>();
     let lastRefusal: Answer | undefined;
+    /** An idempotent write's attempt whose outcome is unknown: retried, and said if the budget runs out. */
+    let unknown: string | undefined;
     for (let round = 0; ; round++) {
       const order = [...new Set([...(this.leaderHint ? [this.leaderHint] : []), ...this.endpoints])];
       for (const endpoint of order) {
@@ -354,12 +374,18 @@ export class KvClient {
           // A retry with only the budget's last moments left would time out for want of time, and a write
           // that timed out has an unknown outcome: stop with the answers so far instead.
           if (remaining <= 0 || (remaining < MIN_RETRY_MS / 2 && problems.size > 0)) break;
+          // An idempotent write keeps time for a retry: an attempt gets half of what is left (at least a second).
+          const attemptMs = options.idempotent ? Math.min(remaining, Math.max(1000, Math.floor(remaining / 2))) : remaining;
           let answer: Answer;
           try {
-            answer = await send(method, url, body, remaining, this.options, options);
+            answer = await send(method, url, body, attemptMs, this.options, options);
           } catch (error) {
             if (error instanceof KvctlError) throw error;
-            problems.set(originOf(url), describeNetworkError(error, remaining));
+            problems.set(originOf(url), describeNetworkError(error, attemptMs));
+            if (options.idempotent && (isTimeout(error) || maybeDelivered(error))) {
+              unknown = `${originOf(url)}: ${describeNetworkError(error, attemptMs)}`;
+              break;
+            }
             if (method !== 'GET' && isTimeout(error)) {
               throw new KvctlError(
                 `outcome unknown: ${originOf(url)} gave no answer within ${remaining} ms; the write may still take effect`,
@@ -374,7 +400,10 @@ export class KvClient {
           }
           if (answer.status === 503) {
             if (answer.body?.outcome === 'unknown') {
-              throw new KvctlError(`outcome unknown: ${answer.body.error}`, ExitCode.OutcomeUnknown);
+              if (!options.idempotent) throw new KvctlError(`outcome unknown: ${answer.body.error}`, ExitCode.OutcomeUnknown);
+              unknown = `${originOf(url)}: ${answer.body.error}`;
+              problems.set(originOf(url), `503 ${answer.body.error}`);
+              break;
             }
             lastRefusal = answer;
             problems.set(originOf(url), `${answer.status} ${answer.body?.error ?? ''}`.trim());
@@ -390,6 +419,13 @@ export class KvClient {
       await sleep(pause);
     }
     const seconds = this.options.timeoutMs / 1000;
+    if (unknown) {
+      throw new KvctlError(
+        `outcome unknown: not confirmed within ${seconds} s, retried with the same Idempotency-Key (last: ${unknown}); ` +
+          'the write may still take effect, at most once',
+        ExitCode.OutcomeUnknown,
+      );
+    }
     if (lastRefusal) {
       throw new KvctlError(
         `no leader could take the request within ${seconds} s (the cluster is electing one, or too few nodes run): ` +
@@ -503,6 +539,11 @@ function keyPath(key: string): string {
 
 function originOf(url: string): string {
   return new URL(url).origin;
+}
+
+function maybeDelivered(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: string } })?.cause;
+  return cause?.code !== undefined && MAYBE_DELIVERED.has(cause.code);
 }
 
 function isTimeout(error: unknown): boolean {

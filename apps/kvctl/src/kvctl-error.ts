@@ -6,7 +6,8 @@
  * - 2 `Usage`: invalid arguments, whether kvctl or the node refused them (400, 413, 415).
  * - 3 `NotFound`: `get` of a key that does not exist; a member that does not exist.
  * - 4 `OutcomeUnknown`: a write or membership change was proposed but not confirmed in time; it may still
- *   take effect.
+ *   take effect. A put or delete is first retried with the same Idempotency-Key until the budget is spent
+ *   (it applies at most once): 4 means the budget ran out with the outcome still unknown.
  * - 5 `ConditionFailed`: a conditional write (`put --if-index`, `put --create`, `delete --if-index`) whose
  *   condition did not hold (412): nothing was written.
  */

@@ -13,8 +13,20 @@ import {
   StorageFullError,
 } from '@app/consensus';
 import { FastifyReply, FastifyRequest } from 'fastify';
-import { DataQuotaExceededError, InvalidConditionError, InvalidKeyError, KeyNotFoundError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
+import {
+  DataQuotaExceededError,
+  IdempotencyKeyReusedError,
+  InvalidConditionError,
+  InvalidKeyError,
+  InvalidWriteOptionError,
+  KeyNotFoundError,
+  PreconditionFailedError,
+  ValueTooLargeError,
+} from './kv.errors';
 import { WatchIndexCompactedError } from './watch/watch-hub';
+
+/** Sent with the answer to a retry that was not applied again: the first write's outcome. */
+export const REPLAYED_HEADER = 'idempotent-replayed';
 
 interface Mapped {
   status: number;
@@ -114,12 +126,20 @@ export function mapKvError(error: Error, request: { url: string; method?: string
       body: { error: error.message, outcome: 'failed', dataBytes: error.dataBytes, quotaBytes: error.quotaBytes },
     };
   }
-  if (error instanceof InvalidConditionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof InvalidConditionError || error instanceof InvalidWriteOptionError) return { status: 400, body: { error: error.message } };
+  if (error instanceof IdempotencyKeyReusedError) return { status: 422, body: { error: error.message, outcome: 'failed' } };
   if (error instanceof PreconditionFailedError) {
     return {
       status: 412,
       body: { error: error.message, key: error.key, modIndex: error.modIndex, outcome: 'failed' },
-      ...(error.modIndex === null ? {} : { headers: { etag: `"${error.modIndex}"` } }),
+      ...(error.modIndex === null && !error.replayed
+        ? {}
+        : {
+            headers: {
+              ...(error.modIndex === null ? {} : { etag: `"${error.modIndex}"` }),
+              ...(error.replayed ? { [REPLAYED_HEADER]: 'true' } : {}),
+            },
+          }),
     };
   }
   return undefined;
@@ -143,6 +163,8 @@ export function mapKvError(error: Error, request: { url: string; method?: string
   InvalidConditionError,
   PreconditionFailedError,
   WatchIndexCompactedError,
+  InvalidWriteOptionError,
+  IdempotencyKeyReusedError,
 )
 export class KvErrorsFilter implements ExceptionFilter {
   catch(error: Error, host: ArgumentsHost): void {

@@ -549,8 +549,8 @@ describe('KvStateMachine.restore', () => {
   });
 
   it.each<[string, () => Uint8Array[], RegExp]>([
-    ['a truncated chunk', () => [...snapshot.slice(0, 3), snapshot[3].subarray(0, snapshot[3].length - 18)], /the value runs past the end/],
-    ['a bad version', () => snapshot.map((c, i) => (i === 2 ? Buffer.concat([Buffer.from([7]), c.subarray(1)]) : c)), /version 7, expected 2/],
+    ['a truncated chunk', () => [...snapshot.slice(0, 3), snapshot[3].subarray(0, snapshot[3].length - 25)], /the value runs past the end/],
+    ['a bad version', () => snapshot.map((c, i) => (i === 2 ? Buffer.concat([Buffer.from([7]), c.subarray(1)]) : c)), /version 7, expected 3/],
     ['a missing last chunk', () => snapshot.slice(0, -1), /which is not the last/],
   ])('%s keeps the old state and reports the error (sync and async)', async (_name, chunks, message) => {
     const sm = machineWith(old);

@@ -1,9 +1,10 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Entry, EntryType, StateMachine, StateMachineView } from '@app/consensus';
 import { KeyIndex, KeyPage, KeyRange } from './key-index';
-import { KvChangeObserver } from './watch/kv-change';
 import { decodeCommand, KvCommand, KvCondition } from './kv-command';
-import { encodeKvSnapshot, KvRecord, KvSnapshotDecoder } from './kv-snapshot-format';
+import { encodeKvSnapshot, KV_SNAPSHOT_CHUNK_BYTES, KvRecord, KvSnapshotDecoder } from './kv-snapshot-format';
+import { IdempotencyLimits, IdempotencySnapshot, IdempotencyTable } from './idempotency-table';
+import { KvChangeObserver } from './watch/kv-change';
 
 /** What applying one command did, handed back to the client that proposed it. */
 export interface ApplyResult {
@@ -19,6 +20,24 @@ export interface ApplyResult {
   /** The key's createIndex and modIndex after the entry (on a failed condition: as they are); null when absent. */
   createIndex: number | null;
   modIndex: number | null;
+  /**
+   * With an Idempotency-Key already applied with the same request: the index of the entry that applied it.
+   * Nothing was applied again; the other fields are that entry's outcome.
+   */
+  replayOf?: number;
+  /** With an Idempotency-Key already applied for a different request: nothing was applied. */
+  idempotencyMismatch?: boolean;
+  /** For an expire command: how many of its keys it deleted (the others were rewritten, or already gone). */
+  expired?: number;
+}
+
+/**
+ * Told of every key that gets a deadline, in apply order, and of every restore (after which the deadlines are
+ * those of the restored map): the leader's expiry scheduler keeps its heap with it (kv-expiry.ts).
+ */
+export interface ExpiryListener {
+  scheduled(key: string, modIndex: number, expiresAt: number): void;
+  restored(): void;
 }
 
 /** Marks, in a delta, a key deleted since the base was frozen. */
@@ -29,6 +48,12 @@ type Delta = Map<string, KvRecord | typeof TOMBSTONE>;
 interface Decoded {
   map: Map<string, KvRecord>;
   dataBytes: number;
+  expiring: number;
+  idempotency: IdempotencySnapshot;
+}
+
+function decoded(decoder: KvSnapshotDecoder): Decoded {
+  return { map: decoder.finish(), dataBytes: decoder.dataBytes, expiring: decoder.expiringKeys, idempotency: decoder.idempotency };
 }
 
 /** The views taken of one base map; restore() starts a new generation, leaving older views their base. */
@@ -68,6 +93,35 @@ export class KvStateMachine implements StateMachine {
   events?: KvChangeObserver;
   /** Where a snapshot of the previous format (keys without indexes) finds its own index; see useSnapshotIndex. */
   private snapshotIndex?: () => number;
+  private idempotencyLimits?: IdempotencyLimits;
+  private idempotency = new IdempotencyTable();
+  private expiryListener?: ExpiryListener;
+  /** How many live keys have an expiresAt: lets a new leader skip the scan when none does. */
+  private expiring = 0;
+
+  /**
+   * IDEMPOTENCY_WINDOW_S and IDEMPOTENCY_MAX_KEYS (the defaults otherwise); call before the first apply. Every
+   * replica must use the same (see IdempotencyTable).
+   */
+  useIdempotencyLimits(limits: IdempotencyLimits): void {
+    this.idempotencyLimits = limits;
+    this.idempotency = IdempotencyTable.restore(this.idempotency.snapshot(), limits);
+  }
+
+  /** Sets the one listener told of deadlines and restores (replacing any previous one). */
+  setExpiryListener(listener: ExpiryListener | undefined): void {
+    this.expiryListener = listener;
+  }
+
+  /** The remembered outcome of an Idempotency-Key, if any (the fast path for a retry; see IdempotencyTable). */
+  idempotentOutcome(token: string): ReturnType<IdempotencyTable['lookup']> {
+    return this.idempotency.lookup(token);
+  }
+
+  /** How many live keys expire. */
+  get expiringKeys(): number {
+    return this.expiring;
+  }
 
   /**
    * Tells the machine how to learn the index of the snapshot that restore() is given (the storage's newest
@@ -90,16 +144,83 @@ export class KvStateMachine implements StateMachine {
       this.logger.warn(`skipping entry ${entry.index} (term ${entry.term}): not a KV command`);
       return { existed: false, valid: false, conditionHeld: false, createIndex: null, modIndex: null };
     }
+    if (command.at !== undefined) this.idempotency.advance(command.at);
+    if (command.op === 'expire') return this.expire(command, entry.index);
+    const token = command.idempotency;
+    if (token === undefined) return this.applyWrite(command, entry.index);
+    const seen = this.idempotency.lookup(token.token);
+    if (seen !== undefined) {
+      const { index, ...outcome } = seen.outcome;
+      if (seen.fingerprint.equals(token.fingerprint)) return { ...outcome, valid: true, replayOf: index };
+      const current = this.getRecord(command.key);
+      return {
+        existed: current !== undefined,
+        valid: true,
+        conditionHeld: false,
+        createIndex: current?.createIndex ?? null,
+        modIndex: current?.modIndex ?? null,
+        idempotencyMismatch: true,
+      };
+    }
+    const result = this.applyWrite(command, entry.index);
+    const { existed, conditionHeld, createIndex, modIndex } = result;
+    this.idempotency.remember(token.token, {
+      fingerprint: token.fingerprint,
+      at: command.at!,
+      outcome: { index: entry.index, existed, conditionHeld, createIndex, modIndex },
+    });
+    return result;
+  }
+
+  /** A put or delete, its condition evaluated against the state as of the entry before. */
+  private applyWrite(command: Exclude<KvCommand, { op: 'expire' }>, index: number): ApplyResult {
     const { key } = command;
     const previous = this.getRecord(key);
     const existed = previous !== undefined;
     if (command.condition && !holds(command.condition, previous)) {
       return { existed, valid: true, conditionHeld: false, createIndex: previous?.createIndex ?? null, modIndex: previous?.modIndex ?? null };
     }
-    const record: KvRecord | undefined =
-      command.op === 'put' ? { value: command.value, createIndex: previous?.createIndex ?? entry.index, modIndex: entry.index } : undefined;
-    this.countData(command, previous?.value);
-    this.indexChange(command, existed);
+    let record: KvRecord | undefined;
+    if (command.op === 'put') {
+      record = { value: command.value, createIndex: previous?.createIndex ?? index, modIndex: index };
+      if (command.ttl !== undefined) record.expiresAt = command.at! + command.ttl * 1000;
+    }
+    this.write(key, previous, record, index);
+    if (record?.expiresAt !== undefined) this.expiryListener?.scheduled(key, index, record.expiresAt);
+    return { existed, valid: true, conditionHeld: true, createIndex: record?.createIndex ?? null, modIndex: record?.modIndex ?? null };
+  }
+
+  /**
+   * Deletes each listed key that still has the modIndex the leader saw and is due at the entry's `at`: a key
+   * rewritten since (new modIndex; a put without a TTL clears it) or not yet due on this entry's clock stays.
+   */
+  private expire(command: Extract<KvCommand, { op: 'expire' }>, index: number): ApplyResult {
+    let expired = 0;
+    for (const { key, modIndex } of command.keys) {
+      const previous = this.getRecord(key);
+      if (previous === undefined || previous.modIndex !== modIndex || previous.expiresAt === undefined || previous.expiresAt > command.at) {
+        continue;
+      }
+      this.write(key, previous, undefined, index);
+      expired++;
+    }
+    return { existed: expired > 0, valid: true, conditionHeld: true, createIndex: null, modIndex: null, expired };
+  }
+
+  /**
+   * The one place the map changes: sets `key` to `record` (undefined: deletes it) over `previous`, its record
+   * before. Puts, deletes and expiries all come through here.
+   */
+  private write(key: string, previous: KvRecord | undefined, record: KvRecord | undefined, index: number): void {
+    const existed = previous !== undefined;
+    this.countData(key, previous?.value, record?.value);
+    // The ordered key index (listing) and the watchers: a delete of a missing key changes nothing (no event, as in etcd).
+    if (record && !existed) this.index.add(key);
+    else if (!record && existed) this.index.delete(key);
+    if (record) this.events?.changed({ type: 'put', key, value: record.value, index });
+    else if (existed) this.events?.changed({ type: 'delete', key, index });
+    if (previous?.expiresAt !== undefined) this.expiring--;
+    if (record?.expiresAt !== undefined) this.expiring++;
     const delta = this.delta;
     if (delta === undefined) {
       if (record) this.base.set(key, record);
@@ -116,8 +237,6 @@ export class KvStateMachine implements StateMachine {
         this.liveSize--;
       }
     }
-    this.notify(command, entry.index, existed);
-    return { existed, valid: true, conditionHeld: true, createIndex: record?.createIndex ?? null, modIndex: record?.modIndex ?? null };
   }
 
   get(key: string): string | undefined {
@@ -205,7 +324,7 @@ export class KvStateMachine implements StateMachine {
     }
     const generation = this.generation;
     generation.views++;
-    return new KvSnapshotView(this.base, overlay, this.liveSize, () => this.release(generation));
+    return new KvSnapshotView(this.base, overlay, this.liveSize, () => this.release(generation), this.idempotency.snapshot());
   }
 
   /**
@@ -220,23 +339,23 @@ export class KvStateMachine implements StateMachine {
   restore(chunks: Iterable<Uint8Array> | AsyncIterable<Uint8Array>, done: (error?: Error) => void): void {
     const restore = ++this.restores;
     if (Symbol.iterator in chunks) {
-      let decoded: Decoded;
+      let content: Decoded;
       try {
         const decoder = new KvSnapshotDecoder(this.snapshotIndex);
         for (const chunk of chunks) decoder.push(chunk);
-        decoded = { map: decoder.finish(), dataBytes: decoder.dataBytes };
+        content = decoded(decoder);
       } catch (error) {
         done(asError(error));
         return;
       }
-      this.install(decoded);
+      this.install(content);
       done();
       return;
     }
     void this.restoreAsync(chunks, restore).then(
-      (decoded) => {
-        if (decoded) this.install(decoded);
-        done(decoded ? undefined : new Error('KV restore superseded by a newer restore; the map was left as it was'));
+      (content) => {
+        if (content) this.install(content);
+        done(content ? undefined : new Error('KV restore superseded by a newer restore; the map was left as it was'));
       },
       (error: unknown) => done(asError(error)),
     );
@@ -252,40 +371,28 @@ export class KvStateMachine implements StateMachine {
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (restore !== this.restores) return undefined;
     }
-    const map = decoder.finish();
-    return restore === this.restores ? { map, dataBytes: decoder.dataBytes } : undefined;
+    const content = decoded(decoder);
+    return restore === this.restores ? content : undefined;
   }
 
-  private install({ map, dataBytes }: Decoded): void {
+  private install({ map, dataBytes, expiring, idempotency }: Decoded): void {
     this.base = map;
     this.index.rebuild(map.keys());
     this.liveDataBytes = dataBytes;
+    this.expiring = expiring;
+    this.idempotency = IdempotencyTable.restore(idempotency, this.idempotencyLimits);
     this.delta = undefined;
     this.sharedOverlay = undefined;
     this.generation = { views: 0 };
+    this.expiryListener?.restored();
     this.events?.restored();
   }
 
-  /** A delete of a missing key changed nothing: no event (as in etcd). */
-  private notify(command: KvCommand, index: number, existed: boolean): void {
-    if (command.op === 'put') this.events?.changed({ type: 'put', key: command.key, value: command.value, index });
-    else if (existed) this.events?.changed({ type: 'delete', key: command.key, index });
-  }
-
-  /** Keeps the key index in step with one applied command; `existed`: the key was there before it. */
-  private indexChange(command: KvCommand, existed: boolean): void {
-    if (command.op === 'put') {
-      if (!existed) this.index.add(command.key);
-    } else if (existed) {
-      this.index.delete(command.key);
-    }
-  }
-
-  /** Accounts for one applied command; `previous` is the key's value before it. */
-  private countData(command: KvCommand, previous: string | undefined): void {
-    const keyBytes = Buffer.byteLength(command.key, 'utf8');
+  /** Accounts for one change of `key`: its value before and after (undefined: absent). */
+  private countData(key: string, previous: string | undefined, next: string | undefined): void {
+    const keyBytes = Buffer.byteLength(key, 'utf8');
     if (previous !== undefined) this.liveDataBytes -= keyBytes + Buffer.byteLength(previous, 'utf8');
-    if (command.op === 'put') this.liveDataBytes += keyBytes + Buffer.byteLength(command.value, 'utf8');
+    if (next !== undefined) this.liveDataBytes += keyBytes + Buffer.byteLength(next, 'utf8');
   }
 
   private release(generation: Generation): void {
@@ -313,11 +420,13 @@ export class KvSnapshotView implements StateMachineView {
     /** The number of keys in the view. */
     readonly size: number,
     private readonly onRelease: () => void,
+    /** The idempotency table as of the view (a copy: it is small, and bounded by IDEMPOTENCY_MAX_KEYS). */
+    readonly idempotency: IdempotencySnapshot = { clock: 0, records: [] },
   ) {}
 
   /** The content as snapshot chunks (see kv-snapshot-format.ts), encoded lazily as they are pulled. */
   chunks(): Iterable<Uint8Array> {
-    return encodeKvSnapshot(this.records());
+    return encodeKvSnapshot(this.records(), KV_SNAPSHOT_CHUNK_BYTES, this.idempotency);
   }
 
   /** The pairs of the view, lazily. */

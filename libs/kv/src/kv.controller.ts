@@ -8,6 +8,7 @@ import {
   ApiOperation,
   ApiParam,
   ApiPayloadTooLargeResponse,
+  ApiQuery,
   ApiForbiddenResponse,
   ApiRequestTimeoutResponse,
   ApiResponse,
@@ -36,6 +37,8 @@ import { KeyNotFoundError } from './kv.errors';
 import { KvErrorsFilter } from './kv-errors.filter';
 import { KvService } from './kv.service';
 import { DtoValidationPipe } from './validation';
+import { MAX_TTL_SECONDS, parseIdempotencyKey, parseTtl } from './write-options';
+import { REPLAYED_HEADER } from './kv-errors.filter';
 
 /**
  * Response schemas of the hot routes, so that Fastify serializes their answers with a compiled serializer
@@ -54,7 +57,14 @@ const writeResultSchema = {
 } as const;
 const keyValueSchema = {
   type: 'object',
-  properties: { key: { type: 'string' }, value: { type: 'string' }, createIndex: { type: 'integer' }, modIndex: { type: 'integer' } },
+  properties: {
+    key: { type: 'string' },
+    value: { type: 'string' },
+    createIndex: { type: 'integer' },
+    modIndex: { type: 'integer' },
+    ttl: { type: 'integer' },
+    expiresAt: { type: 'string' },
+  },
   required: ['key', 'value', 'createIndex', 'modIndex'],
 } as const;
 
@@ -114,6 +124,31 @@ const preconditionFailed = ApiResponse({
     "took a log index). `modIndex` is the key's current one (null: absent), also as ETag when the key exists.",
   type: PreconditionFailedDto,
 });
+const ttlQuery = ApiQuery({
+  name: 'ttl',
+  required: false,
+  description:
+    `Seconds until the key expires (1 to ${MAX_TTL_SECONDS}); the leader deletes it once due, as a replicated delete. ` +
+    'A PUT without ttl makes the key permanent again.',
+  example: 30,
+});
+const idempotencyKey = ApiHeader({
+  name: 'Idempotency-Key',
+  required: false,
+  description:
+    'A token (1-128 visible ASCII characters, a UUID say) that makes the write safe to retry: a retry with the same key ' +
+    'and the same request is answered the first outcome (same index, same body, header Idempotent-Replayed: true) ' +
+    'without applying again; the same key with a different request answers 422. Remembered for IDEMPOTENCY_WINDOW_S.',
+  example: '3f2b8c1e-6a4d-4f0a-9d2e-8b7c6a5d4e3f',
+});
+const replayedHeader = {
+  'Idempotent-Replayed': { description: 'Present (true) when this is the first outcome of an earlier write with the same Idempotency-Key.', schema: { type: 'string' } },
+};
+const keyReused = ApiResponse({
+  status: 422,
+  description: 'The Idempotency-Key was already used (within IDEMPOTENCY_WINDOW_S) for a different request: nothing was written.',
+  type: ErrorDto,
+});
 const etagHeader = { ETag: { description: 'The key\'s modIndex, quoted: `"42"` (use it as If-Match).', schema: { type: 'string' } } };
 
 const unavailable = ApiServiceUnavailableResponse({
@@ -142,15 +177,21 @@ export class KvController {
     description:
       'Answers 200 only once the write is committed by a quorum and applied on the leader. With If-Match or ' +
       'If-None-Match, a conditional write (compare-and-set): the condition is part of the replicated entry and is ' +
-      'evaluated when it is applied, so no other write can come between the check and the change.',
+      'evaluated when it is applied, so no other write can come between the check and the change. With `?ttl=N`, the ' +
+      "key expires N seconds after the leader proposed the write (on the leader's clock): the leader then deletes it " +
+      'with a replicated delete, within about a heartbeat (up to an election timeout across a leader change). With an ' +
+      'Idempotency-Key, a retry after an unknown outcome (a timeout, a 503 `outcome: "unknown"`, a lost connection) ' +
+      'is answered the first outcome and never applied twice.',
   })
   @keyParam
+  @ttlQuery
+  @idempotencyKey
   // Decorators apply bottom-up: this order lists If-Match first in the document.
   @ifNoneMatch
   @ifMatch
   @ApiBody({ type: PutValueDto, examples: { seed: { value: { value: 'alice' } } } })
-  @ApiOkResponse({ type: PutResultDto, headers: etagHeader })
-  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match' })
+  @ApiOkResponse({ type: PutResultDto, headers: { ...etagHeader, ...replayedHeader } })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Invalid JSON, missing or non-string value, unknown field, bad key, malformed If-Match, bad ttl or Idempotency-Key' })
   @ApiPayloadTooLargeResponse({ type: ErrorDto, description: 'Value longer than MAX_VALUE_BYTES' })
   @ApiResponse({
     status: 507,
@@ -160,6 +201,7 @@ export class KvController {
       'Deletes, and writes that do not grow the data, are still accepted.',
   })
   @preconditionFailed
+  @keyReused
   @notLeader
   @unavailable
   @diskFull
@@ -168,11 +210,16 @@ export class KvController {
     @Body() body: PutValueDto,
     @Headers('if-match') ifMatchHeader: string | undefined,
     @Headers('if-none-match') ifNoneMatchHeader: string | undefined,
+    @Query('ttl') ttlQueryValue: unknown,
+    @Headers('idempotency-key') idempotencyKeyHeader: string | undefined,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<PutResultDto> {
     const condition = parseConditionHeaders(ifMatchHeader, ifNoneMatchHeader);
-    const { index, createIndex, modIndex } = await this.kv.put(key, body.value, condition);
+    const ttl = parseTtl(ttlQueryValue);
+    const idempotencyKey = parseIdempotencyKey(idempotencyKeyHeader);
+    const { index, createIndex, modIndex, replayed } = await this.kv.put(key, body.value, condition, { ttl, idempotencyKey });
     void reply.header('etag', etag(modIndex));
+    if (replayed) void reply.header(REPLAYED_HEADER, 'true');
     return { success: true, index, createIndex, modIndex };
   }
 
@@ -231,7 +278,9 @@ export class KvController {
       '(ReadIndex), a follower asks the leader for that read index, and the node answers once it has applied it, ' +
       'from a state at least as new as every write acknowledged before the request. `?consistency=stale` answers ' +
       "from this node's local copy at once, possibly behind. The body and the ETag header give the key's " +
-      'createIndex and modIndex (the log indexes that created it and last changed it).',
+      'createIndex and modIndex (the log indexes that created it and last changed it); a key written with a TTL ' +
+      "also has `ttl` (whole seconds left on this node's clock, 0 once due) and `expiresAt`. A key past its " +
+      'deadline is served until the replicated delete has applied here.',
   })
   @keyParam
   @ApiOkResponse({ type: KeyValueDto, headers: etagHeader })
@@ -246,7 +295,11 @@ export class KvController {
     const record = await this.kv.read(key, query.consistency);
     if (record === undefined) throw new KeyNotFoundError(key);
     void reply.header('etag', etag(record.modIndex));
-    return { key, value: record.value, createIndex: record.createIndex, modIndex: record.modIndex };
+    const { value, createIndex, modIndex, expiresAt } = record;
+    if (expiresAt === undefined) return { key, value, createIndex, modIndex };
+    // Rounded up: a key with 0.4 s left shows 1 (it is still there), and 0 only once due.
+    const ttl = Math.max(0, Math.ceil((expiresAt - Date.now()) / 1000));
+    return { key, value, createIndex, modIndex, ttl, expiresAt: new Date(expiresAt).toISOString() };
   }
 
   @Delete(':key')
@@ -255,15 +308,18 @@ export class KvController {
     summary: 'Delete a key',
     description:
       'Answers 200 once the delete is committed; deleting a missing key succeeds with `existed: false`. ' +
-      'If-Match / If-None-Match make it conditional, as for PUT (with If-Match a missing key fails with 412).',
+      'If-Match / If-None-Match make it conditional, as for PUT (with If-Match a missing key fails with 412). ' +
+      'An Idempotency-Key makes it safe to retry, as for PUT.',
   })
   @keyParam
   // Decorators apply bottom-up: this order lists If-Match first in the document.
+  @idempotencyKey
   @ifNoneMatch
   @ifMatch
-  @ApiOkResponse({ type: DeleteResultDto })
-  @ApiBadRequestResponse({ type: ErrorDto, description: 'Bad key, malformed If-Match' })
+  @ApiOkResponse({ type: DeleteResultDto, headers: replayedHeader })
+  @ApiBadRequestResponse({ type: ErrorDto, description: 'Bad key, malformed If-Match, malformed Idempotency-Key' })
   @preconditionFailed
+  @keyReused
   @notLeader
   @unavailable
   @diskFull
@@ -271,9 +327,13 @@ export class KvController {
     @Param('key') key: string,
     @Headers('if-match') ifMatchHeader: string | undefined,
     @Headers('if-none-match') ifNoneMatchHeader: string | undefined,
+    @Headers('idempotency-key') idempotencyKeyHeader: string | undefined,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<DeleteResultDto> {
     const condition = parseConditionHeaders(ifMatchHeader, ifNoneMatchHeader);
-    const { index, existed } = await this.kv.delete(key, condition);
+    const idempotencyKey = parseIdempotencyKey(idempotencyKeyHeader);
+    const { index, existed, replayed } = await this.kv.delete(key, condition, { idempotencyKey });
+    if (replayed) void reply.header(REPLAYED_HEADER, 'true');
     return { success: true, index, existed };
   }
 }

@@ -50,6 +50,8 @@ export class PreconditionFailedError extends Error {
     readonly key: string,
     readonly modIndex: number | null,
     reason: string,
+    /** The answer of an earlier write with the same Idempotency-Key (said by the Idempotent-Replayed header). */
+    readonly replayed = false,
   ) {
     super(reason);
     this.name = 'PreconditionFailedError';
@@ -61,5 +63,21 @@ export class InvalidConditionError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'InvalidConditionError';
+  }
+}
+
+/** A `?ttl=` or an Idempotency-Key that is not one of the forms the API accepts (400). */
+export class InvalidWriteOptionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidWriteOptionError';
+  }
+}
+
+/** An Idempotency-Key already used (within the window) for a different request: nothing was applied (422). */
+export class IdempotencyKeyReusedError extends Error {
+  constructor(readonly token: string) {
+    super(`Idempotency-Key ${JSON.stringify(token)} was used for a different request; use a new key for a new request`);
+    this.name = 'IdempotencyKeyReusedError';
   }
 }

@@ -4,6 +4,7 @@ import { RAFT_STORAGE, RaftStorage, STATE_MACHINE } from '@app/consensus';
 import { BackupController } from './backup/backup.controller';
 import { KvBackupService } from './backup/kv-backup.service';
 import { KvController } from './kv.controller';
+import { KvExpiryService } from './kv-expiry.service';
 import { KvMetrics } from './kv.metrics';
 import { KV_OPTIONS, KvOptions, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
@@ -67,7 +68,7 @@ export class KvModule {
       module: KvModule,
       imports: [consensus, KvStateMachineModule, ...(imports ?? [])],
       controllers: [KvController, StatusController, BackupController, WatchController],
-      providers: [KvService, KvBackupService, KvMetrics, WatchService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
+      providers: [KvService, KvExpiryService, KvBackupService, KvMetrics, WatchService, { provide: KV_OPTIONS, useFactory, inject: inject ?? [] }],
     };
   }
 }

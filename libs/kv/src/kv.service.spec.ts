@@ -31,7 +31,7 @@ function service(maxDataBytes: number | undefined) {
     propose: async (data: Uint8Array) => {
       if (!raft.isLeader) throw new NotLeaderError('node2', 'http://localhost:3002');
       const command = decodeCommand(data)!;
-      proposed.push(`${command.op} ${command.key}`);
+      proposed.push(`${command.op} ${command.op === 'expire' ? '' : command.key}`);
       const entry: Entry = { term: 1, index: ++index, type: EntryType.Normal, data };
       return { index, result: machine.apply(entry) };
     },

@@ -1,14 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { RaftNode } from '@app/consensus';
-import { encodeCommand, KvCondition } from './kv-command';
+import { encodeCommand, KvCondition, KvIdempotency } from './kv-command';
+import { DEFAULT_IDEMPOTENCY_MAX_KEYS, DEFAULT_IDEMPOTENCY_WINDOW_MS, IdempotentOutcome } from './idempotency-table';
+import { requestFingerprint, WriteRequest } from './write-options';
 import { KvRecord } from './kv-snapshot-format';
 import { ApplyResult, KvStateMachine } from './kv-state-machine';
 import { Consistency } from './dto/read-query.dto';
-import { DataQuotaExceededError, InvalidKeyError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
+import { DataQuotaExceededError, IdempotencyKeyReusedError, InvalidKeyError, PreconditionFailedError, ValueTooLargeError } from './kv.errors';
 import type { WatchHubOptions } from './watch/watch-hub';
 import type { WatchStreamOptions } from './watch/watch-options';
-
-export const KV_OPTIONS = Symbol('KV_OPTIONS');
 
 /**
  * About how many bytes of keys and values (UTF-8) one page of a listing holds at most: a page ends at the
@@ -38,6 +38,20 @@ export interface ListPage {
   next: string | null;
 }
 
+export const KV_OPTIONS = Symbol('KV_OPTIONS');
+
+/** What a write may carry besides its key, value and condition. */
+export interface WriteOptions {
+  /** Seconds until the key expires (a PUT; see write-options.ts, parseTtl). Without it, the key never does. */
+  ttl?: number;
+  /**
+   * An Idempotency-Key (see write-options.ts, parseIdempotencyKey): a write with a key already applied for the
+   * same request is answered that first outcome (`replayed: true`) without applying again; with a key
+   * already applied for another request, it fails with IdempotencyKeyReusedError.
+   */
+  idempotencyKey?: string;
+}
+
 export interface KvOptions {
   maxKeyBytes: number;
   maxValueBytes: number;
@@ -45,6 +59,12 @@ export interface KvOptions {
   maxDataBytes?: number;
   /** GET /watch: history bounds, heartbeat, per-stream buffer (defaults: DEFAULT_WATCH_OPTIONS, DEFAULT_STREAM_OPTIONS). */
   watch?: Partial<WatchHubOptions & WatchStreamOptions>;
+  /** How often the leader looks for expired keys (default DEFAULT_EXPIRY_INTERVAL_MS, a heartbeat). */
+  expiryIntervalMs?: number;
+  /** IDEMPOTENCY_WINDOW_S in ms (default DEFAULT_IDEMPOTENCY_WINDOW_MS); the same on every member. */
+  idempotencyWindowMs?: number;
+  /** IDEMPOTENCY_MAX_KEYS (default DEFAULT_IDEMPOTENCY_MAX_KEYS); the same on every member. */
+  idempotencyMaxKeys?: number;
 }
 
 /**
@@ -64,28 +84,72 @@ export class KvService {
     private readonly raft: RaftNode,
     private readonly stateMachine: KvStateMachine,
     @Inject(KV_OPTIONS) private readonly options: KvOptions,
-  ) {}
+  ) {
+    if (options.idempotencyWindowMs !== undefined || options.idempotencyMaxKeys !== undefined) {
+      stateMachine.useIdempotencyLimits({
+        windowMs: options.idempotencyWindowMs ?? DEFAULT_IDEMPOTENCY_WINDOW_MS,
+        maxKeys: options.idempotencyMaxKeys ?? DEFAULT_IDEMPOTENCY_MAX_KEYS,
+      });
+    }
+  }
+
+  /** Wall clock, ms since the epoch: the `at` of the commands that need time (a replaceable seam for tests). */
+  now: () => number = () => Date.now();
 
   /**
    * Stores `value` under `key` once committed by a quorum and applied. Returns the log index (the key's new
    * modIndex) and the key's createIndex. With a `condition`, evaluated when the entry is applied, rejects with
    * PreconditionFailedError if it did not hold (nothing changed).
    */
-  async put(key: string, value: string, condition?: KvCondition): Promise<{ index: number; createIndex: number; modIndex: number }> {
+  async put(
+    key: string,
+    value: string,
+    condition?: KvCondition,
+    options: WriteOptions = {},
+  ): Promise<{ index: number; createIndex: number; modIndex: number; replayed: boolean }> {
     this.checkKey(key);
     const bytes = Buffer.byteLength(value, 'utf8');
     if (bytes > this.options.maxValueBytes) throw new ValueTooLargeError(bytes, this.options.maxValueBytes);
+    const { ttl } = options;
+    const idempotency = this.idempotency(options, { method: 'PUT', key, value, condition, ttl });
+    const replay = idempotency && this.replay(key, condition, idempotency);
+    if (replay) return { index: replay.index, createIndex: replay.createIndex!, modIndex: replay.modIndex!, replayed: true };
     this.checkQuota(key, value);
-    const { index, result } = await this.raft.propose(encodeCommand({ op: 'put', key, value, condition }));
-    const applied = checkCondition(key, condition, result as ApplyResult);
-    return { index, createIndex: applied.createIndex ?? index, modIndex: index };
+    // The leader's clock: propose() redirects a follower's write, so `at` is taken where it is proposed.
+    const timed = ttl === undefined && !idempotency ? {} : { ...(ttl === undefined ? {} : { ttl }), at: this.now() };
+    const proposed = await this.raft.propose(encodeCommand({ op: 'put', key, value, condition, ...timed, ...(idempotency ? { idempotency } : {}) }));
+    const { index, applied } = outcome(key, condition, idempotency, proposed.index, proposed.result as ApplyResult);
+    return { index, createIndex: applied.createIndex ?? index, modIndex: applied.modIndex ?? index, replayed: index !== proposed.index };
   }
 
   /** Removes `key` once committed; succeeds whether or not it existed, and says which. `condition`: as for put. */
-  async delete(key: string, condition?: KvCondition): Promise<{ index: number; existed: boolean }> {
+  async delete(key: string, condition?: KvCondition, options: WriteOptions = {}): Promise<{ index: number; existed: boolean; replayed: boolean }> {
     this.checkKey(key);
-    const { index, result } = await this.raft.propose(encodeCommand({ op: 'delete', key, condition }));
-    return { index, existed: checkCondition(key, condition, result as ApplyResult).existed };
+    const idempotency = this.idempotency(options, { method: 'DELETE', key, condition });
+    const replay = idempotency && this.replay(key, condition, idempotency);
+    if (replay) return { index: replay.index, existed: replay.existed, replayed: true };
+    const timed = idempotency ? { at: this.now(), idempotency } : {};
+    const proposed = await this.raft.propose(encodeCommand({ op: 'delete', key, condition, ...timed }));
+    const { index, applied } = outcome(key, condition, idempotency, proposed.index, proposed.result as ApplyResult);
+    return { index, existed: applied.existed, replayed: index !== proposed.index };
+  }
+
+  private idempotency(options: WriteOptions, request: WriteRequest): KvIdempotency | undefined {
+    const token = options.idempotencyKey;
+    return token === undefined ? undefined : { token, fingerprint: requestFingerprint(request) };
+  }
+
+  /**
+   * The fast path of a retry: this node has already applied the key's first write, so its outcome is final
+   * and is answered at once, without a proposal (on a follower too). Undefined when the key is not known
+   * here (the write is then proposed, and apply decides).
+   */
+  private replay(key: string, condition: KvCondition | undefined, idempotency: KvIdempotency): IdempotentOutcome | undefined {
+    const seen = this.stateMachine.idempotentOutcome(idempotency.token);
+    if (seen === undefined) return undefined;
+    if (!seen.fingerprint.equals(idempotency.fingerprint)) throw new IdempotencyKeyReusedError(idempotency.token);
+    checkCondition(key, condition, { ...seen.outcome, valid: true }, true);
+    return seen.outcome;
   }
 
   /**
@@ -159,8 +223,24 @@ export class KvService {
   }
 }
 
+/**
+ * The index and result of an applied write: its own, or (a retry) the first write's with its index. Throws
+ * IdempotencyKeyReusedError or PreconditionFailedError as apply decided.
+ */
+function outcome(
+  key: string,
+  condition: KvCondition | undefined,
+  idempotency: KvIdempotency | undefined,
+  index: number,
+  result: ApplyResult,
+): { index: number; applied: ApplyResult } {
+  if (result.idempotencyMismatch) throw new IdempotencyKeyReusedError(idempotency!.token);
+  const first = result.replayOf ?? index;
+  return { index: first, applied: checkCondition(key, condition, result, result.replayOf !== undefined) };
+}
+
 /** The result of an applied write, or PreconditionFailedError when its condition did not hold. */
-function checkCondition(key: string, condition: KvCondition | undefined, result: ApplyResult): ApplyResult {
+function checkCondition(key: string, condition: KvCondition | undefined, result: ApplyResult, replayed = false): ApplyResult {
   if (condition === undefined || result.conditionHeld) return result;
   const now = result.modIndex === null ? 'the key does not exist' : `the key was last changed at index ${result.modIndex}`;
   const wanted =
@@ -169,5 +249,5 @@ function checkCondition(key: string, condition: KvCondition | undefined, result:
       : condition.kind === 'exists'
         ? 'If-Match: * (the key must exist)'
         : `If-Match: "${condition.modIndex}"`;
-  throw new PreconditionFailedError(key, result.modIndex, `Precondition failed: ${wanted}, but ${now}`);
+  throw new PreconditionFailedError(key, result.modIndex, `Precondition failed: ${wanted}, but ${now}`, replayed);
 }

@@ -33,6 +33,17 @@ export class KeyValueDto {
 
   @ApiProperty({ description: 'Log index of the entry that last changed it; the ETag header is this, quoted.', example: 42 })
   modIndex: number;
+
+  @ApiPropertyOptional({
+    description:
+      "Only for a key written with ?ttl: whole seconds until it expires, on the serving node's clock (rounded up; 0 once " +
+      'due: the leader deletes it within about a heartbeat).',
+    example: 27,
+  })
+  ttl?: number;
+
+  @ApiPropertyOptional({ description: 'Only for a key written with ?ttl: when it expires (ISO 8601, UTC).', example: '2026-12-02T06:30:00.000Z' })
+  expiresAt?: string;
 }
 
 export class PreconditionFailedDto {
