@@ -68,6 +68,9 @@ describe('AppModule: every module is configured from the `node` namespace of @ne
       maxKeyBytes: 1024,
       maxValueBytes: 1024 * 1024,
       watch: { maxEntries: 10000, maxBytes: 64 * 1024 * 1024, heartbeatMs: 15000, bufferBytes: 256 * 1024 },
+      expiryIntervalMs: 100,
+      idempotencyWindowMs: 10 * 60 * 1000,
+      idempotencyMaxKeys: 100_000,
     });
     expect(get(CLUSTER_ADMIN_OPTIONS)).toEqual({
       timeoutMs: 1000, // one election timeout
