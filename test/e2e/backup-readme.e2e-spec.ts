@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClusterScript, consecutiveFreePorts, ROOT, sh } from '../support/cluster-script';
 import { maskVarying, matchText, outputLines, readmeSteps, Step } from '../support/readme-steps';
+import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(150_000);
 
@@ -33,7 +34,10 @@ function rewrite(text: string): string {
     .replace(/(^|[\s=])(backups|restored)(?=[/\s]|$)/gm, (_m, before: string, name: string) => `${before}${join(work, name)}`);
 }
 
+let releasePorts: (() => void) | undefined;
+
 beforeAll(async () => {
+  releasePorts = await claimReadmePorts();
   base = await consecutiveFreePorts(3, 3001);
   do restoredBase = await consecutiveFreePorts(3, 4001);
   while (Math.abs(restoredBase - base) < 3);
@@ -44,6 +48,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([source?.stop(), restored?.stop()]);
   rmSync(work, { recursive: true, force: true });
+  releasePorts?.();
 });
 
 async function runStep(step: Step): Promise<void> {

@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { ClusterScript, consecutiveFreePorts, ROOT, sh } from '../support/cluster-script';
 import { comparableLine } from '../support/member-table';
 import { matchText, outputLines, readmeSteps, Step } from '../support/readme-steps';
+import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(240_000);
 
@@ -45,7 +46,10 @@ function env(): NodeJS.ProcessEnv {
   return { ...process.env, CLUSTER_DATA_DIR: dataDir, NO_COLOR: '1', FORCE_COLOR: '', ...exported };
 }
 
+let releasePorts: (() => void) | undefined;
+
 beforeAll(async () => {
+  releasePorts = await claimReadmePorts();
   base = await consecutiveFreePorts(5, 3001);
   if (base !== 3001) {
     process.stdout.write(`membership-readme: ports 3001-3005 are taken here; the cluster uses ${base}-${base + 4}\n`);
@@ -56,6 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await stopAll();
   rmSync(work, { recursive: true, force: true });
+  releasePorts?.();
 });
 
 /** Ctrl-C in every terminal of the walkthrough: the added nodes first, then the cluster. */

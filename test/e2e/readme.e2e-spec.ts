@@ -21,6 +21,7 @@ import {
   Roles,
   Step,
 } from '../support/readme-steps';
+import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(180_000);
 
@@ -33,19 +34,24 @@ let cluster: ClusterScript;
 let roles: Roles;
 let env: NodeJS.ProcessEnv;
 
+let releasePorts: (() => void) | undefined;
+
 beforeAll(async () => {
+  releasePorts = await claimReadmePorts();
   const base = await consecutiveFreePorts(3, 3001);
   if (base !== 3001) process.stdout.write(`readme: ports 3001-3003 are taken here; the cluster uses ${base}-${base + 2} and the commands say so\n`);
   roles = new Roles(3, base);
   dataDir = mkdtempSync(join(tmpdir(), 'raftkv-readme-'));
   cluster = ClusterScript.start(['--no-build', '--base-port', String(base)], join(dataDir, 'data'));
-  env = cluster.env;
+  // The README's bare `npx kvctl` asks 3001-3003: point it at this cluster when it runs elsewhere.
+  env = base === 3001 ? cluster.env : { ...cluster.env, KVCTL_ENDPOINTS: [0, 1, 2].map((i) => `http://localhost:${base + i}`).join(',') };
   await cluster.waitFor(/cluster: ready; node\d is the leader/);
 });
 
 afterAll(async () => {
   await cluster?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  releasePorts?.();
 });
 
 function describeRun(command: string, run: Run): string {
