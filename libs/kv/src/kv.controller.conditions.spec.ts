@@ -1,10 +1,5 @@
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Entry, EntryType, RaftNode } from '@app/consensus';
-import { KvController } from './kv.controller';
-import { KV_OPTIONS, KvService } from './kv.service';
-import { KvStateMachine } from './kv-state-machine';
+import { KvControllerApp } from '../../../test/support/kv-controller-app';
 
 /**
  * The conditional-write surface of /kv over HTTP (Fastify `inject`, no socket): headers in, ETag and 412
@@ -13,46 +8,19 @@ import { KvStateMachine } from './kv-state-machine';
  * the proposed command and its outcome comes back from apply.
  */
 
-let app: NestFastifyApplication;
-let proposals = 0;
+let kv: KvControllerApp;
 
 beforeAll(async () => {
-  const stateMachine = new KvStateMachine();
-  let index = 0;
-  const raft: Partial<RaftNode> = {
-    propose: async (data: Uint8Array) => {
-      proposals++;
-      const entry: Entry = { term: 1, index: ++index, type: EntryType.Normal, data };
-      return { index, result: stateMachine.apply(entry) };
-    },
-    readBarrier: async () => index,
-  };
-  const moduleRef = await Test.createTestingModule({
-    controllers: [KvController],
-    providers: [
-      KvService,
-      { provide: KvStateMachine, useValue: stateMachine },
-      { provide: RaftNode, useValue: raft },
-      { provide: KV_OPTIONS, useValue: { maxKeyBytes: 64, maxValueBytes: 256 } },
-    ],
-  }).compile();
-  app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
+  kv = await KvControllerApp.start();
 });
 
 afterAll(async () => {
-  await app?.close();
+  await kv?.close();
 });
 
 async function request(method: 'GET' | 'PUT' | 'DELETE', url: string, headers: Record<string, string> = {}, value?: string) {
-  const response = await app.inject({
-    method,
-    url,
-    headers: value === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-    payload: value === undefined ? undefined : JSON.stringify({ value }),
-  });
-  return { status: response.statusCode, etag: response.headers.etag, body: response.json() as Record<string, unknown> };
+  const { status, headers: answered, body } = await kv.request(method, url, headers, value);
+  return { status, etag: answered.etag as string | undefined, body };
 }
 
 describe('KvController: versions and conditional writes', () => {
@@ -125,19 +93,19 @@ describe('KvController: versions and conditional writes', () => {
     ['If-None-Match other than *', { 'if-none-match': '"1"' }],
     ['both headers', { 'if-match': '"1"', 'if-none-match': '*' }],
   ])('refuses %s with 400, proposing nothing', async (_name, headers) => {
-    const before = proposals;
+    const before = kv.proposals.length;
     for (const method of ['PUT', 'DELETE'] as const) {
       const answer = await request(method, '/kv/e', headers, method === 'PUT' ? 'v' : undefined);
       expect(answer.status).toBe(400);
       expect(answer.body.error).toMatch(/If-Match|If-None-Match/);
     }
-    expect(proposals).toBe(before);
+    expect(kv.proposals).toHaveLength(before);
   });
 });
 
 describe('KvController: the OpenAPI document', () => {
   it('documents the condition headers, the 412, the ETag and the indexes', () => {
-    const doc = SwaggerModule.createDocument(app, new DocumentBuilder().build());
+    const doc = SwaggerModule.createDocument(kv.app, new DocumentBuilder().build());
     const route = doc.paths['/kv/{key}'];
     for (const method of ['put', 'delete'] as const) {
       const headers = (route[method]!.parameters as Array<{ in: string; name: string }>).filter((p) => p.in === 'header').map((p) => p.name);

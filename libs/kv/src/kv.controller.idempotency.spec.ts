@@ -1,9 +1,5 @@
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { Entry, EntryType, RaftNode } from '@app/consensus';
+import { KvControllerApp } from '../../../test/support/kv-controller-app';
 import { decodeCommand } from './kv-command';
-import { KvController } from './kv.controller';
-import { KV_OPTIONS, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
 
 /**
@@ -12,51 +8,22 @@ import { KvStateMachine } from './kv-state-machine';
  * before either applies, as concurrent retries on a real leader are).
  */
 
-let app: NestFastifyApplication;
+let kv: KvControllerApp;
 let stateMachine: KvStateMachine;
-let proposals: Uint8Array[] = [];
-let held: Array<() => void> | undefined;
+let proposals: Uint8Array[];
 
 beforeEach(async () => {
-  stateMachine = new KvStateMachine();
-  proposals = [];
-  held = undefined;
-  let index = 0;
-  const raft: Partial<RaftNode> = {
-    propose: async (data: Uint8Array) => {
-      proposals.push(data);
-      const entry: Entry = { term: 1, index: ++index, type: EntryType.Normal, data };
-      if (held) await new Promise<void>((resolve) => held!.push(resolve));
-      return { index: entry.index, result: stateMachine.apply(entry) };
-    },
-    readBarrier: async () => index,
-  };
-  const moduleRef = await Test.createTestingModule({
-    controllers: [KvController],
-    providers: [
-      KvService,
-      { provide: KvStateMachine, useValue: stateMachine },
-      { provide: RaftNode, useValue: raft },
-      { provide: KV_OPTIONS, useValue: { maxKeyBytes: 64, maxValueBytes: 256 } },
-    ],
-  }).compile();
-  app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
+  kv = await KvControllerApp.start();
+  ({ stateMachine, proposals } = kv);
 });
 
 afterEach(async () => {
-  await app?.close();
+  await kv?.close();
 });
 
 async function request(method: 'GET' | 'PUT' | 'DELETE', url: string, headers: Record<string, string> = {}, value?: string) {
-  const response = await app.inject({
-    method,
-    url,
-    headers: value === undefined ? headers : { ...headers, 'content-type': 'application/json' },
-    payload: value === undefined ? undefined : JSON.stringify({ value }),
-  });
-  return { status: response.statusCode, replayed: response.headers['idempotent-replayed'], body: response.json() as Record<string, unknown> };
+  const { status, headers: answered, body } = await kv.request(method, url, headers, value);
+  return { status, replayed: answered['idempotent-replayed'], body };
 }
 
 const key = (token: string) => ({ 'idempotency-key': token });
@@ -75,12 +42,12 @@ describe('KvController: Idempotency-Key', () => {
   });
 
   it('two identical PUTs proposed before either applies: the second is replayed at apply, with the first index', async () => {
-    held = [];
+    kv.hold();
     const a = request('PUT', '/kv/race', key('t-race'), 'v');
     const b = request('PUT', '/kv/race', key('t-race'), 'v');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(proposals).toHaveLength(2);
-    for (const release of held.splice(0)) release();
+    kv.release();
     const [first, second] = await Promise.all([a, b]);
     expect(first).toEqual({ status: 200, replayed: undefined, body: { success: true, index: 1, createIndex: 1, modIndex: 1 } });
     expect(second).toEqual({ status: 200, replayed: 'true', body: first.body });
@@ -94,11 +61,11 @@ describe('KvController: Idempotency-Key', () => {
     expect(reused.body).toEqual({ error: 'Idempotency-Key "t-2" was used for a different request; use a new key for a new request', outcome: 'failed' });
     expect((await request('DELETE', '/kv/k', key('t-2'))).status).toBe(422);
 
-    held = [];
+    kv.hold();
     const a = request('PUT', '/kv/m', key('t-3'), 'one');
     const b = request('PUT', '/kv/m', key('t-3'), 'two');
     await new Promise((resolve) => setTimeout(resolve, 50));
-    for (const release of held.splice(0)) release();
+    kv.release();
     expect([(await a).status, (await b).status]).toEqual([200, 422]);
     expect(stateMachine.get('m')).toBe('one');
   });

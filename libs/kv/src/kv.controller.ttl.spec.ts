@@ -1,9 +1,5 @@
-import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Test } from '@nestjs/testing';
-import { Entry, EntryType, RaftNode } from '@app/consensus';
+import { KvControllerApp } from '../../../test/support/kv-controller-app';
 import { decodeCommand } from './kv-command';
-import { KvController } from './kv.controller';
-import { KV_OPTIONS, KvService } from './kv.service';
 import { KvStateMachine } from './kv-state-machine';
 import { MAX_TTL_SECONDS } from './write-options';
 
@@ -12,50 +8,25 @@ import { MAX_TTL_SECONDS } from './write-options';
  * shows the time left on the serving node's clock. Raft is a stand-in that applies every proposal at once.
  */
 
-let app: NestFastifyApplication;
+let kv: KvControllerApp;
 let stateMachine: KvStateMachine;
-const proposed: Uint8Array[] = [];
+let proposed: Uint8Array[];
 const T0 = Date.UTC(2030, 0, 1);
 
 beforeAll(async () => {
-  stateMachine = new KvStateMachine();
-  let index = 0;
-  const raft: Partial<RaftNode> = {
-    propose: async (data: Uint8Array) => {
-      proposed.push(data);
-      const entry: Entry = { term: 1, index: ++index, type: EntryType.Normal, data };
-      return { index, result: stateMachine.apply(entry) };
-    },
-    readBarrier: async () => index,
-  };
-  const moduleRef = await Test.createTestingModule({
-    controllers: [KvController],
-    providers: [
-      KvService,
-      { provide: KvStateMachine, useValue: stateMachine },
-      { provide: RaftNode, useValue: raft },
-      { provide: KV_OPTIONS, useValue: { maxKeyBytes: 64, maxValueBytes: 256 } },
-    ],
-  }).compile();
-  moduleRef.get(KvService).now = () => T0;
-  app = moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false });
-  await app.init();
-  await app.getHttpAdapter().getInstance().ready();
+  kv = await KvControllerApp.start();
+  ({ stateMachine, proposals: proposed } = kv);
+  kv.service.now = () => T0;
 });
 
 afterAll(async () => {
-  await app?.close();
+  await kv?.close();
   jest.useRealTimers();
 });
 
 async function request(method: 'GET' | 'PUT', url: string, value?: string) {
-  const response = await app.inject({
-    method,
-    url,
-    headers: value === undefined ? {} : { 'content-type': 'application/json' },
-    payload: value === undefined ? undefined : JSON.stringify({ value }),
-  });
-  return { status: response.statusCode, body: response.json() as Record<string, unknown> };
+  const { status, body } = await kv.request(method, url, {}, value);
+  return { status, body };
 }
 
 describe('KvController: ?ttl', () => {
