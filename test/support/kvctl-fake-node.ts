@@ -1,6 +1,7 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { KvctlError } from '../../apps/kvctl/src/kvctl-error';
+import { run } from '../../apps/kvctl/src/cli';
 
 /** A fake node for kvctl's specs: answers with `handler`, records every request it gets. */
 export interface FakeNode {
@@ -60,4 +61,16 @@ export async function closedUrl(): Promise<string> {
   const { port } = server.address() as AddressInfo;
   await new Promise((ok) => server.close(ok));
   return `http://127.0.0.1:${port}`;
+}
+
+/** Runs kvctl in this process against `endpoints` (a 2 s budget), capturing its output and exit code. */
+export async function runKvctl(endpoints: string[], ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await run(['node', 'kvctl', '--endpoints', endpoints.join(','), '--timeout', '2000', ...args], {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    readStdin: () => Promise.resolve(undefined),
+  });
+  return { code, stdout, stderr };
 }

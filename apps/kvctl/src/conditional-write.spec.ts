@@ -1,7 +1,6 @@
 import { IncomingHttpHeaders } from 'node:http';
-import { run } from './cli';
 import { ExitCode } from './kvctl-error';
-import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
+import { fakeNodesPerTest, runKvctl as kvctl } from '../../../test/support/kvctl-fake-node';
 
 /**
  * `kvctl put --if-index / --create` and `delete --if-index` against fake nodes: the headers sent (also after
@@ -9,17 +8,6 @@ import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
  */
 
 const node = fakeNodesPerTest();
-
-async function kvctl(endpoints: string[], ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['node', 'kvctl', '--endpoints', endpoints.join(','), '--timeout', '2000', ...args], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    readStdin: () => Promise.resolve(undefined),
-  });
-  return { code, stdout, stderr };
-}
 
 const conditionOf = (headers: IncomingHttpHeaders) => ({ ifMatch: headers['if-match'], ifNoneMatch: headers['if-none-match'] });
 

@@ -91,9 +91,10 @@ describe('KvClient', () => {
     const start = Date.now();
     const error = await failure(new KvClient({ endpoints: [n.url], timeoutMs: 700 }).put('k', 'v'));
     expect(error).toMatchObject({ exitCode: ExitCode.Failed, message: expect.stringMatching(/^no leader could take the request within 0.7 s/) });
-    // Retried through the budget (backing off), the last attempt with 100 ms or more left.
+    // Retried through the budget (backing off), the last attempt sent with 100 ms or more left: it arrives
+    // well before the budget's end even on a loaded machine (the bug this guards sent one with 1 ms left).
     expect(sentAt.length).toBeGreaterThanOrEqual(3);
-    expect(Math.max(...sentAt) - start).toBeLessThanOrEqual(700 - 60);
+    expect(Math.max(...sentAt) - start).toBeLessThanOrEqual(700 - 30);
   });
 
   it('maps a missing key to exit code 3 and refused input to exit code 2', async () => {

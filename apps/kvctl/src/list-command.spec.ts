@@ -1,21 +1,9 @@
-import { run } from './cli';
 import { ExitCode } from './kvctl-error';
-import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
+import { fakeNodesPerTest, runKvctl as kvctl } from '../../../test/support/kvctl-fake-node';
 
 /** `kvctl list` against a fake node serving `GET /kv` from a sorted list: pages, cursor, options, output. */
 
 const node = fakeNodesPerTest();
-
-async function kvctl(endpoints: string[], ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['node', 'kvctl', '--endpoints', endpoints.join(','), '--timeout', '2000', ...args], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    readStdin: () => Promise.resolve(undefined),
-  });
-  return { code, stdout, stderr };
-}
 
 /** A leader holding `keys` (value: `v:` + key), answering pages as a node does. */
 async function leaderWith(keys: string[]) {

@@ -1,23 +1,11 @@
-import { run } from './cli';
 import { MembersList, MemberView } from './kv-client';
 import { ExitCode } from './kvctl-error';
 import { formatMembersTable } from './members-table';
-import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
+import { fakeNodesPerTest, runKvctl as kvctl } from '../../../test/support/kvctl-fake-node';
 
 /** `kvctl member ...` end to end against fake nodes: the command line, the requests, the output, the exit code. */
 
 const node = fakeNodesPerTest();
-
-async function kvctl(endpoints: string[], ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['node', 'kvctl', '--endpoints', endpoints.join(','), '--timeout', '2000', ...args], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    readStdin: () => Promise.resolve(undefined),
-  });
-  return { code, stdout, stderr };
-}
 
 const member = (i: number, extra: Partial<MemberView> = {}): MemberView => ({
   nodeId: `node${i}`,

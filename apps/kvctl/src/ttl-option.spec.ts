@@ -1,21 +1,9 @@
-import { run } from './cli';
 import { ExitCode } from './kvctl-error';
-import { fakeNodesPerTest } from '../../../test/support/kvctl-fake-node';
+import { fakeNodesPerTest, runKvctl as kvctl } from '../../../test/support/kvctl-fake-node';
 
 /** `kvctl put --ttl N` against a fake node: the query it sends, and the arguments it refuses itself. */
 
 const node = fakeNodesPerTest();
-
-async function kvctl(endpoints: string[], ...args: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const code = await run(['node', 'kvctl', '--endpoints', endpoints.join(','), '--timeout', '2000', ...args], {
-    stdout: (t) => (stdout += t),
-    stderr: (t) => (stderr += t),
-    readStdin: () => Promise.resolve(undefined),
-  });
-  return { code, stdout, stderr };
-}
 
 describe('kvctl put --ttl', () => {
   it('sends ?ttl=N on the key, with the condition headers if any', async () => {
