@@ -1,7 +1,7 @@
 /**
  * Expiry (#15) on a 3-node cluster of real processes: a key written with ?ttl disappears from every node
  * shortly after its deadline and not before; a rewrite without ttl keeps it; GET shows the time left on
- * every node; and across a leader SIGKILLed before the deadline, the new leader still expires the key, no
+ * every node; a follower's watcher sees the expiry as a delete; and across a leader SIGKILLed before the deadline, the new leader still expires the key, no
  * earlier than its deadline.
  */
 import { ClusterNode, eventually, http, HttpAnswer, LocalCluster, sleep } from '../support/local-cluster';
@@ -96,6 +96,37 @@ describe('keys with a TTL', () => {
       expect(expiresAt).toBeGreaterThanOrEqual(sent + 30_000);
       expect(expiresAt).toBeLessThanOrEqual(Date.now() + 30_000);
     }
+  });
+
+  it('a watcher on a follower sees the expiry as a delete event after the put, in log order', async () => {
+    const follower = running().find((n) => n !== leader)!;
+    const written = await put('watched', 'v', '?ttl=1');
+    const putIndex = written.body.index as number;
+    const stream = new AbortController();
+    const response = await fetch(`${follower.url}/watch?key=watched&fromIndex=${putIndex}`, { signal: stream.signal });
+    expect(response.status).toBe(200);
+    const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+    let text = '';
+    const timer = setTimeout(() => stream.abort(), 15_000);
+    try {
+      while (!/event: delete\n/.test(text)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+      }
+    } finally {
+      clearTimeout(timer);
+      stream.abort();
+    }
+    const events = text
+      .split('\n\n')
+      .filter((frame) => frame.includes('event: '))
+      .map((frame) => ({ event: /event: (\w+)/.exec(frame)![1], data: JSON.parse(/data: (.*)/.exec(frame)![1]) as Record<string, unknown> }));
+    expect(events).toEqual([
+      { event: 'put', data: { key: 'watched', value: 'v', index: putIndex } },
+      { event: 'delete', data: { key: 'watched', index: expect.any(Number) as number } },
+    ]);
+    expect(events[1].data.index).toBeGreaterThan(putIndex);
   });
 
   it('across a leader SIGKILLed before the deadline, the new leader expires the key, not earlier than its deadline', async () => {
