@@ -52,6 +52,12 @@ describe('loadNodeConfig', () => {
     expect(loadNodeConfig({ PEER_ALLOW_ANY: 'false' }).peerAllowAny).toBe(false);
   });
 
+  it('reads CORS_ORIGINS as the origins browsers send: lower-case, default port dropped, each once', () => {
+    expect(loadNodeConfig({}).corsOrigins).toEqual([]);
+    const config = loadNodeConfig({ CORS_ORIGINS: ' https://Admin.Example.com:443/ ,http://localhost:8080,http://localhost:8080' });
+    expect(config.corsOrigins).toEqual(['https://admin.example.com', 'http://localhost:8080']);
+  });
+
   it('without PEER_PORT, has one URL for clients and members, and no peer listener', () => {
     const config = loadNodeConfig({ HTTP_PORT: '3002', ADVERTISE_URL: 'http://Node2:3002/' });
     expect(config).toMatchObject({ advertiseUrl: 'http://node2:3002', clientUrl: 'http://node2:3002', advertiseUrlGiven: true });
@@ -213,6 +219,10 @@ describe('loadNodeConfig', () => {
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/33' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/33'/],
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.1,fd00::/129' }, /^PEER_ALLOWED_ADDRESSES has 'fd00::\/129'/],
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.0/8/1' }, /^PEER_ALLOWED_ADDRESSES has '10.0.0.0\/8\/1'/],
+    [{ CORS_ORIGINS: '*' }, /^CORS_ORIGINS has '\*': a wildcard would let any web page/],
+    [{ CORS_ORIGINS: 'http://a:8080,localhost:8080' }, /^CORS_ORIGINS has 'localhost:8080': only http:\/\/ and https:\/\/ origins/],
+    [{ CORS_ORIGINS: 'example.com' }, /^CORS_ORIGINS has 'example.com': not a URL/],
+    [{ CORS_ORIGINS: 'https://example.com/app' }, /^CORS_ORIGINS has 'https:\/\/example.com\/app': an origin is scheme, host and port only/],
     [{ NODE_ID: 'a\nb' }, /^NODE_ID must be .* \(got 'a\\u000ab'\)$/],
     [{ PEER_URLS: 'http://a/\r\nx' }, /^PEER_URLS has 'http:\/\/a\/\\u000d\\u000ax': give a base URL/],
     [{ PEER_PORT: '0' }, /^PEER_PORT must be an integer between 1 and 65535 \(got '0'\)$/],

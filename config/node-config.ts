@@ -102,6 +102,11 @@ export interface NodeConfig {
   /** PEER_ALLOWED_ADDRESSES: addresses and CIDR ranges admitted besides the members' own. */
   peerAllowedAddresses: string[];
   /**
+   * CORS_ORIGINS: browser origins (`scheme://host[:port]`) allowed to call the client API besides the members'
+   * own (apps/kv-node/src/cors.ts). Empty: only pages served by a member (its Swagger UI).
+   */
+  corsOrigins: string[];
+  /**
    * TLS_CERT_FILE / TLS_KEY_FILE / TLS_CA_FILE, read: HTTPS on HTTP_PORT, and with a CA, mutual TLS between
    * members. Undefined: plain HTTP. Every member URL (ADVERTISE_URL, PEER_URLS, JOIN) then has its scheme.
    */
@@ -306,6 +311,9 @@ class EnvironmentVariables {
   @IsString()
   PEER_ALLOWED_ADDRESSES = '';
 
+  @IsString()
+  CORS_ORIGINS = '';
+
   @IsOptional()
   @IsString()
   TLS_CERT_FILE?: string;
@@ -366,6 +374,29 @@ export function checkAllowedAddress(entry: string): string {
     );
   }
   return value;
+}
+
+/**
+ * Checks one CORS_ORIGINS entry: a browser origin, `http(s)://host[:port]` without path, query or credentials.
+ * Returns it as browsers send it in the Origin header (lower-case, default port dropped); throws ConfigError
+ * otherwise. `*` is refused: any web page the user visits could then write to the store.
+ */
+export function checkCorsOrigin(entry: string): string {
+  const value = entry.trim();
+  const refuse = (why: string) =>
+    new ConfigError(`CORS_ORIGINS has '${shown(value)}': ${why} (comma-separated origins, e.g. https://admin.example.com,http://localhost:8080)`);
+  if (value === '*') throw refuse('a wildcard would let any web page the user visits call the API; list the origins');
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw refuse('not a URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw refuse('only http:// and https:// origins');
+  if ((url.pathname !== '/' && url.pathname !== '') || url.search || url.hash || url.username || url.password) {
+    throw refuse('an origin is scheme, host and port only, without path, query or credentials');
+  }
+  return url.origin;
 }
 
 function firstConstraint(error: ValidationError): string {
@@ -459,6 +490,7 @@ export function loadNodeConfig(env: NodeJS.ProcessEnv): NodeConfig {
     peerAllowedAddresses: vars.PEER_ALLOWED_ADDRESSES.split(',')
       .filter((part) => part.trim() !== '')
       .map(checkAllowedAddress),
+    corsOrigins: [...new Set(vars.CORS_ORIGINS.split(',').filter((part) => part.trim() !== '').map(checkCorsOrigin))],
     tls,
     logLevel: vars.LOG_LEVEL,
     logFormat: vars.LOG_FORMAT,

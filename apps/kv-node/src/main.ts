@@ -10,6 +10,7 @@ import { AppModule } from './app.module';
 import { promoteAfterJoin } from './auto-promote';
 import { installRemovedAnswer } from './removed-node';
 import { installApiAuth } from './api-auth';
+import { installCors } from './cors';
 import { bodyLimitFor, installBodyLimit, parserLimitFor } from './body-limit';
 import { HttpErrorsFilter } from './http-errors.filter';
 import { createLogger } from './logger';
@@ -72,8 +73,10 @@ async function bootstrap(): Promise<void> {
     );
     // PEER_PORT: peer routes on a listener of their own; first of all hooks (a request on the wrong port is 404).
     const peerListener = installPeerPort(app, { ...config, https });
-    // Before anything reads a body: a client without a valid token is answered at once.
     const raft = app.get(RaftNodeService);
+    // CORS (cors.ts): a browser's preflight is answered before the hooks below, a token check included.
+    installCors(app.getHttpAdapter().getInstance(), { clientUrl: config.clientUrl, corsOrigins: config.corsOrigins, members: () => raft.members() });
+    // Before anything reads a body: a client without a valid token is answered at once.
     installRemovedAnswer(app.getHttpAdapter().getInstance(), () => raft.isRemoved);
     if (config.apiTokens) installApiAuth(app.getHttpAdapter().getInstance(), config.apiTokens);
     installBodyLimit(app.getHttpAdapter().getInstance(), bodyLimit);
