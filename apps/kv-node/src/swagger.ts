@@ -5,8 +5,9 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('raft-kv')
     .setDescription(
-      'A distributed key-value store on Raft. Writes and default reads go to the leader (followers answer 307 ' +
-        'with a Location header); every acknowledged write is committed on a quorum and fsynced.',
+      'A distributed key-value store on Raft. Writes go to the leader (followers answer 307 with a Location header); ' +
+        'reads, linearizable (the default) or stale, are served by any node. Every acknowledged write is committed on a ' +
+        'quorum and fsynced.',
     )
     .setVersion('0.1.0')
     .addTag('kv', 'The replicated map')

@@ -109,13 +109,11 @@ const ifMatch = ApiHeader({
   description:
     'Write only if the key exists and its modIndex is this one (its ETag, `"42"`; `42` unquoted is accepted too), ' +
     'or with `*` only if it exists. Evaluated when the write is applied, atomically. A list or a weak ETag is refused (400).',
-  example: '"42"',
 });
 const ifNoneMatch = ApiHeader({
   name: 'If-None-Match',
   required: false,
   description: '`*`: write only if the key does not exist (create only). Not together with If-Match.',
-  example: '*',
 });
 const preconditionFailed = ApiResponse({
   status: 412,
@@ -129,8 +127,7 @@ const ttlQuery = ApiQuery({
   required: false,
   description:
     `Seconds until the key expires (1 to ${MAX_TTL_SECONDS}); the leader deletes it once due, as a replicated delete. ` +
-    'A PUT without ttl makes the key permanent again.',
-  example: 30,
+    'A PUT without ttl makes the key permanent again. Example: 30.',
 });
 const idempotencyKey = ApiHeader({
   name: 'Idempotency-Key',
@@ -138,8 +135,8 @@ const idempotencyKey = ApiHeader({
   description:
     'A token (1-128 visible ASCII characters, a UUID say) that makes the write safe to retry: a retry with the same key ' +
     'and the same request is answered the first outcome (same index, same body, header Idempotent-Replayed: true) ' +
-    'without applying again; the same key with a different request answers 422. Remembered for IDEMPOTENCY_WINDOW_S.',
-  example: '3f2b8c1e-6a4d-4f0a-9d2e-8b7c6a5d4e3f',
+    'without applying again; the same key with a different request answers 422. Remembered for IDEMPOTENCY_WINDOW_S. ' +
+    'Example: 3f2b8c1e-6a4d-4f0a-9d2e-8b7c6a5d4e3f.',
 });
 const replayedHeader = {
   'Idempotent-Replayed': { description: 'Present (true) when this is the first outcome of an earlier write with the same Idempotency-Key.', schema: { type: 'string' } },
