@@ -85,6 +85,7 @@ describe('installCors', () => {
     app.put('/kv/:key', async (_request, reply) => reply.header('etag', '"7"').send({ success: true }));
     app.get('/kv/:key', async () => ({ value: 'v' }));
     app.post('/raft/stream', async () => ({ ok: true }));
+    app.post('/cluster/members/:id/promote', async () => ({ promoted: true }));
     await app.ready();
   });
   beforeEach(() => {
@@ -159,5 +160,22 @@ describe('installCors', () => {
     const plain = await app.inject({ method: 'GET', url: '/kv/a', headers: { authorization: `Bearer ${TOKEN}` } });
     expect(plain.statusCode).toBe(200);
     expect(plain.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it("refuses a change sent by another origin's page (a simple POST needs no preflight), not by the page's own origin or a member's", async () => {
+    const promote = (headers: Record<string, string>) =>
+      app.inject({ method: 'POST', url: '/cluster/members/node4/promote', headers: { authorization: `Bearer ${TOKEN}`, ...headers } });
+    const foreign = await promote({ origin: 'https://evil.example', host: 'localhost:3001' });
+    expect(foreign.statusCode).toBe(403);
+    expect(foreign.json()).toEqual({ error: expect.stringContaining('origin https://evil.example may not change this cluster') as string });
+    expect((await app.inject({ method: 'PUT', url: '/kv/a', headers: { origin: 'https://evil.example', authorization: `Bearer ${TOKEN}` } })).statusCode).toBe(403);
+    // The page's own origin, whatever name it was reached by; a member's page; CORS_ORIGINS; no Origin at all.
+    expect((await promote({ origin: 'http://kv.internal:3001', host: 'kv.internal:3001' })).statusCode).toBe(200);
+    expect((await promote({ origin: 'http://localhost:3002', host: 'localhost:3001' })).statusCode).toBe(200);
+    expect((await promote({ origin: 'https://admin.example.com', host: 'localhost:3001' })).statusCode).toBe(200);
+    expect((await promote({ host: 'localhost:3001' })).statusCode).toBe(200);
+    // Reads stay open to any page (CORS decides whether it may read the answer).
+    const read = await app.inject({ method: 'GET', url: '/kv/a', headers: { origin: 'https://evil.example', authorization: `Bearer ${TOKEN}` } });
+    expect(read.statusCode).toBe(200);
   });
 });

@@ -112,6 +112,27 @@ export function installCors(fastify: FastifyInstance, config: CorsConfig): void 
     });
   };
   void fastify.register(fastifyCors, { delegator });
+  // CORS only hides answers: a page of any origin can still send a "simple" POST (a form, a bodiless fetch)
+  // without asking first, e.g. POST /cluster/members/:id/promote. A browser names the page's origin on every
+  // request that changes something, so such a request is taken only from the page's own origin (its Host),
+  // the members' pages and CORS_ORIGINS. Clients that send no Origin (curl, kvctl, peers) are not concerned.
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const origin = request.headers.origin;
+    if (origin === undefined || READ_METHODS.has(request.method) || PEER_NAMESPACE.test(request.url.split('?')[0])) return done();
+    if (sameOrigin(origin, request.headers.host) || corsOriginAllowed(origin, clientUrls(), config.corsOrigins)) return done();
+    void reply.code(403).send({
+      error: `A browser page of origin ${origin.slice(0, 200)} may not change this cluster: only the members' own pages and CORS_ORIGINS may`,
+    });
+  });
+}
+
+/** Methods that change nothing: any page may send them (CORS decides whether it reads the answer). */
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Whether `origin` is the request's own (the page was served by the host it now sends to). */
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  const url = parseOrigin(origin);
+  return url !== undefined && host !== undefined && url.host === host.toLowerCase();
 }
 
 function parseOrigin(raw: string): URL | undefined {
