@@ -3,9 +3,9 @@
  * - unit: plain classes, the consensus simulator and the storage tests. Fast, deterministic, run in parallel.
  * - e2e: suites that start real node processes (test/e2e, test/chaos). `npm test` runs two at a time
  *   (--maxWorkers=2; three were no faster on two cores: 561 s against 559 s): each suite uses its own free
- *   ports, data directories and (chaos) network namespaces, the README suites take turns on the README's
- *   ports (test/support/readme-ports.ts), and every suite tolerates a loaded machine. `npm run test:e2e` runs
- *   them one at a time.
+ *   ports, data directories and (chaos) network namespaces (the README suites each have a port range of their
+ *   own: README_PORTS in test/support/cluster-script.ts), and every suite tolerates a loaded machine.
+ *   `npm run test:e2e` runs them one at a time.
  */
 const moduleNameMapper = {
   '^@app/consensus$': '<rootDir>/libs/consensus/src',
