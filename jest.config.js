@@ -5,7 +5,8 @@
  *   (--maxWorkers=2; three were no faster on two cores: 561 s against 559 s): each suite uses its own free
  *   ports, data directories and (chaos) network namespaces (the README suites each have a port range of their
  *   own: README_PORTS in test/support/cluster-script.ts), and every suite tolerates a loaded machine.
- *   `npm run test:e2e` runs them one at a time.
+ *   `npm run test:e2e` runs them one at a time. The longest suites start first (test/support/e2e-sequencer.js),
+ *   so that the two workers end together.
  */
 const moduleNameMapper = {
   '^@app/consensus$': '<rootDir>/libs/consensus/src',
@@ -21,6 +22,7 @@ const transform = { '^.+\\.ts$': ['@swc/jest'] };
 const common = { rootDir: __dirname, moduleFileExtensions: ['ts', 'js', 'json'], transform, moduleNameMapper, testEnvironment: 'node' };
 
 module.exports = {
+  testSequencer: '<rootDir>/test/support/e2e-sequencer.js',
   projects: [
     {
       ...common,
