@@ -3,9 +3,10 @@
  * - unit: plain classes, the consensus simulator and the storage tests. Fast, deterministic, run in parallel.
  * - e2e: suites that start real node processes (test/e2e, test/chaos). `npm test` runs two at a time
  *   (--maxWorkers=2; three were no faster on two cores: 561 s against 559 s): each suite uses its own free
- *   ports, data directories and (chaos) network namespaces, the README suites take turns on the README's
- *   ports (test/support/readme-ports.ts), and every suite tolerates a loaded machine. `npm run test:e2e` runs
- *   them one at a time.
+ *   ports, data directories and (chaos) network namespaces (the README suites each have a port range of their
+ *   own: README_PORTS in test/support/cluster-script.ts), and every suite tolerates a loaded machine.
+ *   `npm run test:e2e` runs them one at a time. The longest suites start first (test/support/e2e-sequencer.js),
+ *   so that the two workers end together.
  */
 const moduleNameMapper = {
   '^@app/consensus$': '<rootDir>/libs/consensus/src',
@@ -21,6 +22,7 @@ const transform = { '^.+\\.ts$': ['@swc/jest'] };
 const common = { rootDir: __dirname, moduleFileExtensions: ['ts', 'js', 'json'], transform, moduleNameMapper, testEnvironment: 'node' };
 
 module.exports = {
+  testSequencer: '<rootDir>/test/support/e2e-sequencer.js',
   projects: [
     {
       ...common,

@@ -5,15 +5,15 @@
  * the foreground, so the README marks it skipped and this test starts it, with those arguments). Outputs are
  * compared with the README's (`expect: text varying`: numbers and digests masked; see readme-steps.ts).
  *
- * The only substitutions: the ports (3001-3003 and 4001-4003, when taken here), and the example's files
- * (`backups/`, `restored/`), which go to a temporary directory instead of the repository.
+ * The only substitutions: the ports (3201-3203 and 4201-4203 for the README's 3001-3003 and 4001-4003, which
+ * are readme.e2e's: see README_PORTS; kvctl's default endpoints point at this cluster through KVCTL_ENDPOINTS),
+ * and the example's files (`backups/`, `restored/`), which go to a temporary directory instead of the repository.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterScript, consecutiveFreePorts, ROOT, sh } from '../support/cluster-script';
+import { ClusterScript, consecutiveFreePorts, README_PORTS, ROOT, sh } from '../support/cluster-script';
 import { maskVarying, matchText, outputLines, readmeSteps, Step } from '../support/readme-steps';
-import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(150_000);
 
@@ -21,8 +21,8 @@ const SECTION = 'Backup and restore';
 const steps = readmeSteps(readFileSync(join(ROOT, 'README.md'), 'utf8'), [SECTION]);
 
 const work = mkdtempSync(join(tmpdir(), 'raftkv-backup-readme-'));
-let base = 3001;
-let restoredBase = 4001;
+let base: number = README_PORTS.backupReadme;
+let restoredBase: number = README_PORTS.backupReadmeRestored;
 let source: ClusterScript;
 let restored: ClusterScript | undefined;
 
@@ -34,21 +34,19 @@ function rewrite(text: string): string {
     .replace(/(^|[\s=])(backups|restored)(?=[/\s]|$)/gm, (_m, before: string, name: string) => `${before}${join(work, name)}`);
 }
 
-let releasePorts: (() => void) | undefined;
-
 beforeAll(async () => {
-  releasePorts = await claimReadmePorts();
-  base = await consecutiveFreePorts(3, 3001);
-  do restoredBase = await consecutiveFreePorts(3, 4001);
+  base = await consecutiveFreePorts(3, README_PORTS.backupReadme);
+  do restoredBase = await consecutiveFreePorts(3, README_PORTS.backupReadmeRestored);
   while (Math.abs(restoredBase - base) < 3);
-  source = ClusterScript.start(['--no-build', '--base-port', String(base)], join(work, 'data'));
+  // The README's bare `npx kvctl` asks 3001-3003 (readme.e2e's): point it at this cluster.
+  const endpoints = [0, 1, 2].map((i) => `http://localhost:${base + i}`).join(',');
+  source = ClusterScript.start(['--no-build', '--base-port', String(base)], join(work, 'data'), { KVCTL_ENDPOINTS: endpoints });
   await source.waitFor(/cluster: ready; node\d is the leader/);
 });
 
 afterAll(async () => {
   await Promise.all([source?.stop(), restored?.stop()]);
   rmSync(work, { recursive: true, force: true });
-  releasePorts?.();
 });
 
 async function runStep(step: Step): Promise<void> {

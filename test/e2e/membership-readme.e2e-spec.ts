@@ -11,16 +11,16 @@
  * waits for `cluster: nodeN is a voter`, which the README tells its reader to wait for. Outputs are compared
  * with the README's by test/support/member-table.ts (which member leads, timings and indexes left out).
  *
- * The only substitution: the ports (3001-3005), when taken here; kvctl's default endpoints then point at the
- * cluster's (KVCTL_ENDPOINTS), as they do at 3001-3003 otherwise.
+ * The only substitution: the ports. The README's 3001-3005 are readme.e2e's (see README_PORTS), so this runs
+ * on 3101-3105 (others if taken) and kvctl's default endpoints point at this cluster (KVCTL_ENDPOINTS), as they
+ * would at 3001-3003.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterScript, consecutiveFreePorts, ROOT, sh } from '../support/cluster-script';
+import { ClusterScript, consecutiveFreePorts, README_PORTS, ROOT, sh } from '../support/cluster-script';
 import { comparableLine } from '../support/member-table';
 import { matchText, outputLines, readmeSteps, Step } from '../support/readme-steps';
-import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(240_000);
 
@@ -30,8 +30,8 @@ const steps = readmeSteps(README, [SECTION]);
 
 const work = mkdtempSync(join(tmpdir(), 'raftkv-membership-readme-'));
 const dataDir = join(work, 'data');
-let base = 3001;
-/** What the README's `export` lines set, and KVCTL_ENDPOINTS when the ports are not the README's. */
+let base: number = README_PORTS.membershipReadme;
+/** What the README's `export` lines set, and KVCTL_ENDPOINTS (this cluster's ports are not the README's). */
 const exported: Record<string, string> = {};
 let cluster: ClusterScript | undefined;
 /** The `npm run cluster -- add` processes of the current walkthrough, in order. */
@@ -46,21 +46,14 @@ function env(): NodeJS.ProcessEnv {
   return { ...process.env, CLUSTER_DATA_DIR: dataDir, NO_COLOR: '1', FORCE_COLOR: '', ...exported };
 }
 
-let releasePorts: (() => void) | undefined;
-
 beforeAll(async () => {
-  releasePorts = await claimReadmePorts();
-  base = await consecutiveFreePorts(5, 3001);
-  if (base !== 3001) {
-    process.stdout.write(`membership-readme: ports 3001-3005 are taken here; the cluster uses ${base}-${base + 4}\n`);
-    exported.KVCTL_ENDPOINTS = [0, 1, 2].map((i) => `http://localhost:${base + i}`).join(',');
-  }
+  base = await consecutiveFreePorts(5, README_PORTS.membershipReadme);
+  exported.KVCTL_ENDPOINTS = [0, 1, 2].map((i) => `http://localhost:${base + i}`).join(',');
 });
 
 afterAll(async () => {
   await stopAll();
   rmSync(work, { recursive: true, force: true });
-  releasePorts?.();
 });
 
 /** Ctrl-C in every terminal of the walkthrough: the added nodes first, then the cluster. */

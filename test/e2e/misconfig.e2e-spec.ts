@@ -3,7 +3,7 @@
  * process on one WAL_DIR, a data directory of another node, a node holding another cluster's data, two nodes
  * with one NODE_ID, and a wrong cluster token.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,17 +21,33 @@ function tempDir(): string {
 
 afterAll(async () => {
   await Promise.all(extra.map((n) => n.kill()));
+  await single?.stop();
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Runs the node with `env` and expects it to refuse to start. */
-function startFails(env: Record<string, string>): { status: number | null; stderr: string } {
-  const result = spawnSync(process.execPath, [NODE_MAIN], {
-    env: { ...process.env, LOG_LEVEL: 'error', ...env },
-    encoding: 'utf8',
-    timeout: 20_000,
+/**
+ * One single-node cluster for the tests that need a node to run (its port taken, its WAL_DIR locked) and then
+ * to have stopped (its directory another node's): each node start costs seconds on a busy machine. The last
+ * test to use it stops its node.
+ */
+let single: LocalCluster | undefined;
+async function singleNode(): Promise<ClusterNode> {
+  single ??= await LocalCluster.start({ nodes: 1 });
+  return single.waitForLeader();
+}
+
+/**
+ * Runs the node with `env`, to see it refuse to start: its exit code and standard error. Not spawnSync: a
+ * test's own event loop must run meanwhile, or fetch reuses a keep-alive connection the node closed while the
+ * loop was blocked (5 s: KEEP_ALIVE_TIMEOUT_MS) and the next request fails with "other side closed".
+ */
+function startFails(env: Record<string, string>): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [NODE_MAIN], { env: { ...process.env, LOG_LEVEL: 'error', ...env }, stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+    child.on('close', (status) => resolve({ status, stderr }));
   });
-  return { status: result.status, stderr: result.stderr };
 }
 
 describe('invalid configuration stops the process with one clear line and exit code 1', () => {
@@ -44,8 +60,8 @@ describe('invalid configuration stops the process with one clear line and exit c
     [{ PEER_ALLOW_ANY: 'yes' }, "PEER_ALLOW_ANY must be true or false (got 'yes')"],
     [{ PEER_ALLOWED_ADDRESSES: '10.0.0.1,node2' }, "PEER_ALLOWED_ADDRESSES has 'node2': give IP addresses or CIDR ranges"],
     [{ JOIN: 'http://127.0.0.1:1', PEER_URLS: 'http://127.0.0.1:2' }, 'JOIN and PEER_URLS are both set'],
-  ])('%j', (env, message) => {
-    const { status, stderr } = startFails({ WAL_DIR: tempDir(), ...env });
+  ])('%j', async (env, message) => {
+    const { status, stderr } = await startFails({ WAL_DIR: tempDir(), ...env });
     expect(status).toBe(1);
     expect(stderr).toContain(message);
     expect(stderr.trim().split('\n')).toHaveLength(1);
@@ -53,46 +69,30 @@ describe('invalid configuration stops the process with one clear line and exit c
   });
 
   it('a port already in use', async () => {
-    const cluster = await LocalCluster.start({ nodes: 1 });
-    try {
-      await cluster.waitForLeader();
-      const { status, stderr } = startFails({ HTTP_PORT: String(cluster.nodes[0].port), BIND_HOST: '127.0.0.1', WAL_DIR: tempDir() });
-      expect(status).toBe(1);
-      expect(stderr).toContain(`HTTP_PORT ${cluster.nodes[0].port} is already in use`);
-    } finally {
-      await cluster.stop();
-    }
+    const node = await singleNode();
+    const { status, stderr } = await startFails({ HTTP_PORT: String(node.port), BIND_HOST: '127.0.0.1', WAL_DIR: tempDir() });
+    expect(status).toBe(1);
+    expect(stderr).toContain(`HTTP_PORT ${node.port} is already in use`);
   });
 });
 
 describe('data directory', () => {
   it('a second process on the same WAL_DIR exits with a clear error, and the first keeps serving', async () => {
-    const cluster = await LocalCluster.start({ nodes: 1 });
-    try {
-      const node = await cluster.waitForLeader();
-      const [port] = await freePorts(1);
-      const { status, stderr } = startFails({ HTTP_PORT: String(port), WAL_DIR: node.dir, NODE_ID: 'node1' });
-      expect(status).toBe(1);
-      expect(stderr).toContain(node.dir);
-      expect(stderr).toMatch(/in use|locked/i);
-      expect((await http('PUT', `${node.url}/kv/k`, { value: 'v' })).status).toBe(200);
-    } finally {
-      await cluster.stop();
-    }
+    const node = await singleNode();
+    const [port] = await freePorts(1);
+    const { status, stderr } = await startFails({ HTTP_PORT: String(port), WAL_DIR: node.dir, NODE_ID: 'node1' });
+    expect(status).toBe(1);
+    expect(stderr).toContain(node.dir);
+    expect(stderr).toMatch(/in use|locked/i);
+    expect((await http('PUT', `${node.url}/kv/k`, { value: 'v' })).status).toBe(200);
   });
 
   it("a node pointed at another node's directory refuses to start", async () => {
-    const cluster = await LocalCluster.start({ nodes: 1 });
-    const node = cluster.nodes[0];
-    try {
-      await cluster.waitForLeader();
-      await node.kill();
-      const { status, stderr } = startFails({ ...node.env, NODE_ID: 'node2' });
-      expect(status).toBe(1);
-      expect(stderr).toMatch(/the data directory belongs to node 'node1' \(cluster [0-9a-f]{16}\), this process is 'node2'/);
-    } finally {
-      await cluster.stop();
-    }
+    const node = await singleNode();
+    await node.kill();
+    const { status, stderr } = await startFails({ ...node.env, NODE_ID: 'node2' });
+    expect(status).toBe(1);
+    expect(stderr).toMatch(/the data directory belongs to node 'node1' \(cluster [0-9a-f]{16}\), this process is 'node2'/);
   });
 });
 

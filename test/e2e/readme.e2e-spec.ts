@@ -8,7 +8,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ClusterScript, consecutiveFreePorts, ROOT, Run, sh } from '../support/cluster-script';
+import { ClusterScript, consecutiveFreePorts, README_PORTS, ROOT, Run, sh } from '../support/cluster-script';
 import { http } from '../support/local-cluster';
 import {
   ASKED_NODE_KEYS,
@@ -21,7 +21,6 @@ import {
   Roles,
   Step,
 } from '../support/readme-steps';
-import { claimReadmePorts } from '../support/readme-ports';
 
 jest.setTimeout(180_000);
 
@@ -34,11 +33,8 @@ let cluster: ClusterScript;
 let roles: Roles;
 let env: NodeJS.ProcessEnv;
 
-let releasePorts: (() => void) | undefined;
-
 beforeAll(async () => {
-  releasePorts = await claimReadmePorts();
-  const base = await consecutiveFreePorts(3, 3001);
+  const base = await consecutiveFreePorts(3, README_PORTS.readme);
   if (base !== 3001) process.stdout.write(`readme: ports 3001-3003 are taken here; the cluster uses ${base}-${base + 2} and the commands say so\n`);
   roles = new Roles(3, base);
   dataDir = mkdtempSync(join(tmpdir(), 'raftkv-readme-'));
@@ -51,7 +47,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  releasePorts?.();
 });
 
 function describeRun(command: string, run: Run): string {

@@ -5,15 +5,17 @@
  * `npm start` is the built node), then kvctl and curl talk to them over TLS and a peer route refuses a
  * process without a client certificate. Outputs are compared with the README's.
  *
- * The only substitutions: the ports (3001-3003, when taken here), and the example's files (`tls/`,
- * `./data/tls-nodeN`), which go to a temporary directory instead of the repository.
+ * The only substitutions: the ports (3301-3303 for the README's 3001-3003, which are readme.e2e's: see
+ * README_PORTS; every kvctl command of the section names its endpoints, and kvctl's own variables are not
+ * inherited), and the example's files (`tls/`, `./data/tls-nodeN`), which go to a temporary directory instead
+ * of the repository.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch as undiciFetch } from 'undici';
 import { NodeProcess } from '../../scripts/lib/node-process';
-import { consecutiveFreePorts, ROOT, sh } from '../support/cluster-script';
+import { consecutiveFreePorts, README_PORTS, ROOT, sh } from '../support/cluster-script';
 import { hasCommand } from '../support/has-command';
 import { eventually } from '../support/local-cluster';
 import { maskVarying, matchText, outputLines, readmeSteps, Step } from '../support/readme-steps';
@@ -28,7 +30,7 @@ const SECTION = 'TLS';
 const steps = readmeSteps(readFileSync(join(ROOT, 'README.md'), 'utf8'), [SECTION]);
 
 const work = mkdtempSync(join(tmpdir(), 'raftkv-tls-readme-'));
-let base = 3001;
+let base: number = README_PORTS.tlsReadme;
 const nodes: NodeProcess[] = [];
 /** The shell's environment: kvctl's own variables only where the README sets them. */
 const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KVCTL_')));
@@ -106,7 +108,7 @@ describe('README: TLS', () => {
   });
 
   it('runs as written: certificates, a TLS cluster, kvctl and curl with the CA, a peer route refused without a certificate', async () => {
-    base = await consecutiveFreePorts(3, 3001);
+    base = await consecutiveFreePorts(3, README_PORTS.tlsReadme);
     for (const step of steps) {
       if (step.kind === 'run') {
         await runStep(step);

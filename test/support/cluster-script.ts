@@ -41,6 +41,23 @@ export async function consecutiveFreePorts(count: number, preferred?: number): P
   throw new Error(`no ${count} consecutive free ports`);
 }
 
+/**
+ * Where each README suite prefers to run its cluster. `npm test` runs two suites at once, so each has ports of
+ * its own: readme.e2e runs the README on its own ports (3001-3003) when they are free; the others would reach
+ * readme.e2e's cluster through kvctl's default endpoints (3001-3003), so they set KVCTL_ENDPOINTS to theirs, and
+ * their rewrite of the README's ports works from any base. A range taken on this machine moves to random free
+ * ports (consecutiveFreePorts).
+ */
+export const README_PORTS = {
+  readme: 3001,
+  /** Five nodes: 3101-3105. */
+  membershipReadme: 3101,
+  /** The source cluster; the restored one at 4201 (the README's 4001). */
+  backupReadme: 3201,
+  backupReadmeRestored: 4201,
+  tlsReadme: 3301,
+} as const;
+
 export interface Run {
   code: number | null;
   stdout: string;
