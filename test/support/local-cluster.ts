@@ -167,7 +167,7 @@ export class LocalCluster {
    * Waits until the given nodes (by default: the nodes running at each poll, so that a node killed while
    * we wait stops counting) agree on one leader; returns it.
    */
-  async waitForLeader(timeoutMs = 15_000, nodes?: ClusterNode[]): Promise<ClusterNode> {
+  async waitForLeader(timeoutMs = 30_000, nodes?: ClusterNode[]): Promise<ClusterNode> {
     return this.explained(eventually(
       'a leader that every running node agrees on',
       () => leaderAgreedBy(nodes ?? this.nodes.filter((n) => n.running)),
