@@ -6,7 +6,9 @@
  * The run fails (`ok: false`, with the reasons in `problems`) when the history is not linearizable (or the
  * checker could not decide within its budget), a replica differs after healing, an acknowledged write is
  * lost, a node exits on its own, a node answers something the API does not allow, the cluster does not
- * elect a leader or converge after healing, or too few operations succeeded to mean anything.
+ * elect a leader or converge after healing, or too few operations succeeded to mean anything; and when the
+ * watchers' streams have a gap, a duplicate or a disagreement, miss an acknowledged write, or show a write
+ * applied twice (watch-checks.ts), or a watcher never reaches the end marker.
  */
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -326,7 +328,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   // The watchers' streams against each other and the clients' answers; each write applied at most once.
   const watch = watchers && clients ? checkWatches(watchers.logs, history, clients.indexed) : undefined;
   if (watchers) writeFileSync(files.watch, JSON.stringify({ counts: watchers.counts, logs: watchers.logs }) + '\n');
-  for (const p of watchers?.problems.slice(0, 10) ?? []) problems.push(`watch: ${p}`);
+  const watchProtocol = watchers?.problems ?? [];
+  if (watchProtocol.length > 0) problems.push(`${watchProtocol.length} watch answers the API does not allow (first: ${watchProtocol.slice(0, 3).join('; ')})`);
   const applyTwice = watch?.findings.filter((f) => f.kind === 'applied twice') ?? [];
   const watchFindings = watch?.findings.filter((f) => f.kind !== 'applied twice') ?? [];
   if (watchFindings.length > 0) problems.push(`the watchers' streams are wrong: ${summarizeFindings(watchFindings)}`);

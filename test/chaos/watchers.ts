@@ -2,7 +2,7 @@
  * The run's watchers (docs/chaos.md, "Watchers"): a few clients of `GET /watch` that follow the workload's keys
  * through every fault, the way a careful application would, and record every event for watch-checks.ts.
  *
- * Each watcher starts on its own node from index 1, before the clients. Its connection ends when the node
+ * Each watcher starts on its own node with `fromIndex=1`, before the clients. Its connection ends when the node
  * ends the stream (`event: compacted` after a snapshot install, `event: closed`), when the stream goes silent
  * for `idleMs` (the nodes send a heartbeat every WATCH_HEARTBEAT_MS; a paused or killed node sends nothing),
  * when it breaks, and on purpose every few seconds (a hop), so that resuming is exercised all run long. It
@@ -59,6 +59,8 @@ class ChaosWatcher {
   /** Answers that break the API's promises about the stream itself (a start frame that does not resume where asked). */
   readonly problems: string[] = [];
   private stopped = false;
+  /** The current segment has been served once: later connections resume it with Last-Event-ID. */
+  private resumed = false;
   private controller?: AbortController;
   private seenEnd?: () => void;
   private endMarker?: { key: string; value: string };
@@ -143,6 +145,7 @@ class ChaosWatcher {
       if (ok) break;
     }
     this.log.segments.push({ from: oldest, to: oldest - 1, events: [] });
+    this.resumed = false;
   }
 
   private async connect(node: number): Promise<Ending> {
@@ -161,11 +164,16 @@ class ChaosWatcher {
     const [hopMin, hopMax] = this.options.hopMs ?? [1000, 4000];
     const hop = setTimeout(() => end('hop'), this.rng.range(hopMin, hopMax));
     const asked = this.segment.to;
+    // A segment starts with fromIndex (the first watch, or oldestIndex after a reset) and goes on with
+    // Last-Event-ID, as a client that follows the API does; both must start the stream right after `asked`.
+    const fresh = !this.resumed;
+    const headers: Record<string, string> = { accept: 'text/event-stream' };
+    if (!fresh) headers['last-event-id'] = String(asked);
     try {
       let response: Response;
       try {
-        response = await (this.options.fetch ?? fetch)(`${endpoint.clientUrl}/watch?${query}`, {
-          headers: { accept: 'text/event-stream', 'last-event-id': String(asked) },
+        response = await (this.options.fetch ?? fetch)(`${endpoint.clientUrl}/watch?${query}${fresh ? `&fromIndex=${asked + 1}` : ''}`, {
+          headers,
           signal: controller.signal,
           redirect: 'manual',
         });
@@ -179,11 +187,14 @@ class ChaosWatcher {
         const body = (await response.json().catch(() => undefined)) as { oldestIndex?: number } | undefined;
         if (response.status === 410 && Number.isSafeInteger(body?.oldestIndex)) {
           this.counts.gone++;
+          // The API: a 410 means the history starts after what was asked, and names where it starts.
+          if (body!.oldestIndex! <= asked + 1) this.problems.push(`${endpoint.name} answered 410 to ${fresh ? 'fromIndex' : 'Last-Event-ID'} ${fresh ? asked + 1 : asked} with oldestIndex ${body!.oldestIndex}`);
           return { gone: body!.oldestIndex! };
         }
         this.counts.unavailable++;
         return 'unavailable';
       }
+      this.resumed = true;
       const reader = response.body.getReader();
       const decoder = new TextDecoder();
       let buffer = '';
