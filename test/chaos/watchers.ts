@@ -289,7 +289,10 @@ export class WatcherPool {
    */
   async waitForEnd(key: string, value: string, timeoutMs: number): Promise<string[]> {
     const following = this.watchers.filter((w) => matches(w.log.filter, key));
-    await Promise.race([Promise.all(following.map((w) => w.waitFor(key, value))), sleep(timeoutMs)]);
+    let timer: NodeJS.Timeout | undefined;
+    // The timer is cleared once they all caught up: a pending one would keep the process (and jest) alive.
+    await Promise.race([Promise.all(following.map((w) => w.waitFor(key, value))), new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs)))]);
+    clearTimeout(timer);
     return following.filter((w) => !w.endSeen).map((w) => w.log.name);
   }
 
