@@ -50,6 +50,14 @@ const SIM_500 = 'npm run test:sim -- --seeds 500';
 // and was killed by this one (a lost write). Real processes: a seed does not replay a run exactly.
 const CHAOS = 'npm run build && npm run chaos -- --duration 150 --nodes 5 --seed 78 --build dist/apps/kv-node';
 
+/**
+ * The watch mutants show at the first resume (the watchers resume every few seconds): 30 s on 3 nodes, measured
+ * in docs/chaos.md ("The watch check and the apply-once check").
+ */
+const CHAOS_WATCH = 'npm run build && npm run chaos -- --duration 30 --nodes 3 --seed 101 --build dist/apps/kv-node';
+/** A double apply needs a retry of a write that commits anyway: kills and pauses make those. */
+const CHAOS_RETRIES = 'npm run build && npm run chaos -- --duration 60 --nodes 3 --seed 202 --faults kill,pause --build dist/apps/kv-node';
+
 const one = (search: string, replace: string): Edit[] => [{ search, replace }];
 
 /** Mutants of the pure core: the Mutations table of docs/consensus.md. */
@@ -457,6 +465,39 @@ const chaos: Mutant[] = [
     file: 'libs/kv/src/kv-errors.filter.ts',
     edits: one("outcome: 'unknown',", "outcome: 'failed',"),
     kill: [CHAOS],
+  },
+  {
+    id: 'chaos-watch-resume-skips-one',
+    rule: 'KV watch: a watch that starts or resumes behind the applied index skips the first change it should replay',
+    suite: 'chaos',
+    file: 'libs/kv/src/watch/watch-hub.ts',
+    edits: one('for (let position = this.history.positionOf(watcher.cursor); ; position++) {', 'for (let position = this.history.positionOf(watcher.cursor) + 1; ; position++) {'),
+    // The watchers resume on another node every few seconds (docs/chaos.md, "Watchers"): a gap at once.
+    kill: [CHAOS_WATCH],
+  },
+  {
+    id: 'chaos-watch-resume-repeats-last',
+    rule: 'KV watch: `Last-Event-ID: n` resumes at n instead of n + 1 (the last change seen is delivered again)',
+    suite: 'chaos',
+    file: 'libs/kv/src/watch/sse.ts',
+    edits: one('return Number(text) + 1;', 'return Number(text);'),
+    kill: [CHAOS_WATCH],
+  },
+  {
+    id: 'chaos-idempotency-ignored-at-apply',
+    rule: 'KV: the state machine ignores the Idempotency-Key table at apply (a retry proposed before the first attempt applied is applied again)',
+    suite: 'chaos',
+    file: 'libs/kv/src/kv-state-machine.ts',
+    edits: one('const seen = this.idempotency.lookup(token.token);', 'const seen = Math.random() < 0 ? this.idempotency.lookup(token.token) : undefined;'),
+    kill: [CHAOS_RETRIES],
+  },
+  {
+    id: 'chaos-idempotency-window-inverted',
+    rule: 'KV: the Idempotency-Key table forgets every token at once (its window check inverted): every retry is applied again',
+    suite: 'chaos',
+    file: 'libs/kv/src/idempotency-table.ts',
+    edits: one('record.at > this.now - this.limits.windowMs ? record : undefined', 'record.at > this.now + this.limits.windowMs ? record : undefined'),
+    kill: [CHAOS_RETRIES],
   },
 ];
 

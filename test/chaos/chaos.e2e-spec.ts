@@ -7,7 +7,10 @@
  * up by InstallSnapshot during the faults: each run must have installed at least one. Every kind includes
  * a membership change (a member taken out and re-added under its NODE_ID through JOIN). The 3-node run's
  * clients also compare-and-set (the cas workload: a read, then a PUT with If-Match of the version read),
- * the 5-node run's only read, write and delete. About a minute
+ * the 5-node run's only read, write and delete. In both, three watchers follow the keys through the faults
+ * (GET /watch, resumed on other nodes with Last-Event-ID) and must agree with each other and with the
+ * clients' acknowledged writes, and every write carries an Idempotency-Key: one of unknown outcome is retried
+ * with it, and no write may be applied twice (docs/chaos.md, "Watchers", "Retries"). About a minute
  * each. The seed is random and printed (set CHAOS_SEED to replay one; CHAOS_BUILD runs another build); a
  * failure prints the report and keeps the run directory (history, faults, node logs, data). Long runs:
  * `npm run chaos` (docs/chaos.md).
@@ -70,6 +73,20 @@ async function expectGreenRun(nodes: number, clients: number, keys: number, net:
   // follower that fell behind a compacted log caught up by InstallSnapshot during the faults.
   const { taken, installed } = result.report.snapshots!;
   expect({ seed, taken: taken > 0, installed: installed > 0 }).toEqual({ seed, taken: true, installed: true });
+  // The watchers followed the keys across the faults, resuming on other nodes with Last-Event-ID, and the
+  // watch check had something to compare: events, and acknowledged writes at indexes they covered (a gap, a
+  // duplicate, a disagreement or a write applied twice already failed the run above).
+  const watch = result.report.watch!;
+  expect({ seed, watchers: watch.counts.watchers, events: watch.counts.events > 0, resumed: watch.counts.reconnects > 0, checked: watch.check!.acknowledged.checked > 0, findings: watch.check!.findingCount }).toEqual({
+    seed,
+    watchers: 3,
+    events: true,
+    resumed: true,
+    checked: true,
+    findings: 0,
+  });
+  // Every write carried an Idempotency-Key (retried with it when its outcome was unknown).
+  expect(result.report.retries!.keyed).toBeGreaterThan(0);
 }
 
 describe(`chaos (seed ${seed})`, () => {

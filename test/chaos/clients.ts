@@ -22,11 +22,18 @@
  * timeout either ask the same node again or move to a random one; a few requests go to a random node
  * anyway, so followers and cut-off nodes keep being asked too. A share of the writes go to fresh keys
  * (the set workload, see freshWrites).
+ *
+ * Safe retries (retryWrites, on by default): every write carries its own `Idempotency-Key`, and a write whose
+ * outcome is unknown is sent again, the same request with the same key, until an answer settles it (200, or
+ * 412 for a cas) or the budget runs out. It stays one operation in the history, from its first request to its
+ * last answer: `ok` if any answer settled it, else `unknown`. A retry answered 307, 503 "failed" or refused
+ * does not make it `fail`: an earlier attempt may still commit.
  */
 import { Rng } from '../simulation/rng';
-import { HistoryOp } from '../linearizability/history';
+import { HistoryOp, Outcome } from '../linearizability/history';
 import { NodeEndpoint } from './cluster-net';
 import { HarnessFetch } from './tls';
+import { IndexedWrite } from './watch-checks';
 
 export interface ClientOptions {
   clients: number;
@@ -59,6 +66,29 @@ export interface ClientOptions {
   staleReads?: boolean;
   /** How requests are sent (default: the global fetch; with TLS, one that trusts the run's CA). */
   fetch?: HarnessFetch;
+  /**
+   * Writes carry an `Idempotency-Key` (the write's unique value, or its would-be value for a delete) and a
+   * write of unknown outcome is retried with it (to the same node or another, following redirects) until an
+   * answer settles it or `retryBudgetMs` after its first request. Default true; false: the writes of the
+   * suite before retries (no key, an unknown outcome stays unknown).
+   */
+  retryWrites?: boolean;
+  /** Default 10 s: longer than most faults are held, so most retries end with an answer. */
+  retryBudgetMs?: number;
+}
+
+/** What the safe retries did (retryWrites). */
+export interface RetryCounts {
+  /** Writes sent with an Idempotency-Key. */
+  keyed: number;
+  /** Writes sent more than once, and the requests beyond the first. */
+  retried: number;
+  attempts: number;
+  /** Retried writes an answer settled (ok), and those still unknown when the budget ran out or the run stopped. */
+  settled: number;
+  exhausted: number;
+  /** Answers with `Idempotent-Replayed: true`: the store answered a retry with the first outcome. */
+  replayed: number;
 }
 
 export interface Unexpected {
@@ -68,7 +98,7 @@ export interface Unexpected {
   error?: string;
 }
 
-type Answer = { status: number; location: string | null; body: any } | { error: Error };
+type Answer = { status: number; location: string | null; replayed: boolean; body: any } | { error: Error };
 
 /**
  * How often a client picks each operation. `cas` is a read followed, if the read succeeded, by a
@@ -103,6 +133,9 @@ interface CasRequest {
   modIndex: number | null;
 }
 
+/** `token`: the write's Idempotency-Key; `persist`: its retries go on after stop() (the harness's own writes). */
+type WriteRequest = Pick<HistoryOp, 'op' | 'key' | 'value'> & Partial<CasRequest> & { token?: string; persist?: boolean };
+
 export class ClientPool {
   private stopping = false;
   private loops: Promise<void>[] = [];
@@ -110,6 +143,9 @@ export class ClientPool {
   readonly unexpected: Unexpected[] = [];
   /** The fresh keys written so far (see freshWrites). */
   readonly freshKeys: string[] = [];
+  /** Settled writes whose answer named the index that applied them (for the watch check, watch-checks.ts). */
+  readonly indexed: IndexedWrite[] = [];
+  readonly retries: RetryCounts = { keyed: 0, retried: 0, attempts: 0, settled: 0, exhausted: 0, replayed: 0 };
 
   constructor(private readonly options: ClientOptions) {}
 
@@ -126,6 +162,14 @@ export class ClientPool {
   /** One linearizable read of `key` at a node, recorded in the history as client `client`. */
   async read(client: string, key: string, node: number): Promise<HistoryOp> {
     return this.perform(client, { op: 'get', key }, node, this.options.timeoutMs[1]).then((r) => r.op);
+  }
+
+  /**
+   * One put of `value` to `key` at a node, recorded in the history as client `client`; with retries on, retried
+   * like any write, even after stop().
+   */
+  async write(client: string, key: string, value: string, node: number): Promise<HistoryOp> {
+    return this.perform(client, { op: 'put', key, value, token: value, persist: true }, node, this.options.timeoutMs[1]).then((r) => r.op);
   }
 
   private async loop(client: string, rng: Rng): Promise<void> {
@@ -148,7 +192,7 @@ export class ClientPool {
       const { op, redirect } =
         kind === 'cas'
           ? await this.casOnce(client, key, value, target, timeout)
-          : await this.perform(client, kind === 'put' ? { op: kind, key, value } : { op: kind, key }, target, timeout);
+          : await this.perform(client, kind === 'put' ? { op: kind, key, value, token: value } : { op: kind, key, token: value }, target, timeout);
       // Follow a redirect; after a failure or a timeout, half the time try the same node again (a paused or
       // cut-off leader then still has clients when it comes back), else another one.
       if (redirect !== undefined) node = redirect;
@@ -180,34 +224,76 @@ export class ClientPool {
     }
     // A linearizable read may come from a follower: the write goes wherever the read was answered, and a
     // follower redirects it.
-    return this.perform(client, { op: 'cas', key, value, ...cas }, node, timeoutMs);
+    return this.perform(client, { op: 'cas', key, value, token: value, ...cas }, node, timeoutMs);
   }
 
-  private async perform(
-    client: string,
-    request: Pick<HistoryOp, 'op' | 'key' | 'value'> & Partial<CasRequest>,
-    node: number,
-    timeoutMs: number,
-  ): Promise<{ op: HistoryOp; redirect?: number; modIndex?: number }> {
-    const base = this.options.endpoints[node].clientUrl;
-    const path = `/kv/${encodeURIComponent(request.key)}`;
+  /**
+   * One operation: a request, and for a write of unknown outcome with retries on, the same request again (same
+   * Idempotency-Key) until an answer settles it or the budget runs out. Recorded once, when it ends.
+   */
+  private async perform(client: string, request: WriteRequest, node: number, timeoutMs: number): Promise<{ op: HistoryOp; redirect?: number; modIndex?: number }> {
     const op: HistoryOp = { id: this.nextId++, client, op: request.op, key: request.key, start: 0, outcome: 'unknown' };
     if (request.op === 'cas') op.expected = request.expected ?? null;
     if (request.value !== undefined) op.value = request.value;
+    const keyed = request.op !== 'get' && request.token !== undefined && (this.options.retryWrites ?? true);
+    if (keyed) this.retries.keyed++;
+    op.start = this.options.now();
+    const deadline = op.start + (this.options.retryBudgetMs ?? 10_000);
+    let answer = await this.send(request, node, timeoutMs, keyed);
+    let redirect = this.classify(op, answer);
+    // Settled by an answer (ok, or a definite failure of the first request), or not to be retried.
+    if (keyed && op.outcome === 'unknown' && !this.unexpectedAnswer(op)) {
+      this.retries.retried++;
+      const rng = this.options.rng;
+      let target = node;
+      // (classify() changes op.outcome behind the compiler's back: read it through outcomeOf.)
+      while (outcomeOf(op) !== 'ok' && (!this.stopping || request.persist) && this.options.now() < deadline && !this.unexpectedAnswer(op)) {
+        // An election takes a few hundred ms; the node that timed out may be the one that comes back first.
+        await new Promise((resolve) => setTimeout(resolve, rng.range(100, 300)));
+        target = redirect ?? (rng.chance(0.5) ? target : rng.int(this.options.endpoints.length));
+        this.retries.attempts++;
+        answer = await this.send(request, target, timeoutMs, keyed);
+        redirect = this.classify(op, answer);
+        // An earlier request may still commit: only an answer that settles the write ends its uncertainty.
+        if (outcomeOf(op) === 'fail') op.outcome = 'unknown';
+      }
+      if (outcomeOf(op) === 'ok') this.retries.settled++;
+      else {
+        this.retries.exhausted++;
+        redirect = undefined;
+      }
+    }
+    op.end = this.options.now();
+    this.options.record(op);
+    const index = 'body' in answer && Number.isSafeInteger(answer.body?.index) ? (answer.body.index as number) : undefined;
+    if (op.op !== 'get' && op.outcome === 'ok' && index !== undefined) this.indexed.push({ op, index });
+    const modIndex = 'body' in answer && op.op === 'get' && Number.isSafeInteger(answer.body?.modIndex) ? (answer.body.modIndex as number) : undefined;
+    return { op, redirect, modIndex };
+  }
+
+  /** Whether the last answer classified for `op` was one the API does not allow (retrying it proves nothing). */
+  private unexpectedAnswer(op: HistoryOp): boolean {
+    return this.unexpected.length > 0 && this.unexpected[this.unexpected.length - 1].op === op;
+  }
+
+  /** One HTTP request of an operation. */
+  private async send(request: WriteRequest, node: number, timeoutMs: number, keyed: boolean): Promise<Answer> {
+    const base = this.options.endpoints[node].clientUrl;
+    const path = `/kv/${encodeURIComponent(request.key)}`;
     const method = request.op === 'get' ? 'GET' : request.op === 'put' || request.op === 'cas' ? 'PUT' : 'DELETE';
     const url = base + path + (request.op === 'get' && this.options.staleReads ? '?consistency=stale' : '');
     const init: RequestInit = { method, redirect: 'manual', signal: AbortSignal.timeout(timeoutMs) };
+    const headers: Record<string, string> = {};
+    if (keyed) headers['idempotency-key'] = request.token!;
     if (request.op === 'put' || request.op === 'cas') {
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      headers['content-type'] = 'application/json';
       if (request.op === 'cas') {
         if (request.modIndex === null || request.modIndex === undefined) headers['if-none-match'] = '*';
         else headers['if-match'] = `"${request.modIndex}"`;
       }
-      init.headers = headers;
       init.body = JSON.stringify({ value: request.value });
     }
-    let answer: Answer;
-    op.start = this.options.now();
+    init.headers = headers;
     try {
       const response = await (this.options.fetch ?? fetch)(url, init);
       const text = await response.text();
@@ -217,15 +303,12 @@ export class ClientPool {
       } catch {
         // Not JSON: kept as text for the report.
       }
-      answer = { status: response.status, location: response.headers.get('location'), body };
+      const replayed = response.headers.get('idempotent-replayed') === 'true';
+      if (replayed) this.retries.replayed++;
+      return { status: response.status, location: response.headers.get('location'), replayed, body };
     } catch (error) {
-      answer = { error: error as Error };
+      return { error: error as Error };
     }
-    op.end = this.options.now();
-    const redirect = this.classify(op, answer);
-    this.options.record(op);
-    const modIndex = 'body' in answer && op.op === 'get' && Number.isSafeInteger(answer.body?.modIndex) ? (answer.body.modIndex as number) : undefined;
-    return { op, redirect, modIndex };
   }
 
   /** Sets op.outcome and op.result from the answer; returns the node a redirect points at. */
@@ -274,6 +357,10 @@ export class ClientPool {
     }
     return undefined;
   }
+}
+
+function outcomeOf(op: HistoryOp): Outcome {
+  return op.outcome;
 }
 
 /** The request never reached the server: connect() was refused. */

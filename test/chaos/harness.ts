@@ -6,9 +6,11 @@
  * The run fails (`ok: false`, with the reasons in `problems`) when the history is not linearizable (or the
  * checker could not decide within its budget), a replica differs after healing, an acknowledged write is
  * lost, a node exits on its own, a node answers something the API does not allow, the cluster does not
- * elect a leader or converge after healing, or too few operations succeeded to mean anything.
+ * elect a leader or converge after healing, or too few operations succeeded to mean anything; and when the
+ * watchers' streams have a gap, a duplicate or a disagreement, miss an acknowledged write, or show a write
+ * applied twice (watch-checks.ts), or a watcher never reaches the end marker.
  */
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync, WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { checkHistory } from '../linearizability/checker';
@@ -23,6 +25,8 @@ import { applicableFaults, FaultEvent, FaultKind, Nemesis } from './nemesis';
 import { ChaosReport, formatReport, writeReport } from './report';
 import { CHAOS_SNAPSHOTS, countSnapshots, snapshotEnv, SnapshotSettings } from './snapshots';
 import { ChaosTls, makeChaosTls } from './tls';
+import { checkWatches, summarizeFindings, WatchFilter } from './watch-checks';
+import { WATCH_HEARTBEAT_MS, WatcherPool } from './watchers';
 
 export interface ChaosOptions {
   nodes: number;
@@ -71,6 +75,16 @@ export interface ChaosOptions {
    * between members, https:// URLs, and the harness's requests trusting the CA. Default false: plain HTTP.
    */
   tls?: boolean;
+  /**
+   * Watchers following the keys through the faults (watchers.ts; checked by watch-checks.ts): default 3, on
+   * different nodes, two on every key and one on the workload's keys (prefix `k`). 0: none.
+   */
+  watchers?: number;
+  /**
+   * Every write carries an Idempotency-Key and one of unknown outcome is retried with it (clients.ts,
+   * retryWrites). Default true.
+   */
+  retryWrites?: boolean;
   command?: string;
   log?: (line: string) => void;
 }
@@ -84,6 +98,14 @@ export interface ChaosResult {
 
 /** At least this many acknowledged writes and reads, or the run proved nothing. */
 const MIN_OK = 20;
+
+/**
+ * The end marker: written once the clients stopped, to a key every watcher follows; a watcher that saw it has
+ * seen the whole run.
+ */
+const END_KEY = 'k-end';
+/** What each watcher follows, in turn: every key (twice: two full streams to compare), the workload's keys. */
+const WATCH_FILTERS: WatchFilter[] = [{ prefix: '' }, { prefix: '' }, { prefix: 'k' }];
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? ((line: string) => process.stdout.write(line + '\n'));
@@ -103,6 +125,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     history: join(runDir, 'history.jsonl'),
     faults: join(runDir, 'faults.jsonl'),
     report: join(runDir, 'report.txt'),
+    watch: join(runDir, 'watch.json'),
     logs: join(runDir, 'node*.log'),
   };
   const history: HistoryOp[] = [];
@@ -113,11 +136,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   // Separate streams: the nemesis's schedule does not depend on how many operations the clients made.
   const nemesisRng = rng.fork();
   const clientRng = rng.fork();
+  const watcherRng = rng.fork();
 
   let net: ClusterNet | undefined;
   let cluster: ChaosCluster | undefined;
   let nemesis: Nemesis | undefined;
   let clients: ClientPool | undefined;
+  let watchers: WatcherPool | undefined;
   let loadMs = 0;
   let convergeMs: number | undefined;
   let healedAt = Infinity;
@@ -139,7 +164,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       tls = makeChaosTls(join(runDir, 'tls'), net.endpoints);
       log(`chaos: TLS ${tls.describe()}`);
     }
-    cluster = new ChaosCluster({ net, runDir, timings, now, build, env: snapshotEnv(snapshotSettings), tls });
+    const env = { ...snapshotEnv(snapshotSettings), WATCH_HEARTBEAT_MS: String(WATCH_HEARTBEAT_MS) };
+    cluster = new ChaosCluster({ net, runDir, timings, now, build, env, tls });
     cluster.start();
     const first = await cluster.waitForLeader(60_000);
     log(`chaos: ${options.nodes} nodes up, ${first.name} leads; ${options.clients} clients on ${keys.length} keys (${options.workload ?? 'register'} workload); faults ${faults.join(', ')}`);
@@ -158,7 +184,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       mix: WORKLOAD_MIX[options.workload ?? 'register'],
       staleReads: options.staleReads,
       fetch: tls?.fetch,
+      retryWrites: options.retryWrites ?? true,
     });
+    watchers = new WatcherPool({
+      endpoints: net.endpoints,
+      filters: Array.from({ length: options.watchers ?? 3 }, (_, i) => WATCH_FILTERS[i % WATCH_FILTERS.length]),
+      rng: watcherRng,
+      now,
+      fetch: tls?.fetch,
+    });
+    watchers.start();
     nemesis = new Nemesis({
       cluster,
       net,
@@ -196,6 +231,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     await sleep((options.recoveryS ?? 3) * 1000);
     await clients.stop();
     loadMs = performance.now() - loadStart;
+
+    // The end marker, then every watcher must reach it: each one's last segment then runs to the end.
+    const leader = await cluster.leader();
+    const marker = await clients.write('final', END_KEY, `end-${options.seed}`, leader?.index ?? 0);
+    if (marker.outcome !== 'ok') problems.push(`the end marker (a put of ${END_KEY}) was not acknowledged: ${marker.outcome}`);
+    else {
+      const behind = await watchers.waitForEnd(END_KEY, marker.value!, 30_000);
+      if (behind.length > 0) problems.push(`watchers ${behind.join(', ')} did not see the end marker within 30 s`);
+    }
+    await watchers.stop();
 
     const convergeStart = performance.now();
     try {
@@ -254,6 +299,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   } finally {
     await nemesis?.stop({ heal: false }).catch(() => undefined);
     await clients?.stop().catch(() => undefined);
+    await watchers?.stop().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
     await net?.close().catch(() => undefined);
     await tls?.close().catch(() => undefined);
@@ -278,6 +324,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   if (okWrites < MIN_OK || okReads < MIN_OK) problems.push(`too few successful operations to prove anything (${okWrites} writes, ${okReads} reads)`);
   const okAfterHeal = history.filter((op) => op.outcome === 'ok' && op.start > healedAt && op.client !== 'final').length;
   if (healedAt !== Infinity && okAfterHeal === 0) problems.push('no operation succeeded after everything was healed');
+
+  // The watchers' streams against each other and the clients' answers; each write applied at most once.
+  const watch = watchers && clients ? checkWatches(watchers.logs, history, clients.indexed) : undefined;
+  if (watchers) writeFileSync(files.watch, JSON.stringify({ counts: watchers.counts, logs: watchers.logs }) + '\n');
+  const watchProtocol = watchers?.problems ?? [];
+  if (watchProtocol.length > 0) problems.push(`${watchProtocol.length} watch answers the API does not allow (first: ${watchProtocol.slice(0, 3).join('; ')})`);
+  const applyTwice = watch?.findings.filter((f) => f.kind === 'applied twice') ?? [];
+  const watchFindings = watch?.findings.filter((f) => f.kind !== 'applied twice') ?? [];
+  if (watchFindings.length > 0) problems.push(`the watchers' streams are wrong: ${summarizeFindings(watchFindings)}`);
+  if (applyTwice.length > 0) problems.push(`writes applied more than once: ${summarizeFindings(applyTwice)}`);
 
   log(`chaos: checking ${history.length} operations...`);
   const check = checkHistory(history, { timeBudgetMs: options.checkBudgetMs ?? 300_000 });
@@ -313,6 +369,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     divergence,
     lostWrites,
     fresh,
+    watch: watchers && {
+      filters: watchers.logs.map((l) => l.filter),
+      counts: watchers.counts,
+      segments: watchers.logs.reduce((n, l) => n + l.segments.length, 0),
+      check: watch && { ...watch, findings: watch.findings.slice(0, 50), findingCount: watch.findings.length },
+    },
+    retries: clients?.retries,
     check: {
       verdict: check.verdict,
       checkedOps: Object.values(check.perKey).reduce((n, k) => n + k.ops, 0),

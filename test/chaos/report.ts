@@ -9,7 +9,9 @@ import { CheckResult } from '../linearizability/checker';
 import { Crash, JoinRefusal } from './cluster';
 import { MembershipChange } from './membership';
 import { CasCounts, Divergence, LostWrite, OpCounts, Value } from './checks';
-import { Unexpected } from './clients';
+import { RetryCounts, Unexpected } from './clients';
+import { WatchCheck, WatchFilter, WatchFinding } from './watch-checks';
+import { WatcherCounts } from './watchers';
 import { formatSnapshotCounts, SnapshotCounts } from './snapshots';
 
 export interface ChaosReport {
@@ -56,6 +58,15 @@ export interface ChaosReport {
   lostWrites: LostWrite[];
   /** The set workload: fresh keys written once each, and how many of them hold their value at the end. */
   fresh: { keys: number; found: number };
+  /** The watchers (watchers.ts): what they follow, what they did, and the watch check (watch-checks.ts). */
+  watch?: {
+    filters: WatchFilter[];
+    counts: WatcherCounts;
+    segments: number;
+    check?: Omit<WatchCheck, 'findings'> & { findings: WatchFinding[]; findingCount: number };
+  };
+  /** The safe retries (clients.ts, retryWrites); undefined when the run had no clients. */
+  retries?: RetryCounts;
   check?: {
     verdict: CheckResult['verdict'];
     checkedOps: number;
@@ -103,6 +114,8 @@ export function formatReport(r: ChaosReport): string {
     `  replicas:    ${r.divergence.length === 0 ? `all equal on ${plural(Object.keys(r.finalState).length + r.fresh.keys, 'key')}` : `${plural(r.divergence.length, 'key')} differ`}`,
     `  fresh keys:  ${r.fresh.keys} written once each, ${r.fresh.found} present at the end`,
     `  lost writes: ${r.lostWrites.length === 0 ? 'none' : `${r.lostWrites.length} keys: ${r.lostWrites.slice(0, 10).map((l) => l.key).join(', ')}`}`,
+    ...(r.watch ? [`  watch:       ${formatWatch(r.watch)}`] : []),
+    ...(r.retries ? [`  retries:     ${formatRetries(r.retries, r.watch?.check?.appliedTwice)}`] : []),
   ];
   if (r.check) {
     const c = r.check;
@@ -139,6 +152,43 @@ export function formatReport(r: ChaosReport): string {
   }
   lines.push('', `run directory: ${r.runDir}`, ...Object.entries(r.files).map(([k, f]) => `  ${k}: ${f}`));
   return lines.join('\n');
+}
+
+/**
+ * `3 watchers (prefix "" ×2, prefix "k"), 5210 events (1790 indexes), 41 reconnects (hop 30, ended 5, idle 6,
+ * broken 0), 3 answered 410, 0 resets, 3 segments; acknowledged writes seen 1234 (6 at indexes no watcher
+ * covered); no gap, duplicate or disagreement`.
+ */
+export function formatWatch(w: NonNullable<ChaosReport['watch']>): string {
+  const c = w.counts;
+  const filters = new Map<string, number>();
+  for (const f of w.filters) {
+    const name = 'key' in f ? `key ${JSON.stringify(f.key)}` : `prefix ${JSON.stringify(f.prefix)}`;
+    filters.set(name, (filters.get(name) ?? 0) + 1);
+  }
+  const verdict = !w.check
+    ? 'not checked'
+    : w.check.findingCount === 0
+      ? 'no gap, duplicate or disagreement'
+      : `${plural(w.check.findingCount, 'finding')} (report.json watch.check.findings)`;
+  return (
+    `${plural(c.watchers, 'watcher')} (${[...filters].map(([f, n]) => (n > 1 ? `${f} ×${n}` : f)).join(', ')}), ` +
+    `${c.events} events${w.check ? ` (${w.check.indexes} indexes)` : ''}, ${plural(c.reconnects, 'reconnect')} ` +
+    `(hop ${c.hops}, ended by the node ${c.ended}, idle ${c.idle}, broken ${c.broken}; ${c.unavailable} attempts unanswered), ` +
+    `${c.gone} answered 410, ${plural(c.resets, 'reset')}, ${plural(w.segments, 'segment')}; ` +
+    (w.check ? `acknowledged writes seen ${w.check.acknowledged.checked} (${w.check.acknowledged.uncovered} at indexes no watcher covered); ` : '') +
+    verdict
+  );
+}
+
+/** `every write keyed; 41 retried (97 more requests): 38 settled, 3 still unknown; 12 replayed answers; applied twice: none`. */
+export function formatRetries(r: RetryCounts, appliedTwice: number | undefined): string {
+  if (r.keyed === 0) return 'off (writes without Idempotency-Key, never retried)';
+  return (
+    `${r.keyed} writes with an Idempotency-Key; ${r.retried} retried (${plural(r.attempts, 'more request')}): ${r.settled} settled, ` +
+    `${r.exhausted} still unknown; ${plural(r.replayed, 'replayed answer')} (Idempotent-Replayed); applied twice: ` +
+    (appliedTwice === undefined ? 'not checked (no watchers)' : appliedTwice === 0 ? 'none' : `${appliedTwice} values`)
+  );
 }
 
 /**

@@ -38,6 +38,10 @@ Options:
   --build <dir>       the node build to run, a dist/apps/kv-node directory (default: this repository's)
   --tls               HTTPS everywhere: a throwaway CA in the run directory, a certificate per node,
                       mutual TLS between members (TLS_CERT_FILE, TLS_KEY_FILE, TLS_CA_FILE)
+  --watchers <n>      watchers following the keys through the faults, 0 to 10, checked for gaps,
+                      duplicates and disagreements (default: 3)
+  --plain-writes      writes without Idempotency-Key, never retried (by default every write has
+                      one and a write of unknown outcome is retried with it)
   --keep-data         keep the nodes' data directories after a passing run
   --stale-reads       self-test: read with ?consistency=stale (not linearizable); the run should FAIL
   -h, --help          this text
@@ -83,6 +87,8 @@ function parseOptions(argv: string[]) {
       'segment-bytes': { type: 'string', default: String(CHAOS_SNAPSHOTS.segmentBytes) },
       build: { type: 'string' },
       tls: { type: 'boolean', default: false },
+      watchers: { type: 'string', default: '3' },
+      'plain-writes': { type: 'boolean', default: false },
       'keep-data': { type: 'boolean', default: false },
       'stale-reads': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -108,6 +114,8 @@ function parseOptions(argv: string[]) {
     },
     build: values.build,
     tls: values.tls!,
+    watchers: integerOption('--watchers', values.watchers, 0, 10),
+    plainWrites: values['plain-writes']!,
     keepData: values['keep-data']!,
     staleReads: values['stale-reads']!,
   };
@@ -123,7 +131,7 @@ async function main(): Promise<number> {
   const command = `npm run chaos -- --duration ${o.duration} --nodes ${o.nodes} --clients ${o.clients} --keys ${o.keys} ` +
     `--seed ${seed} --faults ${o.faults.join(',')} --net ${o.net}` + (o.workload === 'register' ? '' : ` --workload ${o.workload}`) +
     ` --snapshot-entries ${o.snapshots.entries} --snapshot-catchup ${o.snapshots.catchUpEntries} --segment-bytes ${o.snapshots.segmentBytes}` +
-    (o.tls ? ' --tls' : '') + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
+    (o.tls ? ' --tls' : '') + (o.watchers === 3 ? '' : ` --watchers ${o.watchers}`) + (o.plainWrites ? ' --plain-writes' : '') + (o.staleReads ? ' --stale-reads' : '') + (o.build ? ` --build ${o.build}` : '');
   const result = await runChaos({
     nodes: o.nodes,
     clients: o.clients,
@@ -138,6 +146,8 @@ async function main(): Promise<number> {
     snapshots: o.snapshots,
     keepData: o.keepData,
     tls: o.tls,
+    watchers: o.watchers,
+    retryWrites: !o.plainWrites,
     build: o.build,
     staleReads: o.staleReads,
     command,
