@@ -136,8 +136,13 @@ export interface SnapshotDownload {
 const MAX_REDIRECTS = 5;
 /** Network errors after which a write may have reached the node (unlike a refused connection). */
 const MAYBE_DELIVERED = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
-/** The least time a retry needs to be answered by a node that is up (a request, not an election). */
-const MIN_RETRY_MS = 100;
+/**
+ * The time the back-off leaves for the last round (a request to a node that is up, not an election), and
+ * half of it the least an attempt starts with. 100 ms was too little on a loaded machine: trying the dead
+ * endpoints first, the last attempt reached the live node with 65 ms left, got no answer in time, and a
+ * write every node had refused ended as "outcome unknown" (exit 4) instead of "no leader" (exit 1).
+ */
+const MIN_RETRY_MS = 250;
 
 /**
  * Normalizes what a user types as an endpoint: `localhost:3001`, `http://localhost:3001/` →
