@@ -5,7 +5,7 @@
  */
 import { ChildProcess, spawn } from 'node:child_process';
 import { AddressInfo } from 'node:net';
-import { createServer, Server } from 'node:http';
+import { createServer, RequestListener, Server } from 'node:http';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,31 +182,42 @@ describe('membership plumbing', () => {
   });
 });
 
+/** A stand-in node on a loopback port that answers with `handler`. */
+async function scriptedNode(handler: RequestListener): Promise<{ server: Server; url: string }> {
+  const server = await new Promise<Server>((ready) => {
+    const s = createServer(handler);
+    s.listen(0, '127.0.0.1', () => ready(s));
+  });
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+/** One chaos client on key `k` against `url`, recording its operations into `recorded`. */
+function onePool(url: string, recorded: HistoryOp[], extra: Partial<ConstructorParameters<typeof ClientPool>[0]> = {}): ClientPool {
+  return new ClientPool({
+    clients: 1,
+    keys: ['k'],
+    endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
+    timeoutMs: [2000, 2000],
+    rng: new Rng(1),
+    now: () => 0,
+    record: (op) => recorded.push(op),
+    ...extra,
+  });
+}
+
 describe('client answers around membership changes', () => {
   it('counts a removed node\'s 410 as failed, and a redirect to nowhere as an answer the API does not allow', async () => {
     const answers: Record<string, [number, Record<string, string>, string]> = {
       '/kv/gone': [410, {}, '{"error":"Removed from the cluster","outcome":"failed"}'],
       '/kv/nowhere': [307, { location: '/kv/nowhere' }, '{"error":"Not leader","leader":"node1","leaderUrl":""}'],
     };
-    const server = await new Promise<Server>((ready) => {
-      const s = createServer((req, res) => {
-        const [status, headers, body] = answers[req.url!];
-        res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
-      });
-      s.listen(0, '127.0.0.1', () => ready(s));
+    const { server, url } = await scriptedNode((req, res) => {
+      const [status, headers, body] = answers[req.url!];
+      res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(body);
     });
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const recorded: HistoryOp[] = [];
-      const pool = new ClientPool({
-        clients: 1,
-        keys: ['k'],
-        endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
-        timeoutMs: [2000, 2000],
-        rng: new Rng(1),
-        now: () => 0,
-        record: (op) => recorded.push(op),
-      });
+      const pool = onePool(url, recorded);
       expect(await pool.read('t', 'gone', 0)).toMatchObject({ outcome: 'fail' });
       expect(pool.unexpected).toEqual([]);
       expect(await pool.read('t', 'nowhere', 0)).toMatchObject({ outcome: 'fail' });
@@ -224,33 +235,19 @@ describe('the cas workload\'s client', () => {
     // one with If-None-Match: * finds the key there (412).
     let reads = 0;
     const puts: Record<string, string | undefined>[] = [];
-    const server = await new Promise<Server>((ready) => {
-      const s = createServer((req, res) => {
-        const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-        if (req.method === 'GET') return reads++ % 2 === 0 ? json(200, { key: 'k', value: 'a', createIndex: 3, modIndex: 7 }) : json(404, { error: 'Key not found', key: 'k' });
-        puts.push({ ifMatch: req.headers['if-match'], ifNoneMatch: req.headers['if-none-match'] });
-        req.resume().on('end', () =>
-          req.headers['if-match'] === '"7"'
-            ? json(200, { success: true, index: 12, createIndex: 3, modIndex: 12 })
-            : json(412, { error: 'Precondition failed', key: 'k', modIndex: 7, outcome: 'failed' }),
-        );
-      });
-      s.listen(0, '127.0.0.1', () => ready(s));
+    const { server, url } = await scriptedNode((req, res) => {
+      const json = (status: number, body: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (req.method === 'GET') return reads++ % 2 === 0 ? json(200, { key: 'k', value: 'a', createIndex: 3, modIndex: 7 }) : json(404, { error: 'Key not found', key: 'k' });
+      puts.push({ ifMatch: req.headers['if-match'], ifNoneMatch: req.headers['if-none-match'] });
+      req.resume().on('end', () =>
+        req.headers['if-match'] === '"7"'
+          ? json(200, { success: true, index: 12, createIndex: 3, modIndex: 12 })
+          : json(412, { error: 'Precondition failed', key: 'k', modIndex: 7, outcome: 'failed' }),
+      );
     });
     try {
-      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const recorded: HistoryOp[] = [];
-      const pool = new ClientPool({
-        clients: 1,
-        keys: ['k'],
-        endpoints: [{ name: 'node1', bindHost: '127.0.0.1', httpPort: 0, url, clientUrl: url }],
-        timeoutMs: [2000, 2000],
-        rng: new Rng(1),
-        now: () => 0,
-        record: (op) => recorded.push(op),
-        mix: { get: 0, put: 0, delete: 0, cas: 1 },
-        thinkMs: [0, 0],
-      });
+      const pool = onePool(url, recorded, { mix: { get: 0, put: 0, delete: 0, cas: 1 }, thinkMs: [0, 0] });
       pool.start();
       await eventually('two compare-and-sets', async () => (recorded.length >= 4 ? true : undefined), 5000);
       await pool.stop();
