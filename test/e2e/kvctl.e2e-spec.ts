@@ -31,8 +31,10 @@ afterAll(async () => {
 });
 
 describe('kvctl', () => {
-  it('prints its usage: --help exits 0, no command exits 2', async () => {
-    const [help, none] = await Promise.all([kvctl(['--help']), kvctl([])]);
+  it('prints its usage: --help exits 0, no command exits 2; --version prints the package version', async () => {
+    const [help, none, version] = await Promise.all([kvctl(['--help']), kvctl([]), kvctl(['--version'])]);
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    expect(version).toMatchObject({ code: 0, stdout: `${pkg.version}\n` });
     expect(help.code).toBe(0);
     for (const command of ['put [options] <key> [value]', 'get [options] <key>', 'delete|del [options] <key>', 'status']) expect(help.stdout).toContain(command);
     expect(help.stdout).toContain('--endpoints <urls>');

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { KvClient, ListPage } from './kv-client';
 import { ExitCode, KvctlError } from './kvctl-error';
@@ -29,15 +29,17 @@ interface GlobalOptions {
   key?: string;
 }
 
-function version(): string {
-  for (const candidate of [join(__dirname, '../../../package.json'), join(__dirname, '../../../../package.json')]) {
+/** The version in raft-kv's package.json, the first one up from this file (sources, dist/ or the Docker image). */
+export function version(from = __dirname): string {
+  for (let dir = from; ; dir = dirname(dir)) {
     try {
-      return (JSON.parse(readFileSync(candidate, 'utf8')) as { version: string }).version;
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'raft-kv' && pkg.version) return pkg.version;
     } catch {
-      // try the next layout (dist or sources)
+      // no package.json here: look further up
     }
+    if (dirname(dir) === dir) return 'unknown';
   }
-  return 'unknown';
 }
 
 function positiveInt(raw: string): number {
