@@ -23,8 +23,8 @@ import { createInterface } from 'node:readline';
 import type { NodeStatus } from '../../apps/kvctl/src/kv-client';
 
 export const REPO_ROOT = resolve(__dirname, '../..');
-/** The production build's entry point (`npm run build`): the node in one file (scripts/bundle.js). */
-export const NODE_MAIN = join(REPO_ROOT, 'dist/apps/kv-node/kv-node.js');
+/** The production build's entry point (`npm run build`). */
+export const NODE_MAIN = join(REPO_ROOT, 'dist/apps/kv-node/apps/kv-node/src/main.js');
 /** How long stop() waits after SIGTERM before it sends SIGKILL (a leader hands over first: a few seconds). */
 export const STOP_TIMEOUT_MS = 20_000;
 

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { clusterEnvs, joinEnv, Member, NodeExit, NodeProcess } from '../../scripts/lib/node-process';
 import { eventually, NODE_MAIN, sleep, StatusBody } from '../support/local-cluster';
 import { registerCleanup } from './cleanup';
@@ -151,11 +151,8 @@ export interface BuildSnapshot {
 }
 
 const REPO = resolve(__dirname, '../..');
-/** dist/apps/kv-node: the node's whole build (NODE_MAIN, the bundle kv-node.js, is in it). */
-const BUILD_ROOT = dirname(NODE_MAIN);
-/** The entry point inside a build: the bundle, or in a build from before scripts/bundle.js, nest's main.js. */
-const ENTRY_POINTS = [relative(BUILD_ROOT, NODE_MAIN), 'apps/kv-node/src/main.js'];
-const entryPoint = (build: string) => ENTRY_POINTS.map((entry) => join(build, entry)).find((file) => existsSync(file)) ?? join(build, ENTRY_POINTS[0]);
+/** dist/apps/kv-node: the node's whole build (NODE_MAIN is apps/kv-node/src/main.js inside it). */
+const BUILD_ROOT = resolve(NODE_MAIN, '../../../..');
 
 /**
  * Copies the node's build (`source`: a `dist/apps/kv-node`, by default this repository's) into
@@ -164,19 +161,18 @@ const entryPoint = (build: string) => ENTRY_POINTS.map((entry) => join(build, en
  */
 export async function snapshotBuild(runDir: string, source = BUILD_ROOT): Promise<BuildSnapshot> {
   const target = join(runDir, 'build');
-  let main = '';
+  const main = join(target, relative(BUILD_ROOT, NODE_MAIN));
   let builtAt = '';
   for (let attempt = 0; ; attempt++) {
     try {
-      builtAt = statSync(entryPoint(source)).mtime.toISOString();
+      builtAt = statSync(join(source, relative(BUILD_ROOT, NODE_MAIN))).mtime.toISOString();
       rmSync(target, { recursive: true, force: true });
       cpSync(source, target, { recursive: true });
-      main = entryPoint(target);
       if (existsSync(main)) break;
     } catch {
       // dist/ changed under us: try again.
     }
-    if (attempt >= 30) throw new Error(`${entryPoint(source)} does not exist: run \`npm run build\` first`);
+    if (attempt >= 30) throw new Error(`${join(source, relative(BUILD_ROOT, NODE_MAIN))} does not exist: run \`npm run build\` first`);
     await sleep(2000);
   }
   const git = (...args: string[]) =>
