@@ -30,8 +30,8 @@ interface GlobalOptions {
 }
 
 /** The version in raft-kv's package.json, the first one up from this file (sources, dist/ or the Docker image). */
-export function version(from = __dirname): string {
-  for (let dir = from; ; dir = dirname(dir)) {
+function version(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
     try {
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
       if (pkg.name === 'raft-kv' && pkg.version) return pkg.version;
