@@ -299,6 +299,36 @@ describe('RaftNode', () => {
       expect((o as { error: ProposalTimeoutError }).error.index).toBe(2);
     });
 
+    // A SIGTERM while the bootstrap still resolves the cluster (the HTTP API answers before the node starts):
+    // the storage is closed right after stop(), so a start that went ahead would fail writing to it.
+    it('stop() before start(): start() answers ShuttingDownError, writes nothing and arms no timer', async () => {
+      const { node, clock, storage, fatal } = setup(['n1']);
+      await node.stop();
+      const started: Array<Error | undefined> = [];
+      node.start((error) => started.push(error));
+      clock.advance(30 * TICK_MS);
+      clock.runDeferred();
+      expect(started).toEqual([expect.any(ShuttingDownError)]);
+      expect({ saves: storage.saves, timers: clock.timerCount, leader: node.isLeader, fatal }).toEqual({ saves: 0, timers: 0, leader: false, fatal: [] });
+    });
+
+    it('stop() while the snapshot is being restored: nothing boots, start() answers ShuttingDownError', async () => {
+      const { node, clock, storage, stateMachine, fatal } = setup(['n1']);
+      const content = new TextEncoder().encode(JSON.stringify(['', 'a']));
+      storage.mem.applySnapshot({ metadata: { index: 2, term: 1, confState: { voters: ['n1'] } }, data: content });
+      const restoring: Array<() => void> = [];
+      stateMachine.restore = (_chunks, done) => restoring.push(() => done());
+      const started: Array<Error | undefined> = [];
+      node.start((error) => started.push(error));
+      expect(restoring).toHaveLength(1);
+      await node.stop();
+      restoring[0]();
+      clock.advance(30 * TICK_MS);
+      clock.runDeferred();
+      expect(started).toEqual([expect.any(ShuttingDownError)]);
+      expect({ saves: storage.saves, timers: clock.timerCount, leader: node.isLeader, fatal }).toEqual({ saves: 0, timers: 0, leader: false, fatal: [] });
+    });
+
     it('stops ticking and ignores messages afterwards', async () => {
       const { node, clock, transport, storage } = setup(['n1', 'n2', 'n3']);
       node.start();

@@ -94,6 +94,12 @@ export class RaftNode {
    * Call once. `done(error?)` once started or failed (an error without `done` is fatal: onFatal).
    */
   start(done?: (error?: Error) => void): void {
+    // stop() came first (a SIGTERM while the bootstrap was still resolving the cluster): nothing to start,
+    // and nothing may be written, since the storage is closed next.
+    if (this.stopping) {
+      done?.(new ShuttingDownError());
+      return;
+    }
     const { storage, stateMachine, clock } = this.ports;
     this.snapshots = new Snapshotter({
       name: this.options.name,
@@ -107,8 +113,12 @@ export class RaftNode {
       confState: () => this.directory.snapshotConfState(),
     });
     this.snapshots.start(
-      (applied) => this.boot(applied),
+      (applied) => {
+        if (!this.stopping) this.boot(applied);
+      },
       (error) => {
+        // Stopped meanwhile: whatever the restore said, the node is not started, and that is no fault.
+        if (this.stopping) return done?.(new ShuttingDownError());
         if (!error) return done?.();
         this.logger.error(`${this.options.name}: ${error.message}`);
         if (done) done(error);
@@ -167,8 +177,15 @@ export class RaftNode {
    * set, first hands leadership to the most caught-up reachable peer, waiting at most two election timeouts.
    */
   async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
-    if (this.stopping || !this.raw) return;
+    if (this.stopping) return;
     this.stopping = true;
+    if (!this.raw) {
+      // Not booted (yet): start() and a restore in progress boot nothing now.
+      this.stopped = true;
+      this.snapshots?.stop();
+      this.requests.failAll(new ShuttingDownError());
+      return;
+    }
     // A frozen leader (full disk) could not send the handover's MsgTimeoutNow: its followers elect without it.
     if (options.transferLeadership && this.isLeader && !this.freeze.frozen && this.raw.confState().voters.length > 1) await this.handOver();
     this.ticker?.cancel();
