@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Agent, fetch as undiciFetch } from 'undici';
+import type * as Undici from 'undici';
 import { ExitCode, KvctlError } from './kvctl-error';
 
 /** `--cacert`, `--cert`, `--key` (or KVCTL_CACERT, KVCTL_CERT, KVCTL_KEY): PEM files. */
@@ -31,6 +31,8 @@ export function tlsFetch(files: TlsFiles): typeof fetch | undefined {
     ...(files.cacert ? { ca: read('--cacert', files.cacert) } : {}),
     ...(files.cert ? { cert: read('--cert', files.cert), key: read('--key', files.key!) } : {}),
   };
+  // Loaded only here: undici is 110 modules, a third of what a kvctl run without TLS files loads (~0.1 s).
+  const { Agent, fetch: undiciFetch } = require('undici') as typeof Undici;
   const dispatcher = new Agent({ connect });
   return ((input: string, init?: RequestInit) =>
     undiciFetch(input, { ...(init as object), dispatcher } as Parameters<typeof undiciFetch>[1])) as unknown as typeof fetch;
