@@ -94,28 +94,14 @@ export class RaftNode {
    * Call once. `done(error?)` once started or failed (an error without `done` is fatal: onFatal).
    */
   start(done?: (error?: Error) => void): void {
-    // stop() came first (a SIGTERM while the bootstrap was still resolving the cluster): nothing to start,
-    // and nothing may be written, since the storage is closed next.
-    if (this.stopping) {
-      done?.(new ShuttingDownError());
-      return;
-    }
+    // stop() came first (a SIGTERM while the bootstrap resolved the cluster): the storage is closed next.
+    if (this.stopping) return done?.(new ShuttingDownError());
     const { storage, stateMachine, clock } = this.ports;
-    this.snapshots = new Snapshotter({
-      name: this.options.name,
-      storage,
-      stateMachine,
-      clock,
-      logger: this.logger,
-      metrics: this.metrics,
-      every: this.options.snapshotEntries ?? 10_000,
-      catchUp: this.options.snapshotCatchUpEntries ?? 5_000,
-      confState: () => this.directory.snapshotConfState(),
-    });
+    const { name, snapshotEntries, snapshotCatchUpEntries } = this.options;
+    this.snapshots = new Snapshotter({ name, storage, stateMachine, clock, logger: this.logger, metrics: this.metrics,
+      every: snapshotEntries ?? 10_000, catchUp: snapshotCatchUpEntries ?? 5_000, confState: () => this.directory.snapshotConfState() });
     this.snapshots.start(
-      (applied) => {
-        if (!this.stopping) this.boot(applied);
-      },
+      (applied) => this.boot(applied),
       (error) => {
         // Stopped meanwhile: whatever the restore said, the node is not started, and that is no fault.
         if (this.stopping) return done?.(new ShuttingDownError());
@@ -128,6 +114,7 @@ export class RaftNode {
   }
 
   private boot(applied: number): void {
+    if (this.stopping) return; // stopped during the restore
     const { tickMs, id } = this.options;
     const { storage, transport, clock } = this.ports;
     this.appliedIndex = applied;
@@ -179,27 +166,21 @@ export class RaftNode {
   async stop(options: { transferLeadership?: boolean } = {}): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
-    if (!this.raw) {
-      // Not booted (yet): start() and a restore in progress boot nothing now.
-      this.stopped = true;
-      this.snapshots?.stop();
-      this.requests.failAll(new ShuttingDownError());
-      return;
+    // Not booted yet (start() and a restore in progress then boot nothing): no loop to wait for.
+    if (this.raw) {
+      // A frozen leader (full disk) could not send the handover's MsgTimeoutNow: its followers elect without it.
+      if (options.transferLeadership && this.isLeader && !this.freeze.frozen && this.raw.confState().voters.length > 1) await this.handOver();
+      this.ticker?.cancel();
+      // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
+      // the next Ready before this function's continuation runs.
+      await new Promise<void>((resolve) =>
+        this.loop.whenIdle(() => {
+          this.loop.stop();
+          resolve();
+        }),
+      );
     }
-    // A frozen leader (full disk) could not send the handover's MsgTimeoutNow: its followers elect without it.
-    if (options.transferLeadership && this.isLeader && !this.freeze.frozen && this.raw.confState().voters.length > 1) await this.handOver();
-    this.ticker?.cancel();
-    // Stop the loop from within the idle callback itself: the save's callback would otherwise go on to take
-    // the next Ready before this function's continuation runs.
-    await new Promise<void>((resolve) =>
-      this.loop.whenIdle(() => {
-        this.loop.stop();
-        resolve();
-      }),
-    );
-    this.stopped = true;
-    this.snapshots.stop();
-    this.requests.failAll(new ShuttingDownError());
+    this.halt(new ShuttingDownError(), () => undefined);
   }
 
   private handOver(): Promise<void> {
@@ -426,7 +407,7 @@ export class RaftNode {
 
   private halt(error: Error, then: () => void): void {
     this.ticker?.cancel();
-    this.loop.stop();
+    this.loop?.stop();
     this.stopped = true;
     this.snapshots?.stop();
     this.requests.failAll(error);
