@@ -104,13 +104,15 @@ describe('NodeProcess on a real node', () => {
   it('SIGKILLs the nodes it still runs when the process that started them exits, and only those', async () => {
     const [port] = await freePorts(1);
     const walDir = join(dir, 'orphan');
-    // A script that starts a node through the launcher, prints its pid once it serves, and exits.
+    // A script that starts a node through the launcher, prints its pid once it is ready, and exits. Ready, not
+    // merely answering /status: the HTTP API answers while the node still records its cluster in WAL_DIR
+    // (meta.json, checked below), and a kill in between left no meta.json on a loaded machine.
     const script = `
       const { NodeProcess, nodeEnv } = require('./scripts/lib/node-process');
       const member = { name: 'orphan', port: ${port}, url: 'http://127.0.0.1:${port}', dir: ${JSON.stringify(walDir)}, bindHost: '127.0.0.1' };
       const node = new NodeProcess({ name: 'orphan', env: nodeEnv(member, [member]), clientUrl: member.url });
       node.start();
-      node.waitServing(30000).then(() => { console.log('pid', node.pid); process.exit(0); }, (e) => { console.error(e); process.exit(1); });
+      node.waitServing(30000, '/health/ready').then(() => { console.log('pid', node.pid); process.exit(0); }, (e) => { console.error(e); process.exit(1); });
     `;
     const child = spawn(process.execPath, ['-r', '@swc-node/register', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
