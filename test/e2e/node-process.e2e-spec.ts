@@ -1,7 +1,8 @@
 /**
  * The node launcher (scripts/lib/node-process.ts) on a real node of the production build (`npm run build`):
  * start, wait until it serves, pause and resume, stop, restart on the same data directory, kill, and the
- * clean-up of a launcher process that dies with its nodes still running.
+ * clean-up of a launcher process that dies with its nodes still running; and the node's own clean stop while
+ * it still starts.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -123,5 +124,19 @@ describe('NodeProcess on a real node', () => {
     const pid = Number(/pid (\d+)/.exec(out)![1]);
     await eventually('the orphaned node to be gone', async () => (alive(pid) ? undefined : true), 10_000, 50);
     expect(existsSync(join(walDir, 'meta.json'))).toBe(true);
+  });
+
+  // The HTTP API answers while the node still records its cluster and before its Raft node starts: a stop
+  // then used to let the start go on after the WAL was closed ("this node stopped serving: write-ahead log
+  // ... is closed"). The window is short: a few attempts, each stopped as soon as /status answers.
+  it('a SIGTERM as soon as the API answers, while the node still starts, exits 0 and logs no error', async () => {
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const node = await singleNode();
+      node.start();
+      await eventually('the API to answer', () => node.status(500).then(() => true, () => undefined), 30_000, 5);
+      const exit = await node.stop(10_000);
+      const errors = node.logs().split('\n').filter((line) => /\bERROR\b/.test(line));
+      expect({ attempt, code: exit?.code, errors }).toEqual({ attempt, code: 0, errors: [] });
+    }
   });
 });

@@ -85,6 +85,9 @@ async function bootstrap(): Promise<void> {
     applyServerLimits(app.getHttpServer(), config);
     app.useGlobalFilters(new HttpErrorsFilter());
     setupSwagger(app);
+    // Before listening: a SIGTERM once the API answers shuts down cleanly, even while the node starts.
+    const promotion = new AbortController();
+    installSignalHandlers(app, promotion);
     await app.listen(config.httpPort, config.bindHost);
     await peerListener?.listen();
     Logger.log(
@@ -94,8 +97,6 @@ async function bootstrap(): Promise<void> {
         (config.apiTokens ? `; the KV and cluster API need a token (${config.apiTokens.size} in API_TOKENS_FILE)` : ''),
       'Main',
     );
-    const promotion = new AbortController();
-    installSignalHandlers(app, promotion);
     // The Raft node starts once its cluster is known: at first start, only once every PEER_URLS entry has
     // answered this node's question (or the JOIN was granted), which needs this node to serve HTTP already.
     await app.get(RaftNodeService).started();
