@@ -46,15 +46,21 @@ afterAll(async () => {
   await cluster?.stop();
 });
 
+/** A page in a context of its own (no cache, no cookies), and what closes both. */
+async function freshPage(): Promise<{ page: Page; close: () => Promise<void> }> {
+  const context = await browser!.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(UI_TIMEOUT_MS);
+  return { page, close: () => context.close() };
+}
+
 /**
- * A fresh page (its own context: no cache, no cookies) on `origin`'s Swagger UI, with what it asked of the
+ * A fresh page (freshPage) on `origin`'s Swagger UI, with what it asked of the
  * network recorded, once the API is listed. Each test opens the page it uses and closes it: one window at a
  * time, in front, as a user has it.
  */
 async function openDocs(origin: string): Promise<{ page: Page; finished: Request[]; close: () => Promise<void> }> {
-  const context = await browser!.newContext();
-  const page = await context.newPage();
-  page.setDefaultTimeout(UI_TIMEOUT_MS);
+  const { page, close } = await freshPage();
   const finished: Request[] = [];
   page.on('requestfinished', (request) => finished.push(request));
   await page.bringToFront();
@@ -64,7 +70,7 @@ async function openDocs(origin: string): Promise<{ page: Page; finished: Request
   await expect(page.locator('.info .title').textContent()).resolves.toContain('raft-kv');
   expect(await operation(page, 'get', '/kv/{key}').count()).toBe(1);
   expect(await page.locator('.opblock-summary-path[data-path="/status"]').count()).toBe(1);
-  return { page, finished, close: () => context.close() };
+  return { page, finished, close };
 }
 
 /**
@@ -213,9 +219,7 @@ describe('Swagger UI in Chromium', () => {
     const server: Server = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<p>elsewhere</p>'));
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
     try {
-      const context = await browser!.newContext();
-      const page = await context.newPage();
-      page.setDefaultTimeout(UI_TIMEOUT_MS);
+      const { page, close } = await freshPage();
       await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
       const attempt = (url: string) =>
         page.evaluate(async (target) => {
@@ -229,6 +233,7 @@ describe('Swagger UI in Chromium', () => {
       // Sent to the leader, and to a follower (whose 307 the browser would follow).
       expect(await attempt(`${leader.url}/kv/swagger-evil`)).toBe('refused: TypeError');
       expect(await attempt(`${follower.url}/kv/swagger-evil`)).toBe('refused: TypeError');
+      await close();
       await expect(http('GET', `${leader.url}/kv/swagger-evil`)).resolves.toMatchObject({ status: 404 });
     } finally {
       await new Promise((ok) => server.close(ok));
